@@ -1,0 +1,70 @@
+"""Nightly DynamoDB backups: one DAG per table listed in include/backups.yaml.
+
+    plan ──> export_segments (mapped, one task per worker share) ──> seal
+
+plan describes the table and splits its parallel scan into segments shared by a
+bounded number of workers; each worker streams its segments to S3 in Data
+Pipeline's format; seal writes the manifest, our sidecar, and _SUCCESS last.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from airflow.sdk import DAG
+
+from dynamodb_backup.config import TableBackup, load_backups
+from dynamodb_backup.operators.backup import ExportSegmentsOperator, PlanBackupOperator, SealBackupOperator
+from dynamodb_backup.operators.params import backup_params
+
+BACKUPS_FILE = Path(
+    os.environ.get("DYNAMODB_BACKUPS_FILE", Path(__file__).resolve().parent.parent / "include" / "backups.yaml")
+)
+
+# Every task renders its settings from the run's params, so a manual trigger can override any of them.
+FROM_PARAMS = {
+    "table": "{{ params.table }}",
+    "bucket": "{{ params.bucket }}",
+    "prefix": "{{ params.prefix }}",
+    "read_ratio": "{{ params.read_ratio }}",
+    "segments": "{{ params.segments }}",
+    "max_workers": "{{ params.max_workers }}",
+    "compression": "{{ params.compression }}",
+    "overwrite": "{{ params.overwrite }}",
+    "aws_conn_id": "{{ params.aws_conn_id }}",
+}
+
+
+def backup_dag(backup: TableBackup) -> DAG:
+    put_extra = {}
+    if backup.sse_kms_key_id:
+        put_extra.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=backup.sse_kms_key_id)
+    if backup.expected_bucket_owner:
+        put_extra["ExpectedBucketOwner"] = backup.expected_bucket_owner
+    settings = dict(FROM_PARAMS, on_demand_capacity=backup.on_demand_capacity,
+                    file_max_items=backup.file_max_items, put_extra=put_extra)
+    with DAG(
+        dag_id=backup.dag_id,
+        description=f"Back up DynamoDB table {backup.table} to s3://{backup.bucket}/{backup.prefix}/",
+        schedule=backup.schedule,
+        start_date=datetime(2024, 1, 1),
+        catchup=False,
+        max_active_runs=1,
+        params=backup_params(backup),
+        render_template_as_native_obj=True,
+        default_args={"retries": 2, "retry_delay": timedelta(seconds=30), "retry_exponential_backoff": True},
+        tags=["dynamodb", "backup"],
+    ) as dag:
+        plan = PlanBackupOperator(task_id="plan", **settings)
+        export = ExportSegmentsOperator.partial(task_id="export_segments", plan=plan.output, **settings).expand(
+            share=plan.output["shares"]
+        )
+        seal = SealBackupOperator(task_id="seal", plan=plan.output, results=export.output, **settings)
+        plan >> export >> seal
+    return dag
+
+
+for _backup in load_backups(BACKUPS_FILE):
+    globals()[_backup.dag_id] = backup_dag(_backup)

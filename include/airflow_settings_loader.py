@@ -1,0 +1,538 @@
+#!/usr/bin/env python
+"""Apply an Astro CLI ``airflow_settings.yaml`` to a plain Airflow installation.
+
+The file format is the Astro CLI one::
+
+    airflow:
+      connections:
+        - conn_id: aws_default
+          conn_type: aws
+          conn_host:            # optional, like conn_schema, conn_login,
+          conn_password:        # conn_port and conn_description
+          conn_extra:           # a mapping or a JSON string
+            region_name: us-east-1
+            service_config:
+              s3: {endpoint_url: "${AWS_ENDPOINT_URL_S3:-http://127.0.0.1:4572}"}
+      pools:
+        - pool_name: dynamodb_export
+          pool_slot: 4
+          pool_description: Parallel DynamoDB export segments
+      variables:
+        - variable_name: backup_bucket
+          variable_value: my-bucket
+
+Every string value may use ``${VAR}`` (error if VAR is unset), ``${VAR:-default}``
+(default if VAR is unset or empty) or ``${VAR-default}`` (default if VAR is
+unset); ``$${`` stands for a literal ``${``.  Substitution happens after YAML (and
+``conn_extra`` JSON) parsing, so substituted values never need quoting.
+
+Entries whose fields are all empty (the placeholders of the Astro template) are
+skipped.  Besides the Astro keys, ``conn_description``, ``pool_include_deferred``
+and ``variable_description`` are accepted; any other key is an error.
+Non-string variable values are stored as JSON (``true``, ``5``, ``{"a": 1}``).
+
+Errors name the file and the entry, with 0-based indexes::
+
+    airflow_settings.yaml: connections[1]: missing conn_id
+
+Usage::
+
+    python include/airflow_settings_loader.py [path]              # apply (create or update)
+    python include/airflow_settings_loader.py [path] --check      # validate only, no Airflow import
+    python include/airflow_settings_loader.py [path] --print-env  # print AIRFLOW_CONN_* exports
+
+Parsing (:func:`load_settings`) and :func:`connection_env` need no Airflow;
+:func:`apply_settings` writes to the Airflow metadata database through the ORM
+(``Connection``, ``Pool.create_or_update_pool``, ``Variable.set``), so re-running
+it updates entries instead of failing.  It uses the database configured for the
+current process (``AIRFLOW_HOME`` / ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN``),
+which must already be migrated (``airflow db migrate``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shlex
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SETTINGS_PATH = REPO_ROOT / "airflow_settings.yaml"
+
+CONNECTION_KEYS = (
+    "conn_id",
+    "conn_type",
+    "conn_host",
+    "conn_schema",
+    "conn_login",
+    "conn_password",
+    "conn_port",
+    "conn_extra",
+    "conn_description",
+)
+POOL_KEYS = ("pool_name", "pool_slot", "pool_description", "pool_include_deferred")
+VARIABLE_KEYS = ("variable_name", "variable_value", "variable_description")
+SECTIONS = ("connections", "pools", "variables")
+
+# Airflow's own rule for keys (airflow.utils.helpers.KEY_REGEX), max 200 chars for conn ids.
+_KEY_RE = re.compile(r"^[\w.-]+$")
+_SUBST_RE = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
+_SUBST_INNER_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:(:-|-)(.*))?$", re.DOTALL)
+_BOOL_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False, "": False}
+
+
+class SettingsError(ValueError):
+    """The settings file is invalid; ``errors`` holds one message per problem."""
+
+    def __init__(self, errors: Sequence[str]):
+        self.errors = list(errors)
+        super().__init__("\n".join(self.errors))
+
+
+@dataclass(frozen=True)
+class ConnectionSetting:
+    conn_id: str
+    conn_type: str
+    host: str | None = None
+    schema: str | None = None
+    login: str | None = None
+    password: str | None = None
+    port: int | None = None
+    extra: dict[str, Any] | None = None
+    description: str | None = None
+
+    def to_json(self) -> str:
+        """Airflow's JSON connection format (for ``AIRFLOW_CONN_<ID>``)."""
+        data: dict[str, Any] = {"conn_type": self.conn_type}
+        for key in ("description", "host", "schema", "login", "password", "port", "extra"):
+            value = getattr(self, key)
+            if value is not None:
+                data[key] = value
+        return json.dumps(data, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class PoolSetting:
+    name: str
+    slots: int
+    description: str = ""
+    include_deferred: bool = False
+
+
+@dataclass(frozen=True)
+class VariableSetting:
+    key: str
+    value: str
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    source: str
+    connections: tuple[ConnectionSetting, ...] = ()
+    pools: tuple[PoolSetting, ...] = ()
+    variables: tuple[VariableSetting, ...] = ()
+
+
+@dataclass
+class ApplyResult:
+    """What :func:`apply_settings` did: ``(kind, name, "created" | "updated")`` tuples."""
+
+    actions: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return "\n".join(f"{kind} {name}: {action}" for kind, name, action in self.actions)
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+class _Ctx:
+    """Collects errors, prefixed with the file and entry they belong to."""
+
+    def __init__(self, source: str, environ: Mapping[str, str]):
+        self.source = source
+        self.environ = environ
+        self.errors: list[str] = []
+
+    def error(self, where: str, message: str) -> None:
+        self.errors.append(f"{self.source}: {where}: {message}" if where else f"{self.source}: {message}")
+
+
+def substitute(value: str, environ: Mapping[str, str]) -> str:
+    """Expand ``${VAR}``, ``${VAR:-default}``, ``${VAR-default}`` and ``$${`` in ``value``.
+
+    Raises ``KeyError`` (with the variable name) for an unset variable without a
+    default and ``ValueError`` for malformed syntax.
+    """
+
+    def replace(match: re.Match[str]) -> str:
+        text = match.group(0)
+        if text == "$${":
+            return "${"
+        inner = match.group(1)
+        if inner is None:
+            raise ValueError(f"unterminated '${{' in {value!r}")
+        parsed = _SUBST_INNER_RE.match(inner)
+        if parsed is None:
+            raise ValueError(f"bad substitution '${{{inner}}}' in {value!r}")
+        name, op, default = parsed.groups()
+        current = environ.get(name)
+        if op == ":-" and not current:
+            return str(default)
+        if op == "-" and current is None:
+            return str(default)
+        if current is None:
+            raise KeyError(name)
+        return current
+
+    return _SUBST_RE.sub(replace, value)
+
+
+def _subst_tree(value: Any, ctx: _Ctx, where: str, path: str) -> Any:
+    """Substitute in every string inside ``value`` (dict values, list items)."""
+    if isinstance(value, str):
+        try:
+            return substitute(value, ctx.environ)
+        except KeyError as exc:
+            name = exc.args[0]
+            ctx.error(
+                where,
+                f"{path}: environment variable {name} is not set "
+                f"(write ${{{name}:-default}} to give a default)",
+            )
+        except ValueError as exc:
+            ctx.error(where, f"{path}: {exc}")
+        return value
+    if isinstance(value, dict):
+        return {k: _subst_tree(v, ctx, where, f"{path}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [_subst_tree(v, ctx, where, f"{path}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def _is_blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str | dict | list) and len(value) == 0)
+
+
+def _entries(raw: Any, section: str, keys: Sequence[str], ctx: _Ctx) -> list[tuple[str, dict[str, Any]]]:
+    """Validate the list shape and the keys of a section; return (where, entry) pairs."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        ctx.error(f"airflow.{section}", f"must be a list, not {type(raw).__name__}")
+        return []
+    out = []
+    for index, entry in enumerate(raw):
+        where = f"{section}[{index}]"
+        if entry is None:
+            continue
+        if not isinstance(entry, dict):
+            ctx.error(where, f"must be a mapping, not {type(entry).__name__}")
+            continue
+        if all(_is_blank(v) for v in entry.values()):
+            continue  # Astro template placeholder
+        unknown = [str(k) for k in entry if k not in keys]
+        name_key = keys[0]
+        if isinstance(entry.get(name_key), str) and entry[name_key]:
+            where = f"{where} ({entry[name_key]})"
+        if unknown:
+            ctx.error(where, f"unknown key(s) {', '.join(sorted(unknown))} (allowed: {', '.join(keys)})")
+        out.append((where, {k: _subst_tree(v, ctx, where, str(k)) for k, v in entry.items()}))
+    return out
+
+
+def _opt_str(entry: dict[str, Any], key: str, ctx: _Ctx, where: str) -> str | None:
+    value = entry.get(key)
+    if value is None:
+        return None
+    if isinstance(value, dict | list):
+        ctx.error(where, f"{key} must be a string, not {type(value).__name__}")
+        return None
+    if isinstance(value, bool):
+        value = str(value).lower()
+    text = str(value)
+    return text if text != "" else None
+
+
+def _req_name(entry: dict[str, Any], key: str, ctx: _Ctx, where: str, max_len: int = 250) -> str | None:
+    value = _opt_str(entry, key, ctx, where)
+    if value is None:
+        ctx.error(where, f"missing {key}")
+        return None
+    if not _KEY_RE.match(value) or len(value) > max_len:
+        ctx.error(
+            where,
+            f"{key} {value!r} must be at most {max_len} letters, digits, '_', '.' or '-'",
+        )
+        return None
+    return value
+
+
+def _opt_int(
+    entry: dict[str, Any], key: str, ctx: _Ctx, where: str, minimum: int, maximum: int | None = None
+) -> int | None:
+    value = entry.get(key)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool | float | dict | list):
+        ctx.error(where, f"{key} must be an integer, not {value!r}")
+        return None
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        ctx.error(where, f"{key} must be an integer, not {value!r}")
+        return None
+    if number < minimum or (maximum is not None and number > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+        ctx.error(where, f"{key} must be {bound}, not {number}")
+        return None
+    return number
+
+
+def _parse_extra(value: Any, ctx: _Ctx, where: str) -> dict[str, Any] | None:
+    if _is_blank(value):
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            ctx.error(where, f"conn_extra is not valid JSON: {exc}")
+            return None
+        # Strings inside a JSON string were not substituted yet.
+        value = _subst_tree(value, ctx, where, "conn_extra")
+    if not isinstance(value, dict):
+        ctx.error(where, f"conn_extra must be a mapping or a JSON object, not {type(value).__name__}")
+        return None
+    return value
+
+
+def _parse_connection(where: str, entry: dict[str, Any], ctx: _Ctx) -> ConnectionSetting | None:
+    before = len(ctx.errors)
+    conn_id = _req_name(entry, "conn_id", ctx, where, max_len=200)
+    conn_type = _opt_str(entry, "conn_type", ctx, where)
+    if conn_type is None:
+        ctx.error(where, "missing conn_type")
+    port = _opt_int(entry, "conn_port", ctx, where, 0, 65535)
+    extra = _parse_extra(entry.get("conn_extra"), ctx, where)
+    fields = {
+        key: _opt_str(entry, f"conn_{key}", ctx, where)
+        for key in ("host", "schema", "login", "password", "description")
+    }
+    if len(ctx.errors) > before or conn_id is None or conn_type is None:
+        return None
+    return ConnectionSetting(conn_id=conn_id, conn_type=conn_type, port=port, extra=extra, **fields)
+
+
+def _parse_pool(where: str, entry: dict[str, Any], ctx: _Ctx) -> PoolSetting | None:
+    before = len(ctx.errors)
+    name = _req_name(entry, "pool_name", ctx, where)
+    slots: int | None = None
+    if entry.get("pool_slot") in (None, ""):
+        ctx.error(where, "missing pool_slot")
+    else:
+        slots = _opt_int(entry, "pool_slot", ctx, where, -1)  # -1 = unlimited
+    description = _opt_str(entry, "pool_description", ctx, where) or ""
+    deferred = entry.get("pool_include_deferred")
+    if isinstance(deferred, str):  # e.g. after ${VAR} substitution
+        deferred = _BOOL_WORDS.get(deferred.strip().lower(), deferred)
+    if deferred is None:
+        deferred = False
+    if not isinstance(deferred, bool):
+        ctx.error(where, f"pool_include_deferred must be true or false, not {deferred!r}")
+    if len(ctx.errors) > before or name is None or slots is None:
+        return None
+    return PoolSetting(name=name, slots=slots, description=description, include_deferred=bool(deferred))
+
+
+def _parse_variable(where: str, entry: dict[str, Any], ctx: _Ctx) -> VariableSetting | None:
+    before = len(ctx.errors)
+    key = _req_name(entry, "variable_name", ctx, where)
+    if "variable_value" not in entry or entry["variable_value"] is None:
+        ctx.error(where, "missing variable_value")
+        value = None
+    elif isinstance(entry["variable_value"], str):
+        value = entry["variable_value"]
+    else:
+        value = json.dumps(entry["variable_value"], sort_keys=True, default=str)
+    description = _opt_str(entry, "variable_description", ctx, where)
+    if len(ctx.errors) > before or key is None or value is None:
+        return None
+    return VariableSetting(key=key, value=value, description=description)
+
+
+def parse_settings(data: Any, source: str, environ: Mapping[str, str] | None = None) -> Settings:
+    """Validate already-loaded YAML ``data``; ``source`` names it in error messages."""
+    ctx = _Ctx(source, os.environ if environ is None else environ)
+    if data is None:
+        return Settings(source=source)
+    if not isinstance(data, dict):
+        raise SettingsError([f"{source}: the top level must be a mapping with an 'airflow' key"])
+    unknown_top = [str(k) for k in data if k != "airflow"]
+    if unknown_top:
+        ctx.error("", f"unknown top-level key(s) {', '.join(sorted(unknown_top))} (only 'airflow' is allowed)")
+    airflow = data.get("airflow")
+    if airflow is None:
+        airflow = {}
+    if not isinstance(airflow, dict):
+        ctx.error("airflow", f"must be a mapping, not {type(airflow).__name__}")
+        airflow = {}
+    unknown = [str(k) for k in airflow if k not in SECTIONS]
+    if unknown:
+        ctx.error("airflow", f"unknown key(s) {', '.join(sorted(unknown))} (allowed: {', '.join(SECTIONS)})")
+
+    connections = [
+        c
+        for where, entry in _entries(airflow.get("connections"), "connections", CONNECTION_KEYS, ctx)
+        if (c := _parse_connection(where, entry, ctx)) is not None
+    ]
+    pools = [
+        p
+        for where, entry in _entries(airflow.get("pools"), "pools", POOL_KEYS, ctx)
+        if (p := _parse_pool(where, entry, ctx)) is not None
+    ]
+    variables = [
+        v
+        for where, entry in _entries(airflow.get("variables"), "variables", VARIABLE_KEYS, ctx)
+        if (v := _parse_variable(where, entry, ctx)) is not None
+    ]
+    for section, names in (
+        ("connections", [c.conn_id for c in connections]),
+        ("pools", [p.name for p in pools]),
+        ("variables", [v.key for v in variables]),
+    ):
+        seen: set[str] = set()
+        for name in names:
+            if name in seen:
+                ctx.error(section, f"{name!r} is defined more than once")
+            seen.add(name)
+    if ctx.errors:
+        raise SettingsError(ctx.errors)
+    return Settings(
+        source=source, connections=tuple(connections), pools=tuple(pools), variables=tuple(variables)
+    )
+
+
+def load_settings(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate an ``airflow_settings.yaml``; ``environ`` defaults to ``os.environ``.
+
+    Raises :class:`SettingsError` naming the file and the entry of each problem.
+    """
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SettingsError([f"{source}: cannot read: {exc.strerror or exc}"]) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SettingsError([f"{source}: invalid YAML: {exc}"]) from exc
+    return parse_settings(data, source, environ)
+
+
+def connection_env(settings: Settings) -> dict[str, str]:
+    """``AIRFLOW_CONN_<ID>`` -> JSON for each connection (for runs without the database)."""
+    return {f"AIRFLOW_CONN_{c.conn_id.upper()}": c.to_json() for c in settings.connections}
+
+
+# --------------------------------------------------------------------------- Airflow
+
+
+def apply_settings(settings: Settings) -> ApplyResult:
+    """Create or update the connections, pools and variables in Airflow's database."""
+    from airflow.models import Connection, Pool, Variable
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    result = ApplyResult()
+    with create_session() as session:
+        for c in settings.connections:
+            extra = json.dumps(c.extra) if c.extra is not None else None
+            conn = session.scalar(select(Connection).where(Connection.conn_id == c.conn_id))
+            if conn is None:
+                conn = Connection(conn_id=c.conn_id)
+                session.add(conn)
+                action = "created"
+            else:
+                action = "updated"
+            conn.conn_type = c.conn_type
+            conn.description = c.description
+            conn.host = c.host
+            conn.schema = c.schema
+            conn.login = c.login
+            conn.password = c.password
+            conn.port = c.port
+            conn.extra = extra
+            result.actions.append(("connection", c.conn_id, action))
+        session.flush()
+
+        for p in settings.pools:
+            existed = session.scalar(select(Pool).where(Pool.pool == p.name)) is not None
+            Pool.create_or_update_pool(
+                name=p.name,
+                slots=p.slots,
+                description=p.description,
+                include_deferred=p.include_deferred,
+                session=session,
+            )
+            result.actions.append(("pool", p.name, "updated" if existed else "created"))
+        session.flush()
+
+        for v in settings.variables:
+            existed = session.scalar(select(Variable.id).where(Variable.key == v.key)) is not None
+            Variable.set(v.key, v.value, description=v.description, session=session)
+            result.actions.append(("variable", v.key, "updated" if existed else "created"))
+    return result
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="airflow_settings_loader.py",
+        description="Apply an Astro-style airflow_settings.yaml to the Airflow metadata database.",
+    )
+    parser.add_argument("path", nargs="?", default=str(DEFAULT_SETTINGS_PATH), help="default: %(default)s")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--check", action="store_true", help="validate only (no Airflow import)")
+    mode.add_argument(
+        "--print-env", action="store_true", help="print `export AIRFLOW_CONN_<ID>=...` lines instead of applying"
+    )
+    args = parser.parse_args(argv)
+
+    try:
+        settings = load_settings(args.path)
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+
+    if args.check:
+        print(
+            f"{settings.source}: OK ({len(settings.connections)} connections, "
+            f"{len(settings.pools)} pools, {len(settings.variables)} variables)"
+        )
+        return 0
+    if args.print_env:
+        for name, value in connection_env(settings).items():
+            print(f"export {name}={shlex.quote(value)}")
+        return 0
+
+    result = apply_settings(settings)
+    if result.actions:
+        print(result)
+    else:
+        print(f"{settings.source}: nothing to apply")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,7 @@
+"""``python -m dynamodb_backup ...``"""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

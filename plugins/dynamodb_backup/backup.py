@@ -1,0 +1,144 @@
+"""A whole backup run: plan, export the shares, seal the folder.
+
+The Airflow DAG runs these three steps as separate tasks; the command line runs
+them in one process with one worker process per share.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from .errors import ParameterError
+from .export import ExportSettings, WorkerResult, begin_backup, export_share, finalize_backup
+from .layout import S3Location, backup_folder, check_table_name
+from .plan import DEFAULT_ON_DEMAND_CAPACITY, TableFacts, WorkerShare, capacity_rate, check_ratio, plan_scan
+from .retry import call_with_retries
+from .sidecar import Sidecar
+from .tableinfo import describe_table, read_table_info
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BackupRequest:
+    table: str
+    destination: S3Location
+    logical_date: datetime
+    read_ratio: float = 0.25
+    segments: int | None = None
+    max_workers: int = 4
+    on_demand_capacity: float = DEFAULT_ON_DEMAND_CAPACITY
+    overwrite: bool = False
+    settings: ExportSettings = field(default_factory=ExportSettings)
+
+    def check(self) -> None:
+        check_table_name(self.table)
+        check_ratio(self.read_ratio)
+        if self.segments is not None and not 1 <= self.segments <= 1_000_000:
+            raise ParameterError(f"segments must be between 1 and 1000000, got {self.segments}")
+        if not 1 <= self.max_workers <= 64:
+            raise ParameterError(f"max_workers must be between 1 and 64, got {self.max_workers}")
+        if self.on_demand_capacity <= 0:
+            raise ParameterError("on_demand_capacity must be positive")
+
+
+@dataclass
+class BackupPlan:
+    folder: S3Location
+    shares: list[WorkerShare]
+    total_segments: int
+    read_rate: float
+    expected_items: int
+    skip: bool
+    """True when a complete backup for this date already exists and overwrite is off."""
+
+
+def check_bucket_exists(s3: Any, bucket: str) -> None:
+    try:
+        call_with_retries(lambda: s3.head_bucket(Bucket=bucket))
+    except ClientError as exc:
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if status == 404 or exc.response.get("Error", {}).get("Code") in ("404", "NoSuchBucket"):
+            raise ParameterError(f"bucket: S3 bucket {bucket!r} does not exist") from None
+        raise
+
+
+def plan_backup(dynamodb: Any, s3: Any, request: BackupRequest) -> BackupPlan:
+    """Check the inputs against AWS, choose segments and shares, and open the folder."""
+    request.check()
+    description = describe_table(dynamodb, request.table)
+    check_bucket_exists(s3, request.destination.bucket)
+    facts = TableFacts.from_description(description)
+    plan = plan_scan(facts, request.read_ratio, request.segments, request.max_workers,
+                     request.on_demand_capacity)
+    folder = backup_folder(request.destination, request.table, request.logical_date)
+    proceed = begin_backup(s3, folder, request.overwrite)
+    if not proceed:
+        log.info("%s is already complete; leaving it alone (set overwrite to redo it)", folder)
+    log.info(
+        "plan for %s: %d segments over %d workers at %.1f read units/s -> %s",
+        request.table, plan.total_segments, len(plan.shares), plan.read_rate, folder,
+    )
+    return BackupPlan(
+        folder=folder, shares=plan.shares, total_segments=plan.total_segments,
+        read_rate=plan.read_rate, expected_items=facts.item_count, skip=not proceed,
+    )
+
+
+def share_rate_reader(
+    dynamodb: Any, table: str, share: WorkerShare, ratio: float, on_demand_capacity: float
+) -> Callable[[], float]:
+    """A function that re-reads the table's capacity and returns this share's rate."""
+
+    def current() -> float:
+        facts = TableFacts.from_description(describe_table(dynamodb, table))
+        total = capacity_rate(facts.read_capacity, facts.on_demand, ratio, on_demand_capacity)
+        return total * len(share.segments) / share.total_segments
+
+    return current
+
+
+def seal_backup(dynamodb: Any, s3: Any, request: BackupRequest, plan: BackupPlan,
+                results: list[WorkerResult]) -> Sidecar:
+    info = read_table_info(dynamodb, request.table)
+    return finalize_backup(
+        s3, plan.folder, results, description=info.description, total_segments=plan.total_segments,
+        compression=request.settings.compression, logical_date=request.logical_date,
+        time_to_live=info.time_to_live, tags=info.tags, put_extra=request.settings.put_extra,
+    )
+
+
+ClientFactory = Callable[[str], Any]
+
+
+def _run_share(make_client: ClientFactory, request: BackupRequest, plan: BackupPlan,
+               share: WorkerShare) -> WorkerResult:
+    dynamodb = make_client("dynamodb")
+    return export_share(
+        dynamodb, make_client("s3"), request.table, plan.folder, share, request.settings,
+        current_rate=share_rate_reader(dynamodb, request.table, share, request.read_ratio,
+                                       request.on_demand_capacity),
+        expected_items=plan.expected_items * len(share.segments) // max(plan.total_segments, 1),
+    )
+
+
+def run_backup(make_client: ClientFactory, request: BackupRequest, processes: int = 1) -> Sidecar | None:
+    """Plan, export every share (in ``processes`` worker processes), and seal the folder."""
+    dynamodb, s3 = make_client("dynamodb"), make_client("s3")
+    plan = plan_backup(dynamodb, s3, request)
+    if plan.skip:
+        return None
+    if processes <= 1 or len(plan.shares) == 1:
+        results = [_run_share(make_client, request, plan, share) for share in plan.shares]
+    else:
+        with ProcessPoolExecutor(max_workers=min(processes, len(plan.shares))) as pool:
+            futures = [pool.submit(_run_share, make_client, request, plan, s) for s in plan.shares]
+            results = [f.result() for f in futures]
+    return seal_backup(dynamodb, s3, request, plan, results)

@@ -1,0 +1,106 @@
+"""The backups file (``include/backups.yaml``): one entry per table to back up.
+
+Every entry inherits ``defaults`` and may override any of them. Errors name the
+file and the entry.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ParameterError
+from .layout import check_bucket, check_prefix, check_table_name
+from .plan import DEFAULT_ON_DEMAND_CAPACITY, check_ratio
+from .s3writer import COMPRESSIONS
+
+_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+@dataclass(frozen=True)
+class TableBackup:
+    table: str
+    bucket: str
+    prefix: str = "dynamodb-backups"
+    schedule: str | None = "@daily"
+    read_ratio: float = 0.25
+    segments: int | None = None
+    max_workers: int = 4
+    compression: str = "gzip"
+    aws_conn_id: str = "aws_default"
+    on_demand_capacity: float = DEFAULT_ON_DEMAND_CAPACITY
+    file_max_items: int = 100_000
+    #: Optional nightly restore of each finished backup into another table.
+    restore_to_table: str | None = None
+    restore_write_ratio: float = 0.5
+    restore_aws_conn_id: str | None = None
+    #: Where failure notices go: an SNS topic ARN (optional).
+    failure_sns_topic_arn: str | None = None
+    sse_kms_key_id: str | None = None
+    expected_bucket_owner: str | None = None
+
+    @property
+    def dag_id(self) -> str:
+        return f"dynamodb_backup_{self.table}"
+
+    def check(self) -> None:
+        check_table_name(self.table)
+        check_bucket(self.bucket)
+        check_prefix(self.prefix)
+        check_ratio(self.read_ratio)
+        if self.segments is not None and not 1 <= self.segments <= 1_000_000:
+            raise ParameterError(f"segments must be between 1 and 1000000, got {self.segments}")
+        if not 1 <= self.max_workers <= 64:
+            raise ParameterError(f"max_workers must be between 1 and 64, got {self.max_workers}")
+        if self.compression not in COMPRESSIONS:
+            raise ParameterError(f"compression must be one of {sorted(COMPRESSIONS)}, got {self.compression!r}")
+        if self.restore_to_table is not None:
+            check_table_name(self.restore_to_table, "restore_to_table")
+            check_ratio(self.restore_write_ratio, "restore_write_ratio")
+
+
+def _substitute(value: Any, environ: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        return _ENV_RE.sub(lambda m: environ.get(m.group(1), m.group(2) or ""), value)
+    return value
+
+
+def load_backups(path: Path, environ: dict[str, str] | None = None) -> list[TableBackup]:
+    """Read and check the backups file; ``${VAR:-default}`` in values is taken from the environment."""
+    environ = dict(os.environ) if environ is None else environ
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ParameterError(f"{path}: cannot read backups file: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ParameterError(f"{path}: expected a mapping with 'defaults' and 'backups'")
+    known = {f.name for f in fields(TableBackup)}
+    defaults = doc.get("defaults") or {}
+    entries = doc.get("backups") or []
+    if not isinstance(defaults, dict) or not isinstance(entries, list):
+        raise ParameterError(f"{path}: 'defaults' must be a mapping and 'backups' a list")
+    result: list[TableBackup] = []
+    seen: set[str] = set()
+    for i, entry in enumerate(entries):
+        where = f"{path}: backups[{i}]"
+        if not isinstance(entry, dict):
+            raise ParameterError(f"{where}: expected a mapping")
+        merged = {**defaults, **entry}
+        unknown = sorted(set(merged) - known)
+        if unknown:
+            raise ParameterError(f"{where}: unknown settings {unknown}")
+        try:
+            backup = TableBackup(**{k: _substitute(v, environ) for k, v in merged.items()})
+            backup.check()
+        except (TypeError, ParameterError) as exc:
+            raise ParameterError(f"{where}: {exc}") from None
+        if backup.table in seen:
+            raise ParameterError(f"{where}: table {backup.table!r} is listed twice")
+        seen.add(backup.table)
+        result.append(backup)
+    return result

@@ -1,0 +1,1 @@
+"""The Airflow shell: operators, params and callbacks. The only place that imports Airflow."""

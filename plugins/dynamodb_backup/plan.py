@@ -1,0 +1,133 @@
+"""Export planning: how many scan segments, which worker scans which, at what rate.
+
+Pure functions over a table description; no AWS calls.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .errors import ParameterError
+
+GIB = 1024**3
+MAX_SEGMENTS = 1_000_000
+#: The EMR connector assumed 40,000 units for on-demand tables; its maintainers
+#: called 10,000 the safe figure for a new one. We default to the safe figure.
+DEFAULT_ON_DEMAND_CAPACITY = 10_000.0
+MIN_RATIO, MAX_RATIO = 0.01, 1.5
+
+
+@dataclass(frozen=True)
+class TableFacts:
+    """What planning needs from DescribeTable."""
+
+    name: str
+    size_bytes: int
+    item_count: int
+    on_demand: bool
+    read_capacity: float
+    write_capacity: float
+
+    @classmethod
+    def from_description(cls, table: dict[str, Any]) -> TableFacts:
+        """Build from DescribeTable's ``Table`` member."""
+        billing = (table.get("BillingModeSummary") or {}).get("BillingMode", "PROVISIONED")
+        throughput = table.get("ProvisionedThroughput") or {}
+        return cls(
+            name=table["TableName"],
+            size_bytes=int(table.get("TableSizeBytes") or 0),
+            item_count=int(table.get("ItemCount") or 0),
+            on_demand=billing == "PAY_PER_REQUEST",
+            read_capacity=float(throughput.get("ReadCapacityUnits") or 0),
+            write_capacity=float(throughput.get("WriteCapacityUnits") or 0),
+        )
+
+
+def check_ratio(ratio: float, name: str = "read_ratio") -> float:
+    if not MIN_RATIO <= ratio <= MAX_RATIO:
+        raise ParameterError(f"{name} must be between {MIN_RATIO} and {MAX_RATIO}, got {ratio}")
+    return ratio
+
+
+def capacity_rate(capacity: float, on_demand: bool, ratio: float, on_demand_capacity: float) -> float:
+    """Units per second the whole job may consume: ratio x capacity.
+
+    On-demand tables have no provisioned figure, so an assumed capacity stands in.
+    """
+    base = on_demand_capacity if on_demand or capacity <= 0 else capacity
+    return max(base * ratio, 1.0)
+
+
+def choose_segments(size_bytes: int, read_rate: float) -> int:
+    """Data Pipeline's rule: one segment per GiB, and one per 100 units of rate."""
+    by_size = math.ceil(size_bytes / GIB)
+    by_rate = math.ceil(read_rate / 100)
+    return max(1, min(MAX_SEGMENTS, max(by_size, by_rate)))
+
+
+def split_segments(total_segments: int, shares: int) -> list[list[int]]:
+    """Split segments 0..total-1 into at most ``shares`` contiguous, near-equal runs."""
+    if total_segments < 1 or total_segments > MAX_SEGMENTS:
+        raise ParameterError(f"segments must be between 1 and {MAX_SEGMENTS}, got {total_segments}")
+    if shares < 1:
+        raise ParameterError(f"workers must be at least 1, got {shares}")
+    shares = min(shares, total_segments)
+    base, extra = divmod(total_segments, shares)
+    runs: list[list[int]] = []
+    start = 0
+    for i in range(shares):
+        size = base + (1 if i < extra else 0)
+        runs.append(list(range(start, start + size)))
+        start += size
+    return runs
+
+
+@dataclass(frozen=True)
+class WorkerShare:
+    """One worker's part of a parallel scan and its slice of the rate."""
+
+    worker: int
+    segments: list[int]
+    total_segments: int
+    read_rate: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WorkerShare:
+        return cls(
+            worker=int(data["worker"]),
+            segments=[int(s) for s in data["segments"]],
+            total_segments=int(data["total_segments"]),
+            read_rate=float(data["read_rate"]),
+        )
+
+
+@dataclass(frozen=True)
+class ScanPlan:
+    table: str
+    total_segments: int
+    read_rate: float
+    shares: list[WorkerShare]
+
+
+def plan_scan(
+    facts: TableFacts,
+    ratio: float,
+    segments: int | None = None,
+    max_workers: int = 4,
+    on_demand_capacity: float = DEFAULT_ON_DEMAND_CAPACITY,
+) -> ScanPlan:
+    """Choose segments and worker shares; each share's rate is proportional to its segments."""
+    check_ratio(ratio)
+    rate = capacity_rate(facts.read_capacity, facts.on_demand, ratio, on_demand_capacity)
+    total = segments if segments is not None else choose_segments(facts.size_bytes, rate)
+    runs = split_segments(total, max_workers)
+    shares = [
+        WorkerShare(worker=i, segments=run, total_segments=total, read_rate=rate * len(run) / total)
+        for i, run in enumerate(runs)
+    ]
+    return ScanPlan(table=facts.name, total_segments=total, read_rate=rate, shares=shares)

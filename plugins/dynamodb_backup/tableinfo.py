@@ -1,0 +1,58 @@
+"""Reading what a table is: description, TTL and tags, and its capacity now."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from .errors import ParameterError
+from .plan import TableFacts
+from .retry import call_with_retries
+
+
+@dataclass
+class TableInfo:
+    description: dict[str, Any]
+    time_to_live: dict[str, Any] | None
+    tags: list[dict[str, str]]
+
+    @property
+    def facts(self) -> TableFacts:
+        return TableFacts.from_description(self.description)
+
+
+def describe_table(dynamodb: Any, table: str) -> dict[str, Any]:
+    """DescribeTable's ``Table``; a missing table is a parameter error that names it."""
+    try:
+        response = call_with_retries(lambda: dynamodb.describe_table(TableName=table))
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            raise ParameterError(f"table: DynamoDB table {table!r} does not exist") from None
+        raise
+    described: dict[str, Any] = response["Table"]
+    return described
+
+
+def _optional(call: Any) -> Any:
+    """Some servers (and some permissions) do not offer TTL or tags; record them as unknown."""
+    try:
+        return call_with_retries(call)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in ("UnknownOperationException", "AccessDeniedException", "ValidationException",
+                    "UnrecognizedClientException", "NotImplementedException"):
+            return None
+        raise
+
+
+def read_table_info(dynamodb: Any, table: str) -> TableInfo:
+    description = describe_table(dynamodb, table)
+    ttl = _optional(lambda: dynamodb.describe_time_to_live(TableName=table))
+    tags_response = _optional(lambda: dynamodb.list_tags_of_resource(ResourceArn=description["TableArn"]))
+    return TableInfo(
+        description=description,
+        time_to_live=(ttl or {}).get("TimeToLiveDescription"),
+        tags=list((tags_response or {}).get("Tags", [])),
+    )

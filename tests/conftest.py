@@ -1,0 +1,201 @@
+"""Shared pytest fixtures: local AWS servers (dynalite + moto) on free ports.
+
+Session fixtures:
+
+* ``local_aws`` -- one dynalite and one moto server; sets ``AWS_ENDPOINT_URL_DYNAMODB``,
+  ``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL_SNS`` and test credentials in
+  ``os.environ`` for the whole session (restored afterwards).
+* ``second_dynamodb`` -- another dynalite (a second "region"), a ``LocalServer``.
+
+Function fixtures: ``s3_bucket`` (a fresh bucket in moto), ``table_name`` (a unique name).
+
+Markers: ``slow`` (long tests; ``-m "not slow"`` skips them, CI runs them) and ``e2e``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+for _path in (REPO_ROOT / "include", REPO_ROOT / "plugins"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+from local_aws import LocalAwsError, LocalServer, free_port, start_dynalite, start_moto
+
+REGION = "us-east-1"
+TEST_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: long-running test (deselect with -m 'not slow'; CI runs them)")
+    config.addinivalue_line("markers", "e2e: end-to-end test through Airflow and the local AWS servers")
+
+
+def start_on_free_port(starter: Callable[..., LocalServer], state_dir: Path, attempts: int = 3) -> LocalServer:
+    """Start a server on a free port, retrying if another process grabs the port first."""
+    for attempt in range(attempts):
+        try:
+            return starter(free_port(), state_dir)
+        except LocalAwsError:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+@dataclass
+class LocalAws:
+    """Handles on the session's local servers."""
+
+    dynamodb: LocalServer
+    moto: LocalServer
+    region: str = REGION
+
+    @property
+    def dynamodb_url(self) -> str:
+        return self.dynamodb.url
+
+    @property
+    def s3_url(self) -> str:
+        return self.moto.url
+
+    @property
+    def moto_url(self) -> str:
+        return self.moto.url
+
+    @property
+    def sns_url(self) -> str:
+        return self.moto.url
+
+    def client(self, service: str, **kwargs: Any) -> Any:
+        """A boto3 client for ``service``: DynamoDB goes to dynalite, everything else to moto."""
+        server = self.dynamodb if service in ("dynamodb", "dynamodbstreams") else self.moto
+        kwargs.setdefault("region_name", self.region)
+        return server.client(service, **kwargs)
+
+    def dynamodb_client(self, **kwargs: Any) -> Any:
+        return self.client("dynamodb", **kwargs)
+
+    def s3_client(self, **kwargs: Any) -> Any:
+        return self.client("s3", **kwargs)
+
+    def sns_client(self, **kwargs: Any) -> Any:
+        return self.client("sns", **kwargs)
+
+    def connection_extra(self) -> dict[str, Any]:
+        """``extra`` of an Airflow ``aws`` connection that targets these servers."""
+        return {
+            "region_name": self.region,
+            "service_config": {
+                "s3": {"endpoint_url": self.s3_url},
+                "dynamodb": {"endpoint_url": self.dynamodb_url},
+                "sns": {"endpoint_url": self.sns_url},
+            },
+        }
+
+    def airflow_conn_env(self, conn_id: str = "aws_default") -> dict[str, str]:
+        """``{"AIRFLOW_CONN_<ID>": json}`` for an ``aws`` connection to these servers."""
+        value = {
+            "conn_type": "aws",
+            "login": TEST_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            "password": TEST_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            "extra": self.connection_extra(),
+        }
+        return {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(value)}
+
+    def create_table(
+        self,
+        name: str,
+        hash_key: str = "pk",
+        hash_type: str = "S",
+        range_key: str | None = None,
+        range_type: str = "S",
+        client: Any = None,
+    ) -> None:
+        """Create an on-demand table and wait until it is ACTIVE (dynalite: ~0.5 s)."""
+        client = client or self.dynamodb_client()
+        attrs = [{"AttributeName": hash_key, "AttributeType": hash_type}]
+        schema = [{"AttributeName": hash_key, "KeyType": "HASH"}]
+        if range_key:
+            attrs.append({"AttributeName": range_key, "AttributeType": range_type})
+            schema.append({"AttributeName": range_key, "KeyType": "RANGE"})
+        client.create_table(
+            TableName=name, AttributeDefinitions=attrs, KeySchema=schema, BillingMode="PAY_PER_REQUEST"
+        )
+        wait_for_table(client, name)
+
+
+def wait_for_table(client: Any, name: str, timeout: float = 10.0) -> None:
+    """Poll DescribeTable until the table is ACTIVE (boto3's waiter polls every 20 s)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = client.describe_table(TableName=name)["Table"]["TableStatus"]
+        if status == "ACTIVE":
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"table {name} still {status} after {timeout} s")
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def local_aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAws]:
+    state_dir = tmp_path_factory.mktemp("local_aws")
+    dynamodb = start_on_free_port(start_dynalite, state_dir)
+    try:
+        moto = start_on_free_port(start_moto, state_dir)
+    except BaseException:
+        dynamodb.stop()
+        raise
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+                mp.delenv(name, raising=False)
+            for name, value in TEST_CREDENTIALS.items():
+                mp.setenv(name, value)
+            mp.setenv("AWS_ENDPOINT_URL_DYNAMODB", dynamodb.url)
+            mp.setenv("AWS_ENDPOINT_URL_S3", moto.url)
+            mp.setenv("AWS_ENDPOINT_URL_SNS", moto.url)
+            yield LocalAws(dynamodb=dynamodb, moto=moto)
+    finally:
+        moto.stop()
+        dynamodb.stop()
+
+
+@pytest.fixture(scope="session")
+def second_dynamodb(local_aws: LocalAws, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
+    """Another dynalite (a second "region"): use ``.url`` and ``.client()``."""
+    server = start_on_free_port(start_dynalite, tmp_path_factory.mktemp("second_dynamodb"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def table_name(request: pytest.FixtureRequest) -> str:
+    """A unique DynamoDB table name derived from the test name."""
+    slug = re.sub("[^A-Za-z0-9_.-]+", "-", request.node.name).strip("-")[:60].rstrip("-")
+    return f"t-{slug}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def s3_bucket(local_aws: LocalAws, request: pytest.FixtureRequest) -> str:
+    """A new, empty, uniquely named bucket in moto (left in place: moto dies with the session)."""
+    slug = re.sub("[^a-z0-9-]+", "-", request.node.name.lower()).strip("-")[:40].rstrip("-")
+    name = f"b-{slug}-{uuid.uuid4().hex[:12]}" if slug else f"b-{uuid.uuid4().hex[:12]}"
+    local_aws.s3_client().create_bucket(Bucket=name)
+    return name
