@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from airflow.sdk import DAG
-
 from dynamodb_backup.config import TableBackup, load_backups
 from dynamodb_backup.operators.backup import ExportSegmentsOperator, PlanBackupOperator, SealBackupOperator
 from dynamodb_backup.operators.params import backup_params
@@ -38,12 +38,12 @@ FROM_PARAMS = {
 
 
 def backup_dag(backup: TableBackup) -> DAG:
-    put_extra = {}
+    put_extra: dict[str, str] = {}
     if backup.sse_kms_key_id:
         put_extra.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=backup.sse_kms_key_id)
     if backup.expected_bucket_owner:
         put_extra["ExpectedBucketOwner"] = backup.expected_bucket_owner
-    settings = dict(FROM_PARAMS, on_demand_capacity=backup.on_demand_capacity,
+    settings: dict[str, Any] = dict(FROM_PARAMS, on_demand_capacity=backup.on_demand_capacity,
                     file_max_items=backup.file_max_items, put_extra=put_extra)
     with DAG(
         dag_id=backup.dag_id,
@@ -59,7 +59,7 @@ def backup_dag(backup: TableBackup) -> DAG:
     ) as dag:
         plan = PlanBackupOperator(task_id="plan", **settings)
         export = ExportSegmentsOperator.partial(task_id="export_segments", plan=plan.output, **settings).expand(
-            share=plan.output["shares"]
+            share=plan.output["shares"]  # type: ignore[index]
         )
         seal = SealBackupOperator(task_id="seal", plan=plan.output, results=export.output, **settings)
         plan >> export >> seal

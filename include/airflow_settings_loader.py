@@ -23,8 +23,9 @@ The file format is the Astro CLI one::
 
 Every string value may use ``${VAR}`` (error if VAR is unset), ``${VAR:-default}``
 (default if VAR is unset or empty) or ``${VAR-default}`` (default if VAR is
-unset); ``$${`` stands for a literal ``${``.  Substitution happens after YAML (and
-``conn_extra`` JSON) parsing, so substituted values never need quoting.
+unset); defaults may nest (``${A:-${B}}``) and ``$${`` stands for a literal ``${``.
+Substitution happens after YAML (and ``conn_extra`` JSON) parsing, so substituted
+values never need quoting.
 
 Entries whose fields are all empty (the placeholders of the Astro template) are
 skipped.  Besides the Astro keys, ``conn_description``, ``pool_include_deferred``
@@ -57,10 +58,10 @@ import os
 import re
 import shlex
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -84,8 +85,8 @@ SECTIONS = ("connections", "pools", "variables")
 
 # Airflow's own rule for keys (airflow.utils.helpers.KEY_REGEX), max 200 chars for conn ids.
 _KEY_RE = re.compile(r"^[\w.-]+$")
-_SUBST_RE = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
-_SUBST_INNER_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:(:-|-)(.*))?$", re.DOTALL)
+T = TypeVar("T")
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _BOOL_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False, "": False}
 
 
@@ -170,31 +171,53 @@ class _Ctx:
 def substitute(value: str, environ: Mapping[str, str]) -> str:
     """Expand ``${VAR}``, ``${VAR:-default}``, ``${VAR-default}`` and ``$${`` in ``value``.
 
-    Raises ``KeyError`` (with the variable name) for an unset variable without a
-    default and ``ValueError`` for malformed syntax.
+    Defaults may hold further substitutions (``${A:-${B}}``); they are expanded
+    only when used.  Raises ``KeyError`` (with the variable name) for an unset
+    variable without a default and ``ValueError`` for malformed syntax.
     """
+    text, _ = _expand(value, 0, environ, nested=False, evaluate=True)
+    return text
 
-    def replace(match: re.Match[str]) -> str:
-        text = match.group(0)
-        if text == "$${":
-            return "${"
-        inner = match.group(1)
-        if inner is None:
-            raise ValueError(f"unterminated '${{' in {value!r}")
-        parsed = _SUBST_INNER_RE.match(inner)
-        if parsed is None:
-            raise ValueError(f"bad substitution '${{{inner}}}' in {value!r}")
-        name, op, default = parsed.groups()
-        current = environ.get(name)
-        if op == ":-" and not current:
-            return str(default)
-        if op == "-" and current is None:
-            return str(default)
-        if current is None:
-            raise KeyError(name)
-        return current
 
-    return _SUBST_RE.sub(replace, value)
+def _expand(s: str, i: int, environ: Mapping[str, str], *, nested: bool, evaluate: bool) -> tuple[str, int]:
+    """Expand ``s`` from ``i``; if ``nested``, stop after the closing ``}``."""
+    buf: list[str] = []
+    while i < len(s):
+        if s.startswith("$${", i):
+            buf.append("${")
+            i += 3
+        elif s.startswith("${", i):
+            start = i
+            name_match = _NAME_RE.match(s, i + 2)
+            if name_match is None:
+                raise ValueError(f"bad substitution at {s[start:start + 12]!r} in {s!r}")
+            name = name_match.group(0)
+            i = name_match.end()
+            current = environ.get(name)
+            if s.startswith("}", i):
+                i += 1
+                if evaluate and current is None:
+                    raise KeyError(name)
+                if evaluate:
+                    buf.append(str(current))
+                continue
+            op = ":-" if s.startswith(":-", i) else "-" if s.startswith("-", i) else None
+            if op is None:
+                if i >= len(s):
+                    raise ValueError(f"unterminated '${{' in {s!r}")
+                raise ValueError(f"bad substitution at {s[start:i + 1]!r} in {s!r}")
+            use_default = not current if op == ":-" else current is None
+            default, i = _expand(s, i + len(op), environ, nested=True, evaluate=evaluate and use_default)
+            if evaluate:
+                buf.append(default if use_default else str(current))
+        elif nested and s[i] == "}":
+            return "".join(buf), i + 1
+        else:
+            buf.append(s[i])
+            i += 1
+    if nested:
+        raise ValueError(f"unterminated '${{' in {s!r}")
+    return "".join(buf), i
 
 
 def _subst_tree(value: Any, ctx: _Ctx, where: str, path: str) -> Any:
@@ -223,14 +246,16 @@ def _is_blank(value: Any) -> bool:
     return value is None or (isinstance(value, str | dict | list) and len(value) == 0)
 
 
-def _entries(raw: Any, section: str, keys: Sequence[str], ctx: _Ctx) -> list[tuple[str, dict[str, Any]]]:
-    """Validate the list shape and the keys of a section; return (where, entry) pairs."""
+def _entries(
+    raw: Any, section: str, keys: Sequence[str], ctx: _Ctx, parse: Callable[[str, dict[str, Any], _Ctx], T | None]
+) -> list[T]:
+    """Validate the list shape and the keys of a section, then ``parse`` each entry."""
     if raw is None:
         return []
     if not isinstance(raw, list):
         ctx.error(f"airflow.{section}", f"must be a list, not {type(raw).__name__}")
         return []
-    out = []
+    out: list[T] = []
     for index, entry in enumerate(raw):
         where = f"{section}[{index}]"
         if entry is None:
@@ -246,7 +271,9 @@ def _entries(raw: Any, section: str, keys: Sequence[str], ctx: _Ctx) -> list[tup
             where = f"{where} ({entry[name_key]})"
         if unknown:
             ctx.error(where, f"unknown key(s) {', '.join(sorted(unknown))} (allowed: {', '.join(keys)})")
-        out.append((where, {k: _subst_tree(v, ctx, where, str(k)) for k, v in entry.items()}))
+        parsed = parse(where, {k: _subst_tree(v, ctx, where, str(k)) for k, v in entry.items()}, ctx)
+        if parsed is not None and not unknown:
+            out.append(parsed)
     return out
 
 
@@ -389,21 +416,9 @@ def parse_settings(data: Any, source: str, environ: Mapping[str, str] | None = N
     if unknown:
         ctx.error("airflow", f"unknown key(s) {', '.join(sorted(unknown))} (allowed: {', '.join(SECTIONS)})")
 
-    connections = [
-        c
-        for where, entry in _entries(airflow.get("connections"), "connections", CONNECTION_KEYS, ctx)
-        if (c := _parse_connection(where, entry, ctx)) is not None
-    ]
-    pools = [
-        p
-        for where, entry in _entries(airflow.get("pools"), "pools", POOL_KEYS, ctx)
-        if (p := _parse_pool(where, entry, ctx)) is not None
-    ]
-    variables = [
-        v
-        for where, entry in _entries(airflow.get("variables"), "variables", VARIABLE_KEYS, ctx)
-        if (v := _parse_variable(where, entry, ctx)) is not None
-    ]
+    connections = _entries(airflow.get("connections"), "connections", CONNECTION_KEYS, ctx, _parse_connection)
+    pools = _entries(airflow.get("pools"), "pools", POOL_KEYS, ctx, _parse_pool)
+    variables = _entries(airflow.get("variables"), "variables", VARIABLE_KEYS, ctx, _parse_variable)
     for section, names in (
         ("connections", [c.conn_id for c in connections]),
         ("pools", [p.name for p in pools]),
@@ -434,7 +449,10 @@ def load_settings(path: str | os.PathLike[str], environ: Mapping[str, str] | Non
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise SettingsError([f"{source}: invalid YAML: {exc}"]) from exc
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SettingsError([f"{source}: invalid YAML: {where}{problem}"]) from exc
     return parse_settings(data, source, environ)
 
 

@@ -7,6 +7,7 @@ AWS environment variables) and as a module by the tests and the benchmark.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import time
@@ -14,7 +15,6 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import boto3
-from boto3.dynamodb.types import Binary  # noqa: F401  (documents the client form used below)
 
 REFERRER_TABLE = "ReferrerCounts"
 ALL_TYPES_TABLE = "AllTypes"
@@ -146,10 +146,8 @@ def main() -> None:
     counts = seed(boto3.client("dynamodb"), args.items)
     if args.bucket:
         s3 = boto3.client("s3")
-        try:
+        with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
             s3.create_bucket(Bucket=args.bucket)
-        except s3.exceptions.BucketAlreadyOwnedByYou:
-            pass
     for table, count in counts.items():
         print(f"seeded {table}: {count} items")
 

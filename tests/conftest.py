@@ -31,7 +31,7 @@ for _path in (REPO_ROOT / "include", REPO_ROOT / "plugins"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from local_aws import LocalAwsError, LocalServer, free_port, start_dynalite, start_moto
+from local_aws import LocalAwsError, LocalServer, free_port, start_dynalite, start_moto  # noqa: E402
 
 REGION = "us-east-1"
 TEST_CREDENTIALS = {

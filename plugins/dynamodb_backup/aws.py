@@ -19,6 +19,6 @@ CLIENT_CONFIG = Config(
 )
 
 
-def client(service: str, endpoint_url: str | None = None, region: str | None = None) -> Any:
+def client(service: Any, endpoint_url: str | None = None, region: str | None = None) -> Any:
     session = boto3.session.Session(region_name=region) if region else boto3.session.Session()
     return session.client(service, endpoint_url=endpoint_url, config=CLIENT_CONFIG)

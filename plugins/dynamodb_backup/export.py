@@ -6,10 +6,9 @@ Clients are passed in (boto3 clients, from the Airflow hook or from the CLI).
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from .codec.datapipeline import encode_item, encode_wire_item
@@ -62,7 +61,7 @@ class WorkerResult:
 
 
 def utcnow() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def export_share(
@@ -100,7 +99,7 @@ def export_share(
             for page in scan_segment(
                 dynamodb, table, segment, share.total_segments, bucket,
                 raw=settings.raw_scan, consistent=settings.consistent_read,
-                before_page=watcher.maybe_refresh if watcher else None,
+                before_page=watcher.refresh_if_due if watcher else None,
             ):
                 if page.items:
                     lines = [encode(item) for item in page.items]
@@ -190,7 +189,7 @@ def finalize_backup(
     s3.put_object(Bucket=folder.bucket, Key=folder.key(MANIFEST), Body=manifest, **put_extra)
     sidecar = Sidecar(
         table=table_summary(description),
-        logical_date=logical_date.astimezone(timezone.utc).isoformat(),
+        logical_date=logical_date.astimezone(UTC).isoformat(),
         snapshot_start=min((r.started for r in results), default=utcnow()),
         snapshot_end=max((r.finished for r in results), default=utcnow()),
         compression=compression,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from .errors import ParameterError
 
@@ -93,13 +93,13 @@ def folder_name(moment: datetime) -> str:
     """The dated folder name of a run: its logical date in UTC, as Data Pipeline named it."""
     if moment.tzinfo is None:
         raise ValueError("folder_name needs a timezone-aware datetime")
-    return moment.astimezone(timezone.utc).strftime(FOLDER_FORMAT)
+    return moment.astimezone(UTC).strftime(FOLDER_FORMAT)
 
 
 def parse_folder_name(name: str) -> datetime | None:
     if not FOLDER_RE.match(name):
         return None
-    return datetime.strptime(name, FOLDER_FORMAT).replace(tzinfo=timezone.utc)
+    return datetime.strptime(name, FOLDER_FORMAT).replace(tzinfo=UTC)
 
 
 def backup_folder(base: S3Location, table: str, moment: datetime) -> S3Location:

@@ -10,7 +10,8 @@ import logging
 from collections.abc import Callable
 from typing import TypeVar
 
-from botocore.exceptions import ClientError, ConnectionError as BotoConnectionError, HTTPClientError
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 from tenacity import (
     RetryCallState,
     Retrying,

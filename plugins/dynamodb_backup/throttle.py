@@ -103,17 +103,15 @@ class CapacityWatcher:
         self.clock = clock
         self._next = clock() + every_seconds
 
-    def maybe_refresh(self) -> bool:
-        """Re-read the capacity if it is due; return True when the rate changed."""
+    def refresh_if_due(self) -> None:
+        """Re-read the capacity if a minute has passed, and retune the bucket."""
         now = self.clock()
         if now < self._next:
-            return False
+            return
         self._next = now + self.every_seconds
         rate = self.read_rate()
         if rate > 0 and abs(rate - self.bucket.rate) > 1e-9:
             self.bucket.set_rate(rate)
-            return True
-        return False
 
 
 class SimulatedClock:

@@ -18,10 +18,8 @@ from .params import rendered
 
 def run_date(context: Context) -> datetime:
     """The date that names the folder: the logical date, or when a dateless manual run was due."""
-    moment = context.get("logical_date")
-    if moment is None:
-        moment = context["dag_run"].run_after
-    return moment  # type: ignore[no-any-return]
+    moment: datetime | None = context.get("logical_date")
+    return moment if moment is not None else context["dag_run"].run_after
 
 
 class _BackupFields(BaseOperator):

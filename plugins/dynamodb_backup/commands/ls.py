@@ -1,0 +1,52 @@
+"""``ls`` and ``show``: list backups with their completeness, or show one folder."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..catalog import FolderListing, age, list_backups, read_sidecar, scan_listings
+from ..layout import MANIFEST, SIDECAR, SUCCESS, S3Location
+from . import Subparsers, client_for
+
+
+def register(subparsers: Subparsers) -> None:
+    p = subparsers.add_parser("ls", help="list backups under s3://bucket/prefix[/table]")
+    p.add_argument("uri", metavar="S3_URI")
+    p.set_defaults(run=run_ls)
+    p = subparsers.add_parser("show", help="show one backup folder: files, manifest, _SUCCESS, items")
+    p.add_argument("uri", metavar="S3_FOLDER")
+    p.set_defaults(run=run_show)
+
+
+def run_ls(args: argparse.Namespace) -> int:
+    backups = list_backups(client_for("s3"), S3Location.parse(args.uri, "uri"))
+    if not backups:
+        print(f"no backups under {args.uri}")
+        return 0
+    print(f"{'STATUS':<10} {'ITEMS':>12} {'SIZE':>12} {'FILES':>6} {'AGE':>6}  FOLDER")
+    for b in backups:
+        status = "complete" if b.listing.complete else "PARTIAL"
+        items = f"{b.items:,}" if b.items is not None else "?"
+        print(f"{status:<10} {items:>12} {b.listing.data_bytes:>12,} {len(b.listing.data_files):>6} "
+              f"{age(b.listing.modified):>6}  {b.listing.folder.uri}/")
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    s3 = client_for("s3")
+    folder = S3Location.parse(args.uri, "uri")
+    listings = [listing for listing in scan_listings(s3, folder) if listing.folder == folder]
+    if not listings:
+        print(f"{folder}/ is empty or not a backup folder")
+        return 1
+    listing: FolderListing = listings[0]
+    print(f"{folder.uri}/")
+    for name, size in sorted(listing.sizes.items()):
+        print(f"  {size:>12,}  {name}")
+    print(f"manifest: {'yes' if MANIFEST in listing.sizes else 'no'}   "
+          f"_SUCCESS: {'yes (complete)' if listing.complete else 'NO (incomplete backup)'}")
+    if SIDECAR in listing.sizes:
+        sidecar = read_sidecar(s3, folder)
+        print(f"items: {sidecar.item_count:,} in {len(sidecar.files)} data files, {sidecar.byte_count:,} bytes "
+              f"({sidecar.compression}); read from {sidecar.snapshot_start} to {sidecar.snapshot_end}")
+    return 0 if SUCCESS in listing.sizes else 1
