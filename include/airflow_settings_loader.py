@@ -190,7 +190,7 @@ def _expand(s: str, i: int, environ: Mapping[str, str], *, nested: bool, evaluat
             start = i
             name_match = _NAME_RE.match(s, i + 2)
             if name_match is None:
-                raise ValueError(f"bad substitution at {s[start:start + 12]!r} in {s!r}")
+                raise ValueError(f"bad substitution at {s[start : start + 12]!r} in {s!r}")
             name = name_match.group(0)
             i = name_match.end()
             current = environ.get(name)
@@ -205,7 +205,7 @@ def _expand(s: str, i: int, environ: Mapping[str, str], *, nested: bool, evaluat
             if op is None:
                 if i >= len(s):
                     raise ValueError(f"unterminated '${{' in {s!r}")
-                raise ValueError(f"bad substitution at {s[start:i + 1]!r} in {s!r}")
+                raise ValueError(f"bad substitution at {s[start : i + 1]!r} in {s!r}")
             use_default = not current if op == ":-" else current is None
             default, i = _expand(s, i + len(op), environ, nested=True, evaluate=evaluate and use_default)
             if evaluate:
@@ -229,8 +229,7 @@ def _subst_tree(value: Any, ctx: _Ctx, where: str, path: str) -> Any:
             name = exc.args[0]
             ctx.error(
                 where,
-                f"{path}: environment variable {name} is not set "
-                f"(write ${{{name}:-default}} to give a default)",
+                f"{path}: environment variable {name} is not set (write ${{{name}:-default}} to give a default)",
             )
         except ValueError as exc:
             ctx.error(where, f"{path}: {exc}")
@@ -431,9 +430,7 @@ def parse_settings(data: Any, source: str, environ: Mapping[str, str] | None = N
             seen.add(name)
     if ctx.errors:
         raise SettingsError(ctx.errors)
-    return Settings(
-        source=source, connections=tuple(connections), pools=tuple(pools), variables=tuple(variables)
-    )
+    return Settings(source=source, connections=tuple(connections), pools=tuple(pools), variables=tuple(variables))
 
 
 def load_settings(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Settings:

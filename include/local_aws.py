@@ -335,9 +335,7 @@ def dynalite_command(port: int, data_dir: Path, host: str = HOST) -> list[str]:
     if not Path(binary).exists():
         found = shutil.which("dynalite")
         if found is None:
-            raise LocalAwsError(
-                f"dynalite not found at {binary} nor on PATH: run `npm ci` in {REPO_ROOT}"
-            )
+            raise LocalAwsError(f"dynalite not found at {binary} nor on PATH: run `npm ci` in {REPO_ROOT}")
         binary = found
     return [binary, "--host", host, "--port", str(port), "--path", str(data_dir)]
 
@@ -353,9 +351,7 @@ def moto_command(port: int, host: str = HOST) -> list[str]:
     return [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)]
 
 
-def _spawn(
-    name: str, command: list[str], port: int, log_path: Path, env: dict[str, str] | None = None
-) -> LocalServer:
+def _spawn(name: str, command: list[str], port: int, log_path: Path, env: dict[str, str] | None = None) -> LocalServer:
     if port_in_use(port):
         raise LocalAwsError(f"cannot start {name}: port {port} on {HOST} is already in use")
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -386,9 +382,7 @@ def _start(server: LocalServer, wait: bool, timeout: float) -> LocalServer:
     return server
 
 
-def start_dynalite(
-    port: int, state_dir: Path, *, wait: bool = True, timeout: float = DEFAULT_TIMEOUT
-) -> LocalServer:
+def start_dynalite(port: int, state_dir: Path, *, wait: bool = True, timeout: float = DEFAULT_TIMEOUT) -> LocalServer:
     """Start dynalite on ``port`` with data in ``state_dir/dynalite``, log in ``state_dir/dynalite.log``."""
     state_dir = Path(state_dir)
     data_dir = state_dir / "dynalite"
@@ -397,9 +391,7 @@ def start_dynalite(
     return _start(server, wait, timeout)
 
 
-def start_moto(
-    port: int, state_dir: Path, *, wait: bool = True, timeout: float = DEFAULT_TIMEOUT
-) -> LocalServer:
+def start_moto(port: int, state_dir: Path, *, wait: bool = True, timeout: float = DEFAULT_TIMEOUT) -> LocalServer:
     """Start moto server on ``port``, log in ``state_dir/moto.log``."""
     env = dict(os.environ)
     env["MOTO_PORT"] = str(port)  # moto builds SNS/SQS URLs from it
@@ -490,7 +482,11 @@ def stop_recorded(name: str, state_dir: Path = DEFAULT_STATE_DIR, timeout: float
 
 
 def env_vars(
-    dynamodb_url: str, moto_url: str, *, access_key: str = "local", secret_key: str = "local",
+    dynamodb_url: str,
+    moto_url: str,
+    *,
+    access_key: str = "local",
+    secret_key: str = "local",
     region: str = DEFAULT_REGION,
 ) -> dict[str, str]:
     """Environment variables that point boto3 (and the Airflow AWS hooks) at the local servers."""
@@ -538,15 +534,21 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("command", choices=["start", "stop", "status", "env"])
     parser.add_argument(
-        "--dynamodb-port", type=int, default=_env_int("LOCAL_DYNAMODB_PORT", DEFAULT_DYNAMODB_PORT),
+        "--dynamodb-port",
+        type=int,
+        default=_env_int("LOCAL_DYNAMODB_PORT", DEFAULT_DYNAMODB_PORT),
         help="dynalite port (env LOCAL_DYNAMODB_PORT, default %(default)s)",
     )
     parser.add_argument(
-        "--moto-port", type=int, default=_env_int("LOCAL_MOTO_PORT", DEFAULT_MOTO_PORT),
+        "--moto-port",
+        type=int,
+        default=_env_int("LOCAL_MOTO_PORT", DEFAULT_MOTO_PORT),
         help="moto server port (env LOCAL_MOTO_PORT, default %(default)s)",
     )
     parser.add_argument(
-        "--state-dir", type=Path, default=Path(os.environ.get("LOCAL_AWS_STATE_DIR") or DEFAULT_STATE_DIR),
+        "--state-dir",
+        type=Path,
+        default=Path(os.environ.get("LOCAL_AWS_STATE_DIR") or DEFAULT_STATE_DIR),
         help="PID files, logs and dynalite data (env LOCAL_AWS_STATE_DIR, default %(default)s)",
     )
     parser.add_argument(

@@ -133,9 +133,7 @@ class LocalAws:
         if range_key:
             attrs.append({"AttributeName": range_key, "AttributeType": range_type})
             schema.append({"AttributeName": range_key, "KeyType": "RANGE"})
-        client.create_table(
-            TableName=name, AttributeDefinitions=attrs, KeySchema=schema, BillingMode="PAY_PER_REQUEST"
-        )
+        client.create_table(TableName=name, AttributeDefinitions=attrs, KeySchema=schema, BillingMode="PAY_PER_REQUEST")
         wait_for_table(client, name)
 
 

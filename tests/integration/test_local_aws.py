@@ -122,7 +122,8 @@ def test_moto_s3_multipart_upload(local_aws: LocalAws, s3_bucket: str) -> None:
 @pytest.mark.parametrize("style", [None, "auto", "path", "virtual"])
 def test_s3_addressing_styles_against_ip_endpoint(local_aws: LocalAws, s3_bucket: str, style: str | None) -> None:
     """boto3 falls back to path style for an IP endpoint, whatever addressing_style says."""
-    config = Config(s3={"addressing_style": style}) if style else None
+    s3_options: Any = {"addressing_style": style}
+    config = Config(s3=s3_options) if style else None
     s3 = local_aws.s3_client(config=config)
     s3.put_object(Bucket=s3_bucket, Key=f"style-{style}", Body=b"x")
     assert s3.get_object(Bucket=s3_bucket, Key=f"style-{style}")["Body"].read() == b"x"
@@ -240,9 +241,10 @@ def test_cli_start_status_stop(tmp_path: Path) -> None:
             region_name=exported["AWS_DEFAULT_REGION"],
         )
         make_client: Any = session.client
-        assert make_client("dynamodb", endpoint_url=exported["AWS_ENDPOINT_URL_DYNAMODB"]).list_tables()[
-            "TableNames"
-        ] == []
+        assert (
+            make_client("dynamodb", endpoint_url=exported["AWS_ENDPOINT_URL_DYNAMODB"]).list_tables()["TableNames"]
+            == []
+        )
         make_client("s3", endpoint_url=exported["AWS_ENDPOINT_URL_S3"]).create_bucket(Bucket="cli-bucket")
 
         # Idempotent: a second start reuses the same processes.

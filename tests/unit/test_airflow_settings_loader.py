@@ -79,7 +79,7 @@ def errors_of(tmp_path: Path, text: str, environ: dict[str, str] | None = None) 
     prefix = f"{path}: "
     for message in info.value.errors:
         assert message.startswith(prefix), message
-    return [message[len(prefix):] for message in info.value.errors]
+    return [message[len(prefix) :] for message in info.value.errors]
 
 
 # --------------------------------------------------------------------------- happy path
