@@ -58,10 +58,11 @@ def backup_dag(backup: TableBackup) -> DAG:
         tags=["dynamodb", "backup"],
     ) as dag:
         plan = PlanBackupOperator(task_id="plan", **settings)
-        export = ExportSegmentsOperator.partial(task_id="export_segments", plan=plan.output, **settings).expand(
-            share=plan.output["shares"]  # type: ignore[index]
+        plan_summary = plan.output["plan"]  # type: ignore[index]
+        export = ExportSegmentsOperator.partial(task_id="export_segments", plan=plan_summary, **settings).expand(
+            share=plan.output
         )
-        seal = SealBackupOperator(task_id="seal", plan=plan.output, results=export.output, **settings)
+        seal = SealBackupOperator(task_id="seal", plan=plan_summary, results=export.output, **settings)
         plan >> export >> seal
     return dag
 

@@ -15,6 +15,9 @@ Markers: ``slow`` (long tests; ``-m "not slow"`` skips them, CI runs them) and `
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import tempfile
 import re
 import sys
 import time
@@ -32,6 +35,16 @@ for _path in (REPO_ROOT / "include", REPO_ROOT / "plugins"):
         sys.path.insert(0, str(_path))
 
 from local_aws import LocalAwsError, LocalServer, free_port, start_dynalite, start_moto  # noqa: E402
+
+# Each test process gets its own Airflow home, set before anything imports Airflow
+# (Airflow reads its configuration once, at import).
+AIRFLOW_TEST_HOME = Path(tempfile.mkdtemp(prefix="airflow-home-"))
+os.environ.update({
+    "AIRFLOW_HOME": str(AIRFLOW_TEST_HOME),
+    "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+    "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
+    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+})
 
 REGION = "us-east-1"
 TEST_CREDENTIALS = {
@@ -197,3 +210,13 @@ def s3_bucket(local_aws: LocalAws, request: pytest.FixtureRequest) -> str:
     name = f"b-{slug}-{uuid.uuid4().hex[:12]}" if slug else f"b-{uuid.uuid4().hex[:12]}"
     local_aws.s3_client().create_bucket(Bucket=name)
     return name
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated Airflow metadata database (SQLite) in this process's Airflow home."""
+    if not (AIRFLOW_TEST_HOME / "airflow.db.ready").exists():
+        subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], check=True,
+                       capture_output=True, env=dict(os.environ))
+        (AIRFLOW_TEST_HOME / "airflow.db.ready").touch()
+    return AIRFLOW_TEST_HOME

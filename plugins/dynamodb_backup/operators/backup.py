@@ -62,22 +62,22 @@ class _BackupFields(BaseOperator):
 class PlanBackupOperator(_BackupFields):
     """Describe the table, choose segments and worker shares, open the dated folder.
 
-    Pushes the shares under the XCom key ``shares`` (empty when the folder is
-    already complete, so the export is skipped) and returns the plan.
+    Returns the worker shares to map over (none when the folder is already
+    complete, so the export is skipped) and pushes the plan under the XCom key ``plan``.
     """
 
     ui_color = "#d6eaf8"
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute(self, context: Context) -> list[dict[str, Any]]:
         request = self.request(context)
         plan = plan_backup(aws_client("dynamodb", self.aws_conn_id), aws_client("s3", self.aws_conn_id), request)
-        shares = [] if plan.skip else [s.to_dict() for s in plan.shares]
-        context["ti"].xcom_push(key="shares", value=shares)
-        return {
+        summary = {
             "folder": plan.folder.uri, "total_segments": plan.total_segments, "read_rate": plan.read_rate,
             "expected_items": plan.expected_items, "skip": plan.skip,
             "logical_date": request.logical_date.isoformat(),
         }
+        context["ti"].xcom_push(key="plan", value=summary)
+        return [] if plan.skip else [s.to_dict() for s in plan.shares]
 
 
 class ExportSegmentsOperator(_BackupFields):

@@ -1,0 +1,76 @@
+"""The backup DAGs: they import cleanly, validate their params, and a real dag.test() run seals a folder."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from demo_data import TABLE_SPECS, create_table, put_items, referrer_items
+
+from dynamodb_backup.codec import decode_line
+from dynamodb_backup.layout import SUCCESS
+from dynamodb_backup.manifest import parse_manifest
+
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+DATE = datetime(2024, 6, 1, 2, 0, 0, tzinfo=UTC)
+
+
+def load_backup_dags(monkeypatch, backups_file: Path | None = None):
+    from airflow.dag_processing.dagbag import DagBag
+
+    if backups_file is not None:
+        monkeypatch.setenv("DYNAMODB_BACKUPS_FILE", str(backups_file))
+    bag = DagBag(dag_folder=str(DAGS / "dynamodb_backup.py"))
+    assert not bag.import_errors, bag.import_errors
+    return bag
+
+
+def test_one_dag_per_configured_table(monkeypatch):
+    bag = load_backup_dags(monkeypatch)
+    assert {"dynamodb_backup_ReferrerCounts", "dynamodb_backup_AllTypes"} <= set(bag.dags)
+    dag = bag.dags["dynamodb_backup_ReferrerCounts"]
+    assert [t.task_id for t in dag.topological_sort()] == ["plan", "export_segments", "seal"]
+    assert dag.params["read_ratio"] == 0.25
+    assert bag.dags["dynamodb_backup_AllTypes"].params["read_ratio"] == 0.5
+
+
+@pytest.mark.parametrize(("name", "value"), [("read_ratio", 5), ("read_ratio", 0.001), ("segments", 0),
+                                             ("bucket", "Not_A_Bucket"), ("prefix", "a/../b"),
+                                             ("table", "x"), ("compression", "lz4")])
+def test_params_refuse_bad_values(monkeypatch, name, value):
+    from airflow.sdk.exceptions import ParamValidationError
+
+    param = load_backup_dags(monkeypatch).dags["dynamodb_backup_ReferrerCounts"].params.get_param(name)
+    param.resolve(param.value)  # the default is valid
+    with pytest.raises(ParamValidationError):
+        param.resolve(value)
+
+
+def test_dag_test_run_seals_a_complete_folder(local_aws, airflow_db, s3_bucket, table_name, tmp_path,
+                                              monkeypatch):
+    ddb, s3 = local_aws.dynamodb_client(), local_aws.s3_client()
+    create_table(ddb, table_name, TABLE_SPECS["ReferrerCounts"])
+    put_items(ddb, table_name, referrer_items(1200))
+    backups = tmp_path / "backups.yaml"
+    backups.write_text(json.dumps({"defaults": {"bucket": s3_bucket, "prefix": "nightly"},
+                                   "backups": [{"table": table_name}]}))
+    for name, value in local_aws.airflow_conn_env().items():
+        monkeypatch.setenv(name, value)
+    dag = load_backup_dags(monkeypatch, backups).dags[f"dynamodb_backup_{table_name}"]
+
+    run = dag.test(logical_date=DATE, run_conf={"segments": 5, "max_workers": 2, "read_ratio": 1.0})
+
+    assert run.state == "success"
+    prefix = f"nightly/{table_name}/2024-06-01-02-00-00/"
+    names = {o["Key"][len(prefix):] for o in s3.list_objects_v2(Bucket=s3_bucket, Prefix=prefix)["Contents"]}
+    assert {SUCCESS, "manifest", "_dynamodb_backup.json"} <= names
+    manifest = s3.get_object(Bucket=s3_bucket, Key=prefix + "manifest")["Body"].read()
+    lines = []
+    for entry in parse_manifest(manifest, "manifest"):
+        body = s3.get_object(Bucket=s3_bucket, Key=entry.url.split("/", 3)[3])["Body"].read()
+        lines += gzip.decompress(body).splitlines()
+    keys = {(item["resource"]["S"], item["timestamp"]["S"]) for item in map(decode_line, lines)}
+    assert len(lines) == len(keys) == 1200
