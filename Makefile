@@ -52,6 +52,7 @@ test-fast: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy plugins/dynamodb_backup dags include
+	$(VENV)/bin/hadolint Dockerfile
 
 clean: stop
 	rm -rf $(STATE)

@@ -19,7 +19,8 @@ date=$(date -u +%Y-%m-%dT%H:%M:%S+00:00)
 echo "== backing up ReferrerCounts through Airflow (airflow dags test, logical date $date)"
 .venv/bin/airflow dags test dynamodb_backup_ReferrerCounts "$date" >"$AIRFLOW_HOME/dags-test-backup.log" 2>&1 || {
     tail -n 60 "$AIRFLOW_HOME/dags-test-backup.log"; echo "backup DAG failed; full log: $AIRFLOW_HOME/dags-test-backup.log"; exit 1; }
-grep -E "plan for|worker [0-9]+:.*finished|sealed" "$AIRFLOW_HOME/dags-test-backup.log" | sed -E 's/^.*(plan for|worker|sealed)/\1/' || true
+grep -E "plan for|worker [0-9]+:.*finished|sealed" "$AIRFLOW_HOME/dags-test-backup.log" \
+    | sed -E 's/^.*\[info *\] /  /; s/ \[dynamodb_backup[^]]*\].*$//' || true
 
 folder="s3://$DYNAMODB_BACKUP_BUCKET/$DYNAMODB_BACKUP_PREFIX/ReferrerCounts/$(date -u -d "$date" +%Y-%m-%d-%H-%M-%S)"
 echo "== the backup folder"
