@@ -1,0 +1,53 @@
+"""The backups file: defaults, overrides, environment values and errors that name the entry."""
+
+import pytest
+
+from dynamodb_backup.config import load_backups
+from dynamodb_backup.errors import ParameterError
+
+
+def write(tmp_path, text):
+    path = tmp_path / "backups.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_entries_inherit_defaults_and_read_the_environment(tmp_path):
+    path = write(tmp_path, """
+defaults:
+  bucket: ${BUCKET:-fallback-bucket}
+  read_ratio: 0.3
+backups:
+  - table: Users
+  - table: Orders
+    read_ratio: 1.2
+    compression: none
+""")
+    users, orders = load_backups(path, environ={"BUCKET": "prod-backups"})
+    assert (users.bucket, users.read_ratio, users.compression) == ("prod-backups", 0.3, "gzip")
+    assert (orders.read_ratio, orders.compression, orders.dag_id) == (1.2, "none", "dynamodb_backup_Orders")
+    assert load_backups(path, environ={})[0].bucket == "fallback-bucket"
+
+
+@pytest.mark.parametrize(("entry", "message"), [
+    ("- table: Users\n    read_ratio: 2", r"backups\[0\]: read_ratio must be between 0.01 and 1.5"),
+    ("- table: x", r"backups\[0\]: table: 'x' is not a valid DynamoDB table name"),
+    ("- table: Users\n    colour: blue", r"backups\[0\]: unknown settings \['colour'\]"),
+    ("- table: Users\n    prefix: a/../b", r"backups\[0\]: prefix: 'a/../b' has an empty, '.' or '..' path segment"),
+    ("- table: Users\n    compression: lz4", r"backups\[0\]: compression must be one of"),
+    ("- table: Users\n  - table: Users", r"backups\[1\]: table 'Users' is listed twice"),
+    ("- just-a-string", r"backups\[0\]: expected a mapping"),
+])
+def test_errors_name_the_file_and_entry(tmp_path, entry, message):
+    path = write(tmp_path, f"defaults:\n  bucket: my-bucket\nbackups:\n  {entry}\n")
+    with pytest.raises(ParameterError, match=message) as info:
+        load_backups(path, environ={})
+    assert str(path) in str(info.value)
+
+
+def test_unreadable_file_is_named(tmp_path):
+    with pytest.raises(ParameterError, match="cannot read backups file"):
+        load_backups(tmp_path / "missing.yaml")
+    path = write(tmp_path, "defaults: [unclosed")
+    with pytest.raises(ParameterError, match="backups.yaml"):
+        load_backups(path)
