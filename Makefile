@@ -37,17 +37,25 @@ $(AIRFLOW_HOME)/airflow.db: $(VENV)/.installed
 local-aws: install  ## start dynalite and moto in the background; prints the exports
 	@$(PY) include/local_aws.py start
 
+airflow: install  ## a real local Airflow (LocalExecutor) wired to local AWS; prints the UI address and login
+	@$(PY) include/local_airflow.py start
+
 stop:  ## stop everything `make local-aws` / `make airflow` started, by PID
+	-@$(PY) include/local_airflow.py stop
 	@$(PY) include/local_aws.py stop
+
+bench: install  ## export/restore against the boto3 floor, the provider operator and dynamodump
+	$(PY) bench/run.py --items 200000
 
 run: install $(AIRFLOW_HOME)/airflow.db  ## the demo: seed, back up through Airflow, restore, verify
 	@bash include/run_demo.sh
 
-test: install  ## the whole suite, against real local servers
-	$(VENV)/bin/pytest -n 2 --dist loadfile
+test: install  ## the whole suite, against real local servers (then a real scheduler and browser)
+	$(VENV)/bin/pytest -n 2 --dist loadfile -m "not e2e"
+	$(VENV)/bin/pytest -m e2e tests/e2e
 
-test-fast: install
-	$(VENV)/bin/pytest -m "not slow" -n 2 --dist loadfile
+test-fast: install  ## everything but the slow and end-to-end tests
+	$(VENV)/bin/pytest -m "not slow and not e2e" -n 2 --dist loadfile
 
 lint: install
 	$(VENV)/bin/ruff check .

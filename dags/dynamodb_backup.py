@@ -1,10 +1,13 @@
 """Nightly DynamoDB backups: one DAG per table listed in include/backups.yaml.
 
-    plan ──> export_segments (mapped, one task per worker share) ──> seal
+    plan ──> export_segments (mapped, one task per worker share) ──> seal [──> restore_to_<table>]
 
 plan describes the table and splits its parallel scan into segments shared by a
 bounded number of workers; each worker streams its segments to S3 in Data
 Pipeline's format; seal writes the manifest, our sidecar, and _SUCCESS last.
+An entry with restore_to_table also loads each night's backup into that table
+(a staging copy, say). A failed task sends a notice to the configured SNS topic
+or webhook once its retries are spent.
 """
 
 from __future__ import annotations
@@ -15,9 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from airflow.sdk import DAG
+
 from dynamodb_backup.config import TableBackup, load_backups
 from dynamodb_backup.operators.backup import ExportSegmentsOperator, PlanBackupOperator, SealBackupOperator
+from dynamodb_backup.operators.notify import failure_notifier
 from dynamodb_backup.operators.params import backup_params
+from dynamodb_backup.operators.restore import add_restore_tasks
 
 BACKUPS_FILE = Path(
     os.environ.get("DYNAMODB_BACKUPS_FILE", Path(__file__).resolve().parent.parent / "include" / "backups.yaml")
@@ -43,6 +49,13 @@ def backup_dag(backup: TableBackup) -> DAG:
         put_extra.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=backup.sse_kms_key_id)
     if backup.expected_bucket_owner:
         put_extra["ExpectedBucketOwner"] = backup.expected_bucket_owner
+    default_args: dict[str, Any] = {"retries": 2, "retry_delay": timedelta(seconds=30),
+                                    "retry_exponential_backoff": True}
+    if backup.failure_sns_topic_arn or backup.failure_http_conn_id:
+        # Task-level, so the notice carries the exception and log URL, and fires after the last retry.
+        default_args["on_failure_callback"] = failure_notifier(
+            sns_topic_arn=backup.failure_sns_topic_arn, http_conn_id=backup.failure_http_conn_id,
+            aws_conn_id=backup.aws_conn_id)
     settings: dict[str, Any] = dict(FROM_PARAMS, on_demand_capacity=backup.on_demand_capacity,
                     file_max_items=backup.file_max_items, put_extra=put_extra)
     with DAG(
@@ -54,7 +67,7 @@ def backup_dag(backup: TableBackup) -> DAG:
         max_active_runs=1,
         params=backup_params(backup),
         render_template_as_native_obj=True,
-        default_args={"retries": 2, "retry_delay": timedelta(seconds=30), "retry_exponential_backoff": True},
+        default_args=default_args,
         tags=["dynamodb", "backup"],
     ) as dag:
         plan = PlanBackupOperator(task_id="plan", **settings)
@@ -64,6 +77,11 @@ def backup_dag(backup: TableBackup) -> DAG:
         )
         seal = SealBackupOperator(task_id="seal", plan=plan_summary, results=export.output, **settings)
         plan >> export >> seal
+        if backup.restore_to_table:
+            add_restore_tasks(dag, seal, seal.output, target_table=backup.restore_to_table,
+                              write_ratio=backup.restore_write_ratio, aws_conn_id=backup.aws_conn_id,
+                              target_aws_conn_id=backup.restore_aws_conn_id,
+                              on_demand_capacity=backup.on_demand_capacity)
     return dag
 
 

@@ -25,3 +25,13 @@ grep -E "plan for|worker [0-9]+:.*finished|sealed" "$AIRFLOW_HOME/dags-test-back
 folder="s3://$DYNAMODB_BACKUP_BUCKET/$DYNAMODB_BACKUP_PREFIX/ReferrerCounts/$(date -u -d "$date" +%Y-%m-%d-%H-%M-%S)"
 echo "== the backup folder"
 $PY -m dynamodb_backup show "$folder"
+
+echo "== restoring the backup into Import-test through Airflow (dynamodb_restore, write ratio 1.0)"
+.venv/bin/airflow dags test dynamodb_restore "$date" \
+    -c "{\"source\": \"$folder\", \"target_table\": \"Import-test\", \"create_table\": true, \"write_ratio\": 1.0}" \
+    >"$AIRFLOW_HOME/dags-test-restore.log" 2>&1 || {
+    tail -n 60 "$AIRFLOW_HOME/dags-test-restore.log"; echo "restore DAG failed; full log: $AIRFLOW_HOME/dags-test-restore.log"; exit 1; }
+grep -E "is a backup written|all [0-9]+ files valid|checkpoint markers removed|MISMATCH" "$AIRFLOW_HOME/dags-test-restore.log" \
+    | sed -E 's/^.*\] (s3:\/\/|all [0-9]|verified:|MISMATCH)/  \1/; s/ +\[[A-Za-z_.]+\] loc=.*$//' || true
+echo "== counting Import-test by scanning it (DescribeTable's ItemCount lags by hours)"
+$PY -m dynamodb_backup verify "$folder" --table Import-test

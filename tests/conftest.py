@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import tempfile
 import re
+import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator

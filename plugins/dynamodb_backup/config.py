@@ -41,6 +41,8 @@ class TableBackup:
     restore_aws_conn_id: str | None = None
     #: Where failure notices go: an SNS topic ARN (optional).
     failure_sns_topic_arn: str | None = None
+    #: ...and/or a webhook: an Airflow HTTP connection that receives a JSON POST.
+    failure_http_conn_id: str | None = None
     sse_kms_key_id: str | None = None
     expected_bucket_owner: str | None = None
 

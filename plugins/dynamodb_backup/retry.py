@@ -39,7 +39,17 @@ RETRYABLE_CODES = frozenset(
 )
 
 
+class MalformedResponseError(Exception):
+    """A 200 answer that is not what the operation returns (cut short, or another call's body).
+
+    Real DynamoDB never sends one, but a proxy or a broken connection can; trusting it could
+    end a segment early and lose items silently, so it is retried like a dropped connection.
+    """
+
+
 def is_retryable(exc: BaseException) -> bool:
+    if isinstance(exc, MalformedResponseError):
+        return True
     if isinstance(exc, ClientError):
         code = exc.response.get("Error", {}).get("Code", "")
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)

@@ -9,6 +9,7 @@ into Data Pipeline lines in one pass. The plain path uses the parsed response.
 from __future__ import annotations
 
 import base64
+import gc
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from .retry import call_with_retries
+from .retry import MalformedResponseError, call_with_retries
 from .throttle import TokenBucket
 
 _raw = threading.local()
@@ -26,7 +27,15 @@ _HOOKED_ATTR = "_dynamodb_backup_raw_scan_hook"
 def _take_raw_body(response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any) -> None:
     """botocore ``before-parse`` hook: keep the body for ourselves, give the parser nothing."""
     if getattr(_raw, "active", False) and response_dict["status_code"] < 300:
-        customized_response_dict["RawBody"] = orjson.loads(response_dict["body"])
+        # A page is ~100k fresh containers; the cyclic GC firing during the decode costs 10x
+        # the decode itself (measured). Decoded JSON has no cycles, so pausing it is safe.
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            customized_response_dict["RawBody"] = orjson.loads(response_dict["body"])
+        finally:
+            if enabled:
+                gc.enable()
         response_dict["body"] = b"{}"
 
 
@@ -58,20 +67,27 @@ def wire_key_to_client(key: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _checked(body: dict[str, Any]) -> dict[str, Any]:
+    """A Scan answer always carries Count, and exactly that many Items."""
+    count = body.get("Count")
+    if not isinstance(count, int) or len(body.get("Items", [])) != count:
+        raise MalformedResponseError(f"Scan answer without a matching Count (keys: {sorted(body)[:5]})")
+    return body
+
+
 def scan_page(client: Any, raw: bool, **kwargs: Any) -> ScanPage:
-    """One Scan call, retried on throttling and server errors."""
+    """One Scan call, retried on throttling, server errors and malformed answers."""
     if raw:
         install_raw_scan(client)
 
         def call() -> dict[str, Any]:
             _raw.active = True
             try:
-                response: dict[str, Any] = client.scan(**kwargs)
-                return response
+                return _checked(client.scan(**kwargs)["RawBody"])
             finally:
                 _raw.active = False
 
-        body = call_with_retries(call)["RawBody"]
+        body = call_with_retries(call)
         last = body.get("LastEvaluatedKey")
         return ScanPage(
             items=body.get("Items", []),
@@ -79,7 +95,7 @@ def scan_page(client: Any, raw: bool, **kwargs: Any) -> ScanPage:
             scanned=int(body.get("ScannedCount", 0)),
             last_key=wire_key_to_client(last) if last else None,
         )
-    response = call_with_retries(lambda: client.scan(**kwargs))
+    response = call_with_retries(lambda: _checked(client.scan(**kwargs)))
     return ScanPage(
         items=response.get("Items", []),
         consumed=float((response.get("ConsumedCapacity") or {}).get("CapacityUnits", 0.0)),

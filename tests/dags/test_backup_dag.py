@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from demo_data import TABLE_SPECS, create_table, put_items, referrer_items
 
+from demo_data import TABLE_SPECS, create_table, put_items, referrer_items
 from dynamodb_backup.codec import decode_line
 from dynamodb_backup.layout import SUCCESS
 from dynamodb_backup.manifest import parse_manifest

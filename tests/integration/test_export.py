@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 import zstandard
-from demo_data import TABLE_SPECS, all_types_items, create_table, put_items, referrer_items
 
+from demo_data import TABLE_SPECS, all_types_items, create_table, put_items, referrer_items
 from dynamodb_backup.backup import BackupRequest, plan_backup, run_backup, seal_backup
 from dynamodb_backup.codec import canonical_bytes, decode_line
 from dynamodb_backup.commands import client_factory
@@ -157,7 +157,7 @@ def test_failed_worker_leaves_no_success_and_its_retry_completes(local_aws, s3_b
 
 
 def test_complete_folder_is_left_alone_unless_overwrite(local_aws, s3_bucket, table_name):
-    ddb, s3 = local_aws.dynamodb_client(), local_aws.s3_client()
+    ddb = local_aws.dynamodb_client()
     make_table(ddb, table_name, "all")
     assert run_backup(client_factory(), request_for(table_name, s3_bucket)) is not None
     assert run_backup(client_factory(), request_for(table_name, s3_bucket)) is None

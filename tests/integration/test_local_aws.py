@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 from botocore.config import Config
+
 from local_aws import (
     LocalAwsError,
     LocalServer,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from airflow_settings_loader import connection_env, load_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from airflow_settings_loader import (
     ConnectionSetting,
     PoolSetting,

@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 import pytest
+
 from dynamodb_backup.codec import (
     TableDigest,
     canonical_bytes,

@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 import pytest
+
 from dynamodb_backup.codec import (
     MAX_ITEM_BYTES,
     decode_line,

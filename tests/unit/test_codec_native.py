@@ -7,6 +7,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+
 from dynamodb_backup.codec import (
     decode_line,
     decode_native_line,

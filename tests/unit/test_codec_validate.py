@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from dynamodb_backup.codec import (
     MAX_ITEM_BYTES,
     item_size,

@@ -49,5 +49,5 @@ def test_unreadable_file_is_named(tmp_path):
     with pytest.raises(ParameterError, match="cannot read backups file"):
         load_backups(tmp_path / "missing.yaml")
     path = write(tmp_path, "defaults: [unclosed")
-    with pytest.raises(ParameterError, match="backups.yaml"):
+    with pytest.raises(ParameterError, match=r"backups\.yaml"):
         load_backups(path)

@@ -19,7 +19,8 @@ GOLDEN = (
 
 def test_manifest_bytes_match_data_pipeline():
     folder = S3Location("my-bucket", "ddb/Users/2024-03-05-04-10-22")
-    urls = [folder.url_of("5d9c2f0e-8a4b-4c1e-9a3e-2b7f1c0d4e6a"), folder.url_of("0b1f4c57-3e2d-4f8a-b6c9-7d5e1a2f3b4c")]
+    names = ["5d9c2f0e-8a4b-4c1e-9a3e-2b7f1c0d4e6a", "0b1f4c57-3e2d-4f8a-b6c9-7d5e1a2f3b4c"]
+    urls = [folder.url_of(name) for name in names]
     assert render_manifest(urls) == GOLDEN
 
 

@@ -24,7 +24,7 @@ def test_split_is_contiguous_and_complete():
     assert split_segments(2, 8) == [[0], [1]]
     big = split_segments(1000, 16)
     assert len(big) == 16
-    assert sum(big, []) == list(range(1000))
+    assert [s for run in big for s in run] == list(range(1000))
 
 
 def test_shares_split_the_rate_in_proportion():

@@ -7,8 +7,10 @@ from datetime import datetime
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from ..backup import BackupPlan, BackupRequest, plan_backup, seal_backup, share_rate_reader
+from ..errors import BackupFolderError, ParameterError
 from ..export import ExportSettings, WorkerResult, export_share
 from ..layout import S3Location
 from ..plan import DEFAULT_ON_DEMAND_CAPACITY, WorkerShare
@@ -69,8 +71,13 @@ class PlanBackupOperator(_BackupFields):
     ui_color = "#d6eaf8"
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
-        request = self.request(context)
-        plan = plan_backup(aws_client("dynamodb", self.aws_conn_id), aws_client("s3", self.aws_conn_id), request)
+        try:
+            request = self.request(context)
+            plan = plan_backup(aws_client("dynamodb", self.aws_conn_id), aws_client("s3", self.aws_conn_id),
+                               request)
+        except ParameterError as exc:
+            # A missing table or bucket will not appear on a retry: fail now, once.
+            raise AirflowFailException(str(exc)) from exc
         summary = {
             "folder": plan.folder.uri, "total_segments": plan.total_segments, "read_rate": plan.read_rate,
             "expected_items": plan.expected_items, "skip": plan.skip,
@@ -116,6 +123,9 @@ class SealBackupOperator(_BackupFields):
         self.plan, self.results = plan, results
 
     def execute(self, context: Context) -> dict[str, Any]:
+        if self.plan.get("skip"):
+            # The folder was already complete: leave its manifest, sidecar and _SUCCESS alone.
+            raise AirflowSkipException(f"{self.plan['folder']} is already complete")
         request = self.request(context)
         plan = BackupPlan(
             folder=S3Location.parse(self.plan["folder"]), shares=[],
@@ -123,7 +133,11 @@ class SealBackupOperator(_BackupFields):
             expected_items=int(self.plan["expected_items"]), skip=False,
         )
         results = [WorkerResult.from_dict(r) for r in self.results]
-        sidecar = seal_backup(aws_client("dynamodb", self.aws_conn_id), aws_client("s3", self.aws_conn_id),
-                              request, plan, results)
+        try:
+            sidecar = seal_backup(aws_client("dynamodb", self.aws_conn_id), aws_client("s3", self.aws_conn_id),
+                                  request, plan, results)
+        except BackupFolderError as exc:
+            # Workers' results do not cover the table; retrying the seal cannot fix that.
+            raise AirflowFailException(str(exc)) from exc
         return {"folder": plan.folder.uri, "items": sidecar.item_count, "files": len(sidecar.files),
                 "bytes": sidecar.byte_count}

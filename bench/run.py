@@ -1,0 +1,299 @@
+"""``make bench``: our export and restore against the alternatives, in one run.
+
+Starts its own dynalite (data under ``.state/bench``, so a seeded table is reused
+by the next run) and moto, seeds N items of about 500 bytes mixing every type,
+checks that the fast export path writes the same bytes as the plain one, then runs
+each contender in turn in a child process and measures items/s, CPU seconds of
+the process tree, the peak RSS of its largest single process, and the server's
+CPU. Writes bench-results/results.json, results.md and items_per_second.png.
+
+    .venv/bin/python bench/run.py [--items 200000] [--memory-scaling] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+for _p in (REPO, REPO / "plugins", REPO / "include"):
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
+
+import boto3  # noqa: E402
+
+from bench import report  # noqa: E402
+from bench.identity import check_fast_path_identity  # noqa: E402
+from bench.measure import Measurement, run_measured  # noqa: E402
+from bench.seed import count_items, delete_table, seed_table  # noqa: E402
+from bench.verify import sample_matches  # noqa: E402
+from local_aws import free_port, start_dynalite, start_moto  # noqa: E402
+
+log = logging.getLogger("bench")
+PY = sys.executable
+DUMPODUMP_VENV = REPO / ".state" / "bench-venv"
+STATE = REPO / ".state" / "bench"
+BUCKET = "bench"
+DATE = "2024-01-02T03:04:05Z"
+FOLDER_DATE = "2024-01-02-03-04-05"
+BIG = "1000000000"  # --on-demand-capacity: never throttle against the local server
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    cores = os.cpu_count() or 1
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--items", type=int, default=200_000, help="items in the benchmark table (default 200000)")
+    p.add_argument("--processes", type=int, default=cores,
+                   help="worker processes for ours and the floor (default: cores)")
+    p.add_argument("--segments", type=int, default=2 * cores, help="parallel scan segments (default: 2 x cores)")
+    p.add_argument("--memory-scaling", action="store_true",
+                   help="also seed a 1M-item table and measure one export worker on it (slow)")
+    p.add_argument("--profile", action="store_true", help="also cProfile one export worker and the floor")
+    p.add_argument("--skip", default="", help="comma-separated contender groups to skip: "
+                   "floor,ours,provider,dynamodump,restore,memory,identity")
+    p.add_argument("--out", type=Path, default=REPO / "bench-results")
+    p.add_argument("--seed-processes", type=int, default=max(2, cores * 2))
+    return p.parse_args(argv)
+
+
+def dynamodump_bin() -> Path | None:
+    """dynamodump lives in its own venv (it pins an older boto3); install it if missing."""
+    binary = DUMPODUMP_VENV / "bin" / "dynamodump"
+    if binary.exists():
+        return binary
+    uv = shutil.which("uv")
+    if uv is None:
+        log.warning("uv not found: skipping dynamodump")
+        return None
+    import subprocess
+
+    reqs = REPO / "bench" / "requirements-dynamodump.txt"
+    subprocess.run([uv, "venv", "--quiet", "--allow-existing", "--python", "3.11", str(DUMPODUMP_VENV)], check=True)
+    subprocess.run([uv, "pip", "install", "--quiet", "--compile-bytecode", "--python",
+                    str(DUMPODUMP_VENV / "bin" / "python"), "-r", str(reqs)], check=True)
+    return binary if binary.exists() else None
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, ddb_url: str, s3_url: str, server_pids: list[int]) -> None:
+        self.args = args
+        self.ddb_url, self.s3_url = ddb_url, s3_url
+        self.server_pids = server_pids
+        self.logs = args.out / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.env = dict(os.environ)
+        self.env.update({
+            "AWS_ENDPOINT_URL_DYNAMODB": ddb_url, "AWS_ENDPOINT_URL_S3": s3_url,
+            "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": "us-east-1",
+            "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "plugins"), str(REPO / "include")]),
+            "AIRFLOW_HOME": str(STATE / "airflow"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW_CONN_AWS_DEFAULT": (
+                '{"conn_type": "aws", "login": "local", "password": "local", "extra": {"region_name": "us-east-1", '
+                f'"service_config": {{"s3": {{"endpoint_url": "{s3_url}"}}, '
+                f'"dynamodb": {{"endpoint_url": "{ddb_url}"}}}}}}}}'
+            ),
+        })
+        self.results: list[Measurement] = []
+        self.memory: list[Measurement] = []
+        self.checks: dict[str, Any] = {}
+
+    def run(self, name: str, command: list[str], items: int, *, record: bool = True,
+            cwd: Path | None = None) -> Measurement:
+        log.info("running %s", name)
+        slug = "".join(c if c.isalnum() else "-" for c in name).strip("-")
+        m = run_measured(name, command, items, env=self.env, cwd=cwd or REPO,
+                         log_path=self.logs / f"{slug}.log", server_pids=self.server_pids)
+        log.info("%s: %.1f s, %.0f items/s, CPU %.1f s, peak RSS %.0f MB%s", name, m.seconds,
+                 m.items_per_second, m.cpu_seconds, m.peak_rss_mb,
+                 "" if m.returncode == 0 else f"  FAILED rc={m.returncode}, see {self.logs / slug}.log")
+        if record:
+            self.results.append(m)
+        return m
+
+    def export_command(self, table: str, prefix: str, compression: str, workers: int, segments: int) -> list[str]:
+        return [PY, "-m", "dynamodb_backup", "export", "--table", table, "--to", f"s3://{BUCKET}/{prefix}",
+                "--segments", str(segments), "--workers", str(workers), "--read-ratio", "1.5",
+                "--on-demand-capacity", BIG, "--compression", compression, "--date", DATE, "--overwrite"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("botocore", "boto3", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    STATE.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    dynalite = start_dynalite(free_port(), STATE)
+    moto = None
+    try:
+        moto = start_moto(free_port(), STATE)
+        os.environ.update({"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
+                           "AWS_DEFAULT_REGION": "us-east-1"})
+        pids = [p for p in (dynalite.pid, moto.pid) if p is not None]
+        bench = Bench(args, dynalite.url, moto.url, pids[:1])  # server CPU: DynamoDB's only
+        return run_all(bench, skip)
+    finally:
+        if moto is not None:
+            moto.stop()
+        dynalite.stop()
+
+
+def run_all(bench: Bench, skip: set[str]) -> int:
+    args = bench.args
+    n, procs, segs = args.items, args.processes, args.segments
+    table = f"bench-{n}"
+    ddb = boto3.client("dynamodb", endpoint_url=bench.ddb_url)
+    s3 = boto3.client("s3", endpoint_url=bench.s3_url)
+    s3.create_bucket(Bucket=BUCKET)
+    seeding = [seed_table(bench.ddb_url, table, n, args.seed_processes)]
+    memory_tables = {100_000: "bench-100000"}
+    if args.memory_scaling:
+        memory_tables[1_000_000] = "bench-1000000"
+    if "memory" not in skip:
+        for count, name in memory_tables.items():
+            if name != table:
+                seeding.append(seed_table(bench.ddb_url, name, count, args.seed_processes))
+
+    if "identity" not in skip:
+        bench.checks["fast_path_identity"] = check_fast_path_identity(bench.ddb_url, bench.s3_url, BUCKET)
+        log.info("fast path identity: %s", bench.checks["fast_path_identity"])
+
+    if "floor" not in skip:
+        bench.run(f"floor: boto3 parallel scan, {procs} proc, {segs} seg",
+                  [PY, "-m", "bench.floor", "--endpoint", bench.ddb_url, "--table", table,
+                   "--segments", str(segs), "--processes", str(procs)], n)
+        bench.run(f"floor: boto3 parallel scan, 1 proc, {segs} seg",
+                  [PY, "-m", "bench.floor", "--endpoint", bench.ddb_url, "--table", table,
+                   "--segments", str(segs), "--processes", "1"], n)
+    ours: Measurement | None = None
+    if "ours" not in skip:
+        ours = bench.run(f"ours: export gzip, {procs} proc, {segs} seg",
+                         bench.export_command(table, "ours-gzip", "gzip", procs, segs), n)
+        bench.run(f"ours: export uncompressed, {procs} proc, {segs} seg",
+                  bench.export_command(table, "ours-none", "none", procs, segs), n)
+    if "provider" not in skip:
+        for count in (1, 4):
+            bench.run(f"provider DynamoDBToS3Operator, {count} proc" + (f", {count} seg" if count > 1 else ""),
+                      [PY, "-m", "bench.provider", "--table", table, "--bucket", BUCKET,
+                       "--prefix", f"provider-{count}", "--segments", str(count)], n)
+    dump_path = STATE / "dump"
+    binary = dynamodump_bin() if ("dynamodump" not in skip or "restore" not in skip) else None
+    local = ["--host", "127.0.0.1", "--port", bench.ddb_url.rsplit(":", 1)[1],
+             "--accessKey", "local", "--secretKey", "local", "-r", "us-east-1", "--dumpPath", str(dump_path)]
+    if binary and "dynamodump" not in skip:
+        shutil.rmtree(dump_path, ignore_errors=True)
+        m = bench.run("dynamodump backup, 1 proc", [str(binary), "-m", "backup", "-s", table, *local], n,
+                      cwd=STATE)
+        m.extra.update(dynamodump_scan_phase(dump_path / table, n))
+    if "restore" not in skip:
+        run_restores(bench, ddb, table, n, binary, local)
+    if "memory" not in skip:
+        for count, name in memory_tables.items():
+            m = bench.run(f"ours: one export worker, {count:,} items", bench.export_command(
+                name, "memory", "gzip", 1, segs), count, record=False)
+            bench.memory.append(m)
+    if args.profile:
+        from bench.profiling import profile_export
+
+        bench.checks["profile"] = profile_export(bench.ddb_url, bench.s3_url, BUCKET, table, segs, args.out)
+    write_outputs(bench, ours, seeding)
+    return 0 if all(m.returncode == 0 for m in bench.results + bench.memory) else 1
+
+
+def dynamodump_scan_phase(folder: Path, items: int) -> dict[str, Any]:
+    """dynamodump idles before it scans (it starts 25 threads a second apart); time the scan from its files."""
+    try:
+        start = (folder / "schema.json").stat().st_mtime
+        ends = [p.stat().st_mtime for p in (folder / "data").iterdir()]
+    except OSError:
+        return {}
+    seconds = max(ends) - start if ends else 0.0
+    return {"scan_phase_seconds": round(seconds, 2),
+            "scan_phase_items_per_second": round(items / seconds, 1) if seconds > 0 else None}
+
+
+def run_restores(bench: Bench, ddb: Any, table: str, n: int, binary: Path | None, local: list[str]) -> None:
+    procs = bench.args.processes
+    ours_target, dd_target = f"{table}-restore-ours", f"{table}-restore-dynamodump"
+    commands_dir = REPO / "plugins" / "dynamodb_backup" / "commands"
+    if (commands_dir / "restore.py").exists():
+        delete_table(ddb, ours_target)
+        folder = f"s3://{BUCKET}/ours-gzip/{table}/{FOLDER_DATE}"
+        m = bench.run(f"ours: restore gzip, {procs} proc", [
+            PY, "-m", "dynamodb_backup", "restore", folder, "--table", ours_target, "--create-table",
+            "--write-ratio", "1.5", "--workers", str(procs), "--on-demand-capacity", BIG,
+            "--no-verify", "--no-checkpoints"], n)
+        if m.returncode == 0:
+            m.extra["restored_items"] = count_items(bench.ddb_url, ours_target)
+            m.extra["sample_matches"] = sample_matches(ddb, ours_target, n)
+    else:
+        log.warning("no restore command yet: skipping our restore")
+    if binary is not None and (bench.args.out / "logs").exists():
+        if not (STATE / "dump" / table / "data").exists():
+            log.info("no dynamodump backup on disk: taking one (not measured)")
+            run_measured("dynamodump backup (setup)", [str(binary), "-m", "backup", "-s", table, *local], n,
+                         env=bench.env, cwd=STATE)
+        delete_table(ddb, dd_target)
+        m = bench.run("dynamodump restore, 1 proc", [
+            str(binary), "-m", "restore", "-s", table, "-d", dd_target, *local,
+            "--billingMode", "PAY_PER_REQUEST", "--noConfirm"], n, cwd=STATE)
+        if m.returncode == 0:
+            m.extra["restored_items"] = count_items(bench.ddb_url, dd_target)
+            m.extra["sample_matches"] = sample_matches(ddb, dd_target, n)
+
+
+def write_outputs(bench: Bench, ours: Measurement | None, seeding: list[dict[str, Any]]) -> None:
+    args = bench.args
+    load = os.getloadavg()[0]
+    machine = f"{os.cpu_count()} cores, {sys.platform}, Python {sys.version.split()[0]}, load avg {load:.1f} at end"
+    header = list(report.COLUMNS)
+    body = report.rows(bench.results, ours)
+    mem_body = report.rows(bench.memory, None)
+    targets = report.targets(bench.results, bench.memory, ours)
+    print()
+    print(f"{args.items:,} items of about 500 bytes; {machine}; dynalite with --path, moto S3")
+    print(report.text_table(header, body))
+    if bench.memory:
+        print("\nmemory of one export worker (1 process, --workers 1):")
+        print(report.text_table(header, mem_body))
+    print("\ntargets:")
+    for t in targets:
+        print(f"  [{'met' if t['met'] else 'MISSED'}] {t['target']}: {t['figure']}")
+    for name, value in bench.checks.items():
+        if name != "profile":
+            print(f"check {name}: {value}")
+    when = datetime.now(UTC).isoformat(timespec="seconds")
+    report.write_json(args.out / "results.json", {
+        "when": when, "machine": machine, "items": args.items, "processes": args.processes,
+        "segments": args.segments, "seeding": seeding, "checks": bench.checks,
+        "results": [m.to_dict() for m in bench.results], "memory": [m.to_dict() for m in bench.memory],
+        "targets": targets,
+    })
+    md = [f"Run {when}: {args.items:,} items of about 500 bytes, {machine}; local dynalite (with --path) "
+          f"and moto S3 on the same machine. CPU s is the contender's process tree (user+sys); server CPU s is "
+          f"dynalite's; peak RSS is the largest single process.", "", report.markdown_table(header, body)]
+    if bench.memory:
+        md += ["", "Peak memory of one export worker:", "", report.markdown_table(header, mem_body)]
+    md += ["", "| target | figure | met |", "|---|---|---|"]
+    md += [f"| {t['target']} | {t['figure']} | {'yes' if t['met'] else 'no'} |" for t in targets]
+    (args.out / "results.md").write_text("\n".join(md) + "\n")
+    report.write_chart(args.out / "items_per_second.png", bench.results,
+                       f"DynamoDB backup/restore, {args.items:,} items, {machine}")
+    print(f"\nwrote {args.out / 'results.json'}, results.md and items_per_second.png")
+
+
+if __name__ == "__main__":
+    started = time.perf_counter()
+    code = main()
+    print(f"bench finished in {time.perf_counter() - started:.0f} s")
+    sys.exit(code)

@@ -1,0 +1,114 @@
+"""Restore a DynamoDB backup into a table, on demand, then verify it by counting.
+
+    inspect ──> validate (mapped) ──> ensure_table ──> load (mapped) ──> verify
+
+inspect finds the folder (or the newest complete backup of a table), tells its
+format (ours, AWS Data Pipeline with or without a manifest, native DynamoDB
+export) and checks the target's key schema without changing anything; validate
+reads every file (checksums, every line, the keys) before anything is written;
+ensure_table creates the target if asked; load writes each share of files at
+ratio x the target's write capacity, skipping files a failed attempt finished;
+verify counts the target with a parallel scan and compares it with the backup.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from airflow.sdk import DAG, Param
+
+from dynamodb_backup.config import load_backups
+from dynamodb_backup.errors import ParameterError
+from dynamodb_backup.operators.params import BUCKET_PATTERN, PREFIX_PATTERN, TABLE_PATTERN
+from dynamodb_backup.operators.restore import restore_tasks
+from dynamodb_backup.plan import MAX_RATIO, MIN_RATIO
+
+BACKUPS_FILE = Path(
+    os.environ.get("DYNAMODB_BACKUPS_FILE", Path(__file__).resolve().parent.parent / "include" / "backups.yaml")
+)
+
+
+def configured_location() -> tuple[str, str]:
+    """Where the backup DAGs write (the backups file's first entry), for 'latest'."""
+    try:
+        backups = load_backups(BACKUPS_FILE)
+    except ParameterError:
+        backups = []
+    if backups:
+        return backups[0].bucket, backups[0].prefix
+    return os.environ.get("DYNAMODB_BACKUP_BUCKET", "dynamodb-backups"), os.environ.get("DYNAMODB_BACKUP_PREFIX",
+                                                                                         "backups")
+
+
+BUCKET, PREFIX = configured_location()
+SOURCE_PATTERN = r"^(latest|s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\s]*)?)$"
+OPTIONAL_TABLE = r"^([A-Za-z0-9_.-]{3,255})?$"
+
+PARAMS = {
+    "source": Param(
+        type="string", pattern=SOURCE_PATTERN, title="Backup to restore",
+        description="An S3 folder such as s3://bucket/backups/Users/2024-03-05-04-10-22 (one of ours, an AWS Data "
+                    "Pipeline backup, or a native export's AWSDynamoDB/<id> folder), or the word latest: the newest "
+                    "complete backup of 'Source table' under the bucket and prefix below."),
+    "source_table": Param(None, type=["null", "string"], pattern=OPTIONAL_TABLE, title="Source table (for latest)",
+                          description="With source = latest: the table whose newest complete backup to restore."),
+    "backup_bucket": Param(BUCKET, type="string", pattern=BUCKET_PATTERN, title="Backup bucket (for latest)",
+                           description="Where the backup DAGs write; only used with source = latest."),
+    "backup_prefix": Param(PREFIX, type="string", pattern=PREFIX_PATTERN, title="Backup prefix (for latest)",
+                           description="Folder in the bucket holding <table>/<YYYY-MM-DD-HH-MM-SS>/ backups."),
+    "target_table": Param(type="string", pattern=TABLE_PATTERN, title="Target table",
+                          description="The table to restore into. If it exists its keys must match the backup's; "
+                                      "existing items with the same keys are overwritten."),
+    "aws_conn_id": Param("aws_default", type="string", minLength=1, title="AWS connection",
+                         description="Airflow connection used to read the backup from S3 (and for the target "
+                                     "table unless set below)."),
+    "target_aws_conn_id": Param(None, type=["null", "string"], title="Target AWS connection",
+                                description="Connection for the target table, if it is in another account. "
+                                            "Empty: the AWS connection above."),
+    "target_region": Param(None, type=["null", "string"], pattern=r"^([a-z]{2}(-[a-z]+)+-\d)?$",
+                           title="Target region", description="Region of the target table, e.g. eu-west-1. "
+                                                              "Empty: the connection's region."),
+    "write_ratio": Param(0.5, type="number", minimum=MIN_RATIO, maximum=MAX_RATIO, title="Write throughput ratio",
+                         description=f"Share of the target's write capacity the restore may use ({MIN_RATIO} to "
+                                     f"{MAX_RATIO}); verification reads at the same share of its read capacity. "
+                                     "On-demand tables count as 10,000 units."),
+    "create_table": Param(False, type="boolean", title="Create the table if missing",
+                          description="Create it like the backed-up table (keys, indexes, billing, TTL, tags) when "
+                                      "the backup has our sidecar, else from the key schema below (on-demand)."),
+    "key_schema": Param(None, type=["null", "string"], pattern=r"^([^:,\s]+:[SNB](,[^:,\s]+:[SNB])?)?$",
+                        title="Key schema (backups without sidecar)",
+                        description="For Data Pipeline backups and native exports, which do not record keys: "
+                                    "partition[,sort] key with types S, N or B, e.g. pk:S,sk:N. Not needed when "
+                                    "the target table exists."),
+    "verify": Param(True, type="boolean", title="Verify afterwards",
+                    description="Count the target with a parallel scan and compare with the backup; when the "
+                                "target was empty, compare a digest of every item too."),
+    "force": Param(False, type="boolean", title="Restore an incomplete backup",
+                   description="Accept a folder without _SUCCESS (native: without a complete manifest). Its data "
+                               "may be partial."),
+    "workers": Param(4, type="integer", minimum=1, maximum=64, title="Worker tasks",
+                     description="How many tasks share the files for validation and loading."),
+    "checkpoint_uri": Param(None, type=["null", "string"], pattern=r"^(s3://\S+)?$", title="Checkpoint location",
+                            description="Where finished-file markers go, so a retried load skips them. Empty: "
+                                        "_restore_checkpoints/ beside the backup folder (set this when the backup "
+                                        "bucket is read-only)."),
+}
+
+# Every task renders its settings from the run's params.
+SETTINGS = {name: "{{ params." + name + " }}" for name in PARAMS}
+
+with DAG(
+    dag_id="dynamodb_restore",
+    description="Restore a DynamoDB backup (ours, Data Pipeline or native export) into a table and verify it",
+    doc_md=__doc__,
+    schedule=None,
+    start_date=datetime(2024, 1, 1),
+    catchup=False,
+    params=PARAMS,
+    render_template_as_native_obj=True,
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=30), "retry_exponential_backoff": True},
+    tags=["dynamodb", "restore"],
+) as dag:
+    restore_tasks(SETTINGS)

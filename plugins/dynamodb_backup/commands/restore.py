@@ -1,0 +1,102 @@
+"""``restore`` and ``verify``: load a backup folder into a table, and check a table against a backup."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..catalog import latest_complete
+from ..errors import ParameterError
+from ..inspection import inspect_folder
+from ..layout import S3Location
+from ..plan import DEFAULT_ON_DEMAND_CAPACITY
+from ..restorejob import RestoreRequest, new_run_id, run_restore
+from ..verify import verify_restore
+from . import Subparsers, client_factory, client_for
+
+
+def _source_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("folder", nargs="?", metavar="S3_FOLDER",
+                   help="the backup folder: ours, AWS Data Pipeline's, or a native export (AWSDynamoDB/<id>/)")
+    p.add_argument("--latest", action="store_true",
+                   help="use the newest complete backup of --source-table under --from instead of S3_FOLDER")
+    p.add_argument("--from", dest="base", metavar="S3_URI", help="s3://bucket/prefix holding <table>/<date>/ folders")
+    p.add_argument("--source-table", help="the table whose newest complete backup --latest picks")
+    p.add_argument("--table", required=True, help="the target table")
+    p.add_argument("--force", action="store_true", help="accept a folder without _SUCCESS (or a complete manifest)")
+    p.add_argument("--endpoint", help="DynamoDB endpoint URL (default: AWS_ENDPOINT_URL_DYNAMODB, else AWS)")
+    p.add_argument("--region", help="the target table's region")
+
+
+def register(subparsers: Subparsers) -> None:
+    p = subparsers.add_parser("restore", help="restore a backup folder into a table, then verify by counting")
+    _source_arguments(p)
+    p.add_argument("--create-table", action="store_true",
+                   help="create the table if missing (from the sidecar; else from --key-schema, on-demand)")
+    p.add_argument("--write-ratio", type=float, default=0.5,
+                   help="share of the table's write capacity to use (0.01-1.5)")
+    p.add_argument("--key-schema", metavar="PK:T[,SK:T]",
+                   help="key schema for backups without a sidecar, e.g. pk:S,sk:N")
+    p.add_argument("--workers", type=int, default=4, help="worker processes, each loading a share of the files")
+    p.add_argument("--on-demand-capacity", type=float, default=DEFAULT_ON_DEMAND_CAPACITY,
+                   help="write units per second assumed for on-demand tables")
+    p.add_argument("--no-verify", action="store_true", help="skip counting and comparing afterwards")
+    p.add_argument("--checkpoint", metavar="S3_URI",
+                   help="where completion markers go (default: _restore_checkpoints/ beside the folder)")
+    p.add_argument("--no-checkpoints", action="store_true", help="write no completion markers")
+    p.add_argument("--run-id", help="resume this earlier run: files it finished are skipped")
+    p.set_defaults(run=run_restore_command)
+
+    p = subparsers.add_parser("verify", help="count a table by scanning and compare it with a backup")
+    _source_arguments(p)
+    p.add_argument("--segments", type=int, default=4, help="parallel scan segments")
+    p.add_argument("--counts-only", action="store_true",
+                   help="the table held other items before the restore: compare counts, not digests")
+    p.set_defaults(run=run_verify_command)
+
+
+def source_folder(args: argparse.Namespace) -> S3Location:
+    if args.latest:
+        if args.folder or not args.base or not args.source_table:
+            raise ParameterError("--latest needs --from s3://bucket/prefix and --source-table, and no S3_FOLDER")
+        folder = latest_complete(client_for("s3"), S3Location.parse(args.base, "--from"), args.source_table)
+        print(f"newest complete backup of {args.source_table}: {folder.uri}/")
+        return folder
+    if not args.folder:
+        raise ParameterError("give S3_FOLDER, or --latest --from s3://bucket/prefix --source-table T")
+    return S3Location.parse(args.folder, "S3_FOLDER")
+
+
+def run_restore_command(args: argparse.Namespace) -> int:
+    request = RestoreRequest(
+        folder=source_folder(args), table=args.table, write_ratio=args.write_ratio,
+        create_table=args.create_table, key_schema=args.key_schema, force=args.force, workers=args.workers,
+        on_demand_capacity=args.on_demand_capacity, verify=not args.no_verify,
+        checkpoint_base=S3Location.parse(args.checkpoint, "--checkpoint") if args.checkpoint else None,
+        checkpoints=not args.no_checkpoints, run_id=args.run_id or new_run_id(),
+    )
+    print(f"run id {request.run_id} (give --run-id {request.run_id} to resume it)")
+    outcome = run_restore(client_factory(args.endpoint, args.region), request, processes=request.workers)
+    print(outcome.source.describe())
+    for note in outcome.source.notes:
+        print(f"  note: {note}")
+    print(f"validated {outcome.validation.items} items in {len(outcome.validation.files)} files; "
+          f"{'created' if outcome.target['created'] else 'existing'} table {request.table}")
+    print(f"loaded {outcome.load.items} items ({outcome.load.files_loaded} files, {outcome.load.files_skipped} "
+          f"skipped as already done, {outcome.load.consumed_write_units:.0f} write units)")
+    if outcome.verify is None:
+        return 0
+    print(outcome.verify.summary())
+    return 0 if outcome.verify.match else 1
+
+
+def run_verify_command(args: argparse.Namespace) -> int:
+    make_client = client_factory(args.endpoint, args.region)
+    s3 = make_client("s3")
+    source = inspect_folder(s3, source_folder(args), force=args.force)
+    report = verify_restore(make_client("dynamodb"), s3, source, args.table, was_empty=not args.counts_only,
+                            segments=args.segments)
+    print(report.summary())
+    for kind, keys in report.sample.items():
+        for key in keys:
+            print(f"  {kind}: {key}")
+    return 0 if report.match else 1

@@ -1,0 +1,376 @@
+"""Table-to-table copy (what the archived DynamoDB import/export tool did), bounded and resumable.
+
+Why this shape: each thread scans one segment page by page and writes a page
+before reading the next, so memory holds one page per thread and nothing queues
+up (the old tool's unbounded queue); every write is retried until DynamoDB takes
+it or the copy fails naming the segment (the old tool's silent partial copies);
+both sides are paced by the capacity DynamoDB reports consumed, with an assumed
+capacity for on-demand tables (where the old tool divided by zero). After each
+fully written page the segment's position and digest are checkpointed, so a
+retried worker resumes at its last completed page instead of rescanning.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from typing import Any, Protocol
+
+from botocore.exceptions import ClientError
+
+from .codec.canonical import TableDigest
+from .errors import BackupError, ParameterError
+from .layout import check_table_name
+from .load import BatchWriter
+from .plan import DEFAULT_ON_DEMAND_CAPACITY, GIB, MAX_SEGMENTS, TableFacts, capacity_rate, check_ratio, split_segments
+from .progress import Progress
+from .retry import call_with_retries
+from .scan import scan_segment, wire_key_to_client
+from .tablecreate import check_same_keys, create_table_like, key_names, table_exists
+from .tableinfo import describe_table, read_table_info
+from .throttle import TokenBucket
+from .verify import default_read_rate, table_digest
+
+log = logging.getLogger(__name__)
+DEFAULT_THREADS = 4
+"""Segments copied at once per process: enough to overlap the two round trips."""
+VERIFY_SEGMENTS = 32
+
+
+class CopyMismatch(BackupError):
+    """Verification found the destination differs from what was copied."""
+
+
+def auto_segments(facts: TableFacts, on_demand_capacity: float = DEFAULT_ON_DEMAND_CAPACITY) -> int:
+    """The archived tool's rule, 10 x max(ceil((RCU + 3 WCU) / 3000), ceil(GB) / 10), in integers.
+
+    On-demand tables report no capacity, so the assumed capacity stands in for both.
+    """
+    rcu, wcu = ((on_demand_capacity, on_demand_capacity) if facts.on_demand
+                else (facts.read_capacity, facts.write_capacity))
+    by_capacity = 10 * math.ceil((rcu + 3 * wcu) / 3000)
+    by_size = -(-facts.size_bytes // GIB)
+    return max(1, min(MAX_SEGMENTS, max(by_capacity, by_size)))
+
+
+def section_segments(total_segments: int, total_sections: int, section: int) -> list[int]:
+    """The contiguous run of segments section ``section`` (0-based) of ``total_sections`` copies."""
+    if total_sections < 1:
+        raise ParameterError(f"--total-sections must be at least 1, got {total_sections}")
+    if not 0 <= section < total_sections:
+        raise ParameterError(f"--section must be between 0 and {total_sections - 1}, got {section}")
+    if total_sections > total_segments:
+        raise ParameterError(f"--total-sections ({total_sections}) cannot exceed --segments ({total_segments}): "
+                             "each section needs at least one segment")
+    return split_segments(total_segments, total_sections)[section]
+
+
+@dataclass
+class CopyRequest:
+    source_table: str
+    dest_table: str
+    read_ratio: float = 0.25
+    write_ratio: float = 0.5
+    segments: int | None = None
+    create_dest: bool = False
+    on_demand_capacity: float = DEFAULT_ON_DEMAND_CAPACITY
+
+    def check(self) -> None:
+        check_table_name(self.source_table, "source_table")
+        check_table_name(self.dest_table, "dest_table")
+        check_ratio(self.read_ratio, "read_ratio")
+        check_ratio(self.write_ratio, "write_ratio")
+        if self.segments is not None and not 1 <= self.segments <= MAX_SEGMENTS:
+            raise ParameterError(f"segments must be between 1 and {MAX_SEGMENTS}, got {self.segments}")
+        if self.on_demand_capacity <= 0:
+            raise ParameterError(f"on_demand_capacity must be positive, got {self.on_demand_capacity}")
+
+
+@dataclass(frozen=True)
+class CopyPlan:
+    """What every worker of one copy must agree on."""
+
+    source_table: str
+    dest_table: str
+    total_segments: int
+    read_rate: float
+    write_rate: float
+    key_names: list[str]
+    dest_was_empty: bool
+    created_dest: bool
+    source_items: int = 0
+    """DescribeTable's ItemCount (hours stale): for progress estimates only."""
+    dest_identity: str = ""
+    """Which incarnation of the destination table this is (a recreated table is another)."""
+
+    def rates(self, segments: Sequence[int]) -> tuple[float, float]:
+        """(read, write) units per second for a share of the segments, in proportion to its size."""
+        share = len(segments) / self.total_segments
+        return self.read_rate * share, self.write_rate * share
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CopyPlan:
+        return cls(**{**data, "key_names": list(data["key_names"])})
+
+
+def table_identity(description: dict[str, Any]) -> str:
+    """TableId where the server gives one, else the ARN and creation time."""
+    created: Any = description.get("CreationDateTime")
+    stamp = created.isoformat() if isinstance(created, datetime) else str(created)
+    return str(description.get("TableId") or f"{description.get('TableArn')}@{stamp}")
+
+
+def prepare_copy(source: Any, dest: Any, request: CopyRequest) -> CopyPlan:
+    """Check both tables, create the destination if asked, and fix segments and rates."""
+    request.check()
+    info = read_table_info(source, request.source_table)
+    existing = table_exists(dest, request.dest_table)
+    created = False
+    if existing is None:
+        if not request.create_dest:
+            raise ParameterError(f"dest_table: table {request.dest_table!r} does not exist at the destination; "
+                                 "create it, or ask for it to be created (--create-dest / create_dest)")
+        try:
+            create_table_like(dest, info.description, request.dest_table,
+                              time_to_live=info.time_to_live, tags=info.tags)
+            created = True
+        except ClientError as exc:  # another section created it first
+            if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
+                raise
+    dest.get_waiter("table_exists").wait(TableName=request.dest_table, WaiterConfig={"Delay": 1, "MaxAttempts": 600})
+    description = describe_table(dest, request.dest_table)
+    check_same_keys(info.description, description, f"dest_table {request.dest_table!r}")
+    if table_identity(info.description) == table_identity(description):
+        raise ParameterError("dest_table: source and destination are the same table")
+    source_facts, dest_facts = info.facts, TableFacts.from_description(description)
+    total = request.segments or auto_segments(source_facts, request.on_demand_capacity)
+    empty = call_with_retries(lambda: dest.scan(TableName=request.dest_table, Limit=1)).get("Count", 0) == 0
+    plan = CopyPlan(
+        source_table=request.source_table, dest_table=request.dest_table, total_segments=total,
+        read_rate=capacity_rate(source_facts.read_capacity, source_facts.on_demand, request.read_ratio,
+                                request.on_demand_capacity),
+        write_rate=capacity_rate(dest_facts.write_capacity, dest_facts.on_demand, request.write_ratio,
+                                 request.on_demand_capacity),
+        key_names=key_names(info.description), dest_was_empty=empty, created_dest=created,
+        source_items=source_facts.item_count, dest_identity=table_identity(description),
+    )
+    log.info("copy plan %s -> %s: %d segments, %.1f read units/s, %.1f write units/s, destination %s",
+             plan.source_table, plan.dest_table, total, plan.read_rate, plan.write_rate,
+             "created" if created else ("empty" if empty else "NOT empty"))
+    return plan
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+@dataclass
+class SegmentState:
+    """How far one segment got: the key after its last fully written page, and what it holds."""
+
+    segment: int
+    total_segments: int
+    last_key: dict[str, Any] | None = None
+    done: bool = False
+    pages: int = 0
+    items: int = 0
+    read_units: float = 0.0
+    write_units: float = 0.0
+    digest: TableDigest = field(default_factory=TableDigest)
+
+    def to_dict(self) -> dict[str, Any]:
+        key = None if self.last_key is None else {
+            name: {"B": base64.b64encode(v["B"]).decode()} if "B" in v else v for name, v in self.last_key.items()}
+        return {**asdict(self), "last_key": key, "digest": self.digest.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SegmentState:
+        key = data.get("last_key")
+        return cls(**{**data, "last_key": wire_key_to_client(key) if key else None,
+                      "digest": TableDigest.from_dict(data["digest"])})
+
+
+class CheckpointStore(Protocol):
+    def load(self, segment: int, total_segments: int) -> SegmentState | None: ...
+    def save(self, state: SegmentState) -> None: ...
+    def flush(self) -> None: ...
+
+
+def checked(state: SegmentState | None, total_segments: int, where: str) -> SegmentState | None:
+    """A segment number means nothing under another segment count: refuse such a checkpoint."""
+    if state is not None and state.total_segments != total_segments:
+        raise ParameterError(f"{where}: checkpoint of segment {state.segment} was written for "
+                             f"{state.total_segments} segments, not {total_segments}; use the same "
+                             "segment count or a fresh checkpoint location")
+    return state
+
+
+class MemoryCheckpoints:
+    """Checkpoints that live as long as the process (the default: resume within one run only)."""
+
+    def __init__(self) -> None:
+        self.states: dict[int, SegmentState] = {}
+
+    def load(self, segment: int, total_segments: int) -> SegmentState | None:
+        return checked(self.states.get(segment), total_segments, "checkpoint")
+
+    def save(self, state: SegmentState) -> None:
+        self.states[state.segment] = state
+
+    def flush(self) -> None:
+        pass
+
+
+# --------------------------------------------------------------------------- copying
+
+
+def client_value(value: dict[str, Any]) -> dict[str, Any]:
+    """A wire-form value (binary as base64 text) in boto3's client form (bytes); numbers stay text."""
+    ((kind, inner),) = value.items()
+    if kind == "B":
+        return {"B": base64.b64decode(inner)}
+    if kind == "BS":
+        return {"BS": [base64.b64decode(b) for b in inner]}
+    if kind == "M":
+        return {"M": {k: client_value(v) for k, v in inner.items()}}
+    if kind == "L":
+        return {"L": [client_value(v) for v in inner]}
+    return value
+
+
+def client_item(item: dict[str, Any]) -> dict[str, Any]:
+    return {name: client_value(value) for name, value in item.items()}
+
+
+@dataclass
+class CopyResult:
+    states: list[SegmentState]
+    seconds: float
+    resumed_items: int = 0
+    """Items of these segments copied by an earlier attempt (read from checkpoints)."""
+
+    @property
+    def items(self) -> int:
+        return sum(s.items for s in self.states)
+
+    @property
+    def digest(self) -> TableDigest:
+        total = TableDigest()
+        for state in self.states:
+            total.merge(state.digest)
+        return total
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"segments": [s.segment for s in self.states], "items": self.items, "seconds": self.seconds,
+                "resumed_items": self.resumed_items,
+                "read_units": sum(s.read_units for s in self.states),
+                "write_units": sum(s.write_units for s in self.states), "digest": self.digest.to_dict()}
+
+
+class _Stopped(Exception):
+    """Another segment of this worker failed; stop at a page boundary."""
+
+
+def copy_segments(
+    source_client: Any, dest_client: Any, source_table: str, dest_table: str, segments: Sequence[int],
+    total_segments: int, read_bucket: TokenBucket, write_bucket: TokenBucket, *,
+    key_names: Sequence[str], checkpoint: CheckpointStore | None = None, threads: int = DEFAULT_THREADS,
+    before_page: Callable[[int], None] | None = None, expected_items: int = 0,
+) -> CopyResult:
+    """Copy ``segments`` of a ``total_segments`` parallel scan; ``before_page(segment)`` is a test hook."""
+    store = checkpoint or MemoryCheckpoints()
+    stop, lock = threading.Event(), threading.Lock()
+    progress = Progress(f"copy {source_table} -> {dest_table}", expected_items, log)
+    started, resumed = time.monotonic(), [0]
+
+    def one(segment: int) -> SegmentState:
+        state = store.load(segment, total_segments) or SegmentState(segment, total_segments)
+        with lock:
+            resumed[0] += state.items
+        if state.done:
+            return state
+        writer = BatchWriter(dest_client, dest_table, key_names, write_bucket)
+
+        def before() -> None:
+            if stop.is_set():
+                raise _Stopped
+            if before_page is not None:
+                before_page(segment)
+
+        for page in scan_segment(source_client, source_table, segment, total_segments, read_bucket,
+                                 raw=True, start_key=state.last_key, before_page=before):
+            origin = f"{source_table} segment {segment} of {total_segments}, page {state.pages + 1}"
+            digest = TableDigest(state.digest.count, state.digest.value)
+            units_before = writer.stats.consumed_write_units
+            for item in page.items:
+                writer.put(client_item(item), origin)
+                digest.add(item)
+            writer.flush()
+            # A new state per page: a store may still hold (or be writing) the previous one.
+            state = replace(state, pages=state.pages + 1, items=state.items + len(page.items),
+                            read_units=state.read_units + page.consumed, digest=digest,
+                            write_units=state.write_units + writer.stats.consumed_write_units - units_before,
+                            last_key=page.last_key, done=page.last_key is None)
+            store.save(state)
+            with lock:
+                progress.add(len(page.items), 0, page.consumed)
+        return state
+
+    def guarded(segment: int) -> SegmentState:
+        try:
+            return one(segment)
+        except BaseException:
+            stop.set()
+            raise
+
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, min(threads, len(segments)))) as pool:
+            futures = [pool.submit(guarded, s) for s in segments]
+        errors = [e for f in futures if (e := f.exception()) is not None and not isinstance(e, _Stopped)]
+        if errors:
+            raise errors[0]
+    finally:
+        store.flush()
+    progress.done()
+    return CopyResult([f.result() for f in futures], time.monotonic() - started, resumed[0])
+
+
+# --------------------------------------------------------------------------- verification
+
+
+@dataclass
+class CopyCheck:
+    ok: bool
+    copied: TableDigest
+    destination: TableDigest
+    message: str
+
+
+def verify_copy(dest_client: Any, plan: CopyPlan, copied: TableDigest, read_ratio: float,
+                on_demand_capacity: float = DEFAULT_ON_DEMAND_CAPACITY) -> CopyCheck:
+    """Count (and digest) the destination; digests must match when it started empty."""
+    rate = default_read_rate(dest_client, plan.dest_table, read_ratio, on_demand_capacity)
+    found = table_digest(dest_client, plan.dest_table, min(plan.total_segments, VERIFY_SEGMENTS),
+                         key_names=plan.key_names, read_rate=rate, consistent=True, raw=True).total()
+    if plan.dest_was_empty:
+        ok = found == copied
+        message = (f"verified: {plan.dest_table} holds exactly the {copied.count:,} items copied "
+                   f"(digest {copied.hexdigest()})" if ok else
+                   f"MISMATCH: copied {copied.count:,} items (digest {copied.hexdigest()}) but {plan.dest_table} "
+                   f"holds {found.count:,} (digest {found.hexdigest()})")
+    else:
+        ok = found.count >= copied.count
+        message = (f"{plan.dest_table} was not empty before the copy, so digests cannot be compared: "
+                   f"it holds {found.count:,} items, {copied.count:,} were copied"
+                   + ("" if ok else " (FEWER than copied)"))
+    log.info("%s", message)
+    return CopyCheck(ok, copied, found, message)

@@ -1,0 +1,271 @@
+"""BatchWriteItem without botocore's serializer: the restore's fast path.
+
+Why: botocore serializes a request by walking the operation's shapes for every
+attribute of every item (and base64-encodes binary again), which costs more CPU
+than the whole HTTP round trip against a fast server. A backup line already holds
+the item in almost the wire form DynamoDB wants (binary is base64 text, numbers
+are strings); only the type keys differ (``sS`` -> ``SS``). So the fast path
+renames the type keys in the parsed line, builds the whole request body with
+orjson, and swaps it into the request in a botocore ``before-call`` hook, after
+botocore has serialized a one-item placeholder. Signing, retries, endpoint
+resolution and response parsing stay botocore's.
+
+The fast path validates nothing itself: DynamoDB rejects what it must. When it
+rejects a batch (``ValidationException``), :class:`WireBatchWriter` hands the
+batch's lines to a fallback (the plain path decodes and validates each line and
+puts them one by one, so the error still names the file and line).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from botocore.exceptions import ClientError
+
+from .codec.datapipeline import decode_line
+from .errors import BackupError, CodecError
+from .retry import call_with_retries
+from .throttle import TokenBucket
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH_ITEMS = 25
+_HOOKED_ATTR = "_dynamodb_backup_fast_write_hook"
+_pending = threading.local()
+
+# Data Pipeline type key (any casing, lower-cased) -> DynamoDB wire type.
+_WIRE_TYPES = {"s": "S", "n": "N", "b": "B", "ss": "SS", "ns": "NS", "bs": "BS",
+               "m": "M", "l": "L", "bool": "BOOL", "null": "NULL"}
+# The spellings Data Pipeline writes, looked up first (no lower() on the hot path).
+_EXACT = {"s": "S", "n": "N", "b": "B", "sS": "SS", "nS": "NS", "bS": "BS",
+          "m": "M", "l": "L", "bOOL": "BOOL", "nULL": "NULL"}
+
+
+class FastWriteError(BackupError):
+    """An item could not be written on the fast path and no fallback was given."""
+
+
+def _wire_value(v: Any) -> dict[str, Any]:
+    if not isinstance(v, dict) or len(v) != 1:
+        raise CodecError(f"typed value must be an object with exactly one type key, got {type(v).__name__}")
+    ((k, x),) = v.items()
+    t = _EXACT.get(k) or _WIRE_TYPES.get(k.lower())
+    if t is None:
+        raise CodecError(f"unknown type key {k!r}")
+    if t == "M":
+        if not isinstance(x, dict):
+            raise CodecError("M must be an object")
+        return {"M": {name: _wire_value(y) for name, y in x.items()}}
+    if t == "L":
+        if not isinstance(x, list):
+            raise CodecError("L must be an array")
+        return {"L": [_wire_value(y) for y in x]}
+    return {t: x}
+
+
+def wire_item_from_json(obj: dict[str, Any]) -> dict[str, Any]:
+    """A parsed Data Pipeline line -> DynamoDB wire form (binary stays base64 text)."""
+    exact, wire_types = _EXACT, _WIRE_TYPES
+    out: dict[str, Any] = {}
+    for name, v in obj.items():
+        # Top-level scalars inline: most attributes are.
+        if type(v) is dict and len(v) == 1:
+            ((k, x),) = v.items()
+            t = exact.get(k) or wire_types.get(k.lower())
+            if t is not None and t != "M" and t != "L":
+                out[name] = {t: x}
+                continue
+        out[name] = _wire_value(v)
+    return out
+
+
+def _base64(b: bytes) -> str:
+    return base64.b64encode(b).decode("ascii")
+
+
+def _client_to_wire(v: dict[str, Any]) -> dict[str, Any]:
+    ((t, x),) = v.items()
+    if t == "B":
+        return {"B": _base64(bytes(x))}
+    if t == "BS":
+        return {"BS": [_base64(bytes(b)) for b in x]}
+    if t == "M":
+        return {"M": {k: _client_to_wire(y) for k, y in x.items()}}
+    if t == "L":
+        return {"L": [_client_to_wire(y) for y in x]}
+    if t in ("SS", "NS"):
+        return {t: list(x)}
+    return {t: x}
+
+
+def wire_item_from_client(item: dict[str, Any]) -> dict[str, Any]:
+    """A client-form item (binary as bytes) -> wire form (binary as base64 text)."""
+    return {k: _client_to_wire(v) for k, v in item.items()}
+
+
+def wire_item_from_line(line: bytes | str) -> dict[str, Any]:
+    """One backup line -> wire form, without validation (DynamoDB validates).
+
+    Hive-era lines (``name^Cvalue^B...``) take the plain decoder. Raises
+    :class:`CodecError` on a line that is not a JSON object of typed values.
+    """
+    data = line.encode("utf-8") if isinstance(line, str) else line
+    if b"\x03" in data:
+        return wire_item_from_client(decode_line(data))
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError as e:
+        raise CodecError(f"invalid JSON: {e}") from None
+    if not isinstance(obj, dict):
+        raise CodecError("line is not a JSON object")
+    return wire_item_from_json(obj)
+
+
+def batch_write_body(table: str, wire_items: Sequence[dict[str, Any]], consumed: str = "TOTAL") -> bytes:
+    """The JSON body of a BatchWriteItem call putting ``wire_items`` into ``table``."""
+    return orjson.dumps({
+        "RequestItems": {table: [{"PutRequest": {"Item": item}} for item in wire_items]},
+        "ReturnConsumedCapacity": consumed,
+    })
+
+
+def _swap_body(params: dict[str, Any], **_: Any) -> None:
+    """botocore ``before-call`` hook: replace the placeholder body with ours (returns None)."""
+    body = getattr(_pending, "body", None)
+    if body is not None:
+        params["body"] = body
+
+
+def install_fast_batch_write(client: Any) -> None:
+    """Register the body-swapping hook on a boto3 DynamoDB client (once per client)."""
+    if not getattr(client, _HOOKED_ATTR, False):
+        client.meta.events.register("before-call.dynamodb.BatchWriteItem", _swap_body)
+        setattr(client, _HOOKED_ATTR, True)
+
+
+def batch_write_wire(client: Any, table: str, wire_items: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One BatchWriteItem call with a body built by orjson; returns botocore's parsed response.
+
+    ``UnprocessedItems`` in the response are in client form (binary as bytes).
+    """
+    install_fast_batch_write(client)
+    body = batch_write_body(table, wire_items)
+    placeholder: dict[str, Any] = {table: [{"PutRequest": {"Item": {}}}]}
+    _pending.body = body
+    try:
+        response: dict[str, Any] = client.batch_write_item(RequestItems=placeholder,
+                                                           ReturnConsumedCapacity="TOTAL")
+    finally:
+        _pending.body = None
+    return response
+
+
+@dataclass
+class FastLoadStats:
+    items: int = 0
+    batches: int = 0
+    consumed_write_units: float = 0.0
+    unprocessed_retries: int = 0
+    fallbacks: int = 0
+
+
+Fallback = Callable[[list[tuple[bytes, str]]], None]
+"""Writes ``(line, origin)`` pairs the slow, validating way (e.g. decode_line + BatchWriter)."""
+
+
+@dataclass
+class WireBatchWriter:
+    """Writes backup lines to one table 25 to a call on the fast path, paced by ``bucket``.
+
+    ``put(line, origin)`` takes one raw backup line; ``flush()`` at the end.
+    Unprocessed items are retried with backoff until written; a batch DynamoDB
+    refuses goes to ``fallback`` (which should name the bad line) or raises.
+    """
+
+    client: Any
+    table: str
+    key_names: Sequence[str]
+    bucket: TokenBucket
+    fallback: Fallback | None = None
+    max_unprocessed_rounds: int = 50
+    sleep: Callable[[float], None] = time.sleep
+    stats: FastLoadStats = field(default_factory=FastLoadStats)
+    _items: list[dict[str, Any]] = field(default_factory=list)
+    _lines: list[tuple[bytes, str]] = field(default_factory=list)
+    _keys: set[str] = field(default_factory=set)
+
+    def put(self, line: bytes, origin: str) -> None:
+        try:
+            item = wire_item_from_line(line)
+            key = orjson.dumps([item[k] for k in self.key_names]).decode()
+        except (CodecError, KeyError, TypeError) as exc:
+            if self.fallback is None:
+                raise FastWriteError(f"{origin}: {exc}") from None
+            self.flush()
+            self.stats.fallbacks += 1
+            self.fallback([(line, origin)])
+            return
+        # A batch may not name one key twice; a later copy overwrites, as plain puts do.
+        if key in self._keys or len(self._items) == MAX_BATCH_ITEMS:
+            self.flush()
+        self._items.append(item)
+        self._lines.append((line, origin))
+        self._keys.add(key)
+
+    def flush(self) -> None:
+        if not self._items:
+            return
+        items, lines = self._items, self._lines
+        self._items, self._lines, self._keys = [], [], set()
+        self._write(items, lines)
+
+    def _write(self, items: list[dict[str, Any]], lines: list[tuple[bytes, str]]) -> None:
+        self.bucket.wait()
+        try:
+            response = call_with_retries(lambda: batch_write_wire(self.client, self.table, items))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ValidationException":
+                raise
+            if self.fallback is None:
+                raise FastWriteError(f"{lines[0][1]}..: DynamoDB refused the batch: {exc}") from None
+            self.stats.fallbacks += 1
+            self.fallback(lines)
+            return
+        self._account(response, len(items))
+        unprocessed = (response.get("UnprocessedItems") or {}).get(self.table, [])
+        rounds = 0
+        while unprocessed:
+            rounds += 1
+            self.stats.unprocessed_retries += 1
+            if rounds > self.max_unprocessed_rounds:
+                raise FastWriteError(
+                    f"{lines[0][1]}..: DynamoDB left {len(unprocessed)} items unprocessed after {rounds} rounds"
+                )
+            delay = min(20.0, 0.05 * 2 ** min(rounds, 9)) * random.uniform(0.5, 1.0)
+            log.info("%d items unprocessed; retrying in %.2f s (round %d)", len(unprocessed), delay, rounds)
+            self.sleep(delay)
+            self.bucket.wait()
+            # Rare: retried through botocore's own serializer (the items came back in client form).
+            pending = {self.table: unprocessed}
+            response = call_with_retries(
+                lambda pending=pending: self.client.batch_write_item(  # type: ignore[misc]
+                    RequestItems=pending, ReturnConsumedCapacity="TOTAL")
+            )
+            self._account(response, len(unprocessed))
+            unprocessed = (response.get("UnprocessedItems") or {}).get(self.table, [])
+
+    def _account(self, response: dict[str, Any], sent: int) -> None:
+        consumed = sum(float(c.get("CapacityUnits", 0)) for c in response.get("ConsumedCapacity") or [])
+        self.bucket.charge(consumed)
+        self.stats.consumed_write_units += consumed
+        self.stats.batches += 1
+        left = len((response.get("UnprocessedItems") or {}).get(self.table, []))
+        self.stats.items += sent - left

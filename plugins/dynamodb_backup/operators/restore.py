@@ -1,0 +1,277 @@
+"""Restore operators: inspect, validate (mapped), ensure_table, load (mapped), verify.
+
+Thin wrappers over ``dynamodb_backup.restore``. A :class:`BackupError` (corrupt
+file, wrong keys, bad parameter) fails the task without retries, since a retry
+would fail the same way; anything else (a lost worker, a network error) retries,
+and a retried load worker skips the files it finished (checkpoints).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict
+from typing import Any
+
+from airflow.sdk import DAG, BaseOperator, Context, TaskGroup
+from airflow.sdk.exceptions import AirflowFailException
+
+from ..catalog import latest_complete
+from ..checkpoint import Checkpoints, default_checkpoint_base
+from ..errors import BackupError, ParameterError
+from ..inspection import BackupSource, SourceFile, inspect_folder
+from ..keyschema import KeyRules
+from ..layout import S3Location, check_table_name
+from ..plan import DEFAULT_ON_DEMAND_CAPACITY, check_ratio
+from ..restore import (
+    ValidationReport,
+    check_totals,
+    ensure_target,
+    load_files,
+    plan_shares,
+    resolve_target,
+    target_rate_reader,
+    validate_files,
+    write_rate,
+)
+from ..tableinfo import describe_table
+from ..verify import BucketedDigest, verify_restore
+from .clients import aws_client
+from .params import rendered
+
+
+@contextmanager
+def _no_retry_on_backup_errors() -> Iterator[None]:
+    try:
+        yield
+    except BackupError as exc:
+        raise AirflowFailException(str(exc)) from exc
+
+
+class _RestoreFields(BaseOperator):
+    """Settings every restore task renders from the run's params (or the backup config)."""
+
+    template_fields: Sequence[str] = (
+        "source", "source_table", "backup_bucket", "backup_prefix", "target_table", "aws_conn_id",
+        "target_aws_conn_id", "target_region", "write_ratio", "create_table", "verify", "force", "key_schema",
+        "workers", "checkpoint_uri",
+    )
+
+    def __init__(
+        self, *, source: Any, target_table: str, source_table: Any = None, backup_bucket: Any = None,
+        backup_prefix: Any = None, aws_conn_id: str = "aws_default", target_aws_conn_id: Any = None,
+        target_region: Any = None, write_ratio: Any = 0.5, create_table: Any = False, verify: Any = True,
+        force: Any = False, key_schema: Any = None, workers: Any = 4, checkpoint_uri: Any = None,
+        on_demand_capacity: float = DEFAULT_ON_DEMAND_CAPACITY, **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.source, self.source_table, self.target_table = source, source_table, target_table
+        self.backup_bucket, self.backup_prefix = backup_bucket, backup_prefix
+        self.aws_conn_id, self.target_aws_conn_id, self.target_region = aws_conn_id, target_aws_conn_id, target_region
+        self.write_ratio, self.create_table, self.verify, self.force = write_ratio, create_table, verify, force
+        self.key_schema, self.workers, self.checkpoint_uri = key_schema, workers, checkpoint_uri
+        self.on_demand_capacity = on_demand_capacity
+
+    @staticmethod
+    def _flag(value: Any) -> bool:
+        return str(value).lower() == "true"
+
+    @staticmethod
+    def _text(value: Any) -> str | None:
+        value = rendered(value)
+        return None if value is None or not str(value).strip() else str(value).strip()
+
+    @property
+    def table(self) -> str:
+        return check_table_name(str(self.target_table), "target_table")
+
+    def s3(self) -> Any:
+        return aws_client("s3", self.aws_conn_id)
+
+    def dynamodb(self) -> Any:
+        return aws_client("dynamodb", self._text(self.target_aws_conn_id) or self.aws_conn_id,
+                          self._text(self.target_region))
+
+    def checkpoints(self, s3: Any, folder: S3Location, context: Context) -> Checkpoints:
+        uri = self._text(self.checkpoint_uri)
+        base = S3Location.parse(uri, "checkpoint_uri") if uri else default_checkpoint_base(folder)
+        return Checkpoints.for_run(s3, base, self.table, str(context["run_id"]))
+
+
+class InspectBackupOperator(_RestoreFields):
+    """Find the folder (or the newest complete backup), tell its format, and check the target read-only.
+
+    Returns the shares of files to map validate and load over, and pushes what
+    it found (source, keys) under the XCom key ``inspection``.
+    """
+
+    ui_color = "#d6eaf8"
+
+    def folder(self, s3: Any) -> S3Location:
+        source = self.source
+        if isinstance(source, dict):  # a backup DAG's seal result
+            source = source["folder"]
+        source = str(source).strip()
+        if source != "latest":
+            return S3Location.parse(source, "source")
+        table = self._text(self.source_table)
+        if not table or not self._text(self.backup_bucket):
+            raise ParameterError("source: 'latest' needs source_table and backup_bucket")
+        base = S3Location.parse(f"s3://{self._text(self.backup_bucket)}/{self._text(self.backup_prefix) or ''}")
+        folder = latest_complete(s3, base, check_table_name(table, "source_table"))
+        self.log.info("newest complete backup of %s: %s/", table, folder.uri)
+        return folder
+
+    def execute(self, context: Context) -> list[list[dict[str, Any]]]:
+        with _no_retry_on_backup_errors():
+            check_ratio(float(self.write_ratio), "write_ratio")
+            s3 = self.s3()
+            source = inspect_folder(s3, self.folder(s3), force=self._flag(self.force))
+            keys = resolve_target(self.dynamodb(), source, self.table, create=self._flag(self.create_table),
+                                  key_schema=self._text(self.key_schema))
+        shares = plan_shares(source.files, int(self.workers))
+        context["ti"].xcom_push(key="inspection", value={"source": source.to_dict(), "keys": keys,
+                                                        "shares": len(shares), "format": source.format})
+        return [[asdict(f) for f in share] for share in shares]
+
+
+class ValidateBackupOperator(_RestoreFields):
+    """Read one share of files: checksums, every line, keys; count and digest the items (mapped)."""
+
+    template_fields: Sequence[str] = (*_RestoreFields.template_fields, "inspection", "files")
+    ui_color = "#fdebd0"
+
+    def __init__(self, *, inspection: Any, files: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.inspection, self.files = inspection, files
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        source = BackupSource.from_dict(self.inspection["source"])
+        rules = KeyRules.from_description(self.inspection["keys"])
+        with _no_retry_on_backup_errors():
+            report = validate_files(self.s3(), source.folder.bucket, [SourceFile.from_dict(f) for f in self.files],
+                                    rules)
+        return report.to_dict()
+
+
+class EnsureTableOperator(_RestoreFields):
+    """Check the validation totals, then create the target if asked (from the sidecar) and pick the write rate."""
+
+    template_fields: Sequence[str] = (*_RestoreFields.template_fields, "inspection", "validations")
+    ui_color = "#fcf3cf"
+
+    def __init__(self, *, inspection: Any, validations: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.inspection, self.validations = inspection, validations
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        source = BackupSource.from_dict(self.inspection["source"])
+        report = ValidationReport()
+        for part in self.validations or []:
+            report.merge(ValidationReport.from_dict(part))
+        dynamodb = self.dynamodb()
+        with _no_retry_on_backup_errors():
+            check_totals(source, report)
+            target = ensure_target(dynamodb, source, self.table, self.inspection["keys"],
+                                   create=self._flag(self.create_table))
+            rate = write_rate(describe_table(dynamodb, self.table), float(self.write_ratio), self.on_demand_capacity)
+        self.log.info("%s: %d items to load at %.0f write units/s", self.table, report.items, rate)
+        return {**target, "write_rate": rate, "items": report.items, "digest": report.digest.to_dict()}
+
+
+class LoadFilesOperator(_RestoreFields):
+    """Put one share of files into the target, paced, skipping files an earlier attempt finished (mapped)."""
+
+    template_fields: Sequence[str] = (*_RestoreFields.template_fields, "inspection", "target", "files")
+    ui_color = "#d5f5e3"
+
+    def __init__(self, *, inspection: Any, target: Any, files: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.inspection, self.target, self.files = inspection, target, files
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        source = BackupSource.from_dict(self.inspection["source"])
+        share = 1 / max(int(self.inspection["shares"]), 1)
+        dynamodb, s3 = self.dynamodb(), self.s3()
+        with _no_retry_on_backup_errors():
+            result = load_files(
+                dynamodb, s3, source.folder.bucket, [SourceFile.from_dict(f) for f in self.files], self.table,
+                KeyRules.from_description(self.inspection["keys"]).key_names,
+                float(self.target["write_rate"]) * share, checkpoints=self.checkpoints(s3, source.folder, context),
+                current_rate=target_rate_reader(dynamodb, self.table, float(self.write_ratio),
+                                                self.on_demand_capacity, share),
+                label=f"load {context['ti'].map_index}",
+            )
+        return asdict(result)
+
+
+class VerifyRestoreOperator(_RestoreFields):
+    """Count the target by parallel scan and compare with the backup (digests when it started empty)."""
+
+    template_fields: Sequence[str] = (*_RestoreFields.template_fields, "inspection", "target")
+    ui_color = "#e8daef"
+
+    def __init__(self, *, inspection: Any, target: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.inspection, self.target = inspection, target
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        if not self._flag(self.verify):
+            self.log.info("verification is off for this run")
+            return {"verified": False}
+        source = BackupSource.from_dict(self.inspection["source"])
+        s3 = self.s3()
+        report = verify_restore(
+            self.dynamodb(), s3, source, self.table, was_empty=bool(self.target["was_empty"]),
+            backup=BucketedDigest.from_dict(self.target["digest"]),
+            key_names=KeyRules.from_description(self.inspection["keys"]).key_names,
+        )
+        if not report.match:
+            raise AirflowFailException(report.summary())
+        removed = self.checkpoints(s3, source.folder, context).clear()
+        self.log.info("%s (%d checkpoint markers removed)", report.summary(), removed)
+        return {"verified": True, **report.to_dict()}
+
+
+def restore_tasks(settings: dict[str, Any], group_id: str | None = None) -> tuple[BaseOperator, BaseOperator]:
+    """inspect >> validate (mapped) >> ensure_table >> load (mapped) >> verify; returns (first, last).
+
+    Call inside a DAG context. ``settings`` are the operators' keyword arguments
+    (templates, XComArgs or values).
+    """
+    with TaskGroup(group_id) if group_id else _nothing():
+        inspect = InspectBackupOperator(task_id="inspect", **settings)
+        found = inspect.output["inspection"]  # type: ignore[index]
+        validate = ValidateBackupOperator.partial(task_id="validate", inspection=found, **settings).expand(
+            files=inspect.output)
+        ensure = EnsureTableOperator(task_id="ensure_table", inspection=found, validations=validate.output,
+                                     **settings)
+        load = LoadFilesOperator.partial(task_id="load", inspection=found, target=ensure.output,
+                                         **settings).expand(files=inspect.output)
+        verify = VerifyRestoreOperator(task_id="verify", inspection=found, target=ensure.output, **settings)
+        inspect >> validate >> ensure >> load >> verify
+    return inspect, verify
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+def add_restore_tasks(dag: DAG, upstream: BaseOperator, folder: Any, *, target_table: str,
+                      write_ratio: float = 0.5, aws_conn_id: str = "aws_default",
+                      target_aws_conn_id: str | None = None, create_table: bool = True, verify: bool = True,
+                      workers: int = 4, on_demand_capacity: float = DEFAULT_ON_DEMAND_CAPACITY) -> BaseOperator:
+    """Restore each night's backup into ``target_table`` after ``upstream`` (e.g. a staging copy).
+
+    ``folder`` is the backup folder's URI, or the seal task's result (``seal.output``). Items
+    are put (overwritten), not synchronised: items deleted from the source stay
+    in the target. Returns the last task (verify).
+    """
+    settings = {"source": folder, "target_table": target_table, "write_ratio": write_ratio,
+                "aws_conn_id": aws_conn_id, "target_aws_conn_id": target_aws_conn_id, "create_table": create_table,
+                "verify": verify, "workers": workers, "on_demand_capacity": on_demand_capacity}
+    with dag:
+        first, last = restore_tasks(settings, group_id=f"restore_to_{target_table}".replace(".", "_"))
+        upstream >> first
+    return last

@@ -1,0 +1,298 @@
+"""Streaming the lines of one backup file out of S3, in bounded memory.
+
+Why: a backup file can be gigabytes; a restore must read it line by line,
+decompressing on the fly (chosen by extension: ``.gz`` gzip, ``.zst`` zstandard,
+else plain), and check the stored bytes' checksum in the same pass so a file is
+downloaded once. A file that ends early (truncated gzip or zstd) or whose
+checksum differs is an error naming the file, never a silently short restore.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Any, Protocol
+
+import zstandard
+from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.exceptions import IncompleteReadError, ReadTimeoutError, ResponseStreamingError
+from urllib3.exceptions import HTTPError as Urllib3Error
+
+from .codec import Item, decode_line, decode_native_line, is_blank
+from .errors import BackupFolderError, CodecError
+from .retry import call_with_retries
+
+if TYPE_CHECKING:
+    from .inspection import SourceFile
+
+log = logging.getLogger(__name__)
+
+#: Bytes read from S3 per chunk.
+CHUNK_BYTES = 1024 * 1024
+#: Decompressed bytes produced per step (bounds memory against highly compressed input).
+STEP_BYTES = 4 * 1024 * 1024
+#: zstd has no output bound per call, so it is fed small slices.
+ZSTD_SLICE = 16 * 1024
+#: A 400 KB item is well under this even with every character escaped; longer is corruption.
+MAX_LINE_BYTES = 16 * 1024 * 1024
+#: Times a broken download is resumed (with a Range request) before giving up.
+RESUME_ATTEMPTS = 5
+
+_STREAM_ERRORS = (ResponseStreamingError, IncompleteReadError, ReadTimeoutError, BotoConnectionError,
+                  Urllib3Error, ConnectionError)
+
+
+class CorruptFileError(BackupFolderError):
+    """A backup file is truncated, undecompressable or does not match its checksum."""
+
+
+@dataclass(frozen=True)
+class Checksums:
+    """Expected checksums of the stored (compressed) bytes; either may be unknown."""
+
+    sha256: str | None = None
+    """Hex, as our sidecar records it."""
+    md5: str | None = None
+    """Base64, as a native export's manifest-files.json records it."""
+
+
+def compression_of(key: str) -> str:
+    if key.endswith(".gz"):
+        return "gzip"
+    if key.endswith(".zst"):
+        return "zstd"
+    return "none"
+
+
+class _Decoder(Protocol):
+    def feed(self, data: bytes) -> Iterator[bytes]: ...
+    def finish(self) -> None: ...
+
+
+class _Plain:
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        yield data
+
+    def finish(self) -> None:
+        return None
+
+
+class _Gzip:
+    """gzip, including several concatenated members (as ``cat a.gz b.gz`` or Hadoop write)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._obj = zlib.decompressobj(31)
+        self._in_member = False
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        while data:
+            self._in_member = True
+            try:
+                out = self._obj.decompress(data, STEP_BYTES)
+            except zlib.error as exc:
+                raise CorruptFileError(f"{self.url}: not valid gzip data ({exc})") from None
+            if out:
+                yield out
+            if self._obj.eof:
+                data = self._obj.unused_data
+                self._obj = zlib.decompressobj(31)
+                self._in_member = False
+                if data and not data.strip(b"\x00"):
+                    return  # zero padding after the last member, as some tools write
+            else:
+                data = self._obj.unconsumed_tail
+
+    def finish(self) -> None:
+        if self._in_member:
+            raise CorruptFileError(
+                f"{self.url}: gzip data is truncated (the file ends inside a compressed member); "
+                "the object is incomplete or corrupt"
+            )
+
+
+class _Zstd:
+    """zstandard, including several concatenated frames."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._obj = zstandard.ZstdDecompressor().decompressobj()
+        self._in_frame = False
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        for start in range(0, len(data), ZSTD_SLICE):
+            piece = data[start:start + ZSTD_SLICE]
+            while piece:
+                self._in_frame = True
+                try:
+                    out = self._obj.decompress(piece)
+                except zstandard.ZstdError as exc:
+                    raise CorruptFileError(f"{self.url}: not valid zstd data ({exc})") from None
+                if out:
+                    yield out
+                piece = b""
+                if self._obj.eof:
+                    piece = self._obj.unused_data
+                    self._obj = zstandard.ZstdDecompressor().decompressobj()
+                    self._in_frame = False
+
+    def finish(self) -> None:
+        if self._in_frame:
+            raise CorruptFileError(f"{self.url}: zstd data is truncated (the file ends inside a frame)")
+
+
+def _decoder(key: str, url: str) -> _Decoder:
+    compression = compression_of(key)
+    if compression == "gzip":
+        return _Gzip(url)
+    if compression == "zstd":
+        return _Zstd(url)
+    return _Plain()
+
+
+def stored_chunks(s3: Any, bucket: str, key: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
+    """The object's bytes in chunks; a dropped connection resumes where it broke (Range, If-Match)."""
+    offset, etag, failures = 0, None, 0
+    while True:
+        extra: dict[str, str] = {}
+        if offset:
+            extra["Range"] = f"bytes={offset}-"
+        if etag:
+            extra["IfMatch"] = etag
+        response: dict[str, Any] = call_with_retries(partial(s3.get_object, Bucket=bucket, Key=key, **extra))
+        etag = etag or response.get("ETag")
+        body = response["Body"]
+        try:
+            for chunk in body.iter_chunks(chunk_bytes):
+                offset += len(chunk)
+                yield chunk
+            return
+        except _STREAM_ERRORS as exc:
+            failures += 1
+            if failures > RESUME_ATTEMPTS:
+                raise
+            log.warning("s3://%s/%s: download broke at byte %d (%s); resuming", bucket, key, offset, exc)
+        finally:
+            body.close()
+
+
+@dataclass
+class LineReader:
+    """Iterate ``(line_number, line)`` of one S3 object; line numbers count every line, from 1.
+
+    Lines come without their newline. After a complete iteration ``stored_bytes``
+    and ``lines`` are set and the checksums have been checked.
+    """
+
+    s3: Any
+    bucket: str
+    key: str
+    checksums: Checksums = Checksums()
+    stored_bytes: int = 0
+    lines: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    def __iter__(self) -> Iterator[tuple[int, bytes]]:
+        sha = hashlib.sha256() if self.checksums.sha256 else None
+        md5 = hashlib.md5(usedforsecurity=False) if self.checksums.md5 else None
+        decoder = _decoder(self.key, self.url)
+        pending = b""
+        number = 0
+        self.stored_bytes = 0
+        for chunk in stored_chunks(self.s3, self.bucket, self.key):
+            self.stored_bytes += len(chunk)
+            if sha:
+                sha.update(chunk)
+            if md5:
+                md5.update(chunk)
+            for data in decoder.feed(chunk):
+                parts = (pending + data).split(b"\n")
+                pending = parts.pop()
+                for line in parts:
+                    number += 1
+                    yield number, line
+                if len(pending) > MAX_LINE_BYTES:
+                    raise CorruptFileError(
+                        f"{self.url} line {number + 1}: longer than {MAX_LINE_BYTES} bytes; not a backup line"
+                    )
+        decoder.finish()
+        if pending:
+            number += 1
+            yield number, pending
+        self.lines = number
+        self._check(sha, md5)
+
+    def _check(self, sha: Any, md5: Any) -> None:
+        if sha is not None and sha.hexdigest() != self.checksums.sha256:
+            raise CorruptFileError(
+                f"{self.url}: SHA-256 {sha.hexdigest()} does not match the backup's record "
+                f"{self.checksums.sha256} ({self.stored_bytes} bytes read); the file was changed or damaged"
+            )
+        if md5 is not None:
+            actual = base64.b64encode(md5.digest()).decode("ascii")
+            if actual != self.checksums.md5:
+                raise CorruptFileError(
+                    f"{self.url}: MD5 {actual} does not match the export manifest's {self.checksums.md5} "
+                    f"({self.stored_bytes} bytes read); the file was changed or damaged"
+                )
+
+
+def read_lines(s3: Any, bucket: str, key: str, checksums: Checksums | None = None) -> Iterator[tuple[int, bytes]]:
+    """Shorthand for iterating a :class:`LineReader`."""
+    return iter(LineReader(s3, bucket, key, checksums or Checksums()))
+
+
+def read_small(s3: Any, bucket: str, key: str, limit: int = 64 * 1024 * 1024) -> bytes:
+    """A small metadata object (manifest, sidecar) in one piece, refusing anything absurdly large."""
+    response = call_with_retries(lambda: s3.get_object(Bucket=bucket, Key=key))
+    if int(response.get("ContentLength") or 0) > limit:
+        raise BackupFolderError(f"s3://{bucket}/{key}: larger than {limit} bytes; not a metadata file")
+    data: bytes = response["Body"].read()
+    return data
+
+
+#: Line decoders by ``SourceFile.decoder``.
+DECODERS: dict[str, Callable[[bytes], Item]] = {"datapipeline": decode_line, "native": decode_native_line}
+
+
+class FileItems:
+    """The items of one backup file as ``(origin, item)``; origin is ``s3://b/k line N``.
+
+    Blank lines are skipped and counted; a line that does not decode raises
+    :class:`CodecError` naming the file and line; checksums are checked at the end.
+    """
+
+    def __init__(self, s3: Any, bucket: str, file: SourceFile, verify_checksum: bool = True) -> None:
+        checksums = Checksums(file.sha256, file.md5) if verify_checksum else Checksums()
+        self.reader = LineReader(s3, bucket, file.key, checksums)
+        if file.decoder not in DECODERS:
+            raise BackupFolderError(f"{self.reader.url}: unknown decoder {file.decoder!r}")
+        self.decode = DECODERS[file.decoder]
+        self.items = 0
+        self.blank_lines = 0
+
+    @property
+    def url(self) -> str:
+        return self.reader.url
+
+    def __iter__(self) -> Iterator[tuple[str, Item]]:
+        url, decode = self.reader.url, self.decode
+        for number, line in self.reader:
+            if is_blank(line):
+                self.blank_lines += 1
+                continue
+            where = f"{url} line {number}"
+            try:
+                item = decode(line)
+            except CodecError as exc:
+                raise exc.at(where) from None
+            self.items += 1
+            yield where, item

@@ -1,0 +1,228 @@
+"""Restore: check the target's keys, validate every file, prepare the table, load in shares.
+
+Why in this order: a corrupt backup or a wrong target must fail before the
+target is touched. So the target's key schema is checked read-only first,
+then every file is read once (checksum, every line decoded and its keys
+checked, items counted and digested for verification), and only then is the
+table created or written. Loading is split into shares of files, each paced at
+its part of ``ratio x write capacity`` and resumable through checkpoints.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .checkpoint import Checkpoints
+from .errors import BackupFolderError, CodecError, ParameterError
+from .inspection import BackupSource, SourceFile
+from .keyschema import KeyRules, key_description, parse_key_schema, show_key_schema
+from .load import BatchWriter
+from .plan import DEFAULT_ON_DEMAND_CAPACITY, TableFacts, capacity_rate
+from .progress import Progress
+from .reader import FileItems
+from .retry import call_with_retries
+from .tablecreate import check_same_keys, create_table_like, table_exists
+from .tableinfo import describe_table
+from .throttle import CapacityWatcher, TokenBucket
+from .verify import BucketedDigest
+
+log = logging.getLogger(__name__)
+
+
+def expected_keys(source: BackupSource, key_schema: str | None) -> dict[str, Any] | None:
+    """The backup's key schema: from our sidecar, else from the ``key_schema`` parameter, else unknown."""
+    given = parse_key_schema(key_schema) if key_schema else None
+    if source.table is not None:
+        if given is not None:
+            check_same_keys(source.table, given, "key_schema parameter")
+        return source.table
+    return given
+
+
+def resolve_target(dynamodb: Any, source: BackupSource, table: str, *, create: bool,
+                   key_schema: str | None = None) -> dict[str, Any]:
+    """Check the target against the backup without changing anything; return the keys to load with.
+
+    An existing table must have the backup's key schema (when the backup says
+    it); a missing one needs ``create`` and a known key schema.
+    """
+    expected = expected_keys(source, key_schema)
+    existing = table_exists(dynamodb, table)
+    if existing is not None:
+        if expected is not None:
+            check_same_keys(expected, existing, f"table {table!r}")
+        return key_description(existing)
+    if not create:
+        raise ParameterError(f"table: {table!r} does not exist; create it or ask for it to be created (create_table)")
+    if expected is None:
+        raise ParameterError(f"key_schema: {source.folder}/ has no sidecar, so the key schema of the new table "
+                             f"{table!r} must be given, e.g. 'pk:S' or 'pk:S,sk:N'")
+    return key_description(expected)
+
+
+def is_empty(dynamodb: Any, table: str) -> bool:
+    response = call_with_retries(lambda: dynamodb.scan(TableName=table, Limit=1, ConsistentRead=True))
+    return not response.get("Items") and not response.get("LastEvaluatedKey")
+
+
+def ensure_target(dynamodb: Any, source: BackupSource, table: str, keys: dict[str, Any], *,
+                  create: bool) -> dict[str, Any]:
+    """Create the table if it is missing (from the sidecar when there is one); say whether it was empty."""
+    existing = table_exists(dynamodb, table)
+    if existing is not None:
+        check_same_keys(keys, existing, f"table {table!r}")
+        empty = is_empty(dynamodb, table)
+        log.info("restoring into existing table %s (%s, %s)", table, show_key_schema(existing),
+                 "empty" if empty else "NOT empty: items with the backup's keys are overwritten")
+        return {"created": False, "was_empty": empty}
+    if not create:
+        raise ParameterError(f"table: {table!r} does not exist and create_table is off")
+    if source.table is not None:
+        create_table_like(dynamodb, source.table, table, time_to_live=source.time_to_live, tags=source.tags)
+    else:
+        spec = {**keys, "BillingModeSummary": {"BillingMode": "PAY_PER_REQUEST"}, "GlobalSecondaryIndexes": []}
+        create_table_like(dynamodb, spec, table)
+    return {"created": True, "was_empty": True}
+
+
+@dataclass
+class ValidationReport:
+    items: int = 0
+    blank_lines: int = 0
+    files: dict[str, int] = field(default_factory=dict)
+    digest: BucketedDigest = field(default_factory=BucketedDigest)
+
+    def merge(self, other: ValidationReport) -> None:
+        self.items += other.items
+        self.blank_lines += other.blank_lines
+        self.files.update(other.files)
+        self.digest.merge(other.digest)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"items": self.items, "blank_lines": self.blank_lines, "files": self.files,
+                "digest": self.digest.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ValidationReport:
+        return cls(int(data["items"]), int(data["blank_lines"]), dict(data["files"]),
+                   BucketedDigest.from_dict(data["digest"]))
+
+
+def plan_shares(files: list[SourceFile], workers: int) -> list[list[SourceFile]]:
+    """Split files into at most ``workers`` shares of about equal bytes (largest first, to the lightest)."""
+    if workers < 1:
+        raise ParameterError(f"workers must be at least 1, got {workers}")
+    shares: list[list[SourceFile]] = [[] for _ in range(min(workers, len(files)) or 1)]
+    sizes = [0] * len(shares)
+    for file in sorted(files, key=lambda f: (-f.size, f.key)):
+        lightest = sizes.index(min(sizes))
+        shares[lightest].append(file)
+        sizes[lightest] += file.size
+    return shares
+
+
+def validate_files(s3: Any, bucket: str, files: list[SourceFile], rules: KeyRules) -> ValidationReport:
+    """Read every file once: checksum, every line decoded, keys checked, items counted and digested."""
+    report = ValidationReport()
+    names = rules.key_names
+    for file in files:
+        items = FileItems(s3, bucket, file)
+        for origin, item in items:
+            try:
+                rules.check(item)
+            except CodecError as exc:
+                raise exc.at(origin) from None
+            report.digest.add(item, names)
+        if file.items is not None and items.items != file.items:
+            raise BackupFolderError(f"{items.url}: holds {items.items} items, the backup's metadata says {file.items}")
+        report.items += items.items
+        report.blank_lines += items.blank_lines
+        report.files[file.key] = items.items
+        log.info("%s: %d items valid%s", items.url, items.items,
+                 f" ({items.blank_lines} blank lines skipped)" if items.blank_lines else "")
+    return report
+
+
+def check_totals(source: BackupSource, report: ValidationReport) -> None:
+    if source.expected_items is not None and report.items != source.expected_items:
+        raise BackupFolderError(f"{source.folder}/: the files hold {report.items} items, "
+                                f"the backup's metadata says {source.expected_items}")
+    log.info("%s: all %d files valid, %d items", source.folder, len(report.files), report.items)
+
+
+def write_rate(description: dict[str, Any], ratio: float, on_demand_capacity: float = DEFAULT_ON_DEMAND_CAPACITY,
+               ) -> float:
+    """Write units per second for the whole restore: ratio x the table's write capacity."""
+    facts = TableFacts.from_description(description)
+    return capacity_rate(facts.write_capacity, facts.on_demand, ratio, on_demand_capacity)
+
+
+@dataclass
+class LoadResult:
+    items: int = 0
+    files_loaded: int = 0
+    files_skipped: int = 0
+    consumed_write_units: float = 0.0
+    unprocessed_retries: int = 0
+
+    def merge(self, other: LoadResult) -> None:
+        self.items += other.items
+        self.files_loaded += other.files_loaded
+        self.files_skipped += other.files_skipped
+        self.consumed_write_units += other.consumed_write_units
+        self.unprocessed_retries += other.unprocessed_retries
+
+
+def load_files(dynamodb: Any, s3: Any, bucket: str, files: list[SourceFile], table: str, key_names: list[str],
+               rate: float, *, checkpoints: Checkpoints | None = None,
+               current_rate: Callable[[], float] | None = None, label: str = "load",
+               sleep: Callable[[float], None] = time.sleep) -> LoadResult:
+    """Put every item of ``files`` into ``table`` at ``rate`` write units/s, skipping files already finished."""
+    token_bucket = TokenBucket(rate)
+    watcher = CapacityWatcher(token_bucket, current_rate) if current_rate else None
+    writer = BatchWriter(dynamodb, table, key_names, token_bucket, sleep=sleep)
+    result = LoadResult()
+    progress = Progress(label, sum(f.items or 0 for f in files), log)
+    for file in files:
+        url = f"s3://{bucket}/{file.key}"
+        done = checkpoints.finished(file, url) if checkpoints else None
+        if done is not None:
+            log.info("%s: skipped, an earlier attempt of this run loaded its %d items", url, done)
+            result.files_skipped += 1
+            result.items += done
+            continue
+        items = FileItems(s3, bucket, file)
+        reported, charged = 0, token_bucket.charged
+        for origin, item in items:
+            writer.put(item, origin)
+            if items.items - reported >= 1000:
+                if watcher:
+                    watcher.refresh_if_due()
+                progress.add(items.items - reported, 0, token_bucket.charged - charged)
+                reported, charged = items.items, token_bucket.charged
+        writer.flush()
+        progress.add(items.items - reported, items.reader.stored_bytes, token_bucket.charged - charged)
+        if file.items is not None and items.items != file.items:
+            raise BackupFolderError(f"{url}: held {items.items} items while loading, expected {file.items}")
+        result.items += items.items
+        result.files_loaded += 1
+        if checkpoints:
+            checkpoints.mark(file, url, items.items)
+        log.info("%s: %d items written", url, items.items)
+    progress.done()
+    result.consumed_write_units = writer.stats.consumed_write_units
+    result.unprocessed_retries = writer.stats.unprocessed_retries
+    return result
+
+
+def target_rate_reader(dynamodb: Any, table: str, ratio: float, on_demand_capacity: float,
+                       share: float) -> Callable[[], float]:
+    """Re-reads the target's capacity (tables scale) and returns this worker's rate."""
+    def current() -> float:
+        return write_rate(describe_table(dynamodb, table), ratio, on_demand_capacity) * share
+
+    return current

@@ -1,0 +1,141 @@
+"""A whole restore in one process tree (the command line's path; the DAG runs the same steps as tasks).
+
+inspect -> check the target (read-only) -> validate the shares -> ensure the table
+-> load the shares -> verify.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from .checkpoint import Checkpoints, default_checkpoint_base
+from .errors import ParameterError
+from .inspection import BackupSource, SourceFile, inspect_folder
+from .keyschema import KeyRules
+from .layout import S3Location, check_table_name
+from .plan import DEFAULT_ON_DEMAND_CAPACITY, check_ratio
+from .restore import (
+    LoadResult,
+    ValidationReport,
+    check_totals,
+    ensure_target,
+    load_files,
+    plan_shares,
+    resolve_target,
+    target_rate_reader,
+    validate_files,
+    write_rate,
+)
+from .tableinfo import describe_table
+from .verify import VerifyReport, verify_restore
+
+log = logging.getLogger(__name__)
+ClientFactory = Callable[[str], Any]
+T = TypeVar("T")
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("restore-%Y%m%dT%H%M%SZ")
+
+
+@dataclass
+class RestoreRequest:
+    folder: S3Location
+    table: str
+    write_ratio: float = 0.5
+    create_table: bool = False
+    key_schema: str | None = None
+    force: bool = False
+    workers: int = 4
+    on_demand_capacity: float = DEFAULT_ON_DEMAND_CAPACITY
+    verify: bool = True
+    checkpoint_base: S3Location | None = None
+    """Where completion markers go; default ``_restore_checkpoints/`` beside the folder."""
+    checkpoints: bool = True
+    run_id: str = field(default_factory=new_run_id)
+    """Give the id of a failed run to resume it: files it finished are skipped."""
+
+    def check(self) -> None:
+        check_table_name(self.table)
+        check_ratio(self.write_ratio, "write_ratio")
+        if not 1 <= self.workers <= 64:
+            raise ParameterError(f"workers must be between 1 and 64, got {self.workers}")
+        if self.on_demand_capacity <= 0:
+            raise ParameterError("on_demand_capacity must be positive")
+
+    def checkpoints_for(self, s3: Any, folder: S3Location) -> Checkpoints | None:
+        if not self.checkpoints:
+            return None
+        return Checkpoints.for_run(s3, self.checkpoint_base or default_checkpoint_base(folder), self.table,
+                                   self.run_id)
+
+
+@dataclass
+class RestoreOutcome:
+    source: BackupSource
+    validation: ValidationReport
+    target: dict[str, Any]
+    load: LoadResult
+    verify: VerifyReport | None
+
+
+def _validate_share(make_client: ClientFactory, bucket: str, files: list[SourceFile],
+                    rules: KeyRules) -> ValidationReport:
+    return validate_files(make_client("s3"), bucket, files, rules)
+
+
+def _load_share(make_client: ClientFactory, request: RestoreRequest, folder: S3Location, files: list[SourceFile],
+                key_names: list[str], rate: float, share: float, label: str) -> LoadResult:
+    dynamodb, s3 = make_client("dynamodb"), make_client("s3")
+    return load_files(
+        dynamodb, s3, folder.bucket, files, request.table, key_names, rate,
+        checkpoints=request.checkpoints_for(s3, folder), label=label,
+        current_rate=target_rate_reader(dynamodb, request.table, request.write_ratio,
+                                        request.on_demand_capacity, share),
+    )
+
+
+def _map(processes: int, function: Callable[..., T], calls: list[tuple[Any, ...]]) -> Iterable[T]:
+    if processes <= 1 or len(calls) <= 1:
+        return [function(*args) for args in calls]
+    with ProcessPoolExecutor(max_workers=min(processes, len(calls))) as pool:
+        futures = [pool.submit(function, *args) for args in calls]
+        return [f.result() for f in futures]
+
+
+def run_restore(make_client: ClientFactory, request: RestoreRequest, processes: int = 1) -> RestoreOutcome:
+    """Restore ``request.folder`` into ``request.table``; nothing is written unless every file is valid."""
+    request.check()
+    s3, dynamodb = make_client("s3"), make_client("dynamodb")
+    source = inspect_folder(s3, request.folder, force=request.force)
+    keys = resolve_target(dynamodb, source, request.table, create=request.create_table,
+                          key_schema=request.key_schema)
+    rules = KeyRules.from_description(keys)
+    shares = plan_shares(source.files, request.workers)
+    validation = ValidationReport()
+    for part in _map(processes, _validate_share,
+                     [(make_client, source.folder.bucket, share, rules) for share in shares]):
+        validation.merge(part)
+    check_totals(source, validation)
+    target = ensure_target(dynamodb, source, request.table, keys, create=request.create_table)
+    rate = write_rate(describe_table(dynamodb, request.table), request.write_ratio, request.on_demand_capacity)
+    log.info("loading %d items into %s at %.0f write units/s over %d workers (run id %s)",
+             validation.items, request.table, rate, len(shares), request.run_id)
+    load = LoadResult()
+    calls = [(make_client, request, source.folder, share, rules.key_names, rate / len(shares), 1 / len(shares),
+              f"worker {i}") for i, share in enumerate(shares)]
+    for result in _map(processes, _load_share, calls):
+        load.merge(result)
+    report = None
+    if request.verify:
+        report = verify_restore(dynamodb, s3, source, request.table, was_empty=bool(target["was_empty"]),
+                                backup=validation.digest, key_names=rules.key_names)
+        checkpoints = request.checkpoints_for(s3, source.folder)
+        if report.match and checkpoints:
+            checkpoints.clear()
+    return RestoreOutcome(source, validation, target, load, report)

@@ -1,0 +1,255 @@
+"""Verifying a restore (or a copy) by reading the data, never DescribeTable's stale counts.
+
+Why: DescribeTable's ItemCount lags by hours, so a table is counted with a
+parallel scan. For a target that was empty before the restore the comparison is
+exact: an order-independent digest of every item, kept per key-hash bucket (256
+buckets), so when the digests differ only the mismatched buckets are re-read to
+name a sample of missing, extra or differing keys, within a bounded number of
+keys in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import orjson
+
+from .codec import ItemLike, TableDigest, item_digest, key_of
+from .inspection import BackupSource
+from .plan import DEFAULT_ON_DEMAND_CAPACITY, TableFacts, capacity_rate
+from .reader import FileItems
+from .scan import scan_segment
+from .tablecreate import key_names as table_key_names
+from .tableinfo import describe_table
+from .throttle import TokenBucket
+
+log = logging.getLogger(__name__)
+
+BUCKETS = 256
+#: Keys held at once while naming differences (about 200 bytes each).
+MAX_KEYS_IN_MEMORY = 200_000
+MAX_SAMPLE_PASSES = 4
+
+
+def key_hash(key: tuple[str, ...]) -> int:
+    """A stable 16-bit hash of a canonical key; the high byte picks the bucket."""
+    return int.from_bytes(hashlib.blake2b(orjson.dumps(key), digest_size=2).digest(), "big")
+
+
+class BucketedDigest:
+    """A :class:`TableDigest` per key-hash bucket: equal data gives equal buckets, in any order."""
+
+    def __init__(self, buckets: list[TableDigest] | None = None) -> None:
+        self.buckets = buckets or [TableDigest() for _ in range(BUCKETS)]
+
+    def add(self, item: ItemLike, key_names: Sequence[str]) -> None:
+        self.buckets[key_hash(key_of(item, key_names)) >> 8].add_digest(item_digest(item))
+
+    def merge(self, other: BucketedDigest) -> None:
+        for mine, theirs in zip(self.buckets, other.buckets, strict=True):
+            mine.merge(theirs)
+
+    def total(self) -> TableDigest:
+        total = TableDigest()
+        for bucket in self.buckets:
+            total.merge(bucket)
+        return total
+
+    @property
+    def count(self) -> int:
+        return sum(b.count for b in self.buckets)
+
+    def hexdigest(self) -> str:
+        return self.total().hexdigest()
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, BucketedDigest):
+            return NotImplemented
+        return self.buckets == other.buckets
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"BucketedDigest(count={self.count}, digest={self.hexdigest()})"
+
+    def differing(self, other: BucketedDigest) -> list[int]:
+        return [i for i, (a, b) in enumerate(zip(self.buckets, other.buckets, strict=True)) if a != b]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"buckets": [[b.count, b.hexdigest()] for b in self.buckets]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BucketedDigest:
+        return cls([TableDigest.from_dict({"count": c, "digest": d}) for c, d in data["buckets"]])
+
+
+ItemFilter = Callable[[int], bool]
+
+
+def _scan_items(client: Any, table: str, segments: int, bucket: TokenBucket, consistent: bool, raw: bool,
+                each: Callable[[int, list[dict[str, Any]]], None]) -> None:
+    """Scan all segments on threads; ``each(segment, items)`` is called per page."""
+    def one(segment: int) -> None:
+        for page in scan_segment(client, table, segment, segments, bucket, raw=raw, consistent=consistent):
+            each(segment, page.items)
+
+    with ThreadPoolExecutor(max_workers=min(segments, 16), thread_name_prefix="verify-scan") as pool:
+        list(pool.map(one, range(segments)))
+
+
+def default_read_rate(client: Any, table: str, ratio: float = 0.5,
+                      on_demand_capacity: float = DEFAULT_ON_DEMAND_CAPACITY) -> float:
+    facts = TableFacts.from_description(describe_table(client, table))
+    return capacity_rate(facts.read_capacity, facts.on_demand, ratio, on_demand_capacity)
+
+
+def table_digest(client: Any, table: str, segments: int = 4, *, key_names: Sequence[str] | None = None,
+                 read_rate: float | None = None, consistent: bool = False, raw: bool = False) -> BucketedDigest:
+    """Digest every item of ``table`` with a parallel scan of ``segments`` segments.
+
+    ``read_rate`` (read units per second, all segments together) defaults to half
+    the table's read capacity (on-demand: half of the assumed capacity).
+    """
+    names = list(key_names or table_key_names(describe_table(client, table)))
+    bucket = TokenBucket(read_rate or default_read_rate(client, table))
+    parts = [BucketedDigest() for _ in range(segments)]
+
+    def each(segment: int, items: list[dict[str, Any]]) -> None:
+        for item in items:
+            parts[segment].add(item, names)
+
+    _scan_items(client, table, segments, bucket, consistent, raw, each)
+    result = BucketedDigest()
+    for part in parts:
+        result.merge(part)
+    log.info("%s: %d items counted by a parallel scan of %d segments", table, result.count, segments)
+    return result
+
+
+def backup_items(s3: Any, source: BackupSource) -> Iterator[tuple[str, dict[str, Any]]]:
+    for file in source.files:
+        yield from FileItems(s3, source.folder.bucket, file)
+
+
+def backup_digest(s3: Any, source: BackupSource, key_names: Sequence[str]) -> BucketedDigest:
+    """Digest every item of the backup (one streaming pass over its files)."""
+    result = BucketedDigest()
+    for _, item in backup_items(s3, source):
+        result.add(item, key_names)
+    return result
+
+
+@dataclass
+class VerifyReport:
+    table: str
+    backup_items: int
+    table_items: int
+    backup_digest: str
+    table_digest: str
+    compared_digests: bool
+    match: bool
+    sample: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        if self.match:
+            how = "digests equal" if self.compared_digests else "target held items before; counts compared"
+            return f"verified: {self.table_items:,} items in {self.table}, {self.backup_items:,} in the backup ({how})"
+        parts = [f"{kind}: {len(keys)} e.g. {keys[:3]}" for kind, keys in self.sample.items() if keys]
+        return (f"MISMATCH: {self.table_items:,} items in {self.table}, {self.backup_items:,} in the backup; "
+                + ("; ".join(parts) or "no differing key found in the sample passes") + "".join(
+                    f" ({n})" for n in self.notes))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _selections(mismatched: list[int], a: BucketedDigest, b: BucketedDigest,
+                max_keys: int) -> Iterator[bytearray]:
+    """Masks over the 16-bit key hash; each selects about ``max_keys`` keys of mismatched buckets."""
+    ranges: list[tuple[int, int, int]] = []
+    for index in mismatched:
+        expected = max(a.buckets[index].count, b.buckets[index].count, 1)
+        pieces = min(256, math.ceil(expected / max_keys))
+        width = 256 // pieces
+        for start in range(0, 256, width):
+            ranges.append((index * 256 + start, index * 256 + min(start + width, 256), expected * width // 256))
+    mask, held = bytearray(1 << 16), 0
+    for lo, hi, size in ranges:
+        if held and held + size > max_keys:
+            yield mask
+            mask, held = bytearray(1 << 16), 0
+        mask[lo:hi] = b"\x01" * (hi - lo)
+        held += size
+    if held or ranges:
+        yield mask
+
+
+def sample_differences(dynamodb: Any, s3: Any, source: BackupSource, table: str, key_names: Sequence[str],
+                       backup: BucketedDigest, target: BucketedDigest, *, segments: int = 4,
+                       read_rate: float | None = None, sample_size: int = 20,
+                       max_keys: int = MAX_KEYS_IN_MEMORY) -> dict[str, list[dict[str, str]]]:
+    """Re-read only the mismatched buckets on both sides and name up to ``sample_size`` keys of each kind."""
+    names = list(key_names)
+    sample: dict[str, list[dict[str, str]]] = {"missing": [], "extra": [], "differing": [], "duplicated": []}
+    bucket = TokenBucket(read_rate or default_read_rate(dynamodb, table))
+    for passes, mask in enumerate(_selections(backup.differing(target), backup, target, max_keys)):
+        if passes >= MAX_SAMPLE_PASSES or all(len(v) >= sample_size for v in sample.values()):
+            break
+        ours: dict[tuple[str, ...], int] = {}
+        for _, item in backup_items(s3, source):
+            key = key_of(item, names)
+            if mask[key_hash(key)]:
+                if key in ours and len(sample["duplicated"]) < sample_size:
+                    sample["duplicated"].append(dict(zip(names, key, strict=True)))
+                ours[key] = item_digest(item)
+        theirs: dict[tuple[str, ...], int] = {}
+
+        def each(_segment: int, items: list[dict[str, Any]], theirs: dict[tuple[str, ...], int] = theirs,
+                 mask: bytearray = mask) -> None:
+            for item in items:
+                key = key_of(item, names)
+                if mask[key_hash(key)]:
+                    theirs[key] = item_digest(item)
+
+        _scan_items(dynamodb, table, segments, bucket, True, False, each)
+        for key, digest in ours.items():
+            kind = "missing" if key not in theirs else "differing" if theirs[key] != digest else ""
+            if kind and len(sample[kind]) < sample_size:
+                sample[kind].append(dict(zip(names, key, strict=True)))
+        for key in theirs.keys() - ours.keys():
+            if len(sample["extra"]) >= sample_size:
+                break
+            sample["extra"].append(dict(zip(names, key, strict=True)))
+    return sample
+
+
+def verify_restore(dynamodb: Any, s3: Any, source: BackupSource, table: str, *, was_empty: bool = True,
+                   backup: BucketedDigest | None = None, key_names: Sequence[str] | None = None,
+                   segments: int = 4, read_rate: float | None = None, sample_size: int = 20) -> VerifyReport:
+    """Count ``table`` by scanning and compare it with the backup (digests too when it started empty)."""
+    names = list(key_names or table_key_names(describe_table(dynamodb, table)))
+    rate = read_rate or default_read_rate(dynamodb, table)
+    backup = backup or backup_digest(s3, source, names)
+    target = table_digest(dynamodb, table, segments, key_names=names, read_rate=rate, consistent=True)
+    mine, theirs = backup.total(), target.total()
+    report = VerifyReport(table=table, backup_items=mine.count, table_items=theirs.count,
+                          backup_digest=mine.hexdigest(), table_digest=theirs.hexdigest(),
+                          compared_digests=was_empty, match=mine == theirs if was_empty else theirs.count >= mine.count)
+    if source.expected_items is not None and source.expected_items != mine.count:
+        report.match = False
+        report.notes.append(
+            f"the backup's metadata promises {source.expected_items} items, its files hold {mine.count}")
+    if not was_empty:
+        report.notes.append("the target held items before the restore, so only counts were compared")
+    elif not report.match:
+        report.sample = sample_differences(dynamodb, s3, source, table, names, backup, target, segments=segments,
+                                           read_rate=rate, sample_size=sample_size)
+    log.info("%s", report.summary())
+    return report

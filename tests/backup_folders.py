@@ -1,0 +1,86 @@
+"""Helpers for the restore tests: our own backups via run_backup, hand-made Data Pipeline folders."""
+
+from __future__ import annotations
+
+import gzip
+from datetime import UTC, datetime
+from typing import Any
+
+from demo_data import TABLE_SPECS, all_types_items, create_table, put_items
+from dynamodb_backup.backup import BackupRequest, run_backup
+from dynamodb_backup.codec import encode_item
+from dynamodb_backup.commands import client_factory
+from dynamodb_backup.export import ExportSettings
+from dynamodb_backup.layout import S3Location, backup_folder
+from dynamodb_backup.manifest import render_manifest
+from dynamodb_backup.restorejob import RestoreOutcome, RestoreRequest, run_restore
+from dynamodb_backup.tablecreate import table_exists
+
+DATE = datetime(2024, 3, 5, 4, 10, 22, tzinfo=UTC)
+NATIVE_FIXTURE = "/work/shared/fixtures/native-export-2020"
+
+
+def all_types_backup(local_aws: Any, bucket: str, table: str, compression: str = "gzip",
+                     spec: str = "AllTypes", items: list[dict[str, Any]] | None = None) -> S3Location:
+    """Create ``table`` with the all-types items (or ``items``), back it up, return the folder."""
+    ddb = local_aws.dynamodb_client()
+    create_table(ddb, table, TABLE_SPECS[spec])
+    put_items(ddb, table, items if items is not None else all_types_items())
+    request = BackupRequest(table=table, destination=S3Location(bucket, "backups"), logical_date=DATE,
+                            read_ratio=1.0, segments=3, max_workers=2,
+                            settings=ExportSettings(compression=compression))
+    run_backup(client_factory(), request)
+    return backup_folder(request.destination, table, DATE)
+
+
+def restore(folder: S3Location, table: str, **kwargs: Any) -> RestoreOutcome:
+    kwargs.setdefault("write_ratio", 1.0)
+    kwargs.setdefault("workers", 2)
+    return run_restore(client_factory(), RestoreRequest(folder=folder, table=table, **kwargs))
+
+
+def dp_lines(items: list[dict[str, Any]]) -> bytes:
+    return b"".join(encode_item(item) + b"\n" for item in items)
+
+
+def put(s3: Any, bucket: str, key: str, body: bytes) -> None:
+    s3.put_object(Bucket=bucket, Key=key, Body=body)
+
+
+def datapipeline_folder(s3: Any, bucket: str, prefix: str, files: dict[str, bytes], *,
+                        manifest_base: str | None = None, success: bool = True,
+                        extra: dict[str, bytes] | None = None) -> S3Location:
+    """Write a Data Pipeline folder: data files, a manifest whose URLs start with ``manifest_base``
+    (default: the folder itself; None-like "" writes no manifest), and ``_SUCCESS``."""
+    folder = S3Location(bucket, prefix)
+    for name, body in {**files, **(extra or {})}.items():
+        put(s3, bucket, folder.key(name), body)
+    if manifest_base != "":
+        base = manifest_base or folder.uri
+        put(s3, bucket, folder.key("manifest"), render_manifest(f"{base}/{name}" for name in files))
+    if success:
+        put(s3, bucket, folder.key("_SUCCESS"), b"")
+    return folder
+
+
+def gz(data: bytes) -> bytes:
+    return gzip.compress(data)
+
+
+def scan_all(client: Any, table: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"TableName": table}
+    while True:
+        page = client.scan(**kwargs)
+        items += page.get("Items", [])
+        if "LastEvaluatedKey" not in page:
+            return items
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def exists(client: Any, table: str) -> bool:
+    return table_exists(client, table) is not None
+
+
+def simple_items(count: int, prefix: str = "k") -> list[dict[str, Any]]:
+    return [{"pk": {"S": f"{prefix}{i:05d}"}, "n": {"N": str(i)}, "s": {"S": "x" * (i % 50)}} for i in range(count)]

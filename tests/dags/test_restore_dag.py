@@ -1,0 +1,92 @@
+"""The restore DAG: imports cleanly, validates its params, and a real dag.test() run restores and verifies."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from backup_folders import all_types_backup, scan_all
+
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+
+
+def restore_dag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(DAGS / "dynamodb_restore.py"))
+    assert not bag.import_errors, bag.import_errors
+    return bag.dags["dynamodb_restore"]
+
+
+def test_dag_reads_like_the_pipeline():
+    dag = restore_dag()
+    assert dag.schedule is None or str(dag.timetable.summary) in ("None", "")
+    assert [t.task_id for t in dag.topological_sort()] == ["inspect", "validate", "ensure_table", "load", "verify"]
+    for name in dag.params:
+        param = dag.params.get_param(name)
+        assert param.schema.get("title") and param.description, name
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("write_ratio", 1.6), ("write_ratio", 0.001), ("source", "ftp://x/y"), ("source", "s3://Bad_Bucket/x"),
+    ("target_table", "x"), ("key_schema", "pk:X"), ("workers", 0), ("source_table", "a"),
+    ("target_region", "mars"),
+])
+def test_params_refuse_bad_values(name, value):
+    from airflow.sdk.exceptions import ParamValidationError
+
+    param = restore_dag().params.get_param(name)
+    with pytest.raises(ParamValidationError):
+        param.resolve(value)
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("source", "latest"), ("source", "s3://bucket/backups/T/2024-03-05-04-10-22"), ("key_schema", "pk:S,sk:N"),
+    ("key_schema", None), ("write_ratio", 1.5), ("target_region", "eu-west-1"), ("target_table", "Import-test"),
+])
+def test_params_accept_good_values(name, value):
+    restore_dag().params.get_param(name).resolve(value)
+
+
+def test_source_and_target_must_be_given():
+    from airflow.sdk.exceptions import ParamValidationError
+
+    params = restore_dag().params
+    for name in ("source", "target_table"):
+        with pytest.raises(ParamValidationError):
+            params.get_param(name).resolve()
+
+
+def test_add_restore_tasks_wires_a_nightly_restore_after_the_backup():
+    from airflow.sdk import DAG, BaseOperator
+
+    from dynamodb_backup.operators.restore import add_restore_tasks
+
+    with DAG("nightly_probe", schedule=None, start_date=datetime(2024, 1, 1)) as dag:
+        seal = BaseOperator(task_id="seal")
+        last = add_restore_tasks(dag, seal, seal.output, target_table="Users-staging", write_ratio=0.3)
+    assert last.task_id == "restore_to_Users-staging.verify"
+    assert [t.task_id for t in dag.topological_sort()] == [
+        "seal", "restore_to_Users-staging.inspect", "restore_to_Users-staging.validate",
+        "restore_to_Users-staging.ensure_table", "restore_to_Users-staging.load", "restore_to_Users-staging.verify"]
+    assert dag.get_task("restore_to_Users-staging.inspect").upstream_task_ids == {"seal"}
+
+
+def test_dag_test_run_restores_the_latest_backup_into_a_new_table(local_aws, airflow_db, s3_bucket, table_name,
+                                                                    monkeypatch):
+    all_types_backup(local_aws, s3_bucket, table_name)
+    for name, value in local_aws.airflow_conn_env().items():
+        monkeypatch.setenv(name, value)
+    target = table_name + "-dag"
+    run = restore_dag().test(logical_date=datetime(2024, 6, 2, tzinfo=UTC), run_conf={
+        "source": "latest", "source_table": table_name, "backup_bucket": s3_bucket, "backup_prefix": "backups",
+        "target_table": target, "create_table": True, "write_ratio": 1.0, "workers": 2,
+    })
+    assert run.state == "success"
+    items = scan_all(local_aws.dynamodb_client(), target)
+    assert len(items) == 8
+    s3 = local_aws.s3_client()
+    leftovers = s3.list_objects_v2(Bucket=s3_bucket, Prefix=f"backups/{table_name}/_restore_checkpoints/")
+    assert leftovers.get("KeyCount", 0) == 0  # verified, so the run's markers were removed

@@ -1,0 +1,63 @@
+"""Helpers shared by the end-to-end tests (constants, the E2E handle)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from local_airflow import LocalAirflow
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+E2E_ACCESS_KEY = "AKIAE2E" + secrets.token_hex(6).upper()
+E2E_SECRET_KEY = "e2eSecret" + secrets.token_urlsafe(24).replace("-", "x").replace("_", "y")
+ARTIFACTS = REPO_ROOT / "test-artifacts"
+SUFFIX = uuid.uuid4().hex[:6]
+
+
+@dataclass(frozen=True)
+class E2ETables:
+    logs: str = f"e2e-logs-{SUFFIX}"
+    backfill: str = f"e2e-backfill-{SUFFIX}"
+    ui: str = f"e2e-ui-{SUFFIX}"
+
+
+@dataclass
+class E2E:
+    """The shared Airflow and where it writes."""
+
+    airflow: LocalAirflow
+    local_aws: Any  # tests/conftest.py LocalAws
+    bucket: str
+    prefix: str
+    log_bucket: str
+    log_prefix: str
+    tables: E2ETables
+
+    def s3(self) -> Any:
+        return self.local_aws.s3_client(aws_access_key_id=E2E_ACCESS_KEY, aws_secret_access_key=E2E_SECRET_KEY)
+
+    def dag_id(self, table: str) -> str:
+        return f"dynamodb_backup_{table}"
+
+    def keys(self, bucket: str, prefix: str) -> dict[str, dict[str, Any]]:
+        """Every object under ``prefix``: key -> list_objects_v2 entry."""
+        found: dict[str, dict[str, Any]] = {}
+        for page in self.s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                found[obj["Key"]] = obj
+        return found
+
+    def read(self, bucket: str, key: str) -> bytes:
+        body: bytes = self.s3().get_object(Bucket=bucket, Key=key)["Body"].read()
+        return body
+
+
+def e2e_conn_env(local_aws: Any) -> dict[str, str]:
+    """The ``aws_default`` connection for the Airflow under test, with this session's credentials."""
+    value = {"conn_type": "aws", "login": E2E_ACCESS_KEY, "password": E2E_SECRET_KEY,
+             "extra": local_aws.connection_extra()}
+    return {"AIRFLOW_CONN_AWS_DEFAULT": json.dumps(value)}

@@ -1,0 +1,76 @@
+"""One real Airflow (``airflow standalone``, LocalExecutor) shared by the end-to-end tests.
+
+The Airflow runs in its own home, on free ports, against the session's dynalite and moto
+(``local_aws`` in tests/conftest.py), with remote task logging to a logs bucket in moto. Its AWS
+connection uses credentials made up for this session (``E2E_ACCESS_KEY`` / ``E2E_SECRET_KEY``)
+so the tests can look for them in logs, XComs and sidecars: moto accepts any credentials.
+
+Each test gets its own table and DAG through one backups file written before Airflow starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO_ROOT / "include"))
+
+from airflow_e2e import ARTIFACTS, E2E, E2E_ACCESS_KEY, E2E_SECRET_KEY, SUFFIX, E2ETables, e2e_conn_env  # noqa: E402
+
+from demo_data import TABLE_SPECS, create_table, put_items, referrer_items  # noqa: E402
+from local_airflow import start_airflow  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def e2e(local_aws: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
+    tables = E2ETables()
+    ddb = local_aws.dynamodb_client()
+    for name in (tables.logs, tables.backfill, tables.ui):
+        create_table(ddb, name, TABLE_SPECS["ReferrerCounts"])
+        put_items(ddb, name, referrer_items(600))
+    bucket, prefix = f"e2e-backups-{SUFFIX}", "backups"
+    log_bucket, log_prefix = f"e2e-logs-{SUFFIX}", "airflow"
+    work = tmp_path_factory.mktemp("e2e_airflow")
+    backups = work / "backups.yaml"
+    backups.write_text(json.dumps({
+        "defaults": {"bucket": bucket, "prefix": prefix, "schedule": None, "read_ratio": 1.0,
+                     "max_workers": 2, "segments": 4},
+        "backups": [{"table": tables.logs}, {"table": tables.backfill, "schedule": "@daily"},
+                    {"table": tables.ui}],
+    }))
+    env = {
+        **e2e_conn_env(local_aws),
+        "AWS_ENDPOINT_URL_DYNAMODB": local_aws.dynamodb_url,
+        "AWS_ENDPOINT_URL_S3": local_aws.s3_url,
+        "AWS_ENDPOINT_URL_SNS": local_aws.sns_url,
+        "AWS_ACCESS_KEY_ID": E2E_ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": E2E_SECRET_KEY,
+        "AWS_DEFAULT_REGION": local_aws.region,
+        "DYNAMODB_BACKUPS_FILE": str(backups),
+    }
+    # The in-process test settings of tests/conftest.py must not leak into the real Airflow.
+    for name in ("AIRFLOW__CORE__UNIT_TEST_MODE",):
+        os.environ.pop(name, None)
+    airflow = start_airflow(work / "home", REPO_ROOT / "dags", env,
+                            log_uri=f"s3://{log_bucket}/{log_prefix}", buckets=[bucket])
+    try:
+        for table in (tables.logs, tables.backfill, tables.ui):
+            airflow.wait_for_dag(f"dynamodb_backup_{table}")
+        yield E2E(airflow=airflow, local_aws=local_aws, bucket=bucket, prefix=prefix,
+                  log_bucket=log_bucket, log_prefix=log_prefix, tables=tables)
+    finally:
+        print(f"\nstandalone Airflow memory at the end: {airflow.memory_mb():.0f} MB", file=sys.stderr)
+        airflow.stop()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
