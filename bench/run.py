@@ -58,7 +58,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="also seed a 1M-item table and measure one export worker on it (slow)")
     p.add_argument("--profile", action="store_true", help="also cProfile one export worker and the floor")
     p.add_argument("--skip", default="", help="comma-separated contender groups to skip: "
-                   "floor,ours,provider,dynamodump,restore,memory,identity")
+                   "floor,ours,provider,dynamodump,restore,memory,identity,rate")
     p.add_argument("--out", type=Path, default=REPO / "bench-results")
     p.add_argument("--seed-processes", type=int, default=max(2, cores * 2))
     return p.parse_args(argv)
@@ -202,12 +202,31 @@ def run_all(bench: Bench, skip: set[str]) -> int:
             m = bench.run(f"ours: one export worker, {count:,} items", bench.export_command(
                 name, "memory", "gzip", 1, segs), count, record=False)
             bench.memory.append(m)
+    if "rate" not in skip:
+        bench.checks["rate_accuracy"] = rate_accuracy(bench)
     if args.profile:
         from bench.profiling import profile_export
 
         bench.checks["profile"] = profile_export(bench.ddb_url, bench.s3_url, BUCKET, table, segs, args.out)
     write_outputs(bench, ours, seeding)
     return 0 if all(m.returncode == 0 for m in bench.results + bench.memory) else 1
+
+
+def rate_accuracy(bench: Bench) -> list[dict[str, Any]]:
+    """Consumed read units/s of an export through the capacity-enforcing proxy, against the target.
+
+    60 s of simulated time per ratio (every scan is real; only waiting is simulated).
+    """
+    sys.path.insert(0, str(REPO / "tests"))
+    from faultproxy.rate_accuracy import measure
+
+    rows = []
+    for ratio in (0.25, 0.5, 1.0):
+        result = measure(ratio, dynamodb_url=bench.ddb_url, s3_url=bench.s3_url, seconds=60.0)
+        log.info("rate accuracy at %.2f: target %.2f units/s, achieved %.2f (%.3fx)", ratio,
+                 result["target"], result["achieved"], result["accuracy"])
+        rows.append({k: result[k] for k in ("ratio", "target", "achieved", "accuracy", "seconds", "throttled")})
+    return rows
 
 
 def dynamodump_scan_phase(folder: Path, items: int) -> dict[str, Any]:
@@ -270,8 +289,14 @@ def write_outputs(bench: Bench, ours: Measurement | None, seeding: list[dict[str
     for t in targets:
         print(f"  [{'met' if t['met'] else 'MISSED'}] {t['target']}: {t['figure']}")
     for name, value in bench.checks.items():
-        if name != "profile":
+        if name not in ("profile", "rate_accuracy"):
             print(f"check {name}: {value}")
+    rates = bench.checks.get("rate_accuracy") or []
+    if rates:
+        print("\nread-rate accuracy (export through the capacity-enforcing proxy, 60 s simulated):")
+        for r in rates:
+            print(f"  ratio {r['ratio']:.2f}: target {r['target']:.2f} units/s, achieved {r['achieved']:.2f}"
+                  f" ({r['accuracy']:.3f}x)")
     when = datetime.now(UTC).isoformat(timespec="seconds")
     report.write_json(args.out / "results.json", {
         "when": when, "machine": machine, "items": args.items, "processes": args.processes,
@@ -286,6 +311,10 @@ def write_outputs(bench: Bench, ours: Measurement | None, seeding: list[dict[str
         md += ["", "Peak memory of one export worker:", "", report.markdown_table(header, mem_body)]
     md += ["", "| target | figure | met |", "|---|---|---|"]
     md += [f"| {t['target']} | {t['figure']} | {'yes' if t['met'] else 'no'} |" for t in targets]
+    if rates:
+        md += ["", "Read-rate accuracy (export through the capacity-enforcing proxy, 60 s simulated):", "",
+               "| read ratio | target units/s | achieved units/s | achieved / target |", "|---:|---:|---:|---:|"]
+        md += [f"| {r['ratio']:.2f} | {r['target']:.2f} | {r['achieved']:.2f} | {r['accuracy']:.3f} |" for r in rates]
     (args.out / "results.md").write_text("\n".join(md) + "\n")
     report.write_chart(args.out / "items_per_second.png", bench.results,
                        f"DynamoDB backup/restore, {args.items:,} items, {machine}")
