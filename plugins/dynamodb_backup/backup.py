@@ -16,10 +16,11 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from .errors import ParameterError
-from .export import ExportSettings, WorkerResult, begin_backup, export_share, finalize_backup
+from .export import ExportSettings, WorkerResult, export_share
 from .layout import S3Location, backup_folder, check_table_name
 from .plan import DEFAULT_ON_DEMAND_CAPACITY, TableFacts, WorkerShare, capacity_rate, check_ratio, plan_scan
 from .retry import call_with_retries
+from .seal import begin_backup, finalize_backup
 from .sidecar import Sidecar
 from .tableinfo import describe_table, read_table_info
 

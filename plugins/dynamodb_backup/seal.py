@@ -1,0 +1,132 @@
+"""Sealing a backup folder: the manifest, the sidecar, then ``_SUCCESS``, last.
+
+Also the folder's life around a run: a complete folder is left alone unless the
+run overwrites it (and then loses ``_SUCCESS`` first), and the resume state and
+open uploads a killed worker left behind are cleared before the folder is sealed.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from .errors import BackupFolderError
+from .export import CHECKPOINTS, WorkerResult, list_folder, owner_extra, utcnow
+from .layout import MANIFEST, SIDECAR, SUCCESS, S3Location
+from .manifest import render_manifest
+from .retry import call_with_retries
+from .sidecar import Sidecar, table_summary
+
+log = logging.getLogger(__name__)
+
+
+def delete_checkpoints(s3: Any, folder: S3Location) -> int:
+    """Remove ``<folder>/_checkpoints/``; return how many objects were deleted."""
+    prefix = folder.key(f"{CHECKPOINTS}/")
+    deleted = 0
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=folder.bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            key: str = obj["Key"]
+
+            def delete(key: str = key) -> Any:
+                return s3.delete_object(Bucket=folder.bucket, Key=key)
+
+            call_with_retries(delete)
+            deleted += 1
+    return deleted
+
+
+def abort_open_uploads(s3: Any, folder: S3Location, extra: dict[str, Any] | None = None) -> int:
+    """Abort multipart uploads left open under ``folder`` (a worker killed mid-file). Best effort."""
+    aborted = 0
+    try:
+        uploads = s3.list_multipart_uploads(Bucket=folder.bucket, Prefix=folder.key(""), **(extra or {}))
+        for upload in uploads.get("Uploads", []):
+            s3.abort_multipart_upload(Bucket=folder.bucket, Key=upload["Key"], UploadId=upload["UploadId"],
+                                      **(extra or {}))
+            aborted += 1
+    except ClientError as exc:
+        log.warning("could not abort open multipart uploads under %s: %s", folder, exc)
+    if aborted:
+        log.info("aborted %d multipart uploads left open under %s", aborted, folder)
+    return aborted
+
+
+def is_complete(s3: Any, folder: S3Location) -> bool:
+    """A backup is complete only when its ``_SUCCESS`` marker exists."""
+    return SUCCESS in list_folder(s3, folder)
+
+
+def begin_backup(s3: Any, folder: S3Location, overwrite: bool) -> bool:
+    """Prepare ``folder`` for a run; return False when a complete backup is already there.
+
+    Overwriting removes ``_SUCCESS`` first, so a half-rewritten folder is never
+    taken for a complete one.
+    """
+    if is_complete(s3, folder):
+        if not overwrite:
+            return False
+        s3.delete_object(Bucket=folder.bucket, Key=folder.key(SUCCESS))
+    return True
+
+
+def finalize_backup(
+    s3: Any,
+    folder: S3Location,
+    results: list[WorkerResult],
+    *,
+    description: dict[str, Any],
+    total_segments: int,
+    compression: str,
+    logical_date: datetime,
+    time_to_live: dict[str, Any] | None = None,
+    tags: list[dict[str, str]] | None = None,
+    put_extra: dict[str, Any] | None = None,
+) -> Sidecar:
+    """Check the workers covered every segment, then write manifest, sidecar and ``_SUCCESS`` last."""
+    put_extra = put_extra or {}
+    covered = sorted(s for r in results for s in r.segments)
+    if covered != list(range(total_segments)):
+        missing = sorted(set(range(total_segments)) - set(covered))
+        raise BackupFolderError(
+            f"{folder}: segments missing or duplicated in worker results (missing: {missing[:20]})"
+        )
+    files = sorted((f for r in results for f in r.files), key=lambda f: (f.segment, f.name))
+    present = list_folder(s3, folder)
+    for record in files:
+        if present.get(record.name) != record.bytes:
+            raise BackupFolderError(
+                f"{folder.url_of(record.name)}: expected {record.bytes} bytes, found {present.get(record.name)}"
+            )
+    # Files a failed attempt left behind are not part of this backup.
+    listed = {f.name for f in files}
+    for name in sorted(set(present) - listed - {MANIFEST, SIDECAR, SUCCESS}):
+        log.info("removing stray file from an earlier attempt: %s", folder.url_of(name))
+        s3.delete_object(Bucket=folder.bucket, Key=folder.key(name))
+    # Resume state and uploads a killed worker left open go before _SUCCESS is written.
+    delete_checkpoints(s3, folder)
+    abort_open_uploads(s3, folder, owner_extra(put_extra))
+
+    manifest = render_manifest(folder.url_of(f.name) for f in files)
+    s3.put_object(Bucket=folder.bucket, Key=folder.key(MANIFEST), Body=manifest, **put_extra)
+    sidecar = Sidecar(
+        table=table_summary(description),
+        logical_date=logical_date.astimezone(UTC).isoformat(),
+        snapshot_start=min((r.started for r in results), default=utcnow()),
+        snapshot_end=max((r.finished for r in results), default=utcnow()),
+        compression=compression,
+        total_segments=total_segments,
+        files=files,
+        consumed_read_units=sum(r.consumed_read_units for r in results),
+        time_to_live=time_to_live,
+        tags=tags or [],
+    )
+    s3.put_object(Bucket=folder.bucket, Key=folder.key(SIDECAR), Body=sidecar.to_json(), **put_extra)
+    s3.put_object(Bucket=folder.bucket, Key=folder.key(SUCCESS), Body=b"", **put_extra)
+    log.info(
+        "sealed %s: %d items in %d files, %d bytes", folder, sidecar.item_count, len(files), sidecar.byte_count
+    )
+    return sidecar
