@@ -74,3 +74,21 @@ def test_dag_test_run_seals_a_complete_folder(local_aws, airflow_db, s3_bucket, 
         lines += gzip.decompress(body).splitlines()
     keys = {(item["resource"]["S"], item["timestamp"]["S"]) for item in map(decode_line, lines)}
     assert len(lines) == len(keys) == 1200
+
+
+def test_nightly_restore_and_failure_notice_are_wired_from_the_config(monkeypatch, tmp_path):
+    backups = tmp_path / "backups.yaml"
+    backups.write_text(json.dumps({
+        "defaults": {"bucket": "my-bucket", "failure_sns_topic_arn": "arn:aws:sns:us-east-1:123456789012:t"},
+        "backups": [{"table": "Orders", "restore_to_table": "Orders-staging", "restore_write_ratio": 0.3},
+                    {"table": "Users", "failure_sns_topic_arn": None}],
+    }))
+    bag = load_backup_dags(monkeypatch, backups)
+    orders, users = bag.dags["dynamodb_backup_Orders"], bag.dags["dynamodb_backup_Users"]
+    restore_ids = [t for t in orders.task_ids if t.startswith("restore_to_Orders-staging")]
+    assert restore_ids, orders.task_ids
+    seal = orders.get_task("seal")
+    assert any(t.startswith("restore_to_Orders-staging") for t in seal.downstream_task_ids)
+    assert not [t for t in users.task_ids if t.startswith("restore_to")]
+    assert orders.get_task("plan").on_failure_callback
+    assert not users.get_task("plan").on_failure_callback
