@@ -110,6 +110,8 @@ def trial(local_aws, table: str, source_digest: tuple[int, str], bucket: str, se
             proc.wait(timeout=300)
         resumed = False
         for i, (proc, out) in enumerate(zip(procs, outs, strict=True)):
+            if i == victim and killed and proc.returncode == -signal.SIGKILL and out.exists():
+                continue  # killed after it had written its result (atomically): the share is done
             if i == victim and killed and not out.exists():  # else the kill came too late
                 retry = subprocess.run(worker_cmd(table, plan.folder, plan.shares[i].to_dict(), out, 1000.0),
                                        env=env, capture_output=True, text=True, timeout=300)
