@@ -72,9 +72,9 @@ def backup_dag(backup: TableBackup) -> DAG:
     ) as dag:
         plan = PlanBackupOperator(task_id="plan", **settings)
         plan_summary = plan.output["plan"]  # type: ignore[index]
-        export = ExportSegmentsOperator.partial(task_id="export_segments", plan=plan_summary, **settings).expand(
-            share=plan.output
-        )
+        export = ExportSegmentsOperator.partial(
+            task_id="export_segments", plan=plan_summary, pool=backup.pool or "default_pool", **settings
+        ).expand(share=plan.output)
         seal = SealBackupOperator(task_id="seal", plan=plan_summary, results=export.output, **settings)
         plan >> export >> seal
         if backup.restore_to_table:

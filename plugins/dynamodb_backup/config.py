@@ -35,6 +35,8 @@ class TableBackup:
     aws_conn_id: str = "aws_default"
     on_demand_capacity: float = DEFAULT_ON_DEMAND_CAPACITY
     file_max_items: int = 100_000
+    #: Airflow pool for the export workers (caps exporters across all tables); None: the default pool.
+    pool: str | None = None
     #: Optional nightly restore of each finished backup into another table.
     restore_to_table: str | None = None
     restore_write_ratio: float = 0.5

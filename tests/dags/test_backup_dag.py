@@ -92,3 +92,12 @@ def test_nightly_restore_and_failure_notice_are_wired_from_the_config(monkeypatc
     assert not [t for t in users.task_ids if t.startswith("restore_to")]
     assert orders.get_task("plan").on_failure_callback
     assert not users.get_task("plan").on_failure_callback
+
+
+def test_export_workers_run_in_the_configured_pool(monkeypatch, tmp_path):
+    backups = tmp_path / "backups.yaml"
+    backups.write_text(json.dumps({"defaults": {"bucket": "my-bucket"},
+                                   "backups": [{"table": "Orders", "pool": "dynamodb_export"}, {"table": "Users"}]}))
+    bag = load_backup_dags(monkeypatch, backups)
+    assert bag.dags["dynamodb_backup_Orders"].get_task("export_segments").pool == "dynamodb_export"
+    assert bag.dags["dynamodb_backup_Users"].get_task("export_segments").pool == "default_pool"
