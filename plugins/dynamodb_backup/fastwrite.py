@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -32,6 +31,7 @@ from botocore.exceptions import ClientError
 
 from .codec.datapipeline import decode_line
 from .errors import BackupError, CodecError
+from .load import batch_consumed, unprocessed_delay
 from .retry import call_with_retries
 from .throttle import TokenBucket
 
@@ -249,7 +249,7 @@ class WireBatchWriter:
                 raise FastWriteError(
                     f"{lines[0][1]}..: DynamoDB left {len(unprocessed)} items unprocessed after {rounds} rounds"
                 )
-            delay = min(20.0, 0.05 * 2 ** min(rounds, 9)) * random.uniform(0.5, 1.0)
+            delay = unprocessed_delay(rounds)
             log.info("%d items unprocessed; retrying in %.2f s (round %d)", len(unprocessed), delay, rounds)
             self.sleep(delay)
             self.bucket.wait()
@@ -263,7 +263,7 @@ class WireBatchWriter:
             unprocessed = (response.get("UnprocessedItems") or {}).get(self.table, [])
 
     def _account(self, response: dict[str, Any], sent: int) -> None:
-        consumed = sum(float(c.get("CapacityUnits", 0)) for c in response.get("ConsumedCapacity") or [])
+        consumed = batch_consumed(response)
         self.bucket.charge(consumed)
         self.stats.consumed_write_units += consumed
         self.stats.batches += 1

@@ -30,6 +30,16 @@ MAX_BATCH_ITEMS = 25
 MAX_BATCH_BYTES = 16 * 1024 * 1024
 
 
+def unprocessed_delay(rounds: int) -> float:
+    """Backoff before resending ``UnprocessedItems``: exponential, capped at 20 s, half jittered."""
+    return float(min(20.0, 0.05 * 2 ** min(rounds, 9)) * random.uniform(0.5, 1.0))
+
+
+def batch_consumed(response: dict[str, Any]) -> float:
+    """Write units a BatchWriteItem consumed (summed over its tables)."""
+    return sum(float(c.get("CapacityUnits", 0)) for c in response.get("ConsumedCapacity") or [])
+
+
 class LoadError(BackupError):
     """An item could not be written; the message names where it came from."""
 
@@ -100,7 +110,7 @@ class BatchWriter:
                     raise
                 self._put_one_by_one(batch)
                 return
-            consumed = sum(float(c.get("CapacityUnits", 0)) for c in response.get("ConsumedCapacity") or [])
+            consumed = batch_consumed(response)
             self.bucket.charge(consumed)
             self.stats.consumed_write_units += consumed
             self.stats.batches += 1
@@ -117,7 +127,7 @@ class BatchWriter:
                     f"{where}: DynamoDB left {len(unprocessed)} items unprocessed after {rounds} rounds"
                 )
             requests = unprocessed
-            delay = min(20.0, 0.05 * 2 ** min(rounds, 9)) * random.uniform(0.5, 1.0)
+            delay = unprocessed_delay(rounds)
             log.info("%d items unprocessed; retrying in %.2f s (round %d)", len(unprocessed), delay, rounds)
             self.sleep(delay)
 
