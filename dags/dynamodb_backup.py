@@ -6,8 +6,9 @@ plan describes the table and splits its parallel scan into segments shared by a
 bounded number of workers; each worker streams its segments to S3 in Data
 Pipeline's format; seal writes the manifest, our sidecar, and _SUCCESS last.
 An entry with restore_to_table also loads each night's backup into that table
-(a staging copy, say). A failed task sends a notice to the configured SNS topic
-or webhook once its retries are spent.
+(a staging copy, say; restore_replace recreates it first, so it matches
+exactly). A failed task sends a notice to the configured SNS topic or webhook
+once its retries are spent.
 """
 
 from __future__ import annotations
@@ -79,7 +80,8 @@ def backup_dag(backup: TableBackup) -> DAG:
         plan >> export >> seal
         if backup.restore_to_table:
             add_restore_tasks(dag, seal, seal.output, target_table=backup.restore_to_table,
-                              write_ratio=backup.restore_write_ratio, aws_conn_id=backup.aws_conn_id,
+                              write_ratio=backup.restore_write_ratio, replace_table=backup.restore_replace,
+                              aws_conn_id=backup.aws_conn_id,
                               target_aws_conn_id=backup.restore_aws_conn_id,
                               on_demand_capacity=backup.on_demand_capacity)
     return dag

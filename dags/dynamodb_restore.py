@@ -6,7 +6,8 @@ inspect finds the folder (or the newest complete backup of a table), tells its
 format (ours, AWS Data Pipeline with or without a manifest, native DynamoDB
 export) and checks the target's key schema without changing anything; validate
 reads every file (checksums, every line, the keys) before anything is written;
-ensure_table creates the target if asked; load writes each share of files at
+ensure_table creates the target if asked (or replaces it: deletes it and
+creates it again like itself, so no item deleted since survives); load writes each share of files at
 ratio x the target's write capacity, skipping files a failed attempt finished;
 verify counts the target with a parallel scan and compares it with the backup.
 """
@@ -77,6 +78,11 @@ PARAMS = {
     "create_table": Param(False, type="boolean", title="Create the table if missing",
                           description="Create it like the backed-up table (keys, indexes, billing, TTL, tags) when "
                                       "the backup has our sidecar, else from the key schema below (on-demand)."),
+    "replace_table": Param(False, type="boolean", title="Replace the target table",
+                           description="Delete the target and create it again like itself (keys, indexes, "
+                                       "billing, TTL, tags) before loading, so it holds exactly the backup: items "
+                                       "deleted since are gone too. Happens only after every file has validated. "
+                                       "Refused when the table has deletion protection."),
     "key_schema": Param(None, type=["null", "string"], pattern=r"^([^:,\s]+:[SNB](,[^:,\s]+:[SNB])?)?$",
                         title="Key schema (backups without sidecar)",
                         description="For Data Pipeline backups and native exports, which do not record keys: "

@@ -8,8 +8,10 @@ Why here, and why this way:
 * Markers are per restore run (``<base>/<target table>/<run id>/<file>.done``),
   so a new restore into a table that was since emptied or recreated starts
   from scratch; only retries of the same run skip work.
-* A marker records the file's URL, size and target table; a marker that does
-  not match the file being loaded is ignored.
+* A marker records the file's URL, size, target table and the table's identity
+  (its TableId); a marker that does not match the file being loaded, or was
+  written into a table since deleted and created again (a replacing restore
+  run again, say), is ignored.
 * The default base is ``_restore_checkpoints/<folder name>/`` *beside* the
   backup folder, not inside it: the backup stays exactly as written (object
   lock, checksums, copying a folder), and nothing named ``_...`` confuses a
@@ -57,11 +59,13 @@ class Checkpoints:
     s3: Any
     location: S3Location
     table: str
+    #: The target's identity (``tableinfo.table_identity``); markers of another incarnation are ignored.
+    table_id: str = ""
     enabled: bool = True
 
     @classmethod
-    def for_run(cls, s3: Any, base: S3Location, table: str, run_id: str) -> Checkpoints:
-        return cls(s3, base.child(safe_part(table), safe_part(run_id)), table)
+    def for_run(cls, s3: Any, base: S3Location, table: str, run_id: str, table_id: str = "") -> Checkpoints:
+        return cls(s3, base.child(safe_part(table), safe_part(run_id)), table, table_id)
 
     def _key(self, file: SourceFile) -> str:
         return self.location.key(safe_part(file.name) + ".done")
@@ -83,12 +87,16 @@ class Checkpoints:
         if marker.get("file") != url or marker.get("size") != file.size or marker.get("table") != self.table:
             log.info("ignoring checkpoint for %s: it was written for another file or table", url)
             return None
+        if marker.get("table_id", "") != self.table_id:
+            log.info("ignoring checkpoint for %s: table %s was created again since it was written", url, self.table)
+            return None
         return int(marker["items"])
 
     def mark(self, file: SourceFile, url: str, items: int) -> None:
         if not self.enabled:
             return
-        body = orjson.dumps({"file": url, "size": file.size, "table": self.table, "items": items,
+        body = orjson.dumps({"file": url, "size": file.size, "table": self.table, "table_id": self.table_id,
+                             "items": items,
                              "finished": datetime.now(UTC).isoformat(timespec="seconds")})
         try:
             call_with_retries(lambda: self.s3.put_object(Bucket=self.location.bucket, Key=self._key(file), Body=body))

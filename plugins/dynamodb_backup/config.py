@@ -40,6 +40,8 @@ class TableBackup:
     #: Optional nightly restore of each finished backup into another table.
     restore_to_table: str | None = None
     restore_write_ratio: float = 0.5
+    #: Delete and recreate that table before each load, so it holds exactly the night's backup.
+    restore_replace: bool = False
     restore_aws_conn_id: str | None = None
     #: Where failure notices go: an SNS topic ARN (optional).
     failure_sns_topic_arn: str | None = None
@@ -66,6 +68,8 @@ class TableBackup:
         if self.restore_to_table is not None:
             check_table_name(self.restore_to_table, "restore_to_table")
             check_ratio(self.restore_write_ratio, "restore_write_ratio")
+        if not isinstance(self.restore_replace, bool):
+            raise ParameterError(f"restore_replace must be true or false, got {self.restore_replace!r}")
 
 
 def _substitute(value: Any, environ: dict[str, str]) -> Any:

@@ -20,7 +20,6 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime
 from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
@@ -34,7 +33,7 @@ from .progress import Progress
 from .retry import call_with_retries
 from .scan import scan_segment, wire_key_to_client
 from .tablecreate import check_same_keys, create_table_like, key_names, table_exists
-from .tableinfo import describe_table, read_table_info
+from .tableinfo import describe_table, read_table_info, table_identity
 from .throttle import TokenBucket
 from .verify import default_read_rate, table_digest
 
@@ -121,13 +120,6 @@ class CopyPlan:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CopyPlan:
         return cls(**{**data, "key_names": list(data["key_names"])})
-
-
-def table_identity(description: dict[str, Any]) -> str:
-    """TableId where the server gives one, else the ARN and creation time."""
-    created: Any = description.get("CreationDateTime")
-    stamp = created.isoformat() if isinstance(created, datetime) else str(created)
-    return str(description.get("TableId") or f"{description.get('TableArn')}@{stamp}")
 
 
 def prepare_copy(source: Any, dest: Any, request: CopyRequest) -> CopyPlan:

@@ -28,7 +28,7 @@ from .progress import Progress
 from .reader import FileItems
 from .retry import call_with_retries
 from .tablecreate import check_same_keys, create_table_like, table_exists
-from .tableinfo import describe_table
+from .tableinfo import describe_table, read_table_info
 from .throttle import CapacityWatcher, TokenBucket
 from .verify import BucketedDigest
 
@@ -50,7 +50,8 @@ def resolve_target(dynamodb: Any, source: BackupSource, table: str, *, create: b
     """Check the target against the backup without changing anything; return the keys to load with.
 
     An existing table must have the backup's key schema (when the backup says
-    it); a missing one needs ``create`` and a known key schema.
+    it), even one that is to be replaced; a missing one needs ``create`` and a
+    known key schema.
     """
     expected = expected_keys(source, key_schema)
     existing = table_exists(dynamodb, table)
@@ -71,24 +72,50 @@ def is_empty(dynamodb: Any, table: str) -> bool:
     return not response.get("Items") and not response.get("LastEvaluatedKey")
 
 
+def replace_table(dynamodb: Any, table: str) -> None:
+    """Delete ``table`` and create it again, empty, with its own keys, indexes, billing, stream, TTL and tags.
+
+    Why: a put-only restore leaves behind the items deleted from the source
+    since the target was last loaded, so a staging copy drifts from production
+    night after night. A fresh table holds exactly the backup, which verify
+    then proves item by item.
+    """
+    info = read_table_info(dynamodb, table)
+    if info.description.get("DeletionProtectionEnabled"):
+        raise ParameterError(f"replace_table: table {table!r} has deletion protection on; turn it off to let the "
+                             "restore replace it, or restore without replacing")
+    log.warning("replacing table %s: deleting it and creating it again like itself, then loading the backup", table)
+    call_with_retries(lambda: dynamodb.delete_table(TableName=table))
+    dynamodb.get_waiter("table_not_exists").wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 600})
+    create_table_like(dynamodb, info.description, table, time_to_live=info.time_to_live, tags=info.tags)
+
+
 def ensure_target(dynamodb: Any, source: BackupSource, table: str, keys: dict[str, Any], *,
-                  create: bool) -> dict[str, Any]:
-    """Create the table if it is missing (from the sidecar when there is one); say whether it was empty."""
+                  create: bool, replace: bool = False) -> dict[str, Any]:
+    """Create the table if it is missing (from the sidecar when there is one), or replace it if asked.
+
+    Says whether it was empty (then verification compares every item) and the
+    table's identity, which keys the load's checkpoints.
+    """
     existing = table_exists(dynamodb, table)
+    if existing is not None and replace:
+        check_same_keys(keys, existing, f"table {table!r}")
+        replace_table(dynamodb, table)
+        return {"created": True, "replaced": True, "was_empty": True}
     if existing is not None:
         check_same_keys(keys, existing, f"table {table!r}")
         empty = is_empty(dynamodb, table)
         log.info("restoring into existing table %s (%s, %s)", table, show_key_schema(existing),
                  "empty" if empty else "NOT empty: items with the backup's keys are overwritten")
-        return {"created": False, "was_empty": empty}
-    if not create:
+        return {"created": False, "replaced": False, "was_empty": empty}
+    if not create and not replace:
         raise ParameterError(f"table: {table!r} does not exist and create_table is off")
     if source.table is not None:
         create_table_like(dynamodb, source.table, table, time_to_live=source.time_to_live, tags=source.tags)
     else:
         spec = {**keys, "BillingModeSummary": {"BillingMode": "PAY_PER_REQUEST"}, "GlobalSecondaryIndexes": []}
         create_table_like(dynamodb, spec, table)
-    return {"created": True, "was_empty": True}
+    return {"created": True, "replaced": False, "was_empty": True}
 
 
 @dataclass

@@ -31,7 +31,7 @@ from .restore import (
     validate_files,
     write_rate,
 )
-from .tableinfo import describe_table
+from .tableinfo import describe_table, table_identity
 from .verify import VerifyReport, verify_restore
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,8 @@ class RestoreRequest:
     table: str
     write_ratio: float = 0.5
     create_table: bool = False
+    replace_table: bool = False
+    """Delete the target and create it again like itself before loading (after validation)."""
     key_schema: str | None = None
     force: bool = False
     workers: int = 4
@@ -68,11 +70,11 @@ class RestoreRequest:
         if self.on_demand_capacity <= 0:
             raise ParameterError("on_demand_capacity must be positive")
 
-    def checkpoints_for(self, s3: Any, folder: S3Location) -> Checkpoints | None:
+    def checkpoints_for(self, s3: Any, folder: S3Location, table_id: str = "") -> Checkpoints | None:
         if not self.checkpoints:
             return None
         return Checkpoints.for_run(s3, self.checkpoint_base or default_checkpoint_base(folder), self.table,
-                                   self.run_id)
+                                   self.run_id, table_id)
 
 
 @dataclass
@@ -92,9 +94,10 @@ def _validate_share(make_client: ClientFactory, bucket: str, files: list[SourceF
 def _load_share(make_client: ClientFactory, request: RestoreRequest, folder: S3Location, files: list[SourceFile],
                 key_names: list[str], rate: float, share: float, label: str) -> LoadResult:
     dynamodb, s3 = make_client("dynamodb"), make_client("s3")
+    table_id = table_identity(describe_table(dynamodb, request.table))
     return load_files(
         dynamodb, s3, folder.bucket, files, request.table, key_names, rate,
-        checkpoints=request.checkpoints_for(s3, folder), label=label,
+        checkpoints=request.checkpoints_for(s3, folder, table_id), label=label,
         current_rate=target_rate_reader(dynamodb, request.table, request.write_ratio,
                                         request.on_demand_capacity, share),
     )
@@ -113,7 +116,7 @@ def run_restore(make_client: ClientFactory, request: RestoreRequest, processes: 
     request.check()
     s3, dynamodb = make_client("s3"), make_client("dynamodb")
     source = inspect_folder(s3, request.folder, force=request.force)
-    keys = resolve_target(dynamodb, source, request.table, create=request.create_table,
+    keys = resolve_target(dynamodb, source, request.table, create=request.create_table or request.replace_table,
                           key_schema=request.key_schema)
     rules = KeyRules.from_description(keys)
     shares = plan_shares(source.files, request.workers)
@@ -122,7 +125,8 @@ def run_restore(make_client: ClientFactory, request: RestoreRequest, processes: 
                      [(make_client, source.folder.bucket, share, rules) for share in shares]):
         validation.merge(part)
     check_totals(source, validation)
-    target = ensure_target(dynamodb, source, request.table, keys, create=request.create_table)
+    target = ensure_target(dynamodb, source, request.table, keys, create=request.create_table,
+                           replace=request.replace_table)
     rate = write_rate(describe_table(dynamodb, request.table), request.write_ratio, request.on_demand_capacity)
     log.info("loading %d items into %s at %.0f write units/s over %d workers (run id %s)",
              validation.items, request.table, rate, len(shares), request.run_id)

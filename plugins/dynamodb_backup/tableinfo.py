@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -21,6 +22,16 @@ class TableInfo:
     @property
     def facts(self) -> TableFacts:
         return TableFacts.from_description(self.description)
+
+
+def table_identity(description: dict[str, Any]) -> str:
+    """What tells this table from one deleted and created again under the same name.
+
+    TableId where the server gives one, else the ARN and creation time.
+    """
+    created: Any = description.get("CreationDateTime")
+    stamp = created.isoformat() if isinstance(created, datetime) else str(created)
+    return str(description.get("TableId") or f"{description.get('TableArn')}@{stamp}")
 
 
 def describe_table(dynamodb: Any, table: str) -> dict[str, Any]:

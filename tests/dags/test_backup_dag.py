@@ -80,7 +80,8 @@ def test_nightly_restore_and_failure_notice_are_wired_from_the_config(monkeypatc
     backups = tmp_path / "backups.yaml"
     backups.write_text(json.dumps({
         "defaults": {"bucket": "my-bucket", "failure_sns_topic_arn": "arn:aws:sns:us-east-1:123456789012:t"},
-        "backups": [{"table": "Orders", "restore_to_table": "Orders-staging", "restore_write_ratio": 0.3},
+        "backups": [{"table": "Orders", "restore_to_table": "Orders-staging", "restore_write_ratio": 0.3,
+                     "restore_replace": True},
                     {"table": "Users", "failure_sns_topic_arn": None}],
     }))
     bag = load_backup_dags(monkeypatch, backups)
@@ -89,6 +90,7 @@ def test_nightly_restore_and_failure_notice_are_wired_from_the_config(monkeypatc
     assert restore_ids, orders.task_ids
     seal = orders.get_task("seal")
     assert any(t.startswith("restore_to_Orders-staging") for t in seal.downstream_task_ids)
+    assert orders.get_task("restore_to_Orders-staging.ensure_table").replace_table is True
     assert not [t for t in users.task_ids if t.startswith("restore_to")]
     assert orders.get_task("plan").on_failure_callback
     assert not users.get_task("plan").on_failure_callback

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from backup_folders import all_types_backup, scan_all
+from dynamodb_backup.verify import table_digest
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 
@@ -90,3 +91,22 @@ def test_dag_test_run_restores_the_latest_backup_into_a_new_table(local_aws, air
     s3 = local_aws.s3_client()
     leftovers = s3.list_objects_v2(Bucket=s3_bucket, Prefix=f"backups/{table_name}/_restore_checkpoints/")
     assert leftovers.get("KeyCount", 0) == 0  # verified, so the run's markers were removed
+
+
+def test_dag_test_run_replaces_a_staging_table_so_it_holds_exactly_the_backup(local_aws, airflow_db, s3_bucket,
+                                                                             table_name, monkeypatch):
+    folder = all_types_backup(local_aws, s3_bucket, table_name)
+    for name, value in local_aws.airflow_conn_env().items():
+        monkeypatch.setenv(name, value)
+    target = table_name + "-staging"
+    ddb = local_aws.dynamodb_client()
+    local_aws.create_table(target, range_key="sk", range_type="N")
+    ddb.put_item(TableName=target, Item={"pk": {"S": "deleted-in-production"}, "sk": {"N": "1"}})
+    run = restore_dag().test(logical_date=datetime(2024, 6, 3, tzinfo=UTC), run_conf={
+        "source": folder.uri, "target_table": target, "replace_table": True, "write_ratio": 1.0, "workers": 2,
+    })
+    assert run.state == "success"
+    items = scan_all(ddb, target)
+    assert len(items) == 8
+    assert all(item["pk"]["S"] != "deleted-in-production" for item in items)
+    assert table_digest(ddb, target, 2).total() == table_digest(ddb, table_name, 2).total()

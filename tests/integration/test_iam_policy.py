@@ -32,8 +32,11 @@ from dynamodb_backup.s3writer import S3ObjectWriter
 
 REPO = Path(__file__).resolve().parents[2]
 POLICY = json.loads((REPO / "include" / "iam-policy.json").read_text())
+#: Added only where a restore may replace its target (replace_table): DeleteTable on those tables.
+REPLACE_POLICY = json.loads((REPO / "include" / "iam-policy-replace.json").read_text())
 DATE = datetime(2024, 7, 1, 3, 0, 0, tzinfo=UTC)
 
+TABLE_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table"
 #: API operations whose IAM action has another name.
 ACTION_OF = {
     ("s3", "ListObjectsV2"): "s3:ListBucket",
@@ -65,7 +68,7 @@ class Call:
     def resource(self) -> str:
         p = self.params
         if self.service == "dynamodb":
-            return f"arn:aws:dynamodb:us-east-1:123456789012:table/{p.get('TableName') or p.get('ResourceArn', '')}"
+            return f"{TABLE_ARN}/{p.get('TableName') or p.get('ResourceArn', '')}"
         if self.service == "s3":
             if "Key" in p:
                 return f"arn:aws:s3:::{p['Bucket']}/{p['Key']}"
@@ -86,6 +89,11 @@ def allowed(policy: dict[str, Any], action: str, resource: str) -> bool:
                 fnmatch.fnmatchcase(resource, r) for r in resources):
             return True
     return False
+
+
+def denied_calls(calls: list[Call], policy: dict[str, Any]) -> list[tuple[str, str]]:
+    return sorted({(c.action, c.resource) for c in calls
+                   if (c.service, c.operation) not in FREE and not allowed(policy, c.action, c.resource)})
 
 
 @pytest.fixture
@@ -143,10 +151,29 @@ def test_export_restore_copy_need_only_the_policy(local_aws, s3_bucket, table_na
     seen = {(c.service, c.operation) for c in recorded}
     assert ("dynamodb", "Scan") in seen and ("s3", "PutObject") in seen
     assert ("dynamodb", "BatchWriteItem") in seen or ("dynamodb", "PutItem") in seen
-    denied = sorted({(c.action, c.resource) for c in recorded
-                     if (c.service, c.operation) not in FREE and not allowed(POLICY, c.action, c.resource)})
+    denied = denied_calls(recorded, POLICY)
     assert not denied, f"calls the policy does not allow: {denied}"
     print(sorted({c.action for c in recorded}))
+
+
+def test_a_replacing_restore_needs_the_replace_statement_for_its_target_only(local_aws, s3_bucket, table_name,
+                                                                            recorded):
+    ddb = local_aws.dynamodb_client()
+    create_table(ddb, table_name, TABLE_SPECS["AllTypes"])
+    put_items(ddb, table_name, all_types_items())
+    request = BackupRequest(table=table_name, destination=S3Location(s3_bucket, "bk"), logical_date=DATE,
+                            read_ratio=1.0, segments=2)
+    assert run_backup(client_factory(), request) is not None
+    staging = f"{table_name}-staging"
+    create_table(ddb, staging, TABLE_SPECS["AllTypes"])
+    recorded.clear()
+    folder = f"s3://{s3_bucket}/bk/{table_name}/2024-07-01-03-00-00"
+    assert run_cli("restore", folder, "--table", staging, "--replace-table", "--workers", "1") == 0
+
+    assert denied_calls(recorded, POLICY) == [("dynamodb:DeleteTable", f"{TABLE_ARN}/{staging}")]
+    both = {**POLICY, "Statement": POLICY["Statement"] + REPLACE_POLICY["Statement"]}
+    assert denied_calls(recorded, both) == []
+    assert not allowed(both, "dynamodb:DeleteTable", f"{TABLE_ARN}/{table_name}")  # the source stays safe
 
 
 SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYSECRETVALUE"

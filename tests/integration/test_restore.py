@@ -41,7 +41,7 @@ def test_all_types_round_trip_into_a_new_table(local_aws, s3_bucket, table_name,
     outcome = restore(folder, table_name + "-restored", create_table=True)
 
     assert outcome.source.format == "ours"
-    assert outcome.target == {"created": True, "was_empty": True}
+    assert outcome.target == {"created": True, "replaced": False, "was_empty": True}
     assert outcome.load.items == outcome.validation.items == len(all_types_items())
     assert outcome.verify is not None and outcome.verify.match and outcome.verify.compared_digests
     ddb = local_aws.dynamodb_client()

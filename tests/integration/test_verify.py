@@ -63,7 +63,7 @@ def test_target_that_held_items_is_compared_by_count(local_aws, s3_bucket, table
     put_items(ddb, table_name, simple_items(10, "old"))
     folder = datapipeline_folder(s3, s3_bucket, "v/2024-01-04-00-00-00", {"a": dp_lines(simple_items(25))})
     outcome = restore(folder, table_name)
-    assert outcome.target == {"created": False, "was_empty": False}
+    assert outcome.target == {"created": False, "replaced": False, "was_empty": False}
     assert outcome.verify is not None and outcome.verify.match and not outcome.verify.compared_digests
     assert outcome.verify.table_items == 35
     assert "only counts were compared" in outcome.verify.notes[0]

@@ -37,6 +37,8 @@ backups:
     ("- table: Users\n    compression: lz4", r"backups\[0\]: compression must be one of"),
     ("- table: Users\n  - table: Users", r"backups\[1\]: table 'Users' is listed twice"),
     ("- just-a-string", r"backups\[0\]: expected a mapping"),
+    ("- table: Users\n    restore_to_table: Users-staging\n    restore_replace: yes please",
+     r"backups\[0\]: restore_replace must be true or false, got 'yes please'"),
 ])
 def test_errors_name_the_file_and_entry(tmp_path, entry, message):
     path = write(tmp_path, f"defaults:\n  bucket: my-bucket\nbackups:\n  {entry}\n")

@@ -32,6 +32,9 @@ def register(subparsers: Subparsers) -> None:
     _source_arguments(p)
     p.add_argument("--create-table", action="store_true",
                    help="create the table if missing (from the sidecar; else from --key-schema, on-demand)")
+    p.add_argument("--replace-table", action="store_true",
+                   help="delete the table and create it again like itself before loading (after validation), "
+                        "so it holds exactly the backup")
     p.add_argument("--write-ratio", type=float, default=0.5,
                    help="share of the table's write capacity to use (0.01-1.5)")
     p.add_argument("--key-schema", metavar="PK:T[,SK:T]",
@@ -69,7 +72,8 @@ def source_folder(args: argparse.Namespace) -> S3Location:
 def run_restore_command(args: argparse.Namespace) -> int:
     request = RestoreRequest(
         folder=source_folder(args), table=args.table, write_ratio=args.write_ratio,
-        create_table=args.create_table, key_schema=args.key_schema, force=args.force, workers=args.workers,
+        create_table=args.create_table, replace_table=args.replace_table, key_schema=args.key_schema,
+        force=args.force, workers=args.workers,
         on_demand_capacity=args.on_demand_capacity, verify=not args.no_verify,
         checkpoint_base=S3Location.parse(args.checkpoint, "--checkpoint") if args.checkpoint else None,
         checkpoints=not args.no_checkpoints, run_id=args.run_id or new_run_id(),
@@ -80,13 +84,19 @@ def run_restore_command(args: argparse.Namespace) -> int:
     for note in outcome.source.notes:
         print(f"  note: {note}")
     print(f"validated {outcome.validation.items} items in {len(outcome.validation.files)} files; "
-          f"{'created' if outcome.target['created'] else 'existing'} table {request.table}")
+          f"{_table_fate(outcome.target)} table {request.table}")
     print(f"loaded {outcome.load.items} items ({outcome.load.files_loaded} files, {outcome.load.files_skipped} "
           f"skipped as already done, {outcome.load.consumed_write_units:.0f} write units)")
     if outcome.verify is None:
         return 0
     print(outcome.verify.summary())
     return 0 if outcome.verify.match else 1
+
+
+def _table_fate(target: dict[str, object]) -> str:
+    if target.get("replaced"):
+        return "replaced"
+    return "created" if target["created"] else "existing"
 
 
 def run_verify_command(args: argparse.Namespace) -> int:

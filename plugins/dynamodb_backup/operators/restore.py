@@ -34,7 +34,7 @@ from ..restore import (
     validate_files,
     write_rate,
 )
-from ..tableinfo import describe_table
+from ..tableinfo import describe_table, table_identity
 from ..verify import BucketedDigest, verify_restore
 from .clients import aws_client
 from .params import rendered
@@ -53,14 +53,15 @@ class _RestoreFields(BaseOperator):
 
     template_fields: Sequence[str] = (
         "source", "source_table", "backup_bucket", "backup_prefix", "target_table", "aws_conn_id",
-        "target_aws_conn_id", "target_region", "write_ratio", "create_table", "verify", "force", "key_schema",
-        "workers", "checkpoint_uri",
+        "target_aws_conn_id", "target_region", "write_ratio", "create_table", "replace_table", "verify", "force",
+        "key_schema", "workers", "checkpoint_uri",
     )
 
     def __init__(
         self, *, source: Any, target_table: str, source_table: Any = None, backup_bucket: Any = None,
         backup_prefix: Any = None, aws_conn_id: str = "aws_default", target_aws_conn_id: Any = None,
-        target_region: Any = None, write_ratio: Any = 0.5, create_table: Any = False, verify: Any = True,
+        target_region: Any = None, write_ratio: Any = 0.5, create_table: Any = False, replace_table: Any = False,
+        verify: Any = True,
         force: Any = False, key_schema: Any = None, workers: Any = 4, checkpoint_uri: Any = None,
         on_demand_capacity: float = DEFAULT_ON_DEMAND_CAPACITY, **kwargs: Any,
     ) -> None:
@@ -69,6 +70,7 @@ class _RestoreFields(BaseOperator):
         self.backup_bucket, self.backup_prefix = backup_bucket, backup_prefix
         self.aws_conn_id, self.target_aws_conn_id, self.target_region = aws_conn_id, target_aws_conn_id, target_region
         self.write_ratio, self.create_table, self.verify, self.force = write_ratio, create_table, verify, force
+        self.replace_table = replace_table
         self.key_schema, self.workers, self.checkpoint_uri = key_schema, workers, checkpoint_uri
         self.on_demand_capacity = on_demand_capacity
 
@@ -92,10 +94,10 @@ class _RestoreFields(BaseOperator):
         return aws_client("dynamodb", self._text(self.target_aws_conn_id) or self.aws_conn_id,
                           self._text(self.target_region))
 
-    def checkpoints(self, s3: Any, folder: S3Location, context: Context) -> Checkpoints:
+    def checkpoints(self, s3: Any, folder: S3Location, context: Context, table_id: str = "") -> Checkpoints:
         uri = self._text(self.checkpoint_uri)
         base = S3Location.parse(uri, "checkpoint_uri") if uri else default_checkpoint_base(folder)
-        return Checkpoints.for_run(s3, base, self.table, str(context["run_id"]))
+        return Checkpoints.for_run(s3, base, self.table, str(context["run_id"]), table_id)
 
 
 class InspectBackupOperator(_RestoreFields):
@@ -127,7 +129,8 @@ class InspectBackupOperator(_RestoreFields):
             check_ratio(float(self.write_ratio), "write_ratio")
             s3 = self.s3()
             source = inspect_folder(s3, self.folder(s3), force=self._flag(self.force))
-            keys = resolve_target(self.dynamodb(), source, self.table, create=self._flag(self.create_table),
+            keys = resolve_target(self.dynamodb(), source, self.table,
+                                  create=self._flag(self.create_table) or self._flag(self.replace_table),
                                   key_schema=self._text(self.key_schema))
         shares = plan_shares(source.files, int(self.workers))
         context["ti"].xcom_push(key="inspection", value={"source": source.to_dict(), "keys": keys,
@@ -173,7 +176,7 @@ class EnsureTableOperator(_RestoreFields):
         with _no_retry_on_backup_errors():
             check_totals(source, report)
             target = ensure_target(dynamodb, source, self.table, self.inspection["keys"],
-                                   create=self._flag(self.create_table))
+                                   create=self._flag(self.create_table), replace=self._flag(self.replace_table))
             rate = write_rate(describe_table(dynamodb, self.table), float(self.write_ratio), self.on_demand_capacity)
         self.log.info("%s: %d items to load at %.0f write units/s", self.table, report.items, rate)
         return {**target, "write_rate": rate, "items": report.items, "digest": report.digest.to_dict()}
@@ -193,11 +196,13 @@ class LoadFilesOperator(_RestoreFields):
         source = BackupSource.from_dict(self.inspection["source"])
         share = 1 / max(int(self.inspection["shares"]), 1)
         dynamodb, s3 = self.dynamodb(), self.s3()
+        # Markers of an attempt that loaded into an earlier incarnation of the table (one replaced since) do not count.
+        table_id = table_identity(describe_table(dynamodb, self.table))
         with _no_retry_on_backup_errors():
             result = load_files(
                 dynamodb, s3, source.folder.bucket, [SourceFile.from_dict(f) for f in self.files], self.table,
-                KeyRules.from_description(self.inspection["keys"]).key_names,
-                float(self.target["write_rate"]) * share, checkpoints=self.checkpoints(s3, source.folder, context),
+                KeyRules.from_description(self.inspection["keys"]).key_names, float(self.target["write_rate"]) * share,
+                checkpoints=self.checkpoints(s3, source.folder, context, table_id),
                 current_rate=target_rate_reader(dynamodb, self.table, float(self.write_ratio),
                                                 self.on_demand_capacity, share),
                 label=f"load {context['ti'].map_index}",
@@ -260,16 +265,20 @@ def _nothing() -> Iterator[None]:
 
 def add_restore_tasks(dag: DAG, upstream: BaseOperator, folder: Any, *, target_table: str,
                       write_ratio: float = 0.5, aws_conn_id: str = "aws_default",
-                      target_aws_conn_id: str | None = None, create_table: bool = True, verify: bool = True,
+                      target_aws_conn_id: str | None = None, create_table: bool = True,
+                      replace_table: bool = False, verify: bool = True,
                       workers: int = 4, on_demand_capacity: float = DEFAULT_ON_DEMAND_CAPACITY) -> BaseOperator:
     """Restore each night's backup into ``target_table`` after ``upstream`` (e.g. a staging copy).
 
     ``folder`` is the backup folder's URI, or the seal task's result (``seal.output``). Items
     are put (overwritten), not synchronised: items deleted from the source stay
-    in the target. Returns the last task (verify).
+    in the target, unless ``replace_table`` has the target deleted and created
+    again (after the backup validated) so that it holds exactly the backup.
+    Returns the last task (verify).
     """
     settings = {"source": folder, "target_table": target_table, "write_ratio": write_ratio,
                 "aws_conn_id": aws_conn_id, "target_aws_conn_id": target_aws_conn_id, "create_table": create_table,
+                "replace_table": replace_table,
                 "verify": verify, "workers": workers, "on_demand_capacity": on_demand_capacity}
     with dag:
         first, last = restore_tasks(settings, group_id=f"restore_to_{target_table}".replace(".", "_"))
