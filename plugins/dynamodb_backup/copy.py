@@ -17,7 +17,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
@@ -28,7 +28,16 @@ from .codec.canonical import TableDigest
 from .errors import BackupError, ParameterError
 from .layout import check_table_name
 from .load import BatchWriter
-from .plan import DEFAULT_ON_DEMAND_CAPACITY, GIB, MAX_SEGMENTS, TableFacts, capacity_rate, check_ratio, split_segments
+from .plan import (
+    DEFAULT_ON_DEMAND_CAPACITY,
+    GIB,
+    MAX_SEGMENTS,
+    TableFacts,
+    capacity_rate,
+    check_ratio,
+    index_write_scales,
+    split_segments,
+)
 from .progress import Progress
 from .retry import call_with_retries
 from .scan import scan_segment, wire_key_to_client
@@ -108,6 +117,8 @@ class CopyPlan:
     """DescribeTable's ItemCount (hours stale): for progress estimates only."""
     dest_identity: str = ""
     """Which incarnation of the destination table this is (a recreated table is another)."""
+    dest_index_scales: dict[str, float] = field(default_factory=dict)
+    """The destination's global indexes, to keep within their share of capacity (``plan.index_write_scales``)."""
 
     def rates(self, segments: Sequence[int]) -> tuple[float, float]:
         """(read, write) units per second for a share of the segments, in proportion to its size."""
@@ -155,6 +166,7 @@ def prepare_copy(source: Any, dest: Any, request: CopyRequest) -> CopyPlan:
                                  request.on_demand_capacity),
         key_names=key_names(info.description), dest_was_empty=empty, created_dest=created,
         source_items=source_facts.item_count, dest_identity=table_identity(description),
+        dest_index_scales=index_write_scales(description),
     )
     log.info("copy plan %s -> %s: %d segments, %.1f read units/s, %.1f write units/s, destination %s",
              plan.source_table, plan.dest_table, total, plan.read_rate, plan.write_rate,
@@ -277,6 +289,7 @@ def copy_segments(
     total_segments: int, read_bucket: TokenBucket, write_bucket: TokenBucket, *,
     key_names: Sequence[str], checkpoint: CheckpointStore | None = None, threads: int = DEFAULT_THREADS,
     before_page: Callable[[int], None] | None = None, expected_items: int = 0,
+    index_scales: Mapping[str, float] | None = None,
 ) -> CopyResult:
     """Copy ``segments`` of a ``total_segments`` parallel scan; ``before_page(segment)`` is a test hook."""
     store = checkpoint or MemoryCheckpoints()
@@ -290,7 +303,7 @@ def copy_segments(
             resumed[0] += state.items
         if state.done:
             return state
-        writer = BatchWriter(dest_client, dest_table, key_names, write_bucket)
+        writer = BatchWriter(dest_client, dest_table, key_names, write_bucket, index_scales=index_scales or {})
 
         def before() -> None:
             if stop.is_set():

@@ -22,7 +22,7 @@ import base64
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +31,7 @@ from botocore.exceptions import ClientError
 
 from .codec.datapipeline import decode_line
 from .errors import BackupError, CodecError
-from .load import batch_consumed, unprocessed_delay
+from .load import batch_consumed, consumed_mode, pacing_units, unprocessed_delay
 from .retry import call_with_retries
 from .throttle import TokenBucket
 
@@ -151,18 +151,19 @@ def install_fast_batch_write(client: Any) -> None:
         setattr(client, _HOOKED_ATTR, True)
 
 
-def batch_write_wire(client: Any, table: str, wire_items: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def batch_write_wire(client: Any, table: str, wire_items: Sequence[dict[str, Any]],
+                     consumed: str = "TOTAL") -> dict[str, Any]:
     """One BatchWriteItem call with a body built by orjson; returns botocore's parsed response.
 
     ``UnprocessedItems`` in the response are in client form (binary as bytes).
     """
     install_fast_batch_write(client)
-    body = batch_write_body(table, wire_items)
+    body = batch_write_body(table, wire_items, consumed)
     placeholder: dict[str, Any] = {table: [{"PutRequest": {"Item": {}}}]}
     _pending.body = body
     try:
         response: dict[str, Any] = client.batch_write_item(RequestItems=placeholder,
-                                                           ReturnConsumedCapacity="TOTAL")
+                                                           ReturnConsumedCapacity=consumed)
     finally:
         _pending.body = None
     return response
@@ -195,6 +196,8 @@ class WireBatchWriter:
     key_names: Sequence[str]
     bucket: TokenBucket
     fallback: Fallback | None = None
+    #: As ``BatchWriter.index_scales``: keeps global indexes within their share too.
+    index_scales: Mapping[str, float] = field(default_factory=dict)
     max_unprocessed_rounds: int = 50
     sleep: Callable[[float], None] = time.sleep
     stats: FastLoadStats = field(default_factory=FastLoadStats)
@@ -229,8 +232,9 @@ class WireBatchWriter:
 
     def _write(self, items: list[dict[str, Any]], lines: list[tuple[bytes, str]]) -> None:
         self.bucket.wait()
+        mode = consumed_mode(self.index_scales)
         try:
-            response = call_with_retries(lambda: batch_write_wire(self.client, self.table, items))
+            response = call_with_retries(lambda: batch_write_wire(self.client, self.table, items, mode))
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ValidationException":
                 raise
@@ -257,15 +261,14 @@ class WireBatchWriter:
             pending = {self.table: unprocessed}
             response = call_with_retries(
                 lambda pending=pending: self.client.batch_write_item(  # type: ignore[misc]
-                    RequestItems=pending, ReturnConsumedCapacity="TOTAL")
+                    RequestItems=pending, ReturnConsumedCapacity=consumed_mode(self.index_scales))
             )
             self._account(response, len(unprocessed))
             unprocessed = (response.get("UnprocessedItems") or {}).get(self.table, [])
 
     def _account(self, response: dict[str, Any], sent: int) -> None:
-        consumed = batch_consumed(response)
-        self.bucket.charge(consumed)
-        self.stats.consumed_write_units += consumed
+        self.bucket.charge(pacing_units(response, self.index_scales))
+        self.stats.consumed_write_units += batch_consumed(response)
         self.stats.batches += 1
         left = len((response.get("UnprocessedItems") or {}).get(self.table, []))
         self.stats.items += sent - left

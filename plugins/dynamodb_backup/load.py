@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -35,9 +35,41 @@ def unprocessed_delay(rounds: int) -> float:
     return float(min(20.0, 0.05 * 2 ** min(rounds, 9)) * random.uniform(0.5, 1.0))
 
 
+def _consumed_entries(response: dict[str, Any]) -> list[dict[str, Any]]:
+    consumed = response.get("ConsumedCapacity") or []
+    return consumed if isinstance(consumed, list) else [consumed]  # BatchWriteItem: a list; PutItem: one
+
+
 def batch_consumed(response: dict[str, Any]) -> float:
-    """Write units a BatchWriteItem consumed (summed over its tables)."""
-    return sum(float(c.get("CapacityUnits", 0)) for c in response.get("ConsumedCapacity") or [])
+    """Write units a BatchWriteItem (or PutItem) consumed, indexes included (summed over its tables)."""
+    return sum(float(c.get("CapacityUnits", 0)) for c in _consumed_entries(response))
+
+
+def consumed_mode(index_scales: Mapping[str, float]) -> str:
+    """Ask for the per-index breakdown only when there are index capacities to keep to."""
+    return "INDEXES" if index_scales else "TOTAL"
+
+
+def pacing_units(response: dict[str, Any], index_scales: Mapping[str, float]) -> float:
+    """What a write call costs the pacing budget, in the table's write units.
+
+    With a per-index breakdown (``ReturnConsumedCapacity=INDEXES``): the table's
+    units (local indexes share its capacity) or any global index's units scaled
+    to the table's capacity (:func:`plan.index_write_scales`), whichever is more,
+    so the tightest of them sets the pace. Without one: the total.
+    """
+    units = 0.0
+    for entry in _consumed_entries(response):
+        table = entry.get("Table")
+        if not index_scales or table is None:
+            units += float(entry.get("CapacityUnits", 0))
+            continue
+        cost = float(table.get("CapacityUnits", 0)) + sum(
+            float(lsi.get("CapacityUnits", 0)) for lsi in (entry.get("LocalSecondaryIndexes") or {}).values())
+        for name, gsi in (entry.get("GlobalSecondaryIndexes") or {}).items():
+            cost = max(cost, float(gsi.get("CapacityUnits", 0)) * index_scales.get(name, 1.0))
+        units += cost
+    return units
 
 
 class LoadError(BackupError):
@@ -57,13 +89,16 @@ class BatchWriter:
     """Writes items to one table in batches, paced by ``bucket``.
 
     ``put(item, origin)`` takes a client-form item; ``origin`` says where it came
-    from, for error messages. Call ``flush()`` at the end.
+    from, for error messages. Call ``flush()`` at the end. ``index_scales``
+    (:func:`plan.index_write_scales`) keeps the table's global indexes within
+    their own share of capacity too.
     """
 
     client: Any
     table: str
     key_names: Sequence[str]
     bucket: TokenBucket
+    index_scales: Mapping[str, float] = field(default_factory=dict)
     max_unprocessed_rounds: int = 50
     sleep: Callable[[float], None] = time.sleep
     stats: LoadStats = field(default_factory=LoadStats)
@@ -103,16 +138,15 @@ class BatchWriter:
             try:
                 response = call_with_retries(
                     partial(self.client.batch_write_item, RequestItems={self.table: requests},
-                            ReturnConsumedCapacity="TOTAL")
+                            ReturnConsumedCapacity=consumed_mode(self.index_scales))
                 )
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") != "ValidationException":
                     raise
                 self._put_one_by_one(batch)
                 return
-            consumed = batch_consumed(response)
-            self.bucket.charge(consumed)
-            self.stats.consumed_write_units += consumed
+            self.bucket.charge(pacing_units(response, self.index_scales))
+            self.stats.consumed_write_units += batch_consumed(response)
             self.stats.batches += 1
             unprocessed = (response.get("UnprocessedItems") or {}).get(self.table, [])
             self.stats.items += len(requests) - len(unprocessed)
@@ -137,12 +171,12 @@ class BatchWriter:
             try:
                 self.bucket.wait()
                 response = call_with_retries(
-                    partial(self.client.put_item, TableName=self.table, Item=item, ReturnConsumedCapacity="TOTAL")
+                    partial(self.client.put_item, TableName=self.table, Item=item,
+                            ReturnConsumedCapacity=consumed_mode(self.index_scales))
                 )
             except ClientError as item_exc:
                 reason = item_exc.response.get("Error", {}).get("Message", str(item_exc))
                 raise LoadError(f"{origin}: DynamoDB refused the item: {reason}") from None
-            consumed = float((response.get("ConsumedCapacity") or {}).get("CapacityUnits", 0))
-            self.bucket.charge(consumed)
-            self.stats.consumed_write_units += consumed
+            self.bucket.charge(pacing_units(response, self.index_scales))
+            self.stats.consumed_write_units += batch_consumed(response)
             self.stats.items += 1

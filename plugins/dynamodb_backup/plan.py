@@ -45,6 +45,26 @@ class TableFacts:
         )
 
 
+def index_write_scales(table: dict[str, Any]) -> dict[str, float]:
+    """For a provisioned table: each GSI's name -> the table's write capacity / the index's.
+
+    A put that lands in a global secondary index also consumes that index's own
+    write capacity, and an index that runs out throttles writes to the table.
+    Scaling an index's consumption by this factor puts it in the table's units,
+    so one budget of ``ratio x table capacity`` keeps every index within
+    ``ratio x its capacity`` too. On-demand tables have no per-index capacity: {}.
+    """
+    facts = TableFacts.from_description(table)
+    if facts.on_demand or facts.write_capacity <= 0:
+        return {}
+    scales: dict[str, float] = {}
+    for index in table.get("GlobalSecondaryIndexes") or []:
+        capacity = float((index.get("ProvisionedThroughput") or {}).get("WriteCapacityUnits") or 0)
+        if capacity > 0:
+            scales[index["IndexName"]] = facts.write_capacity / capacity
+    return scales
+
+
 def check_ratio(ratio: float, name: str = "read_ratio") -> float:
     if not MIN_RATIO <= ratio <= MAX_RATIO:
         raise ParameterError(f"{name} must be between {MIN_RATIO} and {MAX_RATIO}, got {ratio}")

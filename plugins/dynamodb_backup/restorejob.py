@@ -18,7 +18,7 @@ from .errors import ParameterError
 from .inspection import BackupSource, SourceFile, inspect_folder
 from .keyschema import KeyRules
 from .layout import S3Location, check_table_name
-from .plan import DEFAULT_ON_DEMAND_CAPACITY, check_ratio
+from .plan import DEFAULT_ON_DEMAND_CAPACITY, check_ratio, index_write_scales
 from .restore import (
     LoadResult,
     ValidationReport,
@@ -94,10 +94,11 @@ def _validate_share(make_client: ClientFactory, bucket: str, files: list[SourceF
 def _load_share(make_client: ClientFactory, request: RestoreRequest, folder: S3Location, files: list[SourceFile],
                 key_names: list[str], rate: float, share: float, label: str) -> LoadResult:
     dynamodb, s3 = make_client("dynamodb"), make_client("s3")
-    table_id = table_identity(describe_table(dynamodb, request.table))
+    target = describe_table(dynamodb, request.table)
     return load_files(
         dynamodb, s3, folder.bucket, files, request.table, key_names, rate,
-        checkpoints=request.checkpoints_for(s3, folder, table_id), label=label,
+        checkpoints=request.checkpoints_for(s3, folder, table_identity(target)), label=label,
+        index_scales=index_write_scales(target),
         current_rate=target_rate_reader(dynamodb, request.table, request.write_ratio,
                                         request.on_demand_capacity, share),
     )

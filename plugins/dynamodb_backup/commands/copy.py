@@ -156,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
     result = copy_segments(
         source, dest, plan.source_table, plan.dest_table, segments, plan.total_segments,
         TokenBucket(read_rate), TokenBucket(write_rate), key_names=plan.key_names, checkpoint=store,
+        index_scales=plan.dest_index_scales,
     )
     summary, fresh = result.to_dict(), result.items - result.resumed_items
     earlier = f", {result.resumed_items:,} of them by an earlier run" if result.resumed_items else ""

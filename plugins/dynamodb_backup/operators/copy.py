@@ -201,7 +201,7 @@ class CopySegmentsOperator(_CopyFields):
             result = copy_segments(
                 self.source(), self.dest(), plan.source_table, plan.dest_table, segments, plan.total_segments,
                 TokenBucket(float(self.share["read_rate"])), TokenBucket(float(self.share["write_rate"])),
-                key_names=plan.key_names, checkpoint=store,
+                key_names=plan.key_names, checkpoint=store, index_scales=plan.dest_index_scales,
                 expected_items=plan.source_items * len(segments) // plan.total_segments,
             )
         self.log.info("worker %s copied %d items (segments %d-%d)", self.share["worker"], result.items,

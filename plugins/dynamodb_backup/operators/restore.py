@@ -22,7 +22,7 @@ from ..errors import BackupError, ParameterError
 from ..inspection import BackupSource, SourceFile, inspect_folder
 from ..keyschema import KeyRules
 from ..layout import S3Location, check_table_name
-from ..plan import DEFAULT_ON_DEMAND_CAPACITY, check_ratio
+from ..plan import DEFAULT_ON_DEMAND_CAPACITY, check_ratio, index_write_scales
 from ..restore import (
     ValidationReport,
     check_totals,
@@ -196,13 +196,14 @@ class LoadFilesOperator(_RestoreFields):
         source = BackupSource.from_dict(self.inspection["source"])
         share = 1 / max(int(self.inspection["shares"]), 1)
         dynamodb, s3 = self.dynamodb(), self.s3()
-        # Markers of an attempt that loaded into an earlier incarnation of the table (one replaced since) do not count.
-        table_id = table_identity(describe_table(dynamodb, self.table))
+        target = describe_table(dynamodb, self.table)
         with _no_retry_on_backup_errors():
             result = load_files(
                 dynamodb, s3, source.folder.bucket, [SourceFile.from_dict(f) for f in self.files], self.table,
                 KeyRules.from_description(self.inspection["keys"]).key_names, float(self.target["write_rate"]) * share,
-                checkpoints=self.checkpoints(s3, source.folder, context, table_id),
+                # Markers of an attempt that loaded into an earlier incarnation of the table do not count.
+                checkpoints=self.checkpoints(s3, source.folder, context, table_identity(target)),
+                index_scales=index_write_scales(target),
                 current_rate=target_rate_reader(dynamodb, self.table, float(self.write_ratio),
                                                 self.on_demand_capacity, share),
                 label=f"load {context['ti'].map_index}",
