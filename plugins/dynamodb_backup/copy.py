@@ -8,13 +8,13 @@ both sides are paced by the capacity DynamoDB reports consumed, with an assumed
 capacity for on-demand tables (where the old tool divided by zero). After each
 fully written page the segment's position and digest are checkpointed, so a
 retried worker resumes at its last completed page instead of rescanning.
+Planning (what every share must agree on) is in ``copyplan``.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -22,27 +22,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
-from botocore.exceptions import ClientError
-
 from .codec.canonical import TableDigest
+from .copyplan import CopyPlan
 from .errors import BackupError, ParameterError
-from .layout import check_table_name
 from .load import BatchWriter
-from .plan import (
-    DEFAULT_ON_DEMAND_CAPACITY,
-    GIB,
-    MAX_SEGMENTS,
-    TableFacts,
-    capacity_rate,
-    check_ratio,
-    index_write_scales,
-    split_segments,
-)
+from .plan import DEFAULT_ON_DEMAND_CAPACITY
 from .progress import Progress
-from .retry import call_with_retries
 from .scan import scan_segment, wire_key_to_client
-from .tablecreate import check_same_keys, create_table_like, key_names, table_exists
-from .tableinfo import describe_table, read_table_info, table_identity
 from .throttle import TokenBucket
 from .verify import default_read_rate, table_digest
 
@@ -54,124 +40,6 @@ VERIFY_SEGMENTS = 32
 
 class CopyMismatch(BackupError):
     """Verification found the destination differs from what was copied."""
-
-
-def auto_segments(facts: TableFacts, on_demand_capacity: float = DEFAULT_ON_DEMAND_CAPACITY) -> int:
-    """The archived tool's rule, 10 x max(ceil((RCU + 3 WCU) / 3000), ceil(GB) / 10), in integers.
-
-    On-demand tables report no capacity, so the assumed capacity stands in for both.
-    """
-    rcu, wcu = ((on_demand_capacity, on_demand_capacity) if facts.on_demand
-                else (facts.read_capacity, facts.write_capacity))
-    by_capacity = 10 * math.ceil((rcu + 3 * wcu) / 3000)
-    by_size = -(-facts.size_bytes // GIB)
-    return max(1, min(MAX_SEGMENTS, max(by_capacity, by_size)))
-
-
-def section_segments(total_segments: int, total_sections: int, section: int) -> list[int]:
-    """The contiguous run of segments section ``section`` (0-based) of ``total_sections`` copies."""
-    if total_sections < 1:
-        raise ParameterError(f"--total-sections must be at least 1, got {total_sections}")
-    if not 0 <= section < total_sections:
-        raise ParameterError(f"--section must be between 0 and {total_sections - 1}, got {section}")
-    if total_sections > total_segments:
-        raise ParameterError(f"--total-sections ({total_sections}) cannot exceed --segments ({total_segments}): "
-                             "each section needs at least one segment")
-    return split_segments(total_segments, total_sections)[section]
-
-
-@dataclass
-class CopyRequest:
-    source_table: str
-    dest_table: str
-    read_ratio: float = 0.25
-    write_ratio: float = 0.5
-    segments: int | None = None
-    create_dest: bool = False
-    on_demand_capacity: float = DEFAULT_ON_DEMAND_CAPACITY
-
-    def check(self) -> None:
-        check_table_name(self.source_table, "source_table")
-        check_table_name(self.dest_table, "dest_table")
-        check_ratio(self.read_ratio, "read_ratio")
-        check_ratio(self.write_ratio, "write_ratio")
-        if self.segments is not None and not 1 <= self.segments <= MAX_SEGMENTS:
-            raise ParameterError(f"segments must be between 1 and {MAX_SEGMENTS}, got {self.segments}")
-        if self.on_demand_capacity <= 0:
-            raise ParameterError(f"on_demand_capacity must be positive, got {self.on_demand_capacity}")
-
-
-@dataclass(frozen=True)
-class CopyPlan:
-    """What every worker of one copy must agree on."""
-
-    source_table: str
-    dest_table: str
-    total_segments: int
-    read_rate: float
-    write_rate: float
-    key_names: list[str]
-    dest_was_empty: bool
-    created_dest: bool
-    source_items: int = 0
-    """DescribeTable's ItemCount (hours stale): for progress estimates only."""
-    dest_identity: str = ""
-    """Which incarnation of the destination table this is (a recreated table is another)."""
-    dest_index_scales: dict[str, float] = field(default_factory=dict)
-    """The destination's global indexes, to keep within their share of capacity (``plan.index_write_scales``)."""
-
-    def rates(self, segments: Sequence[int]) -> tuple[float, float]:
-        """(read, write) units per second for a share of the segments, in proportion to its size."""
-        share = len(segments) / self.total_segments
-        return self.read_rate * share, self.write_rate * share
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CopyPlan:
-        return cls(**{**data, "key_names": list(data["key_names"])})
-
-
-def prepare_copy(source: Any, dest: Any, request: CopyRequest) -> CopyPlan:
-    """Check both tables, create the destination if asked, and fix segments and rates."""
-    request.check()
-    info = read_table_info(source, request.source_table)
-    existing = table_exists(dest, request.dest_table)
-    created = False
-    if existing is None:
-        if not request.create_dest:
-            raise ParameterError(f"dest_table: table {request.dest_table!r} does not exist at the destination; "
-                                 "create it, or ask for it to be created (--create-dest / create_dest)")
-        try:
-            create_table_like(dest, info.description, request.dest_table,
-                              time_to_live=info.time_to_live, tags=info.tags)
-            created = True
-        except ClientError as exc:  # another section created it first
-            if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
-                raise
-    dest.get_waiter("table_exists").wait(TableName=request.dest_table, WaiterConfig={"Delay": 1, "MaxAttempts": 600})
-    description = describe_table(dest, request.dest_table)
-    check_same_keys(info.description, description, f"dest_table {request.dest_table!r}")
-    if table_identity(info.description) == table_identity(description):
-        raise ParameterError("dest_table: source and destination are the same table")
-    source_facts, dest_facts = info.facts, TableFacts.from_description(description)
-    total = request.segments or auto_segments(source_facts, request.on_demand_capacity)
-    empty = call_with_retries(lambda: dest.scan(TableName=request.dest_table, Limit=1)).get("Count", 0) == 0
-    plan = CopyPlan(
-        source_table=request.source_table, dest_table=request.dest_table, total_segments=total,
-        read_rate=capacity_rate(source_facts.read_capacity, source_facts.on_demand, request.read_ratio,
-                                request.on_demand_capacity),
-        write_rate=capacity_rate(dest_facts.write_capacity, dest_facts.on_demand, request.write_ratio,
-                                 request.on_demand_capacity),
-        key_names=key_names(info.description), dest_was_empty=empty, created_dest=created,
-        source_items=source_facts.item_count, dest_identity=table_identity(description),
-        dest_index_scales=index_write_scales(description),
-    )
-    log.info("copy plan %s -> %s: %d segments, %.1f read units/s, %.1f write units/s, destination %s",
-             plan.source_table, plan.dest_table, total, plan.read_rate, plan.write_rate,
-             "created" if created else ("empty" if empty else "NOT empty"))
-    return plan
 
 
 # --------------------------------------------------------------------------- checkpoints

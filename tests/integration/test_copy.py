@@ -16,7 +16,8 @@ from demo_data import TABLE_SPECS, all_types_items, create_table, referrer_items
 from dynamodb_backup.cli import main
 from dynamodb_backup.codec.canonical import TableDigest, canonical_bytes
 from dynamodb_backup.commands.copy import LocalCheckpoints
-from dynamodb_backup.copy import CopyRequest, copy_segments, prepare_copy, verify_copy
+from dynamodb_backup.copy import copy_segments, verify_copy
+from dynamodb_backup.copyplan import CopyRequest, prepare_copy
 from dynamodb_backup.throttle import TokenBucket
 from faultproxy import DynamoDBFaultProxy, DynamoFaults
 

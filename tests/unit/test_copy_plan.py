@@ -7,15 +7,8 @@ import pytest
 
 from dynamodb_backup.codec.canonical import TableDigest
 from dynamodb_backup.commands.copy import LocalCheckpoints, check_args
-from dynamodb_backup.copy import (
-    CopyPlan,
-    CopyRequest,
-    MemoryCheckpoints,
-    SegmentState,
-    auto_segments,
-    client_item,
-    section_segments,
-)
+from dynamodb_backup.copy import MemoryCheckpoints, SegmentState, client_item
+from dynamodb_backup.copyplan import CopyPlan, CopyRequest, auto_segments, section_segments
 from dynamodb_backup.errors import ParameterError
 from dynamodb_backup.plan import DEFAULT_ON_DEMAND_CAPACITY, GIB, TableFacts, capacity_rate
 

@@ -18,17 +18,8 @@ from typing import Any
 import orjson
 
 from .. import aws
-from ..copy import (
-    CopyPlan,
-    CopyRequest,
-    MemoryCheckpoints,
-    SegmentState,
-    checked,
-    copy_segments,
-    prepare_copy,
-    section_segments,
-    verify_copy,
-)
+from ..copy import MemoryCheckpoints, SegmentState, checked, copy_segments, verify_copy
+from ..copyplan import CopyPlan, CopyRequest, prepare_copy, section_segments
 from ..errors import ParameterError
 from ..plan import DEFAULT_ON_DEMAND_CAPACITY, check_ratio
 from ..throttle import TokenBucket

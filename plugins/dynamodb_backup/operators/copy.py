@@ -24,7 +24,8 @@ from airflow.sdk import BaseOperator, Context, Param, Variable
 from airflow.sdk.exceptions import AirflowFailException
 
 from ..codec.canonical import TableDigest
-from ..copy import CopyMismatch, CopyPlan, CopyRequest, SegmentState, checked, copy_segments, prepare_copy, verify_copy
+from ..copy import CopyMismatch, SegmentState, checked, copy_segments, verify_copy
+from ..copyplan import CopyPlan, CopyRequest, prepare_copy
 from ..errors import ParameterError
 from ..plan import DEFAULT_ON_DEMAND_CAPACITY, MAX_RATIO, MAX_SEGMENTS, MIN_RATIO, split_segments
 from ..throttle import TokenBucket
