@@ -98,6 +98,10 @@ def ensure_target(dynamodb: Any, source: BackupSource, table: str, keys: dict[st
     table's identity, which keys the load's checkpoints.
     """
     existing = table_exists(dynamodb, table)
+    if existing is not None and existing.get("TableStatus") != "ACTIVE":
+        # An earlier attempt may have died while creating it: wait, as a fresh creation would.
+        log.info("table %s is %s; waiting until it is active", table, existing.get("TableStatus"))
+        dynamodb.get_waiter("table_exists").wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 600})
     if existing is not None and replace:
         check_same_keys(keys, existing, f"table {table!r}")
         replace_table(dynamodb, table)

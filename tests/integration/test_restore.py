@@ -281,3 +281,16 @@ def test_fast_path_survives_partial_batches_and_faults(local_aws, s3_bucket, tab
     assert proxy.counters["partial_batch"] > 0
     assert result.items == 400 and result.unprocessed_retries > 0
     assert digest_of(scan_all(ddb, table_name)) == digest_of(items)
+
+
+def test_a_table_left_creating_by_a_killed_attempt_is_waited_for(local_aws, s3_bucket, table_name):
+    s3, ddb = local_aws.s3_client(), local_aws.dynamodb_client()
+    folder = datapipeline_folder(s3, s3_bucket, "dp/2024-01-09-00-00-00", {"a": dp_lines(simple_items(30))})
+    # What a worker killed mid-creation leaves behind: CreateTable sent, the table not active yet.
+    ddb.create_table(TableName=table_name, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                     BillingMode="PAY_PER_REQUEST")
+    assert ddb.describe_table(TableName=table_name)["Table"]["TableStatus"] == "CREATING"
+    outcome = restore(folder, table_name, create_table=True)
+    assert outcome.verify is not None and outcome.verify.match
+    assert len(scan_all(ddb, table_name)) == 30

@@ -15,10 +15,12 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -79,6 +81,25 @@ def cli(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=600)
 
 
+def sigkill_once_progressed(env: dict[str, str], argv: tuple[str, ...], progressed: Callable[[], bool],
+                            extra: float) -> bool:
+    """Run the CLI; once ``progressed()`` (a checkpoint exists) and ``extra`` seconds more, SIGKILL it.
+
+    Returns whether it was still running when killed. Killing after the first
+    checkpoint, not at a random time, makes every kill land mid-run.
+    """
+    proc = subprocess.Popen([sys.executable, "-m", "dynamodb_backup", *argv], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    while proc.poll() is None and not progressed():
+        time.sleep(0.05)
+    time.sleep(extra)
+    if proc.poll() is not None:
+        return False
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return True
+
+
 def trial(local_aws, table: str, source_digest: tuple[int, str], bucket: str, seed: int,
           workdir: Path) -> tuple[bool, str]:
     """One trial; returns whether the killed worker resumed from a checkpoint, and what was injected.
@@ -127,19 +148,41 @@ def trial(local_aws, table: str, source_digest: tuple[int, str], bucket: str, se
         assert SUCCESS in names and not any(CHECKPOINTS in n for n in names)
 
         restored, copied = f"soak-r-{seed}", f"soak-c-{seed}"
-        done = cli(env, "restore", plan.folder.uri, "--table", restored, "--create-table", "--workers", "1",
-                   "--write-ratio", "1.0")
+        restore_args = ("restore", plan.folder.uri, "--table", restored, "--create-table", "--workers", "1",
+                        "--write-ratio", "1.0", "--run-id", f"soak-{seed}")
+        copy_args = ("copy", "--source-table", table, "--dest-table", copied, "--create-dest",
+                     "--read-ratio", "1.0", "--write-ratio", "1.0", "--checkpoint-dir", str(workdir / "copy"))
+        # The restore (even seeds) or the copy (odd seeds) is SIGKILLed too, then run again: it must
+        # pick up from its checkpoints and still end with every item.
+        second_victim = "restore" if seed % 2 == 0 else "copy"
+        direct_s3, markers = local_aws.s3_client(), plan.folder.prefix.rsplit("/", 1)[0] + "/_restore_checkpoints/"
+
+        def progressed() -> bool:
+            if second_victim == "copy":
+                return any((workdir / "copy").glob("segment-*.json"))
+            return direct_s3.list_objects_v2(Bucket=bucket, Prefix=markers).get("KeyCount", 0) > 0
+
+        second_kill = sigkill_once_progressed(env, restore_args if seed % 2 == 0 else copy_args, progressed,
+                                              rng.uniform(0.0, 0.3))
+        done = cli(env, *restore_args)
         assert done.returncode == 0, done.stderr[-3000:]
-        done = cli(env, "copy", "--source-table", table, "--dest-table", copied, "--create-dest",
-                   "--read-ratio", "1.0", "--write-ratio", "1.0")
+        restore_output = done.stdout
+        done = cli(env, *copy_args)
         assert done.returncode == 0, done.stderr[-3000:]
         copy_output = done.stdout + done.stderr[-3000:]
+        # What the rerun found done by the killed run: files (restore) or items (copy).
+        picked_up = re.search(r"(\d+) skipped as already done" if seed % 2 == 0 else r"([\d,]+) of them by an earlier",
+                              restore_output if seed % 2 == 0 else done.stdout)
+        second_resumed = bool(picked_up and int(picked_up.group(1).replace(",", "")) > 0)
+        # Killed after its first checkpoint, so the rerun must have found work done (not started over).
+        assert second_resumed or not second_kill, f"seed {seed}: the {second_victim} rerun did not resume"
     direct = local_aws.dynamodb_client()
     assert digest(direct, restored) == source_digest, f"seed {seed}: restore differs"
     assert digest(direct, copied) == source_digest, f"seed {seed}: copy differs; its output:\n{copy_output}"
     assert dproxy.counters["throttling"] > 0
     injected = {k: v for k, v in dproxy.counters.items() if not k.startswith("op:")}
-    return resumed, (f"seed {seed}: killed={killed} after {kill_after:.2f}s resumed={resumed}; dynamodb {injected}; "
+    return resumed, (f"seed {seed}: killed={killed} after {kill_after:.2f}s resumed={resumed}; "
+                     f"{second_victim} killed={second_kill} resumed={second_resumed}; dynamodb {injected}; "
             f"s3 {dict((k, v) for k, v in sproxy.counters.items() if not k.startswith('op:'))}")
 
 
