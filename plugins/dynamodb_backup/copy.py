@@ -30,7 +30,7 @@ from .plan import DEFAULT_ON_DEMAND_CAPACITY
 from .progress import Progress
 from .scan import scan_segment, wire_key_to_client
 from .throttle import TokenBucket
-from .verify import default_read_rate, table_digest
+from .verify import Sample, default_read_rate, describe_sample, sample_table_differences, table_digest
 
 log = logging.getLogger(__name__)
 DEFAULT_THREADS = 4
@@ -226,24 +226,38 @@ class CopyCheck:
     copied: TableDigest
     destination: TableDigest
     message: str
+    sample: Sample = field(default_factory=dict)
 
 
 def verify_copy(dest_client: Any, plan: CopyPlan, copied: TableDigest, read_ratio: float,
-                on_demand_capacity: float = DEFAULT_ON_DEMAND_CAPACITY) -> CopyCheck:
-    """Count (and digest) the destination; digests must match when it started empty."""
+                on_demand_capacity: float = DEFAULT_ON_DEMAND_CAPACITY, *, source_client: Any = None,
+                sample_size: int = 20) -> CopyCheck:
+    """Count (and digest) the destination; digests must match when it started empty.
+
+    On a mismatch, with ``source_client``, both tables are read again to name a
+    sample of the keys that differ (the source as it is now).
+    """
     rate = default_read_rate(dest_client, plan.dest_table, read_ratio, on_demand_capacity)
-    found = table_digest(dest_client, plan.dest_table, min(plan.total_segments, VERIFY_SEGMENTS),
-                         key_names=plan.key_names, read_rate=rate, consistent=True, raw=True).total()
+    segments = min(plan.total_segments, VERIFY_SEGMENTS)
+    found = table_digest(dest_client, plan.dest_table, segments, key_names=plan.key_names, read_rate=rate,
+                         consistent=True, raw=True).total()
+    sample: Sample = {}
     if plan.dest_was_empty:
         ok = found == copied
         message = (f"verified: {plan.dest_table} holds exactly the {copied.count:,} items copied "
                    f"(digest {copied.hexdigest()})" if ok else
                    f"MISMATCH: copied {copied.count:,} items (digest {copied.hexdigest()}) but {plan.dest_table} "
                    f"holds {found.count:,} (digest {found.hexdigest()})")
+        if not ok and source_client is not None:
+            sample = sample_table_differences(
+                source_client, plan.source_table, dest_client, plan.dest_table, plan.key_names, segments=segments,
+                source_rate=default_read_rate(source_client, plan.source_table, read_ratio, on_demand_capacity),
+                dest_rate=rate, sample_size=sample_size)
+            message += f"; {plan.source_table} now against {plan.dest_table}: {describe_sample(sample)}"
     else:
         ok = found.count >= copied.count
         message = (f"{plan.dest_table} was not empty before the copy, so digests cannot be compared: "
                    f"it holds {found.count:,} items, {copied.count:,} were copied"
                    + ("" if ok else " (FEWER than copied)"))
     log.info("%s", message)
-    return CopyCheck(ok, copied, found, message)
+    return CopyCheck(ok, copied, found, message, sample)

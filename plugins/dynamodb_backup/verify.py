@@ -145,6 +145,15 @@ def backup_digest(s3: Any, source: BackupSource, key_names: Sequence[str]) -> Bu
     return result
 
 
+Sample = dict[str, list[dict[str, str]]]
+"""Keys by kind of difference: missing, extra, differing, duplicated."""
+
+
+def describe_sample(sample: Sample) -> str:
+    parts = [f"{kind}: {len(keys)} e.g. {keys[:3]}" for kind, keys in sample.items() if keys]
+    return "; ".join(parts) or "no differing key found in the sample passes"
+
+
 @dataclass
 class VerifyReport:
     table: str
@@ -154,17 +163,15 @@ class VerifyReport:
     table_digest: str
     compared_digests: bool
     match: bool
-    sample: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    sample: Sample = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         if self.match:
             how = "digests equal" if self.compared_digests else "target held items before; counts compared"
             return f"verified: {self.table_items:,} items in {self.table}, {self.backup_items:,} in the backup ({how})"
-        parts = [f"{kind}: {len(keys)} e.g. {keys[:3]}" for kind, keys in self.sample.items() if keys]
         return (f"MISMATCH: {self.table_items:,} items in {self.table}, {self.backup_items:,} in the backup; "
-                + ("; ".join(parts) or "no differing key found in the sample passes") + "".join(
-                    f" ({n})" for n in self.notes))
+                + describe_sample(self.sample) + "".join(f" ({n})" for n in self.notes))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -191,34 +198,31 @@ def _selections(mismatched: list[int], a: BucketedDigest, b: BucketedDigest,
         yield mask
 
 
-def sample_differences(dynamodb: Any, s3: Any, source: BackupSource, table: str, key_names: Sequence[str],
-                       backup: BucketedDigest, target: BucketedDigest, *, segments: int = 4,
-                       read_rate: float | None = None, sample_size: int = 20,
-                       max_keys: int = MAX_KEYS_IN_MEMORY) -> dict[str, list[dict[str, str]]]:
-    """Re-read only the mismatched buckets on both sides and name up to ``sample_size`` keys of each kind."""
-    names = list(key_names)
-    sample: dict[str, list[dict[str, str]]] = {"missing": [], "extra": [], "differing": [], "duplicated": []}
-    bucket = TokenBucket(read_rate or default_read_rate(dynamodb, table))
-    for passes, mask in enumerate(_selections(backup.differing(target), backup, target, max_keys)):
-        if passes >= MAX_SAMPLE_PASSES or all(len(v) >= sample_size for v in sample.values()):
-            break
-        ours: dict[tuple[str, ...], int] = {}
-        for _, item in backup_items(s3, source):
+def _masked_table(client: Any, table: str, names: Sequence[str], mask: bytearray, segments: int,
+                  bucket: TokenBucket) -> dict[tuple[str, ...], int]:
+    """Key -> item digest for the items of ``table`` whose key hash ``mask`` selects (a consistent scan)."""
+    found: dict[tuple[str, ...], int] = {}
+
+    def each(_segment: int, items: list[dict[str, Any]]) -> None:
+        for item in items:
             key = key_of(item, names)
             if mask[key_hash(key)]:
-                if key in ours and len(sample["duplicated"]) < sample_size:
-                    sample["duplicated"].append(dict(zip(names, key, strict=True)))
-                ours[key] = item_digest(item)
-        theirs: dict[tuple[str, ...], int] = {}
+                found[key] = item_digest(item)
 
-        def each(_segment: int, items: list[dict[str, Any]], theirs: dict[tuple[str, ...], int] = theirs,
-                 mask: bytearray = mask) -> None:
-            for item in items:
-                key = key_of(item, names)
-                if mask[key_hash(key)]:
-                    theirs[key] = item_digest(item)
+    _scan_items(client, table, segments, bucket, True, False, each)
+    return found
 
-        _scan_items(dynamodb, table, segments, bucket, True, False, each)
+
+def _sample_passes(expected: Callable[[bytearray, Sample], dict[tuple[str, ...], int]], dynamodb: Any, table: str,
+                   names: Sequence[str], a: BucketedDigest, b: BucketedDigest, segments: int, bucket: TokenBucket,
+                   sample_size: int, max_keys: int) -> Sample:
+    """Re-read only the mismatched buckets on both sides and name up to ``sample_size`` keys of each kind."""
+    sample: Sample = {"missing": [], "extra": [], "differing": [], "duplicated": []}
+    for passes, mask in enumerate(_selections(a.differing(b), a, b, max_keys)):
+        if passes >= MAX_SAMPLE_PASSES or all(len(v) >= sample_size for v in sample.values()):
+            break
+        ours = expected(mask, sample)
+        theirs = _masked_table(dynamodb, table, names, mask, segments, bucket)
         for key, digest in ours.items():
             kind = "missing" if key not in theirs else "differing" if theirs[key] != digest else ""
             if kind and len(sample[kind]) < sample_size:
@@ -228,6 +232,46 @@ def sample_differences(dynamodb: Any, s3: Any, source: BackupSource, table: str,
                 break
             sample["extra"].append(dict(zip(names, key, strict=True)))
     return sample
+
+
+def sample_differences(dynamodb: Any, s3: Any, source: BackupSource, table: str, key_names: Sequence[str],
+                       backup: BucketedDigest, target: BucketedDigest, *, segments: int = 4,
+                       read_rate: float | None = None, sample_size: int = 20,
+                       max_keys: int = MAX_KEYS_IN_MEMORY) -> Sample:
+    """Name keys missing from, extra in or differing in ``table`` against the backup (mismatched buckets only)."""
+    names = list(key_names)
+
+    def from_backup(mask: bytearray, sample: Sample) -> dict[tuple[str, ...], int]:
+        ours: dict[tuple[str, ...], int] = {}
+        for _, item in backup_items(s3, source):
+            key = key_of(item, names)
+            if mask[key_hash(key)]:
+                if key in ours and len(sample["duplicated"]) < sample_size:
+                    sample["duplicated"].append(dict(zip(names, key, strict=True)))
+                ours[key] = item_digest(item)
+        return ours
+
+    bucket = TokenBucket(read_rate or default_read_rate(dynamodb, table))
+    return _sample_passes(from_backup, dynamodb, table, names, backup, target, segments, bucket, sample_size,
+                          max_keys)
+
+
+def sample_table_differences(source: Any, source_table: str, dest: Any, dest_table: str, key_names: Sequence[str],
+                             *, segments: int = 4, source_rate: float | None = None, dest_rate: float | None = None,
+                             sample_size: int = 20, max_keys: int = MAX_KEYS_IN_MEMORY) -> Sample:
+    """Name keys that differ between two tables: digest both per bucket, then re-read the mismatched buckets."""
+    names = list(key_names)
+    source_bucket = TokenBucket(source_rate or default_read_rate(source, source_table))
+    dest_bucket = TokenBucket(dest_rate or default_read_rate(dest, dest_table))
+    expected = table_digest(source, source_table, segments, key_names=names, read_rate=source_bucket.rate,
+                            consistent=True)
+    found = table_digest(dest, dest_table, segments, key_names=names, read_rate=dest_bucket.rate, consistent=True)
+
+    def from_source(mask: bytearray, _sample: Sample) -> dict[tuple[str, ...], int]:
+        return _masked_table(source, source_table, names, mask, segments, source_bucket)
+
+    return _sample_passes(from_source, dest, dest_table, names, expected, found, segments, dest_bucket, sample_size,
+                          max_keys)
 
 
 def verify_restore(dynamodb: Any, s3: Any, source: BackupSource, table: str, *, was_empty: bool = True,

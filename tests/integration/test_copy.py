@@ -287,10 +287,16 @@ def test_verification_catches_a_missing_item_and_an_unexpected_one(local_aws, se
                            key_names=plan.key_names)
     assert verify_copy(dest, plan, result.digest, 1.0).ok
     dest.delete_item(TableName=table_name, Key={"pk": {"S": "k7"}})
-    check = verify_copy(dest, plan, result.digest, 1.0)
-    assert not check.ok and "MISMATCH: copied 50 items" in check.message and "holds 49" in check.message
+    dest.put_item(TableName=table_name, Item={"pk": {"S": "stray"}})
+    check = verify_copy(dest, plan, result.digest, 1.0, source_client=source)
+    assert not check.ok and "MISMATCH: copied 50 items" in check.message and "holds 50" in check.message
+    # Both tables are read again to name the keys.
+    assert check.sample["missing"] == [{"pk": "k7"}] and check.sample["extra"] == [{"pk": "stray"}]
+    assert "missing: 1 e.g. [{'pk': 'k7'}]" in check.message
+    dest.delete_item(TableName=table_name, Key={"pk": {"S": "stray"}})
     dest.put_item(TableName=table_name, Item={"pk": {"S": "k7"}, "changed": {"BOOL": True}})
-    assert not verify_copy(dest, plan, result.digest, 1.0).ok  # same count, different digest
+    check = verify_copy(dest, plan, result.digest, 1.0, source_client=source)
+    assert not check.ok and check.sample["differing"] == [{"pk": "k7"}]  # same count, different digest
     # Into a table that already held items, only the count can be compared.
     again = prepare_copy(source, dest, CopyRequest(table_name, table_name, segments=3))
     assert not again.dest_was_empty

@@ -155,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
           f"{result.seconds:.1f} s: {summary['read_units']:,.1f} read units, {summary['write_units']:,.1f} "
           f"write units, {fresh / max(result.seconds, 1e-9):,.0f} items/s")
     if args.verify:
-        check = verify_copy(dest, plan, result.digest, args.read_ratio, args.on_demand_capacity)
+        check = verify_copy(dest, plan, result.digest, args.read_ratio, args.on_demand_capacity, source_client=source)
         print(check.message)
         return 0 if check.ok else 1
     return 0

@@ -235,7 +235,8 @@ class VerifyCopyOperator(_CopyFields):
                    "write_units": sum(r["write_units"] for r in results)}
         self.log.info("copied %d items from %s to %s", copied.count, plan.source_table, plan.dest_table)
         if _flag(self.verify):
-            check = verify_copy(self.dest(), plan, copied, float(self.read_ratio), float(self.on_demand_capacity))
+            check = verify_copy(self.dest(), plan, copied, float(self.read_ratio), float(self.on_demand_capacity),
+                                source_client=self.source())
             if not check.ok:
                 raise CopyMismatch(check.message)
             summary["verified"] = check.message
