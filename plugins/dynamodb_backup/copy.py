@@ -23,13 +23,13 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
 from .codec.canonical import TableDigest
-from .copyplan import CopyPlan
+from .copyplan import CopyPlan, RateReaders
 from .errors import BackupError, ParameterError
 from .load import BatchWriter
 from .plan import DEFAULT_ON_DEMAND_CAPACITY
 from .progress import Progress
 from .scan import scan_segment, wire_key_to_client
-from .throttle import TokenBucket
+from .throttle import CapacityWatcher, TokenBucket
 from .verify import Sample, default_read_rate, describe_sample, sample_table_differences, table_digest
 
 log = logging.getLogger(__name__)
@@ -157,11 +157,18 @@ def copy_segments(
     total_segments: int, read_bucket: TokenBucket, write_bucket: TokenBucket, *,
     key_names: Sequence[str], checkpoint: CheckpointStore | None = None, threads: int = DEFAULT_THREADS,
     before_page: Callable[[int], None] | None = None, expected_items: int = 0,
-    index_scales: Mapping[str, float] | None = None,
+    index_scales: Mapping[str, float] | None = None, rates_now: RateReaders | None = None,
+    rate_check_seconds: float = 60.0,
 ) -> CopyResult:
-    """Copy ``segments`` of a ``total_segments`` parallel scan; ``before_page(segment)`` is a test hook."""
+    """Copy ``segments`` of a ``total_segments`` parallel scan; ``before_page(segment)`` is a test hook.
+
+    ``rates_now`` (``copyplan.rate_readers``) re-reads both tables' capacity every
+    ``rate_check_seconds`` and retunes the buckets, since tables scale during long copies.
+    """
     store = checkpoint or MemoryCheckpoints()
     stop, lock = threading.Event(), threading.Lock()
+    watchers = [CapacityWatcher(b, now, rate_check_seconds)
+                for b, now in zip((read_bucket, write_bucket), rates_now or (), strict=False)]
     progress = Progress(f"copy {source_table} -> {dest_table}", expected_items, log)
     started, resumed = time.monotonic(), [0]
 
@@ -176,6 +183,9 @@ def copy_segments(
         def before() -> None:
             if stop.is_set():
                 raise _Stopped
+            with lock:
+                for watcher in watchers:
+                    watcher.refresh_if_due()
             if before_page is not None:
                 before_page(segment)
 

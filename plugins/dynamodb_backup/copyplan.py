@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -34,6 +34,8 @@ from .tablecreate import check_same_keys, create_table_like, key_names, table_ex
 from .tableinfo import describe_table, read_table_info, table_identity
 
 log = logging.getLogger(__name__)
+RateReaders = tuple[Callable[[], float], Callable[[], float]]
+"""(read units/s on the source, write units/s on the destination) for one share, as of now."""
 
 
 def auto_segments(facts: TableFacts, on_demand_capacity: float = DEFAULT_ON_DEMAND_CAPACITY) -> int:
@@ -152,3 +154,16 @@ def prepare_copy(source: Any, dest: Any, request: CopyRequest) -> CopyPlan:
              plan.source_table, plan.dest_table, total, plan.read_rate, plan.write_rate,
              "created" if created else ("empty" if empty else "NOT empty"))
     return plan
+
+
+def rate_readers(source: Any, dest: Any, plan: CopyPlan, request: CopyRequest, segments: Sequence[int]) -> RateReaders:
+    """Re-read each table's capacity (tables scale) and return this share's rates on both sides."""
+    share = len(segments) / plan.total_segments
+
+    def rate(client: Any, table: str, ratio: float, write: bool) -> float:
+        facts = TableFacts.from_description(describe_table(client, table))
+        capacity = facts.write_capacity if write else facts.read_capacity
+        return capacity_rate(capacity, facts.on_demand, ratio, request.on_demand_capacity) * share
+
+    return (lambda: rate(source, plan.source_table, request.read_ratio, False),
+            lambda: rate(dest, plan.dest_table, request.write_ratio, True))

@@ -17,7 +17,7 @@ from dynamodb_backup.cli import main
 from dynamodb_backup.codec.canonical import TableDigest, canonical_bytes
 from dynamodb_backup.commands.copy import LocalCheckpoints
 from dynamodb_backup.copy import copy_segments, verify_copy
-from dynamodb_backup.copyplan import CopyRequest, prepare_copy
+from dynamodb_backup.copyplan import CopyRequest, prepare_copy, rate_readers
 from dynamodb_backup.throttle import TokenBucket
 from faultproxy import DynamoDBFaultProxy, DynamoFaults
 
@@ -341,3 +341,25 @@ def test_created_destination_keeps_ttl_sse_and_tags(local_aws, table_name):
     assert moto.list_tags_of_resource(ResourceArn=created["TableArn"])["Tags"] == [
         {"Key": "owner", "Value": "data-team"}]
     assert digest_of(moto, target) == digest_of(moto, table_name)
+
+
+def test_copy_workers_follow_capacity_changes(local_aws, second_dynamodb, source, dest, table_name):
+    provisioned = {**TABLE_SPECS["AllTypes"], "BillingMode": "PROVISIONED",
+                   "ProvisionedThroughput": {"ReadCapacityUnits": 100, "WriteCapacityUnits": 100}}
+    create_table(source, table_name, provisioned)
+    fill(source, table_name, all_types_items()[:6])
+    request = CopyRequest(table_name, table_name, read_ratio=0.5, write_ratio=0.5, segments=4, create_dest=True)
+    plan = prepare_copy(source, dest, request)
+    read_now, write_now = rate_readers(source, dest, plan, request, [0, 1])  # half of the segments
+    assert (read_now(), write_now()) == (25.0, 25.0)
+    # Both tables scale while the copy runs.
+    source.update_table(TableName=table_name,
+                        ProvisionedThroughput={"ReadCapacityUnits": 400, "WriteCapacityUnits": 100})
+    dest.update_table(TableName=table_name,
+                      ProvisionedThroughput={"ReadCapacityUnits": 100, "WriteCapacityUnits": 40})
+    for client in (source, dest):
+        client.get_waiter("table_exists").wait(TableName=table_name, WaiterConfig={"Delay": 1})  # ACTIVE again
+    read_bucket, write_bucket = TokenBucket(25.0), TokenBucket(25.0)
+    copy_segments(source, dest, table_name, table_name, [0, 1], 4, read_bucket, write_bucket,
+                  key_names=plan.key_names, rates_now=(read_now, write_now), rate_check_seconds=0.0)
+    assert (read_bucket.rate, write_bucket.rate) == (100.0, 10.0)

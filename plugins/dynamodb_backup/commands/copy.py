@@ -19,7 +19,7 @@ import orjson
 
 from .. import aws
 from ..copy import MemoryCheckpoints, SegmentState, checked, copy_segments, verify_copy
-from ..copyplan import CopyPlan, CopyRequest, prepare_copy, section_segments
+from ..copyplan import CopyPlan, CopyRequest, prepare_copy, rate_readers, section_segments
 from ..errors import ParameterError
 from ..plan import DEFAULT_ON_DEMAND_CAPACITY, check_ratio
 from ..throttle import TokenBucket
@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     result = copy_segments(
         source, dest, plan.source_table, plan.dest_table, segments, plan.total_segments,
         TokenBucket(read_rate), TokenBucket(write_rate), key_names=plan.key_names, checkpoint=store,
-        index_scales=plan.dest_index_scales,
+        index_scales=plan.dest_index_scales, rates_now=rate_readers(source, dest, plan, request, segments),
     )
     summary, fresh = result.to_dict(), result.items - result.resumed_items
     earlier = f", {result.resumed_items:,} of them by an earlier run" if result.resumed_items else ""

@@ -25,7 +25,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from ..codec.canonical import TableDigest
 from ..copy import CopyMismatch, SegmentState, checked, copy_segments, verify_copy
-from ..copyplan import CopyPlan, CopyRequest, prepare_copy
+from ..copyplan import CopyPlan, CopyRequest, prepare_copy, rate_readers
 from ..errors import ParameterError
 from ..plan import DEFAULT_ON_DEMAND_CAPACITY, MAX_RATIO, MAX_SEGMENTS, MIN_RATIO, split_segments
 from ..throttle import TokenBucket
@@ -198,11 +198,13 @@ class CopySegmentsOperator(_CopyFields):
         store = VariableCheckpoints(self.share["checkpoint"])
         if store.snapshots:
             self.log.info("resuming from checkpoints in Variable %s", store.key)
+        source, dest = self.source(), self.dest()
         with no_retry_on_bad_parameters():
             result = copy_segments(
-                self.source(), self.dest(), plan.source_table, plan.dest_table, segments, plan.total_segments,
+                source, dest, plan.source_table, plan.dest_table, segments, plan.total_segments,
                 TokenBucket(float(self.share["read_rate"])), TokenBucket(float(self.share["write_rate"])),
                 key_names=plan.key_names, checkpoint=store, index_scales=plan.dest_index_scales,
+                rates_now=rate_readers(source, dest, plan, self.request(), segments),
                 expected_items=plan.source_items * len(segments) // plan.total_segments,
             )
         self.log.info("worker %s copied %d items (segments %d-%d)", self.share["worker"], result.items,
