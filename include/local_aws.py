@@ -3,8 +3,9 @@
 
 Two servers run in the background:
 
-* **dynalite** (DynamoDB), the npm package in ``<repo>/node_modules/.bin/dynalite``,
-  started with ``--path <state>/dynalite`` so tables survive a restart;
+* **dynalite** (DynamoDB), the npm package in ``<repo>/node_modules/dynalite``, started
+  through ``include/dynalite_server.js`` (so a client killed mid-request cannot crash
+  it) with ``--path <state>/dynalite`` so tables survive a restart;
 * **moto server** (``<venv>/bin/moto_server``) for S3, SNS and every other AWS API.
 
 Command line (PID-file mode, state in ``<repo>/.state`` by default)::
@@ -331,13 +332,16 @@ def _log_hint(server: LocalServer) -> str:
 
 
 def dynalite_command(port: int, data_dir: Path, host: str = HOST) -> list[str]:
-    binary = os.environ.get("DYNALITE_BIN") or str(REPO_ROOT / "node_modules" / ".bin" / "dynalite")
-    if not Path(binary).exists():
-        found = shutil.which("dynalite")
-        if found is None:
-            raise LocalAwsError(f"dynalite not found at {binary} nor on PATH: run `npm ci` in {REPO_ROOT}")
-        binary = found
-    return [binary, "--host", host, "--port", str(port), "--path", str(data_dir)]
+    """dynalite through ``include/dynalite_server.js`` (survives clients killed mid-request), or ``DYNALITE_BIN``."""
+    flags = ["--host", host, "--port", str(port), "--path", str(data_dir)]
+    if os.environ.get("DYNALITE_BIN"):
+        return [os.environ["DYNALITE_BIN"], *flags]
+    node = shutil.which("node")
+    if node is None:
+        raise LocalAwsError("node not found on PATH: dynalite needs Node.js (20 or later)")
+    if not (REPO_ROOT / "node_modules" / "dynalite" / "cli.js").exists():
+        raise LocalAwsError(f"dynalite is not installed: run `npm ci` in {REPO_ROOT}")
+    return [node, str(Path(__file__).resolve().parent / "dynalite_server.js"), *flags]
 
 
 def moto_command(port: int, host: str = HOST) -> list[str]:

@@ -1,10 +1,11 @@
 """Planning a table-to-table copy: the request, and the plan every worker and section must agree on.
 
 Why a plan: a copy split over several machines (sections) or mapped tasks only
-adds up to the whole table if every share uses the same segment count, rates
-and destination. So the plan is fixed once, from both tables' descriptions,
+adds up to the whole table if every share uses the same segment count and the
+same destination. So the plan is fixed once, from both tables' descriptions,
 and recorded; later shares check theirs against it instead of re-reading a
-table that may have changed (capacity scaled, table recreated).
+table that may have changed (recreated, say). Rates start from the plan and
+then follow each table's capacity as it scales (:func:`rate_readers`).
 """
 
 from __future__ import annotations

@@ -94,8 +94,8 @@ def ensure_target(dynamodb: Any, source: BackupSource, table: str, keys: dict[st
                   create: bool, replace: bool = False) -> dict[str, Any]:
     """Create the table if it is missing (from the sidecar when there is one), or replace it if asked.
 
-    Says whether it was empty (then verification compares every item) and the
-    table's identity, which keys the load's checkpoints.
+    Says whether it was created, replaced, and empty (then verification
+    compares every item, not only the count).
     """
     existing = table_exists(dynamodb, table)
     if existing is not None and existing.get("TableStatus") != "ACTIVE":

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -84,6 +86,22 @@ def test_dynalite_data_survives_restart(tmp_path: Path, local_aws: LocalAws, tab
     with start_dynalite(free_port(), tmp_path) as server:
         item = server.client().get_item(TableName=table_name, Key={"pk": {"S": "kept"}})["Item"]
     assert item == {"pk": {"S": "kept"}}
+
+
+def test_a_client_killed_mid_request_does_not_crash_dynalite(tmp_path: Path, local_aws: LocalAws) -> None:
+    """What a SIGKILLed worker does to the server: headers and part of a body, then a reset."""
+    with start_dynalite(free_port(), tmp_path) as server:
+        host, port = server.url.removeprefix("http://").split(":")
+        for _ in range(3):
+            with socket.create_connection((host, int(port))) as conn:
+                conn.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-amz-json-1.0\r\n"
+                             b"X-Amz-Target: DynamoDB_20120810.BatchWriteItem\r\nContent-Length: 100000\r\n\r\n"
+                             b'{"RequestItems": {"T": [')
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST, not FIN
+            time.sleep(0.2)
+        assert server.is_running(), (tmp_path / "dynalite.log").read_text()
+        assert "TableNames" in server.client().list_tables()
+    assert "hung up mid-request" in (tmp_path / "dynalite.log").read_text()
 
 
 # --------------------------------------------------------------------------- S3
