@@ -39,6 +39,7 @@ FROM_PARAMS = {
     "segments": "{{ params.segments }}",
     "max_workers": "{{ params.max_workers }}",
     "compression": "{{ params.compression }}",
+    "consistent_read": "{{ params.consistent_read }}",
     "overwrite": "{{ params.overwrite }}",
     "aws_conn_id": "{{ params.aws_conn_id }}",
 }

@@ -32,6 +32,8 @@ class TableBackup:
     segments: int | None = None
     max_workers: int = 4
     compression: str = "gzip"
+    #: Strongly consistent scan pages: twice the read units, and no read missing a write acknowledged just before.
+    consistent_read: bool = False
     aws_conn_id: str = "aws_default"
     on_demand_capacity: float = DEFAULT_ON_DEMAND_CAPACITY
     file_max_items: int = 100_000
@@ -65,6 +67,8 @@ class TableBackup:
             raise ParameterError(f"max_workers must be between 1 and 64, got {self.max_workers}")
         if self.compression not in COMPRESSIONS:
             raise ParameterError(f"compression must be one of {sorted(COMPRESSIONS)}, got {self.compression!r}")
+        if not isinstance(self.consistent_read, bool):
+            raise ParameterError(f"consistent_read must be true or false, got {self.consistent_read!r}")
         if self.restore_to_table is not None:
             check_table_name(self.restore_to_table, "restore_to_table")
             check_ratio(self.restore_write_ratio, "restore_write_ratio")

@@ -103,3 +103,20 @@ def test_export_workers_run_in_the_configured_pool(monkeypatch, tmp_path):
     bag = load_backup_dags(monkeypatch, backups)
     assert bag.dags["dynamodb_backup_Orders"].get_task("export_segments").pool == "dynamodb_export"
     assert bag.dags["dynamodb_backup_Users"].get_task("export_segments").pool == "default_pool"
+
+
+def test_consistent_read_is_configured_per_table_and_rendered_into_the_export(monkeypatch, tmp_path):
+    backups = tmp_path / "backups.yaml"
+    backups.write_text(json.dumps({"defaults": {"bucket": "my-bucket"},
+                                   "backups": [{"table": "Orders", "consistent_read": True}, {"table": "Users"}]}))
+    bag = load_backup_dags(monkeypatch, backups)
+    assert bag.dags["dynamodb_backup_Orders"].params["consistent_read"] is True
+    assert bag.dags["dynamodb_backup_Users"].params["consistent_read"] is False
+    assert bag.dags["dynamodb_backup_Users"].get_task("export_segments").partial_kwargs["consistent_read"] == (
+        "{{ params.consistent_read }}")
+    from dynamodb_backup.operators.backup import PlanBackupOperator
+
+    for rendered, expected in (("True", True), ("False", False)):  # as a trigger's params render
+        task = PlanBackupOperator(task_id=f"plan_{rendered}", table="Users", bucket="my-bucket", prefix="b",
+                                  consistent_read=rendered)
+        assert task.request({"logical_date": DATE}).settings.consistent_read is expected

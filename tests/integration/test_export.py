@@ -206,3 +206,25 @@ def test_cli_reports_bad_parameters_clearly(local_aws):
     done = subprocess.run(cli("export", "--table", "T1x", "--to", "s3://bucket/p", "--read-ratio", "5"),
                           env=env, capture_output=True, text=True)
     assert done.returncode == 2 and "read_ratio must be between 0.01 and 1.5" in done.stderr
+
+
+def test_consistent_read_reaches_every_scan_call(local_aws, s3_bucket, table_name):
+    """dynalite accepts ConsistentRead on Scan but charges it as eventual, so check the calls themselves."""
+    ddb = local_aws.dynamodb_client()
+    make_table(ddb, table_name, "referrer", 300)
+    make_client, seen = client_factory(), []
+
+    def recording(service):
+        client = make_client(service)
+        client.meta.events.register("before-parameter-build.dynamodb.Scan",
+                                    lambda params, **_: seen.append(params.get("ConsistentRead")))
+        return client
+
+    for consistent in (False, True):
+        seen.clear()
+        request = BackupRequest(table=table_name, destination=S3Location(s3_bucket, f"consistent-{consistent}"),
+                                logical_date=DATE, read_ratio=1.0, segments=3,
+                                settings=ExportSettings(consistent_read=consistent))
+        sidecar = run_backup(recording, request)
+        assert sidecar is not None and sidecar.item_count == 300
+        assert len(seen) >= 3 and set(seen) == {consistent}

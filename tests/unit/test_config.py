@@ -37,6 +37,7 @@ backups:
     ("- table: Users\n    compression: lz4", r"backups\[0\]: compression must be one of"),
     ("- table: Users\n  - table: Users", r"backups\[1\]: table 'Users' is listed twice"),
     ("- just-a-string", r"backups\[0\]: expected a mapping"),
+    ("- table: Users\n    consistent_read: sometimes", r"backups\[0\]: consistent_read must be true or false"),
     ("- table: Users\n    restore_to_table: Users-staging\n    restore_replace: yes please",
      r"backups\[0\]: restore_replace must be true or false, got 'yes please'"),
 ])

@@ -22,6 +22,8 @@ def register(subparsers: Subparsers) -> None:
     p.add_argument("--read-ratio", type=float, default=0.25, help="share of the table's read capacity (0.01-1.5)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes")
     p.add_argument("--compression", choices=["gzip", "none", "zstd"], default="gzip")
+    p.add_argument("--consistent-read", action="store_true",
+                   help="strongly consistent scan pages (twice the read units; the ratio still holds)")
     p.add_argument("--date", type=parse_date, help="logical date naming the folder (default: now, UTC)")
     p.add_argument("--overwrite", action="store_true", help="redo a folder that is already complete")
     p.add_argument("--on-demand-capacity", type=float, default=DEFAULT_ON_DEMAND_CAPACITY,
@@ -41,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         max_workers=max(1, args.workers),
         on_demand_capacity=args.on_demand_capacity,
         overwrite=args.overwrite,
-        settings=ExportSettings(compression=args.compression),
+        settings=ExportSettings(compression=args.compression, consistent_read=args.consistent_read),
     )
     sidecar = run_backup(client_factory(args.endpoint, args.region), request, processes=request.max_workers)
     if sidecar is None:

@@ -29,12 +29,12 @@ class _BackupFields(BaseOperator):
 
     template_fields: Sequence[str] = (
         "table", "bucket", "prefix", "read_ratio", "segments", "max_workers", "compression",
-        "overwrite", "aws_conn_id",
+        "consistent_read", "overwrite", "aws_conn_id",
     )
 
     def __init__(
         self, *, table: str, bucket: str, prefix: str, read_ratio: Any = 0.25, segments: Any = None,
-        max_workers: Any = 4, compression: str = "gzip", overwrite: Any = False,
+        max_workers: Any = 4, compression: str = "gzip", consistent_read: Any = False, overwrite: Any = False,
         aws_conn_id: str = "aws_default", on_demand_capacity: float = DEFAULT_ON_DEMAND_CAPACITY,
         file_max_items: int = 100_000, put_extra: dict[str, Any] | None = None, **kwargs: Any,
     ) -> None:
@@ -42,6 +42,7 @@ class _BackupFields(BaseOperator):
         self.table, self.bucket, self.prefix = table, bucket, prefix
         self.read_ratio, self.segments, self.max_workers = read_ratio, segments, max_workers
         self.compression, self.overwrite, self.aws_conn_id = compression, overwrite, aws_conn_id
+        self.consistent_read = consistent_read
         self.on_demand_capacity, self.file_max_items = on_demand_capacity, file_max_items
         self.put_extra = put_extra or {}
 
@@ -56,8 +57,9 @@ class _BackupFields(BaseOperator):
             max_workers=int(self.max_workers),
             on_demand_capacity=float(self.on_demand_capacity),
             overwrite=str(self.overwrite).lower() == "true",
-            settings=ExportSettings(compression=str(self.compression),
-                                    file_max_items=self.file_max_items, put_extra=self.put_extra),
+            settings=ExportSettings(compression=str(self.compression), file_max_items=self.file_max_items,
+                                    consistent_read=str(self.consistent_read).lower() == "true",
+                                    put_extra=self.put_extra),
         )
 
 

@@ -38,6 +38,10 @@ def backup_params(backup: TableBackup) -> dict[str, Param]:
         "compression": Param(backup.compression, type="string", enum=["gzip", "none", "zstd"],
                              title="Compression",
                              description="gzip and none can be read by AWS Data Pipeline; zstd only by this tool."),
+        "consistent_read": Param(backup.consistent_read, type="boolean", title="Strongly consistent reads",
+                                 description="Scan with ConsistentRead: every write acknowledged before a page "
+                                             "is read is in it, at twice the read units (the ratio still "
+                                             "holds). Off: eventually consistent reads, the cheaper default."),
         "overwrite": Param(False, type="boolean", title="Overwrite a complete backup",
                            description="Redo the folder even if it already holds a complete backup."),
         "aws_conn_id": Param(backup.aws_conn_id, type="string", minLength=1, title="AWS connection",
