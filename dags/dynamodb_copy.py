@@ -27,8 +27,8 @@ from dynamodb_backup.operators.copy import (
 FROM_PARAMS = {
     name: f"{{{{ params.{name} }}}}"
     for name in ("source_table", "source_aws_conn_id", "source_region", "dest_table", "dest_aws_conn_id",
-                 "dest_region", "read_ratio", "write_ratio", "segments", "workers", "create_dest", "verify",
-                 "on_demand_capacity")
+                 "dest_region", "read_ratio", "write_ratio", "segments", "workers", "create_dest", "consistent_read",
+                 "verify", "on_demand_capacity")
 }
 
 with DAG(

@@ -158,7 +158,7 @@ def copy_segments(
     key_names: Sequence[str], checkpoint: CheckpointStore | None = None, threads: int = DEFAULT_THREADS,
     before_page: Callable[[int], None] | None = None, expected_items: int = 0,
     index_scales: Mapping[str, float] | None = None, rates_now: RateReaders | None = None,
-    rate_check_seconds: float = 60.0,
+    rate_check_seconds: float = 60.0, consistent_read: bool = False,
 ) -> CopyResult:
     """Copy ``segments`` of a ``total_segments`` parallel scan; ``before_page(segment)`` is a test hook.
 
@@ -190,6 +190,7 @@ def copy_segments(
                 before_page(segment)
 
         for page in scan_segment(source_client, source_table, segment, total_segments, read_bucket,
+                                 consistent=consistent_read,
                                  raw=True, start_key=state.last_key, before_page=before):
             origin = f"{source_table} segment {segment} of {total_segments}, page {state.pages + 1}"
             digest = TableDigest(state.digest.count, state.digest.value)

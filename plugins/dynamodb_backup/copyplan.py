@@ -72,6 +72,7 @@ class CopyRequest:
     segments: int | None = None
     create_dest: bool = False
     on_demand_capacity: float = DEFAULT_ON_DEMAND_CAPACITY
+    consistent_read: bool = False
 
     def check(self) -> None:
         check_table_name(self.source_table, "source_table")
@@ -102,6 +103,8 @@ class CopyPlan:
     """Which incarnation of the destination table this is (a recreated table is another)."""
     dest_index_scales: dict[str, float] = field(default_factory=dict)
     """The destination's global indexes, to keep within their share of capacity (``plan.index_write_scales``)."""
+    consistent_read: bool = False
+    """Scan the source with strongly consistent reads (twice the read units)."""
 
     def rates(self, segments: Sequence[int]) -> tuple[float, float]:
         """(read, write) units per second for a share of the segments, in proportion to its size."""
@@ -149,7 +152,7 @@ def prepare_copy(source: Any, dest: Any, request: CopyRequest) -> CopyPlan:
                                  request.on_demand_capacity),
         key_names=key_names(info.description), dest_was_empty=empty, created_dest=created,
         source_items=source_facts.item_count, dest_identity=table_identity(description),
-        dest_index_scales=index_write_scales(description),
+        dest_index_scales=index_write_scales(description), consistent_read=request.consistent_read,
     )
     log.info("copy plan %s -> %s: %d segments, %.1f read units/s, %.1f write units/s, destination %s",
              plan.source_table, plan.dest_table, total, plan.read_rate, plan.write_rate,

@@ -32,7 +32,7 @@ def test_dag_reads_like_the_pipeline():
     assert [t.task_id for t in dag.topological_sort()] == ["plan", "copy_segments", "verify"]
     assert set(dag.params) == {"source_table", "source_aws_conn_id", "source_region", "dest_table",
                                "dest_aws_conn_id", "dest_region", "read_ratio", "write_ratio", "segments",
-                               "workers", "create_dest", "verify", "on_demand_capacity"}
+                               "workers", "create_dest", "consistent_read", "verify", "on_demand_capacity"}
     for name in dag.params:
         param = dag.params.get_param(name)
         assert param.schema.get("title") and param.description, name

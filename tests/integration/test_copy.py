@@ -363,3 +363,18 @@ def test_copy_workers_follow_capacity_changes(local_aws, second_dynamodb, source
     copy_segments(source, dest, table_name, table_name, [0, 1], 4, read_bucket, write_bucket,
                   key_names=plan.key_names, rates_now=(read_now, write_now), rate_check_seconds=0.0)
     assert (read_bucket.rate, write_bucket.rate) == (100.0, 10.0)
+
+
+def test_consistent_read_is_planned_once_and_reaches_every_source_scan(local_aws, second_dynamodb, source, dest,
+                                                                        table_name):
+    local_aws.create_table(table_name)
+    fill(source, table_name, ({"pk": {"S": f"k{i}"}} for i in range(120)))
+    request = CopyRequest(table_name, table_name, segments=3, create_dest=True, consistent_read=True)
+    plan = prepare_copy(source, dest, request)
+    assert plan.consistent_read
+    seen: list = []
+    source.meta.events.register("before-parameter-build.dynamodb.Scan",
+                                lambda params, **_: seen.append(params.get("ConsistentRead")))
+    result = copy_segments(source, dest, table_name, table_name, range(3), 3, TokenBucket(1000), TokenBucket(1000),
+                           key_names=plan.key_names, consistent_read=plan.consistent_read)
+    assert result.items == 120 and len(seen) >= 3 and set(seen) == {True}

@@ -93,6 +93,8 @@ def register(subparsers: Subparsers) -> None:
     p.add_argument("--create-dest", action="store_true",
                    help="create the destination like the source (keys, indexes, billing, TTL, SSE, tags) "
                         "if it does not exist")
+    p.add_argument("--consistent-read", action="store_true",
+                   help="scan the source with strongly consistent reads (twice the read units)")
     p.add_argument("--verify", action="store_true",
                    help="afterwards count the destination, and compare digests if it started empty")
     p.add_argument("--checkpoint-dir", help="keep each segment's progress here so a rerun resumes where this "
@@ -131,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
     request = CopyRequest(
         source_table=args.source_table, dest_table=args.dest_table, read_ratio=args.read_ratio,
         write_ratio=args.write_ratio, segments=args.segments, create_dest=args.create_dest,
+        consistent_read=args.consistent_read,
         on_demand_capacity=args.on_demand_capacity,
     )
     plan = prepare_copy(source, dest, request)
@@ -148,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
         source, dest, plan.source_table, plan.dest_table, segments, plan.total_segments,
         TokenBucket(read_rate), TokenBucket(write_rate), key_names=plan.key_names, checkpoint=store,
         index_scales=plan.dest_index_scales, rates_now=rate_readers(source, dest, plan, request, segments),
+        consistent_read=plan.consistent_read,
     )
     summary, fresh = result.to_dict(), result.items - result.resumed_items
     earlier = f", {result.resumed_items:,} of them by an earlier run" if result.resumed_items else ""

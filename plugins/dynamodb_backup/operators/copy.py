@@ -104,6 +104,9 @@ def copy_params() -> dict[str, Param]:
                              description="If the destination does not exist, create it like the source: keys, "
                                          "GSIs, LSIs, billing, TTL, SSE and tags. An existing one must have the "
                                          "same keys."),
+        "consistent_read": Param(False, type="boolean", title="Strongly consistent reads",
+                                 description="Scan the source with ConsistentRead, at twice the read units "
+                                             "(the read ratio still holds)."),
         "verify": Param(True, type="boolean", title="Verify afterwards",
                         description="Count the destination by a parallel scan; if it was empty before the copy, "
                                     "also compare digests of every item."),
@@ -131,13 +134,14 @@ class _CopyFields(BaseOperator):
 
     template_fields: Sequence[str] = (
         "source_table", "source_aws_conn_id", "source_region", "dest_table", "dest_aws_conn_id", "dest_region",
-        "read_ratio", "write_ratio", "segments", "workers", "create_dest", "verify", "on_demand_capacity",
+        "read_ratio", "write_ratio", "segments", "workers", "create_dest", "consistent_read", "verify",
+        "on_demand_capacity",
     )
 
     def __init__(self, *, source_table: str, dest_table: str, source_aws_conn_id: str = "aws_default",
                  source_region: Any = None, dest_aws_conn_id: str = "aws_default", dest_region: Any = None,
                  read_ratio: Any = 0.25, write_ratio: Any = 0.5, segments: Any = None, workers: Any = 4,
-                 create_dest: Any = False, verify: Any = True,
+                 create_dest: Any = False, consistent_read: Any = False, verify: Any = True,
                  on_demand_capacity: Any = DEFAULT_ON_DEMAND_CAPACITY, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.source_table, self.dest_table = source_table, dest_table
@@ -145,6 +149,7 @@ class _CopyFields(BaseOperator):
         self.dest_aws_conn_id, self.dest_region = dest_aws_conn_id, dest_region
         self.read_ratio, self.write_ratio, self.segments, self.workers = read_ratio, write_ratio, segments, workers
         self.create_dest, self.verify, self.on_demand_capacity = create_dest, verify, on_demand_capacity
+        self.consistent_read = consistent_read
 
     def source(self) -> Any:
         return aws_client("dynamodb", self.source_aws_conn_id, rendered(self.source_region))
@@ -158,7 +163,7 @@ class _CopyFields(BaseOperator):
             source_table=str(self.source_table), dest_table=str(self.dest_table),
             read_ratio=float(self.read_ratio), write_ratio=float(self.write_ratio),
             segments=None if segments is None else int(segments), create_dest=_flag(self.create_dest),
-            on_demand_capacity=float(self.on_demand_capacity),
+            on_demand_capacity=float(self.on_demand_capacity), consistent_read=_flag(self.consistent_read),
         )
 
 
@@ -205,6 +210,7 @@ class CopySegmentsOperator(_CopyFields):
                 TokenBucket(float(self.share["read_rate"])), TokenBucket(float(self.share["write_rate"])),
                 key_names=plan.key_names, checkpoint=store, index_scales=plan.dest_index_scales,
                 rates_now=rate_readers(source, dest, plan, self.request(), segments),
+                consistent_read=plan.consistent_read,
                 expected_items=plan.source_items * len(segments) // plan.total_segments,
             )
         self.log.info("worker %s copied %d items (segments %d-%d)", self.share["worker"], result.items,
