@@ -84,7 +84,7 @@ def backup_dag(backup: TableBackup) -> DAG:
                               write_ratio=backup.restore_write_ratio, replace_table=backup.restore_replace,
                               aws_conn_id=backup.aws_conn_id,
                               target_aws_conn_id=backup.restore_aws_conn_id,
-                              on_demand_capacity=backup.on_demand_capacity)
+                              on_demand_capacity=backup.on_demand_capacity, put_extra=put_extra)
     return dag
 
 

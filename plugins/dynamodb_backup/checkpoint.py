@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -61,11 +61,18 @@ class Checkpoints:
     table: str
     #: The target's identity (``tableinfo.table_identity``); markers of another incarnation are ignored.
     table_id: str = ""
+    #: The backup's PutObject settings (SSE-KMS, ExpectedBucketOwner): markers live in its bucket.
+    put_extra: dict[str, Any] = field(default_factory=dict)
     enabled: bool = True
 
     @classmethod
-    def for_run(cls, s3: Any, base: S3Location, table: str, run_id: str, table_id: str = "") -> Checkpoints:
-        return cls(s3, base.child(safe_part(table), safe_part(run_id)), table, table_id)
+    def for_run(cls, s3: Any, base: S3Location, table: str, run_id: str, table_id: str = "",
+                put_extra: dict[str, Any] | None = None) -> Checkpoints:
+        return cls(s3, base.child(safe_part(table), safe_part(run_id)), table, table_id, dict(put_extra or {}))
+
+    @property
+    def _owner(self) -> dict[str, Any]:
+        return {k: v for k, v in self.put_extra.items() if k == "ExpectedBucketOwner"}
 
     def _key(self, file: SourceFile) -> str:
         return self.location.key(safe_part(file.name) + ".done")
@@ -75,7 +82,8 @@ class Checkpoints:
         if not self.enabled:
             return None
         try:
-            body = call_with_retries(lambda: self.s3.get_object(Bucket=self.location.bucket, Key=self._key(file)))
+            body = call_with_retries(lambda: self.s3.get_object(Bucket=self.location.bucket, Key=self._key(file),
+                                                                **self._owner))
             marker = orjson.loads(body["Body"].read())
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
@@ -99,7 +107,8 @@ class Checkpoints:
                              "items": items,
                              "finished": datetime.now(UTC).isoformat(timespec="seconds")})
         try:
-            call_with_retries(lambda: self.s3.put_object(Bucket=self.location.bucket, Key=self._key(file), Body=body))
+            call_with_retries(lambda: self.s3.put_object(Bucket=self.location.bucket, Key=self._key(file), Body=body,
+                                                         **self.put_extra))
         except ClientError as exc:
             self._disable(f"cannot write to {self.location}: {exc.response.get('Error', {}).get('Code', exc)}")
 
@@ -109,9 +118,9 @@ class Checkpoints:
             return 0
         removed = 0
         paginator = self.s3.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.location.bucket, Prefix=self.location.key("")):
+        for page in paginator.paginate(Bucket=self.location.bucket, Prefix=self.location.key(""), **self._owner):
             for obj in page.get("Contents", []):
-                self.s3.delete_object(Bucket=self.location.bucket, Key=obj["Key"])
+                self.s3.delete_object(Bucket=self.location.bucket, Key=obj["Key"], **self._owner)
                 removed += 1
         return removed
 

@@ -81,7 +81,7 @@ def test_nightly_restore_and_failure_notice_are_wired_from_the_config(monkeypatc
     backups.write_text(json.dumps({
         "defaults": {"bucket": "my-bucket", "failure_sns_topic_arn": "arn:aws:sns:us-east-1:123456789012:t"},
         "backups": [{"table": "Orders", "restore_to_table": "Orders-staging", "restore_write_ratio": 0.3,
-                     "restore_replace": True},
+                     "restore_replace": True, "sse_kms_key_id": "alias/backups"},
                     {"table": "Users", "failure_sns_topic_arn": None}],
     }))
     bag = load_backup_dags(monkeypatch, backups)
@@ -91,6 +91,9 @@ def test_nightly_restore_and_failure_notice_are_wired_from_the_config(monkeypatc
     seal = orders.get_task("seal")
     assert any(t.startswith("restore_to_Orders-staging") for t in seal.downstream_task_ids)
     assert orders.get_task("restore_to_Orders-staging.ensure_table").replace_table is True
+    # The restore's completion markers go beside the backup, so they take its bucket's write settings.
+    assert orders.get_task("restore_to_Orders-staging.verify").put_extra == {
+        "ServerSideEncryption": "aws:kms", "SSEKMSKeyId": "alias/backups"}
     assert not [t for t in users.task_ids if t.startswith("restore_to")]
     assert orders.get_task("plan").on_failure_callback
     assert not users.get_task("plan").on_failure_callback

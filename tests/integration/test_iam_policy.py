@@ -25,8 +25,10 @@ import pytest
 
 from demo_data import TABLE_SPECS, all_types_items, create_table, put_items, referrer_items
 from dynamodb_backup.backup import BackupRequest, run_backup
+from dynamodb_backup.checkpoint import Checkpoints, default_checkpoint_base
 from dynamodb_backup.commands import client_factory
 from dynamodb_backup.export import ExportSettings
+from dynamodb_backup.inspection import inspect_folder
 from dynamodb_backup.layout import SIDECAR, S3Location
 from dynamodb_backup.s3writer import S3ObjectWriter
 
@@ -246,6 +248,15 @@ def test_sse_kms_and_expected_owner_reach_every_write(local_aws, s3_bucket, tabl
     writer.write(b"z" * (5 * 1024 * 1024 + 1), 1)
     writer.write(b"z", 1)
     writer.close()
+    # A restore's completion markers sit beside the backup, in its bucket: same settings.
+    folder = S3Location(s3_bucket, f"kms/{table_name}/2024-07-01-03-00-00")
+    file = inspect_folder(s3, folder).files[0]
+    markers = Checkpoints.for_run(s3, default_checkpoint_base(folder), "T-staging", "run", "table-id", put_extra)
+    markers.mark(file, f"s3://{s3_bucket}/{file.key}", 100)
+    assert markers.finished(file, f"s3://{s3_bucket}/{file.key}") == 100
+    marker = s3.head_object(Bucket=s3_bucket, Key=markers.location.key(f"{file.name}.done"))
+    assert marker.get("ServerSideEncryption") == "aws:kms"
+    assert markers.clear() == 1
     writes = [c for c in recorded if c.service == "s3" and c.operation in
               ("PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload")]
     assert {c.operation for c in writes} == {"PutObject", "CreateMultipartUpload", "UploadPart",
@@ -255,7 +266,6 @@ def test_sse_kms_and_expected_owner_reach_every_write(local_aws, s3_bucket, tabl
         if call.operation in ("PutObject", "CreateMultipartUpload"):
             assert call.params.get("ServerSideEncryption") == "aws:kms", call
             assert call.params.get("SSEKMSKeyId") == key_id, call
-    folder = S3Location(s3_bucket, f"kms/{table_name}/2024-07-01-03-00-00")
     listed = s3.list_objects_v2(Bucket=s3_bucket, Prefix=folder.key(""))["Contents"]
     assert len(listed) > 3
     for obj in [*listed, {"Key": "kms/big"}]:

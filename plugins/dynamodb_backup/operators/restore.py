@@ -63,7 +63,8 @@ class _RestoreFields(BaseOperator):
         target_region: Any = None, write_ratio: Any = 0.5, create_table: Any = False, replace_table: Any = False,
         verify: Any = True,
         force: Any = False, key_schema: Any = None, workers: Any = 4, checkpoint_uri: Any = None,
-        on_demand_capacity: float = DEFAULT_ON_DEMAND_CAPACITY, **kwargs: Any,
+        on_demand_capacity: float = DEFAULT_ON_DEMAND_CAPACITY, put_extra: dict[str, Any] | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.source, self.source_table, self.target_table = source, source_table, target_table
@@ -73,6 +74,7 @@ class _RestoreFields(BaseOperator):
         self.replace_table = replace_table
         self.key_schema, self.workers, self.checkpoint_uri = key_schema, workers, checkpoint_uri
         self.on_demand_capacity = on_demand_capacity
+        self.put_extra = put_extra or {}
 
     @staticmethod
     def _flag(value: Any) -> bool:
@@ -97,7 +99,7 @@ class _RestoreFields(BaseOperator):
     def checkpoints(self, s3: Any, folder: S3Location, context: Context, table_id: str = "") -> Checkpoints:
         uri = self._text(self.checkpoint_uri)
         base = S3Location.parse(uri, "checkpoint_uri") if uri else default_checkpoint_base(folder)
-        return Checkpoints.for_run(s3, base, self.table, str(context["run_id"]), table_id)
+        return Checkpoints.for_run(s3, base, self.table, str(context["run_id"]), table_id, self.put_extra)
 
 
 class InspectBackupOperator(_RestoreFields):
@@ -268,18 +270,20 @@ def add_restore_tasks(dag: DAG, upstream: BaseOperator, folder: Any, *, target_t
                       write_ratio: float = 0.5, aws_conn_id: str = "aws_default",
                       target_aws_conn_id: str | None = None, create_table: bool = True,
                       replace_table: bool = False, verify: bool = True,
-                      workers: int = 4, on_demand_capacity: float = DEFAULT_ON_DEMAND_CAPACITY) -> BaseOperator:
+                      workers: int = 4, on_demand_capacity: float = DEFAULT_ON_DEMAND_CAPACITY,
+                      put_extra: dict[str, Any] | None = None) -> BaseOperator:
     """Restore each night's backup into ``target_table`` after ``upstream`` (e.g. a staging copy).
 
     ``folder`` is the backup folder's URI, or the seal task's result (``seal.output``). Items
     are put (overwritten), not synchronised: items deleted from the source stay
     in the target, unless ``replace_table`` has the target deleted and created
     again (after the backup validated) so that it holds exactly the backup.
-    Returns the last task (verify).
+    ``put_extra`` (SSE-KMS, ExpectedBucketOwner) is applied to the completion
+    markers written beside the backup. Returns the last task (verify).
     """
     settings = {"source": folder, "target_table": target_table, "write_ratio": write_ratio,
                 "aws_conn_id": aws_conn_id, "target_aws_conn_id": target_aws_conn_id, "create_table": create_table,
-                "replace_table": replace_table,
+                "replace_table": replace_table, "put_extra": put_extra or {},
                 "verify": verify, "workers": workers, "on_demand_capacity": on_demand_capacity}
     with dag:
         first, last = restore_tasks(settings, group_id=f"restore_to_{target_table}".replace(".", "_"))
