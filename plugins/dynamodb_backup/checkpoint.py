@@ -124,6 +124,27 @@ class Checkpoints:
                 removed += 1
         return removed
 
+    def _note_key(self, name: str) -> str:
+        return self.location.key(f"_{safe_part(name)}.json")
+
+    def read_note(self, name: str) -> dict[str, Any] | None:
+        """A small record this run left for its own retries (what a replaced table was), or None."""
+        try:
+            body = call_with_retries(lambda: self.s3.get_object(Bucket=self.location.bucket,
+                                                                Key=self._note_key(name), **self._owner))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code", "") in ("NoSuchKey", "404", "NotFound"):
+                return None
+            raise
+        note: dict[str, Any] = orjson.loads(body["Body"].read())
+        return note
+
+    def write_note(self, name: str, data: dict[str, Any]) -> None:
+        """Write a record durably; unlike markers, failing to write one fails the caller."""
+        body = orjson.dumps(data, default=str)
+        call_with_retries(lambda: self.s3.put_object(Bucket=self.location.bucket, Key=self._note_key(name),
+                                                     Body=body, **self.put_extra))
+
     def _disable(self, why: str) -> None:
         log.warning("checkpoints off (%s); a retried worker will load its files again", why)
         self.enabled = False

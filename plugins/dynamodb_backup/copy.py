@@ -166,7 +166,8 @@ def copy_segments(
     ``rate_check_seconds`` and retunes the buckets, since tables scale during long copies.
     """
     store = checkpoint or MemoryCheckpoints()
-    stop, lock = threading.Event(), threading.Lock()
+    stop, lock, rate_lock = threading.Event(), threading.Lock(), threading.Lock()
+    scales = index_scales if index_scales is not None else {}  # shared: the write rate reader may update it
     watchers = [CapacityWatcher(b, now, rate_check_seconds)
                 for b, now in zip((read_bucket, write_bucket), rates_now or (), strict=False)]
     progress = Progress(f"copy {source_table} -> {dest_table}", expected_items, log)
@@ -178,12 +179,12 @@ def copy_segments(
             resumed[0] += state.items
         if state.done:
             return state
-        writer = BatchWriter(dest_client, dest_table, key_names, write_bucket, index_scales=index_scales or {})
+        writer = BatchWriter(dest_client, dest_table, key_names, write_bucket, index_scales=scales)
 
         def before() -> None:
             if stop.is_set():
                 raise _Stopped
-            with lock:
+            with rate_lock:  # not the progress lock: a re-read may wait out throttling
                 for watcher in watchers:
                     watcher.refresh_if_due()
             if before_page is not None:
@@ -250,8 +251,9 @@ def verify_copy(dest_client: Any, plan: CopyPlan, copied: TableDigest, read_rati
     """
     rate = default_read_rate(dest_client, plan.dest_table, read_ratio, on_demand_capacity)
     segments = min(plan.total_segments, VERIFY_SEGMENTS)
-    found = table_digest(dest_client, plan.dest_table, segments, key_names=plan.key_names, read_rate=rate,
-                         consistent=True, raw=True).total()
+    buckets = table_digest(dest_client, plan.dest_table, segments, key_names=plan.key_names, read_rate=rate,
+                           consistent=True, raw=True)
+    found = buckets.total()
     sample: Sample = {}
     if plan.dest_was_empty:
         ok = found == copied
@@ -263,7 +265,7 @@ def verify_copy(dest_client: Any, plan: CopyPlan, copied: TableDigest, read_rati
             sample = sample_table_differences(
                 source_client, plan.source_table, dest_client, plan.dest_table, plan.key_names, segments=segments,
                 source_rate=default_read_rate(source_client, plan.source_table, read_ratio, on_demand_capacity),
-                dest_rate=rate, sample_size=sample_size)
+                dest_rate=rate, sample_size=sample_size, found=buckets)
             message += f"; {plan.source_table} now against {plan.dest_table}: {describe_sample(sample)}"
     else:
         ok = found.count >= copied.count

@@ -160,12 +160,21 @@ def prepare_copy(source: Any, dest: Any, request: CopyRequest) -> CopyPlan:
     return plan
 
 
-def rate_readers(source: Any, dest: Any, plan: CopyPlan, request: CopyRequest, segments: Sequence[int]) -> RateReaders:
-    """Re-read each table's capacity (tables scale) and return this share's rates on both sides."""
+def rate_readers(source: Any, dest: Any, plan: CopyPlan, request: CopyRequest, segments: Sequence[int],
+                 dest_index_scales: dict[str, float] | None = None) -> RateReaders:
+    """Re-read each table's capacity (tables scale) and return this share's rates on both sides.
+
+    ``dest_index_scales`` (the dict the writers pace by) is updated in place, since
+    a table and its indexes scale separately.
+    """
     share = len(segments) / plan.total_segments
 
     def rate(client: Any, table: str, ratio: float, write: bool) -> float:
-        facts = TableFacts.from_description(describe_table(client, table))
+        description = describe_table(client, table)
+        facts = TableFacts.from_description(description)
+        if write and dest_index_scales is not None:
+            dest_index_scales.clear()
+            dest_index_scales.update(index_write_scales(description))
         capacity = facts.write_capacity if write else facts.read_capacity
         return capacity_rate(capacity, facts.on_demand, ratio, request.on_demand_capacity) * share
 

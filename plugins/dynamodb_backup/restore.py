@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from .checkpoint import Checkpoints
 from .codec.datapipeline import decode_line
 from .errors import BackupFolderError, CodecError, ParameterError
@@ -23,12 +25,12 @@ from .fastwrite import WireBatchWriter
 from .inspection import BackupSource, SourceFile
 from .keyschema import KeyRules, key_description, parse_key_schema, show_key_schema
 from .load import BatchWriter
-from .plan import DEFAULT_ON_DEMAND_CAPACITY, TableFacts, capacity_rate
+from .plan import DEFAULT_ON_DEMAND_CAPACITY, TableFacts, capacity_rate, index_write_scales
 from .progress import Progress
 from .reader import FileItems
 from .retry import call_with_retries
-from .tablecreate import check_same_keys, create_table_like, table_exists
-from .tableinfo import describe_table, read_table_info
+from .tablecreate import check_same_keys, create_table_like, set_ttl_and_tags, table_exists
+from .tableinfo import describe_table, read_table_info, table_identity
 from .throttle import CapacityWatcher, TokenBucket
 from .verify import BucketedDigest
 
@@ -72,39 +74,94 @@ def is_empty(dynamodb: Any, table: str) -> bool:
     return not response.get("Items") and not response.get("LastEvaluatedKey")
 
 
-def replace_table(dynamodb: Any, table: str) -> None:
+REPLACE_NOTE = "replace-table"
+"""The run's record of what a replaced table was, written before it is deleted."""
+
+
+def settled_table(dynamodb: Any, table: str) -> dict[str, Any] | None:
+    """The table's description once it is neither being created nor deleted; None if it does not exist.
+
+    An earlier attempt may have died mid-creation or mid-deletion: wait, as that attempt would have.
+    """
+    existing = table_exists(dynamodb, table)
+    status = existing.get("TableStatus") if existing else None
+    if status == "DELETING":
+        log.info("table %s is being deleted; waiting until it is gone", table)
+        dynamodb.get_waiter("table_not_exists").wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 600})
+        return None
+    if existing is not None and status != "ACTIVE":
+        log.info("table %s is %s; waiting until it is active", table, status)
+        dynamodb.get_waiter("table_exists").wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 600})
+        return describe_table(dynamodb, table)
+    return existing
+
+
+def _delete_table(dynamodb: Any, table: str) -> None:
+    """DeleteTable, accepting a deletion an earlier call (whose answer was lost) already started."""
+    try:
+        call_with_retries(lambda: dynamodb.delete_table(TableName=table))
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in ("ResourceNotFoundException", "ResourceInUseException"):
+            raise
+    dynamodb.get_waiter("table_not_exists").wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 600})
+
+
+def replace_table(dynamodb: Any, table: str, current: dict[str, Any] | None, *,
+                  journal: Checkpoints | None = None) -> None:
     """Delete ``table`` and create it again, empty, with its own keys, indexes, billing, stream, TTL and tags.
 
     Why: a put-only restore leaves behind the items deleted from the source
     since the target was last loaded, so a staging copy drifts from production
     night after night. A fresh table holds exactly the backup, which verify
     then proves item by item.
+
+    Retry-safe with a ``journal`` (the run's checkpoint location): what the table
+    was is recorded there before it is deleted, so an attempt that dies between
+    the delete and the end of the creation is finished by the next one from that
+    record, never from the half-made table, and the incarnation this run created
+    is not deleted again. ``current`` is the table's settled description (None
+    when an earlier attempt already deleted it).
     """
-    info = read_table_info(dynamodb, table)
-    if info.description.get("DeletionProtectionEnabled"):
-        raise ParameterError(f"replace_table: table {table!r} has deletion protection on; turn it off to let the "
-                             "restore replace it, or restore without replacing")
-    log.warning("replacing table %s: deleting it and creating it again like itself, then loading the backup", table)
-    call_with_retries(lambda: dynamodb.delete_table(TableName=table))
-    dynamodb.get_waiter("table_not_exists").wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 600})
-    create_table_like(dynamodb, info.description, table, time_to_live=info.time_to_live, tags=info.tags)
+    record = journal.read_note(REPLACE_NOTE) if journal else None
+    if record is None:
+        if current is None:
+            raise ParameterError(f"replace_table: table {table!r} does not exist and this run holds no record of it")
+        if current.get("DeletionProtectionEnabled"):
+            raise ParameterError(f"replace_table: table {table!r} has deletion protection on; turn it off to let "
+                                 "the restore replace it, or restore without replacing")
+        info = read_table_info(dynamodb, table)
+        record = {"original_id": table_identity(info.description), "description": info.description,
+                  "time_to_live": info.time_to_live, "tags": info.tags}
+        if journal is not None:
+            journal.write_note(REPLACE_NOTE, record)
+    elif current is not None and table_identity(current) != record["original_id"]:
+        log.info("table %s was already created again by an earlier attempt of this run; finishing it", table)
+        set_ttl_and_tags(dynamodb, table, record["time_to_live"], record["tags"])
+        return
+    if current is not None:
+        if (current.get("StreamSpecification") or {}).get("StreamEnabled"):
+            log.warning("table %s has a stream: the new table's stream has a new ARN; point its consumers at it",
+                        table)
+        log.warning("replacing table %s: deleting it and creating it again like itself, then loading the backup",
+                    table)
+        _delete_table(dynamodb, table)
+    create_table_like(dynamodb, record["description"], table, time_to_live=record["time_to_live"],
+                      tags=record["tags"])
 
 
 def ensure_target(dynamodb: Any, source: BackupSource, table: str, keys: dict[str, Any], *,
-                  create: bool, replace: bool = False) -> dict[str, Any]:
+                  create: bool, replace: bool = False, journal: Checkpoints | None = None) -> dict[str, Any]:
     """Create the table if it is missing (from the sidecar when there is one), or replace it if asked.
 
     Says whether it was created, replaced, and empty (then verification
-    compares every item, not only the count).
+    compares every item, not only the count). ``journal`` makes a replacement
+    retry-safe (see :func:`replace_table`).
     """
-    existing = table_exists(dynamodb, table)
-    if existing is not None and existing.get("TableStatus") != "ACTIVE":
-        # An earlier attempt may have died while creating it: wait, as a fresh creation would.
-        log.info("table %s is %s; waiting until it is active", table, existing.get("TableStatus"))
-        dynamodb.get_waiter("table_exists").wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 600})
-    if existing is not None and replace:
-        check_same_keys(keys, existing, f"table {table!r}")
-        replace_table(dynamodb, table)
+    existing = settled_table(dynamodb, table)
+    if replace and (existing is not None or (journal is not None and journal.read_note(REPLACE_NOTE))):
+        if existing is not None:
+            check_same_keys(keys, existing, f"table {table!r}")
+        replace_table(dynamodb, table, existing, journal=journal)
         return {"created": True, "replaced": True, "was_empty": True}
     if existing is not None:
         check_same_keys(keys, existing, f"table {table!r}")
@@ -223,7 +280,7 @@ def load_files(dynamodb: Any, s3: Any, bucket: str, files: list[SourceFile], tab
     """
     token_bucket = TokenBucket(rate)
     watcher = CapacityWatcher(token_bucket, current_rate) if current_rate else None
-    scales = index_scales or {}
+    scales = index_scales if index_scales is not None else {}  # shared with current_rate, which may update it
     writer = BatchWriter(dynamodb, table, key_names, token_bucket, index_scales=scales, sleep=sleep)
 
     def plain_path(batch: list[tuple[bytes, str]]) -> None:
@@ -241,6 +298,9 @@ def load_files(dynamodb: Any, s3: Any, bucket: str, files: list[SourceFile], tab
     # skipping botocore's serializer: half the client CPU per item (measured 100 vs 210 us).
     fast = WireBatchWriter(dynamodb, table, key_names, token_bucket, fallback=plain_path, index_scales=scales,
                            sleep=sleep)
+    def consumed() -> float:  # write units DynamoDB reported (the bucket's charge may be scaled for indexes)
+        return writer.stats.consumed_write_units + fast.stats.consumed_write_units
+
     result = LoadResult()
     progress = Progress(label, sum(f.items or 0 for f in files), log)
     for file in files:
@@ -252,7 +312,7 @@ def load_files(dynamodb: Any, s3: Any, bucket: str, files: list[SourceFile], tab
             result.items += done
             continue
         items = FileItems(s3, bucket, file)
-        reported, charged = 0, token_bucket.charged
+        reported, charged = 0, consumed()
         raw = fast_path and file.decoder == "datapipeline"
         source: Iterable[tuple[str, Any]] = items.lines() if raw else items
         put: Callable[[Any, str], None] = fast.put if raw else writer.put
@@ -261,11 +321,11 @@ def load_files(dynamodb: Any, s3: Any, bucket: str, files: list[SourceFile], tab
             if items.items - reported >= 1000:
                 if watcher:
                     watcher.refresh_if_due()
-                progress.add(items.items - reported, 0, token_bucket.charged - charged)
-                reported, charged = items.items, token_bucket.charged
+                progress.add(items.items - reported, 0, consumed() - charged)
+                reported, charged = items.items, consumed()
         fast.flush()
         writer.flush()
-        progress.add(items.items - reported, items.reader.stored_bytes, token_bucket.charged - charged)
+        progress.add(items.items - reported, items.reader.stored_bytes, consumed() - charged)
         if file.items is not None and items.items != file.items:
             raise BackupFolderError(f"{url}: held {items.items} items while loading, expected {file.items}")
         result.items += items.items
@@ -280,9 +340,17 @@ def load_files(dynamodb: Any, s3: Any, bucket: str, files: list[SourceFile], tab
 
 
 def target_rate_reader(dynamodb: Any, table: str, ratio: float, on_demand_capacity: float,
-                       share: float) -> Callable[[], float]:
-    """Re-reads the target's capacity (tables scale) and returns this worker's rate."""
+                       share: float, index_scales: dict[str, float] | None = None) -> Callable[[], float]:
+    """Re-reads the target's capacity (tables scale) and returns this worker's rate.
+
+    ``index_scales`` (the dict the writers pace by) is updated in place, since a
+    table and its indexes scale separately.
+    """
     def current() -> float:
-        return write_rate(describe_table(dynamodb, table), ratio, on_demand_capacity) * share
+        description = describe_table(dynamodb, table)
+        if index_scales is not None:
+            index_scales.clear()
+            index_scales.update(index_write_scales(description))
+        return write_rate(description, ratio, on_demand_capacity) * share
 
     return current

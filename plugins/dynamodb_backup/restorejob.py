@@ -95,12 +95,13 @@ def _load_share(make_client: ClientFactory, request: RestoreRequest, folder: S3L
                 key_names: list[str], rate: float, share: float, label: str) -> LoadResult:
     dynamodb, s3 = make_client("dynamodb"), make_client("s3")
     target = describe_table(dynamodb, request.table)
+    scales = index_write_scales(target)
     return load_files(
         dynamodb, s3, folder.bucket, files, request.table, key_names, rate,
         checkpoints=request.checkpoints_for(s3, folder, table_identity(target)), label=label,
-        index_scales=index_write_scales(target),
+        index_scales=scales,
         current_rate=target_rate_reader(dynamodb, request.table, request.write_ratio,
-                                        request.on_demand_capacity, share),
+                                        request.on_demand_capacity, share, scales),
     )
 
 
@@ -127,7 +128,7 @@ def run_restore(make_client: ClientFactory, request: RestoreRequest, processes: 
         validation.merge(part)
     check_totals(source, validation)
     target = ensure_target(dynamodb, source, request.table, keys, create=request.create_table,
-                           replace=request.replace_table)
+                           replace=request.replace_table, journal=request.checkpoints_for(s3, source.folder))
     rate = write_rate(describe_table(dynamodb, request.table), request.write_ratio, request.on_demand_capacity)
     log.info("loading %d items into %s at %.0f write units/s over %d workers (run id %s)",
              validation.items, request.table, rate, len(shares), request.run_id)

@@ -104,6 +104,12 @@ def create_table_like(
              len(request.get("GlobalSecondaryIndexes", [])), len(request.get("LocalSecondaryIndexes", [])))
     call_with_retries(lambda: client.create_table(**request))
     client.get_waiter("table_exists").wait(TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 600})
+    set_ttl_and_tags(client, table_name, time_to_live, tags)
+
+
+def set_ttl_and_tags(client: Any, table_name: str, time_to_live: dict[str, Any] | None,
+                     tags: list[dict[str, str]] | None) -> None:
+    """Enable TTL on the attribute ``time_to_live`` names (when it was on) and tag the table."""
     ttl = time_to_live or {}
     if ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING") and ttl.get("AttributeName"):
         _best_effort(lambda: client.update_time_to_live(

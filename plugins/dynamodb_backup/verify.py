@@ -258,14 +258,20 @@ def sample_differences(dynamodb: Any, s3: Any, source: BackupSource, table: str,
 
 def sample_table_differences(source: Any, source_table: str, dest: Any, dest_table: str, key_names: Sequence[str],
                              *, segments: int = 4, source_rate: float | None = None, dest_rate: float | None = None,
-                             sample_size: int = 20, max_keys: int = MAX_KEYS_IN_MEMORY) -> Sample:
-    """Name keys that differ between two tables: digest both per bucket, then re-read the mismatched buckets."""
+                             sample_size: int = 20, max_keys: int = MAX_KEYS_IN_MEMORY,
+                             found: BucketedDigest | None = None) -> Sample:
+    """Name keys that differ between two tables: digest both per bucket, then re-read the mismatched buckets.
+
+    ``found``: the destination's digest, if the caller has just computed it.
+    """
     names = list(key_names)
     source_bucket = TokenBucket(source_rate or default_read_rate(source, source_table))
     dest_bucket = TokenBucket(dest_rate or default_read_rate(dest, dest_table))
     expected = table_digest(source, source_table, segments, key_names=names, read_rate=source_bucket.rate,
                             consistent=True)
-    found = table_digest(dest, dest_table, segments, key_names=names, read_rate=dest_bucket.rate, consistent=True)
+    if found is None:
+        found = table_digest(dest, dest_table, segments, key_names=names, read_rate=dest_bucket.rate,
+                             consistent=True)
 
     def from_source(mask: bytearray, _sample: Sample) -> dict[tuple[str, ...], int]:
         return _masked_table(source, source_table, names, mask, segments, source_bucket)

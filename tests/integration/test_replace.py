@@ -17,7 +17,8 @@ from dynamodb_backup.cli import main
 from dynamodb_backup.codec import TableDigest
 from dynamodb_backup.errors import CodecError, ParameterError
 from dynamodb_backup.inspection import inspect_folder
-from dynamodb_backup.restore import replace_table
+from dynamodb_backup.restore import ensure_target, replace_table
+from dynamodb_backup.tablecreate import table_exists
 
 
 def referrer_items(n: int, prefix: str) -> list[dict[str, Any]]:
@@ -76,20 +77,25 @@ def test_replace_creates_a_missing_table_like_create_table(local_aws, s3_bucket,
     assert outcome.verify is not None and outcome.verify.match
 
 
-def test_a_replacing_rerun_of_the_same_run_loads_every_file_again(local_aws, s3_bucket, table_name):
-    """Markers from the first run were written into the table the rerun deletes: they must not skip files."""
+def test_a_rerun_of_the_same_run_resumes_in_the_table_it_made_and_a_new_run_replaces_it(local_aws, s3_bucket,
+                                                                                          table_name):
+    """The run's record tells its own incarnation of the table from the original: no second delete."""
     s3, ddb = local_aws.s3_client(), local_aws.dynamodb_client()
     local_aws.create_table(table_name)
     files = {f"part{i}": dp_lines(simple_items(30, f"f{i}-")) for i in range(3)}
     folder = datapipeline_folder(s3, s3_bucket, "rp/2024-02-04-00-00-00", files)
 
     first = restore(folder, table_name, replace_table=True, verify=False, run_id="nightly-1")
-    assert (first.load.files_loaded, first.load.files_skipped) == (3, 0)  # no verify: the markers stay
+    assert (first.load.files_loaded, first.load.files_skipped) == (3, 0)  # no verify: markers and record stay
+    made = ddb.describe_table(TableName=table_name)["Table"]["CreationDateTime"]
     again = restore(folder, table_name, replace_table=True, run_id="nightly-1")
+    assert again.target["replaced"] and ddb.describe_table(TableName=table_name)["Table"]["CreationDateTime"] == made
+    assert (again.load.files_loaded, again.load.files_skipped, again.load.items) == (0, 3, 90)
+    assert again.verify is not None and again.verify.match and again.verify.compared_digests
 
-    assert (again.load.files_loaded, again.load.files_skipped, again.load.items) == (3, 0, 90)
-    assert again.verify is not None and again.verify.match
-    assert len(scan_all(ddb, table_name)) == 90
+    nightly = restore(folder, table_name, replace_table=True, run_id="nightly-2")
+    assert ddb.describe_table(TableName=table_name)["Table"]["CreationDateTime"] != made
+    assert (nightly.load.files_loaded, nightly.load.items) == (3, 90) and nightly.verify.match
 
 
 def test_cli_replace_table(local_aws, s3_bucket, table_name, capsys):
@@ -140,5 +146,67 @@ class ProtectedTable:
 def test_a_table_with_deletion_protection_is_not_replaced():
     table = ProtectedTable()
     with pytest.raises(ParameterError, match="replace_table: table 'Orders' has deletion protection on"):
-        replace_table(table, "Orders")
+        replace_table(table, "Orders", table.describe_table("Orders")["Table"])
     assert not table.deleted
+
+
+class DiesAt:
+    """A DynamoDB client whose worker dies (RuntimeError) when it first calls ``operation``."""
+
+    def __init__(self, client: Any, operation: str) -> None:
+        self.client, self.operation = client, operation
+
+    def __getattr__(self, name: str) -> Any:
+        if name == self.operation:
+            def die(**_: Any) -> None:
+                raise RuntimeError(f"worker lost before {name}")
+            return die
+        return getattr(self.client, name)
+
+
+def staging_table(local_aws, table_name: str) -> dict[str, Any]:
+    """A provisioned staging table with an index and a tag, holding a stale item."""
+    ddb = local_aws.dynamodb_client()
+    create_table(ddb, table_name, TABLE_SPECS["ReferrerCounts"])
+    arn = ddb.describe_table(TableName=table_name)["Table"]["TableArn"]
+    ddb.tag_resource(ResourceArn=arn, Tags=[{"Key": "team", "Value": "data"}])
+    put_items(ddb, table_name, referrer_items(3, "deleted-since-"))
+    return ddb.describe_table(TableName=table_name)["Table"]
+
+
+def journal_for(s3, folder, table: str) -> Checkpoints:
+    return Checkpoints.for_run(s3, default_checkpoint_base(folder), table, "nightly-7")
+
+
+@pytest.mark.parametrize("dies_at", ["create_table", "tag_resource"])
+def test_a_retry_after_a_lost_attempt_finishes_the_replacement_like_the_original(local_aws, s3_bucket, table_name,
+                                                                                dies_at):
+    """Died after the delete (or before the tags): the retry rebuilds from the run's record, not from guesses.
+
+    The backup is Data Pipeline's (no sidecar), so without the record a retry could only make a bare
+    on-demand table with no index and no tags.
+    """
+    s3, ddb = local_aws.s3_client(), local_aws.dynamodb_client()
+    original = staging_table(local_aws, table_name)
+    folder = datapipeline_folder(s3, s3_bucket, f"rp/2024-02-07-00-00-0{len(dies_at) % 10}",
+                                 {"a": dp_lines(referrer_items(20, "live-"))})
+    source = inspect_folder(s3, folder)
+    keys = {"KeySchema": original["KeySchema"], "AttributeDefinitions": original["AttributeDefinitions"]}
+
+    with pytest.raises(RuntimeError, match="worker lost"):
+        ensure_target(DiesAt(ddb, dies_at), source, table_name, keys, create=False, replace=True,
+                      journal=journal_for(s3, folder, table_name))
+    half_made = table_exists(ddb, table_name)
+    assert (half_made is None) == (dies_at == "create_table")
+
+    target = ensure_target(ddb, source, table_name, keys, create=False, replace=True,
+                           journal=journal_for(s3, folder, table_name))
+    assert target == {"created": True, "replaced": True, "was_empty": True}
+    rebuilt = ddb.describe_table(TableName=table_name)["Table"]
+    if half_made is not None:  # the incarnation the lost attempt created is kept, not deleted again
+        assert rebuilt["CreationDateTime"] == half_made["CreationDateTime"]
+    assert rebuilt["CreationDateTime"] != original["CreationDateTime"]
+    assert rebuilt["ProvisionedThroughput"]["WriteCapacityUnits"] == 400
+    assert [i["IndexName"] for i in rebuilt["GlobalSecondaryIndexes"]] == ["by-host"]
+    assert ddb.list_tags_of_resource(ResourceArn=rebuilt["TableArn"])["Tags"] == [{"Key": "team", "Value": "data"}]
+    assert scan_all(ddb, table_name) == []

@@ -149,6 +149,9 @@ def test_the_first_plan_recorded_in_a_checkpoint_dir_wins(tmp_path):
     assert later.dest_was_empty
     with pytest.raises(ParameterError, match="total_segments=12, not 24"):
         LocalCheckpoints(tmp_path).claim(plan(total=24))
+    # Every section reads the source the same way.
+    with pytest.raises(ParameterError, match="consistent_read=False, not True"):
+        LocalCheckpoints(tmp_path).claim(CopyPlan(**{**plan().to_dict(), "consistent_read": True}))
     # A destination deleted and created again is another table: the old progress does not apply to it.
     with pytest.raises(ParameterError, match="was deleted and created again since this copy began"):
         LocalCheckpoints(tmp_path).claim(CopyPlan(**{**plan().to_dict(), "dest_identity": "table-id-2"}))

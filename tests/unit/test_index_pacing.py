@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 
+from dynamodb_backup.copyplan import CopyPlan, CopyRequest, rate_readers
 from dynamodb_backup.fastwrite import WireBatchWriter
 from dynamodb_backup.load import BatchWriter, pacing_units
 from dynamodb_backup.plan import index_write_scales
+from dynamodb_backup.restore import target_rate_reader
 from dynamodb_backup.throttle import SimulatedClock, TokenBucket
 
 
@@ -113,3 +115,28 @@ def test_without_indexes_the_load_runs_at_the_tables_share():
     assert client.modes == {"TOTAL"}
     # TOTAL charges the table and index units together (2 per item): 100 items/s at 200 units/s.
     assert 90 < 20_000 / clock.now <= 110
+
+
+class Described:
+    """A narrow fake DynamoDB client: DescribeTable answers whatever ``table`` now says."""
+
+    def __init__(self, table: dict[str, Any]) -> None:
+        self.table = table
+
+    def describe_table(self, TableName: str) -> dict[str, Any]:
+        return {"Table": self.table}
+
+
+def test_capacity_re_reads_retune_the_index_scales_the_writers_share():
+    """A table and its index scale separately: the scales follow, or a thin index would be overrun."""
+    client = Described(provisioned(100, g=10))
+    scales = index_write_scales(client.table)
+    restore_rate = target_rate_reader(client, "T", 0.5, 10_000.0, 1.0, scales)
+    plan = CopyPlan(source_table="S", dest_table="T", total_segments=4, read_rate=1.0, write_rate=1.0,
+                    key_names=["pk"], dest_was_empty=True, created_dest=False, dest_index_scales=dict(scales))
+    _, copy_rate = rate_readers(client, client, plan, CopyRequest("S", "T", write_ratio=0.5), [0, 1, 2, 3],
+                                plan.dest_index_scales)
+    assert scales == plan.dest_index_scales == {"g": 10.0}
+    client.table = provisioned(1000, g=10)  # auto-scaling took the table up, not the index
+    assert restore_rate() == copy_rate() == 500.0
+    assert scales == plan.dest_index_scales == {"g": 100.0}

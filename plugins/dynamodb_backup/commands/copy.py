@@ -48,7 +48,7 @@ class LocalCheckpoints:
         finally:
             tmp.unlink()
         first = CopyPlan.from_dict(orjson.loads(path.read_bytes()))
-        for name in ("source_table", "dest_table", "total_segments"):
+        for name in ("source_table", "dest_table", "total_segments", "consistent_read"):
             if getattr(first, name) != getattr(plan, name):
                 raise ParameterError(f"--checkpoint-dir {self.directory}: holds a copy with {name}="
                                      f"{getattr(first, name)!r}, not {getattr(plan, name)!r}")
@@ -150,7 +150,8 @@ def run(args: argparse.Namespace) -> int:
     result = copy_segments(
         source, dest, plan.source_table, plan.dest_table, segments, plan.total_segments,
         TokenBucket(read_rate), TokenBucket(write_rate), key_names=plan.key_names, checkpoint=store,
-        index_scales=plan.dest_index_scales, rates_now=rate_readers(source, dest, plan, request, segments),
+        index_scales=plan.dest_index_scales,
+        rates_now=rate_readers(source, dest, plan, request, segments, plan.dest_index_scales),
         consistent_read=plan.consistent_read,
     )
     summary, fresh = result.to_dict(), result.items - result.resumed_items

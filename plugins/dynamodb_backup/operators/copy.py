@@ -209,7 +209,7 @@ class CopySegmentsOperator(_CopyFields):
                 source, dest, plan.source_table, plan.dest_table, segments, plan.total_segments,
                 TokenBucket(float(self.share["read_rate"])), TokenBucket(float(self.share["write_rate"])),
                 key_names=plan.key_names, checkpoint=store, index_scales=plan.dest_index_scales,
-                rates_now=rate_readers(source, dest, plan, self.request(), segments),
+                rates_now=rate_readers(source, dest, plan, self.request(), segments, plan.dest_index_scales),
                 consistent_read=plan.consistent_read,
                 expected_items=plan.source_items * len(segments) // plan.total_segments,
             )
@@ -245,7 +245,7 @@ class VerifyCopyOperator(_CopyFields):
         if _flag(self.verify):
             check = verify_copy(self.dest(), plan, copied, float(self.read_ratio), float(self.on_demand_capacity),
                                 source_client=self.source())
-            if not check.ok:
-                raise CopyMismatch(check.message)
+            if not check.ok:  # a retry would copy nothing new and find the same mismatch
+                raise AirflowFailException(check.message)
             summary["verified"] = check.message
         return summary

@@ -178,7 +178,8 @@ class EnsureTableOperator(_RestoreFields):
         with _no_retry_on_backup_errors():
             check_totals(source, report)
             target = ensure_target(dynamodb, source, self.table, self.inspection["keys"],
-                                   create=self._flag(self.create_table), replace=self._flag(self.replace_table))
+                                   create=self._flag(self.create_table), replace=self._flag(self.replace_table),
+                                   journal=self.checkpoints(self.s3(), source.folder, context))
             rate = write_rate(describe_table(dynamodb, self.table), float(self.write_ratio), self.on_demand_capacity)
         self.log.info("%s: %d items to load at %.0f write units/s", self.table, report.items, rate)
         return {**target, "write_rate": rate, "items": report.items, "digest": report.digest.to_dict()}
@@ -199,15 +200,16 @@ class LoadFilesOperator(_RestoreFields):
         share = 1 / max(int(self.inspection["shares"]), 1)
         dynamodb, s3 = self.dynamodb(), self.s3()
         target = describe_table(dynamodb, self.table)
+        scales = index_write_scales(target)
         with _no_retry_on_backup_errors():
             result = load_files(
                 dynamodb, s3, source.folder.bucket, [SourceFile.from_dict(f) for f in self.files], self.table,
                 KeyRules.from_description(self.inspection["keys"]).key_names, float(self.target["write_rate"]) * share,
                 # Markers of an attempt that loaded into an earlier incarnation of the table do not count.
                 checkpoints=self.checkpoints(s3, source.folder, context, table_identity(target)),
-                index_scales=index_write_scales(target),
+                index_scales=scales,
                 current_rate=target_rate_reader(dynamodb, self.table, float(self.write_ratio),
-                                                self.on_demand_capacity, share),
+                                                self.on_demand_capacity, share, scales),
                 label=f"load {context['ti'].map_index}",
             )
         return asdict(result)
