@@ -133,7 +133,7 @@ class Checkpoints:
             body = call_with_retries(lambda: self.s3.get_object(Bucket=self.location.bucket,
                                                                 Key=self._note_key(name), **self._owner))
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code", "") in ("NoSuchKey", "404", "NotFound"):
+            if exc.response.get("Error", {}).get("Code", "") in ("NoSuchKey", "NoSuchBucket", "404", "NotFound"):
                 return None
             raise
         note: dict[str, Any] = orjson.loads(body["Body"].read())

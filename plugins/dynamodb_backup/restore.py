@@ -133,7 +133,12 @@ def replace_table(dynamodb: Any, table: str, current: dict[str, Any] | None, *,
         record = {"original_id": table_identity(info.description), "description": info.description,
                   "time_to_live": info.time_to_live, "tags": info.tags}
         if journal is not None:
-            journal.write_note(REPLACE_NOTE, record)
+            try:
+                journal.write_note(REPLACE_NOTE, record)
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", exc)
+                raise ParameterError(f"replace_table: cannot record table {table!r} at {journal.location} before "
+                                     f"deleting it ({code}); set checkpoint_uri to a writable S3 location") from None
     elif current is not None and table_identity(current) != record["original_id"]:
         log.info("table %s was already created again by an earlier attempt of this run; finishing it", table)
         set_ttl_and_tags(dynamodb, table, record["time_to_live"], record["tags"])

@@ -17,6 +17,7 @@ from dynamodb_backup.cli import main
 from dynamodb_backup.codec import TableDigest
 from dynamodb_backup.errors import CodecError, ParameterError
 from dynamodb_backup.inspection import inspect_folder
+from dynamodb_backup.layout import S3Location
 from dynamodb_backup.restore import ensure_target, replace_table
 from dynamodb_backup.tablecreate import table_exists
 
@@ -67,6 +68,18 @@ def test_a_corrupt_backup_never_deletes_the_table_it_would_replace(local_aws, s3
 
     assert ddb.describe_table(TableName=table_name)["Table"]["CreationDateTime"] == before
     assert sorted(i["pk"]["S"] for i in scan_all(ddb, table_name)) == [f"keep-{i:05d}" for i in range(5)]
+
+
+def test_no_table_is_deleted_when_its_record_cannot_be_kept(local_aws, s3_bucket, table_name):
+    s3, ddb = local_aws.s3_client(), local_aws.dynamodb_client()
+    original = staging_table(local_aws, table_name)
+    folder = datapipeline_folder(s3, s3_bucket, "rp/2024-02-08-00-00-00", {"a": dp_lines(referrer_items(5, "x"))})
+    unwritable = Checkpoints.for_run(s3, S3Location("no-such-bucket-for-records", "c"), table_name, "r")
+    keys = {"KeySchema": original["KeySchema"], "AttributeDefinitions": original["AttributeDefinitions"]}
+    with pytest.raises(ParameterError, match=r"replace_table: cannot record table .* before deleting it"):
+        ensure_target(ddb, inspect_folder(s3, folder), table_name, keys, create=False, replace=True,
+                      journal=unwritable)
+    assert ddb.describe_table(TableName=table_name)["Table"]["CreationDateTime"] == original["CreationDateTime"]
 
 
 def test_replace_creates_a_missing_table_like_create_table(local_aws, s3_bucket, table_name):

@@ -61,8 +61,7 @@ class _RestoreFields(BaseOperator):
         self, *, source: Any, target_table: str, source_table: Any = None, backup_bucket: Any = None,
         backup_prefix: Any = None, aws_conn_id: str = "aws_default", target_aws_conn_id: Any = None,
         target_region: Any = None, write_ratio: Any = 0.5, create_table: Any = False, replace_table: Any = False,
-        verify: Any = True,
-        force: Any = False, key_schema: Any = None, workers: Any = 4, checkpoint_uri: Any = None,
+        verify: Any = True, force: Any = False, key_schema: Any = None, workers: Any = 4, checkpoint_uri: Any = None,
         on_demand_capacity: float = DEFAULT_ON_DEMAND_CAPACITY, put_extra: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
