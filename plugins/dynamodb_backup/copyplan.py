@@ -28,6 +28,7 @@ from .plan import (
     capacity_rate,
     check_ratio,
     index_write_scales,
+    retune_index_scales,
     split_segments,
 )
 from .retry import call_with_retries
@@ -172,9 +173,8 @@ def rate_readers(source: Any, dest: Any, plan: CopyPlan, request: CopyRequest, s
     def rate(client: Any, table: str, ratio: float, write: bool) -> float:
         description = describe_table(client, table)
         facts = TableFacts.from_description(description)
-        if write and dest_index_scales is not None:
-            dest_index_scales.clear()
-            dest_index_scales.update(index_write_scales(description))
+        if write:
+            retune_index_scales(dest_index_scales, description)
         capacity = facts.write_capacity if write else facts.read_capacity
         return capacity_rate(capacity, facts.on_demand, ratio, request.on_demand_capacity) * share
 

@@ -65,6 +65,13 @@ def index_write_scales(table: dict[str, Any]) -> dict[str, float]:
     return scales
 
 
+def retune_index_scales(scales: dict[str, float] | None, table: dict[str, Any]) -> None:
+    """Update in place the scales writers pace by: a table and its indexes scale separately."""
+    if scales is not None:
+        scales.clear()
+        scales.update(index_write_scales(table))
+
+
 def check_ratio(ratio: float, name: str = "read_ratio") -> float:
     if not MIN_RATIO <= ratio <= MAX_RATIO:
         raise ParameterError(f"{name} must be between {MIN_RATIO} and {MAX_RATIO}, got {ratio}")

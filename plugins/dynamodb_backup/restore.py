@@ -25,7 +25,7 @@ from .fastwrite import WireBatchWriter
 from .inspection import BackupSource, SourceFile
 from .keyschema import KeyRules, key_description, parse_key_schema, show_key_schema
 from .load import BatchWriter
-from .plan import DEFAULT_ON_DEMAND_CAPACITY, TableFacts, capacity_rate, index_write_scales
+from .plan import DEFAULT_ON_DEMAND_CAPACITY, TableFacts, capacity_rate, retune_index_scales
 from .progress import Progress
 from .reader import FileItems
 from .retry import call_with_retries
@@ -353,9 +353,7 @@ def target_rate_reader(dynamodb: Any, table: str, ratio: float, on_demand_capaci
     """
     def current() -> float:
         description = describe_table(dynamodb, table)
-        if index_scales is not None:
-            index_scales.clear()
-            index_scales.update(index_write_scales(description))
+        retune_index_scales(index_scales, description)
         return write_rate(description, ratio, on_demand_capacity) * share
 
     return current
