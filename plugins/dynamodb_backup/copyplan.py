@@ -32,7 +32,7 @@ from .plan import (
     split_segments,
 )
 from .retry import call_with_retries
-from .tablecreate import check_same_keys, create_table_like, key_names, table_exists
+from .tablecreate import check_same_keys, create_table_like, key_names, table_exists, wait_until_active
 from .tableinfo import describe_table, read_table_info, table_identity
 
 log = logging.getLogger(__name__)
@@ -137,7 +137,7 @@ def prepare_copy(source: Any, dest: Any, request: CopyRequest) -> CopyPlan:
         except ClientError as exc:  # another section created it first
             if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
                 raise
-    dest.get_waiter("table_exists").wait(TableName=request.dest_table, WaiterConfig={"Delay": 1, "MaxAttempts": 600})
+    wait_until_active(dest, request.dest_table)
     description = describe_table(dest, request.dest_table)
     check_same_keys(info.description, description, f"dest_table {request.dest_table!r}")
     if table_identity(info.description) == table_identity(description):

@@ -29,7 +29,14 @@ from .plan import DEFAULT_ON_DEMAND_CAPACITY, TableFacts, capacity_rate, retune_
 from .progress import Progress
 from .reader import FileItems
 from .retry import call_with_retries
-from .tablecreate import check_same_keys, create_table_like, set_ttl_and_tags, table_exists
+from .tablecreate import (
+    check_same_keys,
+    create_table_like,
+    set_ttl_and_tags,
+    table_exists,
+    wait_until_active,
+    wait_until_gone,
+)
 from .tableinfo import describe_table, read_table_info, table_identity
 from .throttle import CapacityWatcher, TokenBucket
 from .verify import BucketedDigest
@@ -87,11 +94,11 @@ def settled_table(dynamodb: Any, table: str) -> dict[str, Any] | None:
     status = existing.get("TableStatus") if existing else None
     if status == "DELETING":
         log.info("table %s is being deleted; waiting until it is gone", table)
-        dynamodb.get_waiter("table_not_exists").wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 600})
+        wait_until_gone(dynamodb, table)
         return None
     if existing is not None and status != "ACTIVE":
         log.info("table %s is %s; waiting until it is active", table, status)
-        dynamodb.get_waiter("table_exists").wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 600})
+        wait_until_active(dynamodb, table)
         return describe_table(dynamodb, table)
     return existing
 
@@ -103,7 +110,7 @@ def _delete_table(dynamodb: Any, table: str) -> None:
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") not in ("ResourceNotFoundException", "ResourceInUseException"):
             raise
-    dynamodb.get_waiter("table_not_exists").wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 600})
+    wait_until_gone(dynamodb, table)
 
 
 def replace_table(dynamodb: Any, table: str, current: dict[str, Any] | None, *,

@@ -103,7 +103,7 @@ def create_table_like(
     log.info("creating table %s (%s, %d GSIs, %d LSIs)", table_name, request["BillingMode"],
              len(request.get("GlobalSecondaryIndexes", [])), len(request.get("LocalSecondaryIndexes", [])))
     call_with_retries(lambda: client.create_table(**request))
-    client.get_waiter("table_exists").wait(TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 600})
+    wait_until_active(client, table_name)
     set_ttl_and_tags(client, table_name, time_to_live, tags)
 
 
@@ -127,6 +127,18 @@ def _best_effort(call: Any, what: str) -> None:
         call_with_retries(call)
     except ClientError as exc:
         log.warning("could not set %s on the new table: %s", what, exc)
+
+
+#: Creating or deleting a table takes seconds to minutes: poll every second, for up to 10 minutes.
+_WAIT = {"Delay": 1, "MaxAttempts": 600}
+
+
+def wait_until_active(client: Any, table_name: str) -> None:
+    client.get_waiter("table_exists").wait(TableName=table_name, WaiterConfig=_WAIT)
+
+
+def wait_until_gone(client: Any, table_name: str) -> None:
+    client.get_waiter("table_not_exists").wait(TableName=table_name, WaiterConfig=_WAIT)
 
 
 def table_exists(client: Any, table_name: str) -> dict[str, Any] | None:
