@@ -114,7 +114,7 @@ def _delete_table(dynamodb: Any, table: str) -> None:
 
 
 def replace_table(dynamodb: Any, table: str, current: dict[str, Any] | None, *,
-                  journal: Checkpoints | None = None) -> None:
+                  journal: Checkpoints | None = None, record: dict[str, Any] | None = None) -> None:
     """Delete ``table`` and create it again, empty, with its own keys, indexes, billing, stream, TTL and tags.
 
     Why: a put-only restore leaves behind the items deleted from the source
@@ -127,9 +127,9 @@ def replace_table(dynamodb: Any, table: str, current: dict[str, Any] | None, *,
     the delete and the end of the creation is finished by the next one from that
     record, never from the half-made table, and the incarnation this run created
     is not deleted again. ``current`` is the table's settled description (None
-    when an earlier attempt already deleted it).
+    when an earlier attempt already deleted it); ``record`` is what the journal
+    already holds, if anything.
     """
-    record = journal.read_note(REPLACE_NOTE) if journal else None
     if record is None:
         if current is None:
             raise ParameterError(f"replace_table: table {table!r} does not exist and this run holds no record of it")
@@ -170,10 +170,11 @@ def ensure_target(dynamodb: Any, source: BackupSource, table: str, keys: dict[st
     retry-safe (see :func:`replace_table`).
     """
     existing = settled_table(dynamodb, table)
-    if replace and (existing is not None or (journal is not None and journal.read_note(REPLACE_NOTE))):
+    record = journal.read_note(REPLACE_NOTE) if replace and journal is not None else None
+    if replace and (existing is not None or record is not None):
         if existing is not None:
             check_same_keys(keys, existing, f"table {table!r}")
-        replace_table(dynamodb, table, existing, journal=journal)
+        replace_table(dynamodb, table, existing, journal=journal, record=record)
         return {"created": True, "replaced": True, "was_empty": True}
     if existing is not None:
         check_same_keys(keys, existing, f"table {table!r}")
