@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from demo_data import TABLE_SPECS, all_types_items, create_table, put_items
@@ -17,7 +18,15 @@ from dynamodb_backup.restorejob import RestoreOutcome, RestoreRequest, run_resto
 from dynamodb_backup.tablecreate import table_exists
 
 DATE = datetime(2024, 3, 5, 4, 10, 22, tzinfo=UTC)
-NATIVE_FIXTURE = "/work/shared/fixtures/native-export-2020"
+# A real 2020 export, kept in the repository byte for byte (tests/fixtures/.gitattributes).
+NATIVE_FIXTURE = str(Path(__file__).resolve().parent / "fixtures" / "native-export-2020")
+
+
+def native_fixture_root() -> Path:
+    """The fixture's ``demo_prefix`` folder; a missing fixture is a failure, never a skip."""
+    root = Path(NATIVE_FIXTURE) / "demo_prefix"
+    assert root.is_dir(), f"the native export fixture is missing: {root}"
+    return root
 
 
 def all_types_backup(local_aws: Any, bucket: str, table: str, compression: str = "gzip",

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import gzip
 import logging
-from pathlib import Path
 
 import pytest
 
-from backup_folders import NATIVE_FIXTURE, datapipeline_folder, dp_lines, exists, gz, put, restore, scan_all
+from backup_folders import datapipeline_folder, dp_lines, exists, gz, native_fixture_root, put, restore, scan_all
 from dynamodb_backup.codec import TableDigest
 from dynamodb_backup.errors import BackupFolderError
 from dynamodb_backup.inspection import inspect_folder
@@ -110,7 +109,7 @@ def test_multi_member_gzip_is_read_whole(local_aws, s3_bucket, table_name):
 
 
 def copy_native_fixture(s3, bucket: str, prefix: str) -> S3Location:
-    root = Path(NATIVE_FIXTURE) / "demo_prefix"
+    root = native_fixture_root()
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         put(s3, bucket, f"{prefix}/{path.relative_to(root)}", path.read_bytes())
     return S3Location(bucket, prefix)
