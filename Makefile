@@ -15,7 +15,10 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__UNIT_TEST_MODE := False
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)/include
 
-.PHONY: install run test test-fast lint local-aws stop bench airflow clean
+.PHONY: install test-packages run test test-fast lint local-aws stop bench airflow clean
+
+#: Debian packages `make test` needs (package:binary:what needs it); installed when missing.
+TEST_PACKAGES := chromium:/usr/bin/chromium:tests/e2e/test_ui_trigger.py
 
 install: $(VENV)/.installed node_modules/.installed
 
@@ -50,7 +53,10 @@ bench: install  ## export/restore against the boto3 floor, the provider operator
 run: install $(AIRFLOW_HOME)/airflow.db  ## the demo: seed, back up through Airflow, restore, verify
 	@bash include/run_demo.sh
 
-test: install  ## the whole suite, against real local servers (then a real scheduler and browser)
+test-packages:  ## install TEST_PACKAGES with apt-get when missing, or say in one line what to install
+	@bash include/system_packages.sh "make test" $(TEST_PACKAGES)
+
+test: test-packages install  ## the whole suite, against real local servers (then a real scheduler and browser)
 	$(VENV)/bin/pytest -n 2 --dist loadfile -m "not e2e"
 	$(VENV)/bin/pytest -m e2e tests/e2e
 

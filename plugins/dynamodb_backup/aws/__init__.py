@@ -1,0 +1,1 @@
+"""Talking to AWS gently: clients, retries, pacing, table descriptions, S3 writers."""

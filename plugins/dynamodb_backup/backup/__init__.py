@@ -1,0 +1,1 @@
+"""Backing a table up: planning segments, scanning, exporting to S3 and sealing the folder."""

@@ -1,0 +1,1 @@
+"""Restoring a backup: inspecting the folder, reading files, writing items, checkpoints and verifying."""

@@ -1,0 +1,1 @@
+"""Copying one table into another: planning the copy and copying segments."""
