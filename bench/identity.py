@@ -14,9 +14,9 @@ from typing import Any
 import boto3
 
 from demo_data import all_types_items, put_items
-from dynamodb_backup.export import ExportSettings, export_share
-from dynamodb_backup.layout import S3Location
-from dynamodb_backup.plan import WorkerShare
+from dynamodb_backup.backup.export import ExportSettings, export_share
+from dynamodb_backup.backup.plan import WorkerShare
+from dynamodb_backup.formats.layout import S3Location
 
 from .items import batch
 from .seed import create_table, delete_table

@@ -12,9 +12,9 @@ from typing import Any
 
 import boto3
 
-from dynamodb_backup.export import ExportSettings, export_share
-from dynamodb_backup.layout import S3Location
-from dynamodb_backup.plan import WorkerShare
+from dynamodb_backup.backup.export import ExportSettings, export_share
+from dynamodb_backup.backup.plan import WorkerShare
+from dynamodb_backup.formats.layout import S3Location
 
 from .floor import scan_segments
 

@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from dynamodb_backup.fastwrite import batch_write_wire, wire_item_from_client
+from dynamodb_backup.restore.fastwrite import batch_write_wire, wire_item_from_client
 
 from .items import TABLE_SPEC, make_item, split_range
 

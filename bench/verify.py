@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from dynamodb_backup.codec import canonical_bytes
+from dynamodb_backup.formats.codec import canonical_bytes
 
 from .items import HASH_KEY, key_of, make_item
 

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import DAG
 
-from dynamodb_backup.operators.copy import (
+from dynamodb_backup.operators.tablecopy import (
     CopySegmentsOperator,
     PlanCopyOperator,
     VerifyCopyOperator,

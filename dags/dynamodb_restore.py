@@ -20,11 +20,11 @@ from pathlib import Path
 
 from airflow.sdk import DAG, Param
 
+from dynamodb_backup.backup.plan import MAX_RATIO, MIN_RATIO
 from dynamodb_backup.config import load_backups
 from dynamodb_backup.errors import ParameterError
 from dynamodb_backup.operators.params import BUCKET_PATTERN, PREFIX_PATTERN, TABLE_PATTERN
 from dynamodb_backup.operators.restore import restore_tasks
-from dynamodb_backup.plan import MAX_RATIO, MIN_RATIO
 
 BACKUPS_FILE = Path(
     os.environ.get("DYNAMODB_BACKUPS_FILE", Path(__file__).resolve().parent.parent / "include" / "backups.yaml")

@@ -98,9 +98,10 @@ def _airflow_bin() -> str:
 def _plugins_folder(home: Path) -> Path:
     """The folder Airflow scans for plugins.
 
-    Airflow's plugins manager imports every ``.py`` file under the plugins folder as a top-level
-    module named after the file, so ``plugins/dynamodb_backup/inspect.py`` and ``copy.py`` would
-    replace the standard library's ``inspect`` and ``copy`` in the api-server and the scheduler.
+    Airflow's plugins manager execs every ``.py`` file under the plugins folder as a top-level
+    module named after the file, so ``plugins/dynamodb_backup/__main__.py`` would replace the
+    process's ``__main__`` and run our CLI on Airflow's argv (its SystemExit would end the
+    api-server and the scheduler), and every other module would be imported twice.
     The project ships no Airflow plugin (only a library, imported through ``PYTHONPATH``), so unless
     ``plugins/.airflowignore`` keeps the scan out of the package, an empty folder is used.
     """

@@ -8,14 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from demo_data import TABLE_SPECS, all_types_items, create_table, put_items
-from dynamodb_backup.backup import BackupRequest, run_backup
-from dynamodb_backup.codec import encode_item
+from dynamodb_backup.aws.tablecreate import table_exists
+from dynamodb_backup.backup.export import ExportSettings
+from dynamodb_backup.backup.job import BackupRequest, run_backup
 from dynamodb_backup.commands import client_factory
-from dynamodb_backup.export import ExportSettings
-from dynamodb_backup.layout import S3Location, backup_folder
-from dynamodb_backup.manifest import render_manifest
-from dynamodb_backup.restorejob import RestoreOutcome, RestoreRequest, run_restore
-from dynamodb_backup.tablecreate import table_exists
+from dynamodb_backup.formats.codec import encode_item
+from dynamodb_backup.formats.layout import S3Location, backup_folder
+from dynamodb_backup.formats.manifest import render_manifest
+from dynamodb_backup.restore.job import RestoreOutcome, RestoreRequest, run_restore
 
 DATE = datetime(2024, 3, 5, 4, 10, 22, tzinfo=UTC)
 # A real 2020 export, kept in the repository byte for byte (tests/fixtures/.gitattributes).

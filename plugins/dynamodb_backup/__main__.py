@@ -2,6 +2,6 @@
 
 import sys
 
-from .cli import main
+from dynamodb_backup.cli import main
 
 sys.exit(main())

@@ -14,8 +14,8 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 
-from . import commands
-from .errors import BackupError
+from dynamodb_backup import commands
+from dynamodb_backup.errors import BackupError
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,10 +14,10 @@ from typing import Any
 
 import yaml
 
-from .errors import ParameterError
-from .layout import check_bucket, check_prefix, check_table_name
-from .plan import DEFAULT_ON_DEMAND_CAPACITY, check_ratio
-from .s3writer import COMPRESSIONS
+from dynamodb_backup.aws.s3writer import COMPRESSIONS
+from dynamodb_backup.backup.plan import DEFAULT_ON_DEMAND_CAPACITY, check_ratio
+from dynamodb_backup.errors import ParameterError
+from dynamodb_backup.formats.layout import check_bucket, check_prefix, check_table_name
 
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from demo_data import TABLE_SPECS, create_table, put_items, referrer_items
-from dynamodb_backup.codec import decode_line
-from dynamodb_backup.layout import SUCCESS
-from dynamodb_backup.manifest import parse_manifest
+from dynamodb_backup.formats.codec import decode_line
+from dynamodb_backup.formats.layout import SUCCESS
+from dynamodb_backup.formats.manifest import parse_manifest
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 DATE = datetime(2024, 6, 1, 2, 0, 0, tzinfo=UTC)

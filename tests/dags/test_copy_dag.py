@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from demo_data import TABLE_SPECS, create_table, put_items, referrer_items
-from dynamodb_backup.codec.canonical import TableDigest
-from dynamodb_backup.copy import SegmentState
+from dynamodb_backup.formats.codec.canonical import TableDigest
+from dynamodb_backup.tablecopy.copier import SegmentState
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 
@@ -68,7 +68,7 @@ class FakeVariables:
 
 
 def test_variable_checkpoints_are_throttled_but_never_lost(monkeypatch):
-    from dynamodb_backup.operators import copy as operators
+    from dynamodb_backup.operators import tablecopy as operators
 
     fake = FakeVariables()
     monkeypatch.setattr(operators, "Variable", fake)
@@ -102,15 +102,16 @@ def plugin_modules(plugins: Path) -> list[Path]:
     return [Path(p) for p in find_path_from_directory(plugins, ".airflowignore") if p.endswith(".py")]
 
 
-def test_plugins_folder_does_not_shadow_standard_modules():
-    """Airflow imports every .py under plugins/ as a top-level module named after its stem and leaves it
-    in sys.modules even when the import fails: plugins/dynamodb_backup/copy.py would replace the standard
-    ``copy``, inspect.py ``inspect`` and __main__.py ``__main__`` in every Airflow process. The package is
-    importable anyway (the plugins folder is on sys.path), so plugins/.airflowignore should list it."""
+def test_plugin_loader_skips_the_package():
+    """Airflow execs every .py under plugins/ as a top-level module named after its stem and leaves it in
+    sys.modules even when that fails: __main__.py would replace the process's ``__main__`` and run the
+    CLI on Airflow's own argv (its SystemExit escapes the loader and ends the scheduler), and every other
+    module would be imported again under a bare name (``config``, ``errors``, ``job``, ...). The package
+    is importable anyway (the plugins folder is on sys.path), so plugins/.airflowignore should list it."""
     plugins = DAGS.parent / "plugins"
-    shadowing = sorted(str(p.relative_to(plugins)) for p in plugin_modules(plugins)
-                       if p.stem in sys.stdlib_module_names or p.stem == "__main__")
-    assert not shadowing, f"{shadowing} shadow standard modules: add 'dynamodb_backup/' to plugins/.airflowignore"
+    loaded = sorted(str(p.relative_to(plugins)) for p in plugin_modules(plugins)
+                    if p.is_relative_to(plugins / "dynamodb_backup"))
+    assert not loaded, f"Airflow would exec {loaded} as plugins: add 'dynamodb_backup/' to plugins/.airflowignore"
 
 
 def test_airflow_dags_test_copies_between_two_servers(local_aws, second_dynamodb, airflow_db, table_name,
@@ -123,7 +124,7 @@ def test_airflow_dags_test_copies_between_two_servers(local_aws, second_dynamodb
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
     env.update({"AIRFLOW_CONN_AWS_DEFAULT": aws_conn(local_aws.dynamodb_url),
                 "AIRFLOW_CONN_AWS_DEST": aws_conn(second_dynamodb.url)})
-    # The package behind an .airflowignore, as test_plugins_folder_does_not_shadow_standard_modules asks of
+    # The package behind an .airflowignore, as test_plugin_loader_skips_the_package asks of
     # the real plugins folder: Airflow still puts the folder on sys.path, but imports no file as a plugin.
     plugins = tmp_path / "plugins"
     plugins.mkdir()

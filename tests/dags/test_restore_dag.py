@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from backup_folders import all_types_backup, scan_all
-from dynamodb_backup.verify import table_digest
+from dynamodb_backup.restore.verify import table_digest
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 

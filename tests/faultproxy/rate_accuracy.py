@@ -27,11 +27,11 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from dynamodb_backup import aws
-from dynamodb_backup.backup import BackupRequest, plan_backup
-from dynamodb_backup.export import ExportSettings, export_share
-from dynamodb_backup.layout import S3Location
-from dynamodb_backup.throttle import SimulatedClock, TokenBucket
+from dynamodb_backup.aws import clients
+from dynamodb_backup.aws.throttle import SimulatedClock, TokenBucket
+from dynamodb_backup.backup.export import ExportSettings, export_share
+from dynamodb_backup.backup.job import BackupRequest, plan_backup
+from dynamodb_backup.formats.layout import S3Location
 
 from .dynamodb_proxy import DynamoDBFaultProxy
 
@@ -68,8 +68,8 @@ def measure(
     target = ratio * provisioned_rcu
     units = target * seconds * 1.1
     items = int(units * 8) + 8
-    direct = aws.client("dynamodb", endpoint_url=dynamodb_url)
-    s3 = aws.client("s3", endpoint_url=s3_url)
+    direct = clients.client("dynamodb", endpoint_url=dynamodb_url)
+    s3 = clients.client("s3", endpoint_url=s3_url)
     table = f"rate-{uuid.uuid4().hex[:12]}"
     make_table(direct, table, provisioned_rcu, items)
     if bucket is None:
@@ -78,7 +78,7 @@ def measure(
     clock = SimulatedClock(1000.0) if simulated else None
     proxy = DynamoDBFaultProxy(dynamodb_url, seed=seed, initial_burst_seconds=1.0, clock=clock or time.monotonic)
     with proxy:
-        dynamodb = aws.client("dynamodb", endpoint_url=proxy.url)
+        dynamodb = clients.client("dynamodb", endpoint_url=proxy.url)
         request = BackupRequest(table=table, destination=S3Location(bucket, "rate"),
                                 logical_date=datetime.now(UTC).replace(microsecond=0), read_ratio=ratio,
                                 segments=segments, max_workers=1,

@@ -18,11 +18,11 @@ import os
 import sys
 from pathlib import Path
 
-from dynamodb_backup import aws
-from dynamodb_backup.export import ExportSettings, export_share
-from dynamodb_backup.layout import S3Location
-from dynamodb_backup.plan import WorkerShare
-from dynamodb_backup.throttle import TokenBucket
+from dynamodb_backup.aws import clients
+from dynamodb_backup.aws.throttle import TokenBucket
+from dynamodb_backup.backup.export import ExportSettings, export_share
+from dynamodb_backup.backup.plan import WorkerShare
+from dynamodb_backup.formats.layout import S3Location
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     share = WorkerShare.from_dict(json.loads(args.share))
     settings = ExportSettings(**json.loads(args.settings))
     bucket = TokenBucket(rate=args.read_rate) if args.read_rate else None
-    result = export_share(aws.client("dynamodb"), aws.client("s3"), args.table, S3Location.parse(args.folder),
+    result = export_share(clients.client("dynamodb"), clients.client("s3"), args.table, S3Location.parse(args.folder),
                           share, settings, bucket=bucket)
     out = Path(args.out)
     tmp = out.with_suffix(".tmp")

@@ -21,11 +21,11 @@ from datetime import UTC, datetime
 import pytest
 
 from demo_data import create_table, put_items
-from dynamodb_backup.backup import BackupRequest, run_backup
+from dynamodb_backup.backup.export import ExportSettings
+from dynamodb_backup.backup.job import BackupRequest, run_backup
 from dynamodb_backup.cli import main as cli_main
 from dynamodb_backup.commands import client_factory
-from dynamodb_backup.export import ExportSettings
-from dynamodb_backup.layout import MANIFEST, SIDECAR, SUCCESS, S3Location
+from dynamodb_backup.formats.layout import MANIFEST, SIDECAR, SUCCESS, S3Location
 
 DATE = datetime(2024, 8, 1, 0, 0, 0, tzinfo=UTC)
 FOLDER_NAME = "2024-08-01-00-00-00"

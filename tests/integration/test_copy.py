@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from demo_data import TABLE_SPECS, all_types_items, create_table, referrer_items
+from dynamodb_backup.aws.throttle import TokenBucket
 from dynamodb_backup.cli import main
-from dynamodb_backup.codec.canonical import TableDigest, canonical_bytes
-from dynamodb_backup.commands.copy import LocalCheckpoints
-from dynamodb_backup.copy import copy_segments, verify_copy
-from dynamodb_backup.copyplan import CopyRequest, prepare_copy, rate_readers
-from dynamodb_backup.throttle import TokenBucket
+from dynamodb_backup.commands.tablecopy import LocalCheckpoints
+from dynamodb_backup.formats.codec.canonical import TableDigest, canonical_bytes
+from dynamodb_backup.tablecopy.copier import copy_segments, verify_copy
+from dynamodb_backup.tablecopy.plan import CopyRequest, prepare_copy, rate_readers
 from faultproxy import DynamoDBFaultProxy, DynamoFaults
 
 REPO = Path(__file__).resolve().parents[2]

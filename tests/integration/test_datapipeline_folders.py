@@ -8,10 +8,10 @@ import logging
 import pytest
 
 from backup_folders import datapipeline_folder, dp_lines, exists, gz, native_fixture_root, put, restore, scan_all
-from dynamodb_backup.codec import TableDigest
 from dynamodb_backup.errors import BackupFolderError
-from dynamodb_backup.inspection import inspect_folder
-from dynamodb_backup.layout import S3Location
+from dynamodb_backup.formats.codec import TableDigest
+from dynamodb_backup.formats.layout import S3Location
+from dynamodb_backup.restore.inspection import inspect_folder
 
 USERS = [
     {"pk": {"S": "user#42"}, "age": {"N": "37"}, "avatar": {"B": b"\x00\x01\x02\xff"}, "active": {"BOOL": True},

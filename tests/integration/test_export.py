@@ -16,16 +16,16 @@ import pytest
 import zstandard
 
 from demo_data import TABLE_SPECS, all_types_items, create_table, put_items, referrer_items
-from dynamodb_backup.backup import BackupRequest, plan_backup, run_backup, seal_backup
-from dynamodb_backup.codec import canonical_bytes, decode_line
+from dynamodb_backup.aws.throttle import TokenBucket
+from dynamodb_backup.backup.export import ExportSettings, export_share
+from dynamodb_backup.backup.job import BackupRequest, plan_backup, run_backup, seal_backup
+from dynamodb_backup.backup.scan import scan_segment
 from dynamodb_backup.commands import client_factory
 from dynamodb_backup.errors import BackupFolderError, ParameterError
-from dynamodb_backup.export import ExportSettings, export_share
-from dynamodb_backup.layout import MANIFEST, SIDECAR, SUCCESS, S3Location
-from dynamodb_backup.manifest import parse_manifest
-from dynamodb_backup.scan import scan_segment
-from dynamodb_backup.sidecar import Sidecar
-from dynamodb_backup.throttle import TokenBucket
+from dynamodb_backup.formats.codec import canonical_bytes, decode_line
+from dynamodb_backup.formats.layout import MANIFEST, SIDECAR, SUCCESS, S3Location
+from dynamodb_backup.formats.manifest import parse_manifest
+from dynamodb_backup.formats.sidecar import Sidecar
 
 REPO = Path(__file__).resolve().parents[2]
 DATE = datetime(2024, 3, 5, 4, 10, 22, tzinfo=UTC)
@@ -92,7 +92,7 @@ def test_raw_and_parsed_paths_write_identical_bytes(local_aws, s3_bucket, table_
     for raw in (True, False):
         bucket = TokenBucket(rate=10_000)
         pages = list(scan_segment(local_aws.dynamodb_client(), table_name, 0, 1, bucket, raw=raw))
-        from dynamodb_backup.codec import encode_item, encode_wire_item
+        from dynamodb_backup.formats.codec import encode_item, encode_wire_item
 
         encode = encode_wire_item if raw else encode_item
         outputs[raw] = [encode(item) for page in pages for item in page.items]

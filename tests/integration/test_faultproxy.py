@@ -10,7 +10,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
 
-from dynamodb_backup.throttle import SimulatedClock
+from dynamodb_backup.aws.throttle import SimulatedClock
 from faultproxy import DynamoDBFaultProxy, DynamoFaults, S3FaultProxy, S3Faults
 
 NO_RETRY = Config(retries={"total_max_attempts": 1}, read_timeout=5, connect_timeout=2)

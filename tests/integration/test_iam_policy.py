@@ -24,13 +24,13 @@ import botocore.session
 import pytest
 
 from demo_data import TABLE_SPECS, all_types_items, create_table, put_items, referrer_items
-from dynamodb_backup.backup import BackupRequest, run_backup
-from dynamodb_backup.checkpoint import Checkpoints, default_checkpoint_base
+from dynamodb_backup.aws.s3writer import S3ObjectWriter
+from dynamodb_backup.backup.export import ExportSettings
+from dynamodb_backup.backup.job import BackupRequest, run_backup
 from dynamodb_backup.commands import client_factory
-from dynamodb_backup.export import ExportSettings
-from dynamodb_backup.inspection import inspect_folder
-from dynamodb_backup.layout import SIDECAR, S3Location
-from dynamodb_backup.s3writer import S3ObjectWriter
+from dynamodb_backup.formats.layout import SIDECAR, S3Location
+from dynamodb_backup.restore.checkpoint import Checkpoints, default_checkpoint_base
+from dynamodb_backup.restore.inspection import inspect_folder
 
 REPO = Path(__file__).resolve().parents[2]
 POLICY = json.loads((REPO / "include" / "iam-policy.json").read_text())

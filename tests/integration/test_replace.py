@@ -12,14 +12,14 @@ import pytest
 
 from backup_folders import datapipeline_folder, dp_lines, gz, restore, scan_all, simple_items
 from demo_data import TABLE_SPECS, create_table, put_items
-from dynamodb_backup.checkpoint import Checkpoints, default_checkpoint_base
+from dynamodb_backup.aws.tablecreate import table_exists
 from dynamodb_backup.cli import main
-from dynamodb_backup.codec import TableDigest
 from dynamodb_backup.errors import CodecError, ParameterError
-from dynamodb_backup.inspection import inspect_folder
-from dynamodb_backup.layout import S3Location
-from dynamodb_backup.restore import ensure_target, replace_table
-from dynamodb_backup.tablecreate import table_exists
+from dynamodb_backup.formats.codec import TableDigest
+from dynamodb_backup.formats.layout import S3Location
+from dynamodb_backup.restore.checkpoint import Checkpoints, default_checkpoint_base
+from dynamodb_backup.restore.inspection import inspect_folder
+from dynamodb_backup.restore.steps import ensure_target, replace_table
 
 
 def referrer_items(n: int, prefix: str) -> list[dict[str, Any]]:

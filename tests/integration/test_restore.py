@@ -18,14 +18,14 @@ from backup_folders import (
     simple_items,
 )
 from demo_data import all_types_items
-from dynamodb_backup.checkpoint import Checkpoints, default_checkpoint_base
 from dynamodb_backup.cli import main
-from dynamodb_backup.codec import TableDigest
 from dynamodb_backup.errors import BackupFolderError, CodecError, ParameterError
-from dynamodb_backup.inspection import inspect_folder
-from dynamodb_backup.layout import SIDECAR, SUCCESS
-from dynamodb_backup.restore import load_files, plan_shares
-from dynamodb_backup.verify import table_digest
+from dynamodb_backup.formats.codec import TableDigest
+from dynamodb_backup.formats.layout import SIDECAR, SUCCESS
+from dynamodb_backup.restore.checkpoint import Checkpoints, default_checkpoint_base
+from dynamodb_backup.restore.inspection import inspect_folder
+from dynamodb_backup.restore.steps import load_files, plan_shares
+from dynamodb_backup.restore.verify import table_digest
 
 
 def digest_of(items: list[dict[str, Any]]) -> TableDigest:
@@ -239,7 +239,7 @@ def test_checkpoints_are_switched_off_when_they_cannot_be_written(local_aws, s3_
 
 
 def test_shares_balance_bytes():
-    from dynamodb_backup.inspection import SourceFile
+    from dynamodb_backup.restore.inspection import SourceFile
 
     files = [SourceFile(f"k{i}", "datapipeline", size) for i, size in enumerate([100, 90, 50, 40, 10, 5])]
     shares = plan_shares(files, 2)
@@ -265,7 +265,7 @@ def test_cli_restore_latest_and_verify(local_aws, s3_bucket, table_name, capsys)
 
 def test_fast_path_survives_partial_batches_and_faults(local_aws, s3_bucket, table_name):
     """Through the HTTP fault proxy: half the batches come back partly unprocessed, some fail or drop."""
-    from dynamodb_backup import aws
+    from dynamodb_backup.aws import clients
     from faultproxy.dynamodb_proxy import DynamoDBFaultProxy, DynamoFaults
 
     s3, ddb = local_aws.s3_client(), local_aws.dynamodb_client()
@@ -275,7 +275,7 @@ def test_fast_path_survives_partial_batches_and_faults(local_aws, s3_bucket, tab
     source = inspect_folder(s3, folder)
     faults = DynamoFaults(partial_batch=0.5, internal_error=0.05, throttling=0.1, drop_after=0.05)
     with DynamoDBFaultProxy(local_aws.dynamodb_url, seed=11, faults=faults, enforce_capacity=False) as proxy:
-        client = aws.client("dynamodb", endpoint_url=proxy.url)
+        client = clients.client("dynamodb", endpoint_url=proxy.url)
         result = load_files(client, s3, s3_bucket, source.files, table_name, ["pk"], rate=1000.0,
                             sleep=lambda _: None)
     assert proxy.counters["partial_batch"] > 0

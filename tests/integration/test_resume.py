@@ -16,10 +16,8 @@ from pathlib import Path
 import pytest
 
 from demo_data import TABLE_SPECS, create_table, put_items, referrer_items
-from dynamodb_backup import aws
-from dynamodb_backup.backup import BackupRequest, plan_backup, seal_backup
-from dynamodb_backup.codec import decode_line
-from dynamodb_backup.export import (
+from dynamodb_backup.aws import clients
+from dynamodb_backup.backup.export import (
     CHECKPOINTS,
     ExportSettings,
     SegmentCheckpoint,
@@ -27,8 +25,10 @@ from dynamodb_backup.export import (
     checkpoint_key,
     export_share,
 )
-from dynamodb_backup.layout import MANIFEST, SUCCESS, S3Location
-from dynamodb_backup.manifest import parse_manifest
+from dynamodb_backup.backup.job import BackupRequest, plan_backup, seal_backup
+from dynamodb_backup.formats.codec import decode_line
+from dynamodb_backup.formats.layout import MANIFEST, SUCCESS, S3Location
+from dynamodb_backup.formats.manifest import parse_manifest
 from faultproxy import S3FaultProxy, S3Faults
 
 REPO = Path(__file__).resolve().parents[2]
@@ -179,7 +179,7 @@ def test_s3_faults_are_retried(local_aws, s3_bucket, table_name):
     faults = S3Faults(internal_error=0.15, unavailable=0.1, drop_before=0.05, drop_after=0.1,
                       operations=frozenset({"PutObject", "UploadPart", "CompleteMultipartUpload"}))
     with S3FaultProxy(local_aws.s3_url, seed=11, faults=faults) as proxy:
-        s3 = aws.client("s3", endpoint_url=proxy.url)
+        s3 = clients.client("s3", endpoint_url=proxy.url)
         request = request_for(table_name, s3_bucket, segments=3, file_max_items=60)
         plan = plan_backup(ddb, s3, request)
         results = [export_share(ddb, s3, table_name, plan.folder, share, request.settings)
@@ -191,11 +191,11 @@ def test_s3_faults_are_retried(local_aws, s3_bucket, table_name):
 
 
 def test_multipart_complete_whose_answer_is_lost_is_recognised(local_aws, s3_bucket):
-    from dynamodb_backup.s3writer import S3ObjectWriter
+    from dynamodb_backup.aws.s3writer import S3ObjectWriter
 
     faults = S3Faults(drop_after=1.0, operations=frozenset({"CompleteMultipartUpload"}))
     with S3FaultProxy(local_aws.s3_url, seed=1, faults=faults) as proxy:
-        s3 = aws.client("s3", endpoint_url=proxy.url)
+        s3 = clients.client("s3", endpoint_url=proxy.url)
         writer = S3ObjectWriter(s3, s3_bucket, "big", "none", part_size=5 * 1024 * 1024)
         writer.write(b"x" * (5 * 1024 * 1024 + 10), 1)
         writer.write(b"y" * 100, 1)

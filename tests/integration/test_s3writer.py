@@ -2,7 +2,7 @@
 
 import gzip
 
-from dynamodb_backup.s3writer import RollingWriter, S3ObjectWriter
+from dynamodb_backup.aws.s3writer import RollingWriter, S3ObjectWriter
 
 
 def test_rolls_exactly_at_the_item_limit(local_aws, s3_bucket):

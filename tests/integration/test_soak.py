@@ -28,11 +28,11 @@ from pathlib import Path
 import pytest
 
 from demo_data import TABLE_SPECS, create_table, put_items, referrer_items
-from dynamodb_backup import aws
-from dynamodb_backup.backup import BackupRequest, plan_backup, seal_backup
-from dynamodb_backup.codec import TableDigest
-from dynamodb_backup.export import CHECKPOINTS, ExportSettings, WorkerResult
-from dynamodb_backup.layout import SUCCESS, S3Location
+from dynamodb_backup.aws import clients
+from dynamodb_backup.backup.export import CHECKPOINTS, ExportSettings, WorkerResult
+from dynamodb_backup.backup.job import BackupRequest, plan_backup, seal_backup
+from dynamodb_backup.formats.codec import TableDigest
+from dynamodb_backup.formats.layout import SUCCESS, S3Location
 from faultproxy import DynamoDBFaultProxy, DynamoFaults, S3FaultProxy, S3Faults
 
 pytestmark = pytest.mark.slow
@@ -112,7 +112,7 @@ def trial(local_aws, table: str, source_digest: tuple[int, str], bucket: str, se
             S3FaultProxy(local_aws.s3_url, seed=seed, faults=S3_FAULTS) as sproxy:
         env = dict(os.environ, AWS_ENDPOINT_URL_DYNAMODB=dproxy.url, AWS_ENDPOINT_URL_S3=sproxy.url,
                    PYTHONPATH=os.pathsep.join(str(REPO / p) for p in ("plugins", "include", "tests")))
-        ddb, s3 = aws.client("dynamodb", endpoint_url=dproxy.url), aws.client("s3", endpoint_url=sproxy.url)
+        ddb, s3 = clients.client("dynamodb", endpoint_url=dproxy.url), clients.client("s3", endpoint_url=sproxy.url)
         request = BackupRequest(table=table, destination=S3Location(bucket, f"soak-{seed}"), logical_date=DATE,
                                 read_ratio=1.0, segments=4, max_workers=2,
                                 settings=ExportSettings(file_max_items=40))

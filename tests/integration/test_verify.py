@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from backup_folders import datapipeline_folder, dp_lines, restore, simple_items
 from demo_data import TABLE_SPECS, all_types_items, create_table, put_items
-from dynamodb_backup.inspection import inspect_folder
-from dynamodb_backup.verify import backup_digest, sample_differences, table_digest, verify_restore
+from dynamodb_backup.restore.inspection import inspect_folder
+from dynamodb_backup.restore.verify import backup_digest, sample_differences, table_digest, verify_restore
 
 
 def test_table_digest_ignores_order_and_scan_form(local_aws, table_name):

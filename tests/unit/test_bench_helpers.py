@@ -13,7 +13,7 @@ from bench.items import make_item, split_range
 from bench.measure import Measurement
 from bench.report import markdown_table, ratio, rows, targets, text_table
 from bench.verify import sample_indexes
-from dynamodb_backup.codec import encode_item, item_size, validate_item
+from dynamodb_backup.formats.codec import encode_item, item_size, validate_item
 
 
 def test_items_are_deterministic_valid_and_about_500_bytes():

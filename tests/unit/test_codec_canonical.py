@@ -9,7 +9,8 @@ from typing import Any
 import orjson
 import pytest
 
-from dynamodb_backup.codec import (
+from dynamodb_backup.errors import CodecError
+from dynamodb_backup.formats.codec import (
     TableDigest,
     canonical_bytes,
     decode_line,
@@ -17,7 +18,6 @@ from dynamodb_backup.codec import (
     item_digest,
     key_of,
 )
-from dynamodb_backup.errors import CodecError
 
 ITEM: dict[str, Any] = {
     "pk": {"S": "user#1"}, "n": {"N": "1.5"}, "b": {"B": b"\xff\x00"},

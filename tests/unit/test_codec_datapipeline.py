@@ -9,7 +9,8 @@ from typing import Any
 import orjson
 import pytest
 
-from dynamodb_backup.codec import (
+from dynamodb_backup.errors import CodecError
+from dynamodb_backup.formats.codec import (
     MAX_ITEM_BYTES,
     decode_line,
     encode_item,
@@ -18,7 +19,6 @@ from dynamodb_backup.codec import (
     is_blank,
     item_size,
 )
-from dynamodb_backup.errors import CodecError
 
 GOLDEN = [
     (b'{"pk":{"s":"user#42"},"age":{"n":"37"},"avatar":{"b":"AAEC/w=="},'

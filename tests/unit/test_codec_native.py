@@ -8,7 +8,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from dynamodb_backup.codec import (
+from dynamodb_backup.errors import CodecError
+from dynamodb_backup.formats.codec import (
     decode_line,
     decode_native_line,
     decode_native_record,
@@ -16,7 +17,6 @@ from dynamodb_backup.codec import (
     encode_native_item,
     encode_native_wire_item,
 )
-from dynamodb_backup.errors import CodecError
 
 # The real 2020 export, copied into the repository byte for byte; missing means broken, not skipped.
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "native-export-2020"

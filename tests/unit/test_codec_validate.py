@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from dynamodb_backup.codec import (
+from dynamodb_backup.errors import CodecError
+from dynamodb_backup.formats.codec import (
     MAX_ITEM_BYTES,
     item_size,
     normalize_number,
@@ -14,8 +15,7 @@ from dynamodb_backup.codec import (
     validate_number,
     validate_value,
 )
-from dynamodb_backup.codec.validate import number_size, parse_number
-from dynamodb_backup.errors import CodecError
+from dynamodb_backup.formats.codec.validate import number_size, parse_number
 
 MAX_N = "9.9999999999999999999999999999999999999E+125"
 

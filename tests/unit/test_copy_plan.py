@@ -5,12 +5,12 @@ import math
 
 import pytest
 
-from dynamodb_backup.codec.canonical import TableDigest
-from dynamodb_backup.commands.copy import LocalCheckpoints, check_args
-from dynamodb_backup.copy import MemoryCheckpoints, SegmentState, client_item
-from dynamodb_backup.copyplan import CopyPlan, CopyRequest, auto_segments, section_segments
+from dynamodb_backup.backup.plan import DEFAULT_ON_DEMAND_CAPACITY, GIB, TableFacts, capacity_rate
+from dynamodb_backup.commands.tablecopy import LocalCheckpoints, check_args
 from dynamodb_backup.errors import ParameterError
-from dynamodb_backup.plan import DEFAULT_ON_DEMAND_CAPACITY, GIB, TableFacts, capacity_rate
+from dynamodb_backup.formats.codec.canonical import TableDigest
+from dynamodb_backup.tablecopy.copier import MemoryCheckpoints, SegmentState, client_item
+from dynamodb_backup.tablecopy.plan import CopyPlan, CopyRequest, auto_segments, section_segments
 
 
 def facts(rcu=0.0, wcu=0.0, size=0, on_demand=False):

@@ -8,15 +8,15 @@ import orjson
 import pytest
 
 from demo_data import all_types_items
-from dynamodb_backup.codec import canonical_bytes, decode_line, encode_item
+from dynamodb_backup.aws.throttle import TokenBucket
 from dynamodb_backup.errors import CodecError
-from dynamodb_backup.fastwrite import (
+from dynamodb_backup.formats.codec import canonical_bytes, decode_line, encode_item
+from dynamodb_backup.restore.fastwrite import (
     WireBatchWriter,
     batch_write_body,
     wire_item_from_client,
     wire_item_from_line,
 )
-from dynamodb_backup.throttle import TokenBucket
 
 
 @pytest.mark.parametrize("item", all_types_items(), ids=lambda i: i["pk"]["S"])
@@ -64,7 +64,7 @@ class FakeClient:
         self.meta = type("M", (), {"events": type("E", (), {"register": lambda *a, **k: None})()})()
 
     def batch_write_item(self, RequestItems, ReturnConsumedCapacity):
-        from dynamodb_backup import fastwrite
+        from dynamodb_backup.restore import fastwrite
 
         body = getattr(fastwrite._pending, "body", None)
         items = orjson.loads(body)["RequestItems"] if body else RequestItems

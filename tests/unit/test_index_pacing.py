@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from dynamodb_backup.copyplan import CopyPlan, CopyRequest, rate_readers
-from dynamodb_backup.fastwrite import WireBatchWriter
-from dynamodb_backup.load import BatchWriter, pacing_units
-from dynamodb_backup.plan import index_write_scales
-from dynamodb_backup.restore import target_rate_reader
-from dynamodb_backup.throttle import SimulatedClock, TokenBucket
+from dynamodb_backup.aws.throttle import SimulatedClock, TokenBucket
+from dynamodb_backup.backup.plan import index_write_scales
+from dynamodb_backup.restore.fastwrite import WireBatchWriter
+from dynamodb_backup.restore.load import BatchWriter, pacing_units
+from dynamodb_backup.restore.steps import target_rate_reader
+from dynamodb_backup.tablecopy.plan import CopyPlan, CopyRequest, rate_readers
 
 
 def provisioned(table_wcu: int, **gsi_wcu: int) -> dict[str, Any]:
@@ -86,7 +86,7 @@ def test_a_thin_index_sets_the_pace_of_a_load(fast, monkeypatch):
     scales = index_write_scales(description)
     if fast:
         # The fast path swaps the request body in a botocore hook; here the fake sees the call's arguments.
-        monkeypatch.setattr("dynamodb_backup.fastwrite.batch_write_wire",
+        monkeypatch.setattr("dynamodb_backup.restore.fastwrite.batch_write_wire",
                             lambda c, t, items, mode: c.batch_write_item({t: items}, mode))
         writer: Any = WireBatchWriter(client, "T", ["pk"], bucket, index_scales=scales, sleep=clock.sleep)
         for i in range(3000):

@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from dynamodb_backup.errors import BackupFolderError, ParameterError
-from dynamodb_backup.layout import S3Location, backup_folder, data_file_name, folder_name
-from dynamodb_backup.manifest import parse_manifest, render_manifest
+from dynamodb_backup.formats.layout import S3Location, backup_folder, data_file_name, folder_name
+from dynamodb_backup.formats.manifest import parse_manifest, render_manifest
 
 GOLDEN = (
     b'{"name":"DynamoDB-export","version":3,\n'

@@ -2,8 +2,8 @@
 
 import pytest
 
+from dynamodb_backup.backup.plan import GIB, TableFacts, choose_segments, plan_scan, split_segments
 from dynamodb_backup.errors import ParameterError
-from dynamodb_backup.plan import GIB, TableFacts, choose_segments, plan_scan, split_segments
 
 
 def facts(rcu=100.0, size=0, on_demand=False):

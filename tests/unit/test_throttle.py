@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from dynamodb_backup.throttle import CapacityWatcher, SimulatedClock, TokenBucket
+from dynamodb_backup.aws.throttle import CapacityWatcher, SimulatedClock, TokenBucket
 
 
 def run_calls(bucket: TokenBucket, clock: SimulatedClock, seconds: float, cost) -> list[tuple[float, float]]:

@@ -22,8 +22,8 @@ from typing import Any, Protocol
 import zstandard
 from botocore.exceptions import ClientError
 
-from .errors import ParameterError
-from .retry import call_with_retries
+from dynamodb_backup.aws.retry import call_with_retries
+from dynamodb_backup.errors import ParameterError
 
 #: S3's smallest multipart part (except the last) is 5 MiB.
 PART_SIZE = 8 * 1024 * 1024

@@ -10,8 +10,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .errors import ParameterError
-from .retry import call_with_retries
+from dynamodb_backup.aws.retry import call_with_retries
+from dynamodb_backup.errors import ParameterError
 
 log = logging.getLogger(__name__)
 

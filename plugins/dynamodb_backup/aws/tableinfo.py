@@ -8,9 +8,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .errors import ParameterError
-from .plan import TableFacts
-from .retry import call_with_retries
+from dynamodb_backup.aws.retry import call_with_retries
+from dynamodb_backup.backup.plan import TableFacts
+from dynamodb_backup.errors import ParameterError
 
 
 @dataclass

@@ -41,16 +41,16 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .codec.datapipeline import encode_item, encode_wire_item
-from .layout import S3Location, data_file_name
-from .plan import WorkerShare
-from .progress import Progress
-from .retry import call_with_retries
-from .s3writer import RollingWriter, S3ObjectWriter, WrittenObject, extension_for
-from .scan import scan_segment, wire_key_to_client
-from .sidecar import FileRecord
-from .tableinfo import describe_table
-from .throttle import CapacityWatcher, TokenBucket
+from dynamodb_backup.aws.retry import call_with_retries
+from dynamodb_backup.aws.s3writer import RollingWriter, S3ObjectWriter, WrittenObject, extension_for
+from dynamodb_backup.aws.tableinfo import describe_table
+from dynamodb_backup.aws.throttle import CapacityWatcher, TokenBucket
+from dynamodb_backup.backup.plan import WorkerShare
+from dynamodb_backup.backup.scan import scan_segment, wire_key_to_client
+from dynamodb_backup.formats.codec.datapipeline import encode_item, encode_wire_item
+from dynamodb_backup.formats.layout import S3Location, data_file_name
+from dynamodb_backup.formats.sidecar import FileRecord
+from dynamodb_backup.progress import Progress
 
 log = logging.getLogger(__name__)
 

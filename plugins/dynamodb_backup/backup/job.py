@@ -15,14 +15,21 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .errors import ParameterError
-from .export import ExportSettings, WorkerResult, export_share
-from .layout import S3Location, backup_folder, check_table_name
-from .plan import DEFAULT_ON_DEMAND_CAPACITY, TableFacts, WorkerShare, capacity_rate, check_ratio, plan_scan
-from .retry import call_with_retries
-from .seal import begin_backup, finalize_backup
-from .sidecar import Sidecar
-from .tableinfo import describe_table, read_table_info
+from dynamodb_backup.aws.retry import call_with_retries
+from dynamodb_backup.aws.tableinfo import describe_table, read_table_info
+from dynamodb_backup.backup.export import ExportSettings, WorkerResult, export_share
+from dynamodb_backup.backup.plan import (
+    DEFAULT_ON_DEMAND_CAPACITY,
+    TableFacts,
+    WorkerShare,
+    capacity_rate,
+    check_ratio,
+    plan_scan,
+)
+from dynamodb_backup.backup.seal import begin_backup, finalize_backup
+from dynamodb_backup.errors import ParameterError
+from dynamodb_backup.formats.layout import S3Location, backup_folder, check_table_name
+from dynamodb_backup.formats.sidecar import Sidecar
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .errors import ParameterError
+from dynamodb_backup.errors import ParameterError
 
 GIB = 1024**3
 MAX_SEGMENTS = 1_000_000

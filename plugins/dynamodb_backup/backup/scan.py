@@ -17,8 +17,8 @@ from typing import Any
 
 import orjson
 
-from .retry import MalformedResponseError, call_with_retries
-from .throttle import TokenBucket
+from dynamodb_backup.aws.retry import MalformedResponseError, call_with_retries
+from dynamodb_backup.aws.throttle import TokenBucket
 
 _raw = threading.local()
 _HOOKED_ATTR = "_dynamodb_backup_raw_scan_hook"

@@ -13,12 +13,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .errors import BackupFolderError
-from .export import CHECKPOINTS, WorkerResult, list_folder, owner_extra, utcnow
-from .layout import MANIFEST, SIDECAR, SUCCESS, S3Location
-from .manifest import render_manifest
-from .retry import call_with_retries
-from .sidecar import Sidecar, table_summary
+from dynamodb_backup.aws.retry import call_with_retries
+from dynamodb_backup.backup.export import CHECKPOINTS, WorkerResult, list_folder, owner_extra, utcnow
+from dynamodb_backup.errors import BackupFolderError
+from dynamodb_backup.formats.layout import MANIFEST, SIDECAR, SUCCESS, S3Location
+from dynamodb_backup.formats.manifest import render_manifest
+from dynamodb_backup.formats.sidecar import Sidecar, table_summary
 
 log = logging.getLogger(__name__)
 

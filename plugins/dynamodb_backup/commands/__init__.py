@@ -7,7 +7,7 @@ import functools
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from .. import aws
+from dynamodb_backup.aws import clients
 
 if TYPE_CHECKING:
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -22,7 +22,7 @@ def parse_date(text: str) -> datetime:
 
 def client_for(service: str, dynamodb_endpoint: str | None = None, region: str | None = None) -> Any:
     """A client; ``dynamodb_endpoint`` overrides the DynamoDB endpoint only (picklable via partial)."""
-    return aws.client(service, dynamodb_endpoint if service == "dynamodb" else None, region)
+    return clients.client(service, dynamodb_endpoint if service == "dynamodb" else None, region)
 
 
 def client_factory(dynamodb_endpoint: str | None = None, region: str | None = None) -> Any:

@@ -6,11 +6,11 @@ import argparse
 import os
 from datetime import UTC, datetime
 
-from ..backup import BackupRequest, run_backup
-from ..export import ExportSettings
-from ..layout import S3Location
-from ..plan import DEFAULT_ON_DEMAND_CAPACITY
-from . import Subparsers, client_factory, parse_date
+from dynamodb_backup.backup.export import ExportSettings
+from dynamodb_backup.backup.job import BackupRequest, run_backup
+from dynamodb_backup.backup.plan import DEFAULT_ON_DEMAND_CAPACITY
+from dynamodb_backup.commands import Subparsers, client_factory, parse_date
+from dynamodb_backup.formats.layout import S3Location
 
 
 def register(subparsers: Subparsers) -> None:

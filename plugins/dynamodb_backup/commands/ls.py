@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..catalog import FolderListing, age, list_backups, read_sidecar, scan_listings
-from ..layout import MANIFEST, SIDECAR, SUCCESS, S3Location
-from . import Subparsers, client_for
+from dynamodb_backup.commands import Subparsers, client_for
+from dynamodb_backup.formats.catalog import FolderListing, age, list_backups, read_sidecar, scan_listings
+from dynamodb_backup.formats.layout import MANIFEST, SIDECAR, SUCCESS, S3Location
 
 
 def register(subparsers: Subparsers) -> None:

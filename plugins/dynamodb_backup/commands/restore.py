@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from ..catalog import latest_complete
-from ..errors import ParameterError
-from ..inspection import inspect_folder
-from ..layout import S3Location
-from ..plan import DEFAULT_ON_DEMAND_CAPACITY
-from ..restorejob import RestoreRequest, new_run_id, run_restore
-from ..verify import verify_restore
-from . import Subparsers, client_factory, client_for
+from dynamodb_backup.backup.plan import DEFAULT_ON_DEMAND_CAPACITY
+from dynamodb_backup.commands import Subparsers, client_factory, client_for
+from dynamodb_backup.errors import ParameterError
+from dynamodb_backup.formats.catalog import latest_complete
+from dynamodb_backup.formats.layout import S3Location
+from dynamodb_backup.restore.inspection import inspect_folder
+from dynamodb_backup.restore.job import RestoreRequest, new_run_id, run_restore
+from dynamodb_backup.restore.verify import verify_restore
 
 
 def _source_arguments(p: argparse.ArgumentParser) -> None:

@@ -17,13 +17,13 @@ from typing import Any
 
 import orjson
 
-from .. import aws
-from ..copy import MemoryCheckpoints, SegmentState, checked, copy_segments, verify_copy
-from ..copyplan import CopyPlan, CopyRequest, prepare_copy, rate_readers, section_segments
-from ..errors import ParameterError
-from ..plan import DEFAULT_ON_DEMAND_CAPACITY, check_ratio
-from ..throttle import TokenBucket
-from . import Subparsers
+from dynamodb_backup.aws import clients
+from dynamodb_backup.aws.throttle import TokenBucket
+from dynamodb_backup.backup.plan import DEFAULT_ON_DEMAND_CAPACITY, check_ratio
+from dynamodb_backup.commands import Subparsers
+from dynamodb_backup.errors import ParameterError
+from dynamodb_backup.tablecopy.copier import MemoryCheckpoints, SegmentState, checked, copy_segments, verify_copy
+from dynamodb_backup.tablecopy.plan import CopyPlan, CopyRequest, prepare_copy, rate_readers, section_segments
 
 
 class LocalCheckpoints:
@@ -128,8 +128,8 @@ def check_args(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_args(args)
-    source = aws.client("dynamodb", args.source_endpoint, args.source_region)
-    dest = aws.client("dynamodb", args.dest_endpoint, args.dest_region)
+    source = clients.client("dynamodb", args.source_endpoint, args.source_region)
+    dest = clients.client("dynamodb", args.dest_endpoint, args.dest_region)
     request = CopyRequest(
         source_table=args.source_table, dest_table=args.dest_table, read_ratio=args.read_ratio,
         write_ratio=args.write_ratio, segments=args.segments, create_dest=args.create_dest,

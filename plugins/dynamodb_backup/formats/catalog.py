@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .errors import BackupFolderError
-from .layout import MANIFEST, SIDECAR, SUCCESS, S3Location, parse_folder_name
-from .sidecar import Sidecar
+from dynamodb_backup.errors import BackupFolderError
+from dynamodb_backup.formats.layout import MANIFEST, SIDECAR, SUCCESS, S3Location, parse_folder_name
+from dynamodb_backup.formats.sidecar import Sidecar
 
 
 @dataclass

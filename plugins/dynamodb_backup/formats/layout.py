@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from .errors import ParameterError
+from dynamodb_backup.errors import ParameterError
 
 MANIFEST = "manifest"
 SUCCESS = "_SUCCESS"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from .errors import BackupFolderError
+from dynamodb_backup.errors import BackupFolderError
 
 MANIFEST_NAME = "DynamoDB-export"
 MANIFEST_VERSION = 3

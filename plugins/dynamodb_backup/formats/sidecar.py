@@ -12,8 +12,8 @@ from typing import Any
 
 import orjson
 
-from . import __version__
-from .errors import BackupFolderError
+from dynamodb_backup import __version__
+from dynamodb_backup.errors import BackupFolderError
 
 SIDECAR_FORMAT = 1
 

@@ -9,13 +9,13 @@ from typing import Any
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from ..backup import BackupPlan, BackupRequest, plan_backup, seal_backup, share_rate_reader
-from ..errors import BackupFolderError, ParameterError
-from ..export import ExportSettings, WorkerResult, export_share
-from ..layout import S3Location
-from ..plan import DEFAULT_ON_DEMAND_CAPACITY, WorkerShare
-from .clients import aws_client
-from .params import rendered
+from dynamodb_backup.backup.export import ExportSettings, WorkerResult, export_share
+from dynamodb_backup.backup.job import BackupPlan, BackupRequest, plan_backup, seal_backup, share_rate_reader
+from dynamodb_backup.backup.plan import DEFAULT_ON_DEMAND_CAPACITY, WorkerShare
+from dynamodb_backup.errors import BackupFolderError, ParameterError
+from dynamodb_backup.formats.layout import S3Location
+from dynamodb_backup.operators.clients import aws_client
+from dynamodb_backup.operators.params import rendered
 
 
 def run_date(context: Context) -> datetime:

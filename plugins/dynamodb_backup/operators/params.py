@@ -6,8 +6,8 @@ from typing import Any
 
 from airflow.sdk import Param
 
-from ..config import TableBackup
-from ..plan import MAX_RATIO, MIN_RATIO
+from dynamodb_backup.backup.plan import MAX_RATIO, MIN_RATIO
+from dynamodb_backup.config import TableBackup
 
 BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 PREFIX_PATTERN = r"^(?!/)(?!.*(^|/)\.{1,2}(/|$))[A-Za-z0-9!_.*'()/=+,@-]{0,512}$"

@@ -1,6 +1,6 @@
 """Restore operators: inspect, validate (mapped), ensure_table, load (mapped), verify.
 
-Thin wrappers over ``dynamodb_backup.restore``. A :class:`BackupError` (corrupt
+Thin wrappers over ``dynamodb_backup.restore.steps``. A :class:`BackupError` (corrupt
 file, wrong keys, bad parameter) fails the task without retries, since a retry
 would fail the same way; anything else (a lost worker, a network error) retries,
 and a retried load worker skips the files it finished (checkpoints).
@@ -16,14 +16,17 @@ from typing import Any
 from airflow.sdk import DAG, BaseOperator, Context, TaskGroup
 from airflow.sdk.exceptions import AirflowFailException
 
-from ..catalog import latest_complete
-from ..checkpoint import Checkpoints, default_checkpoint_base
-from ..errors import BackupError, ParameterError
-from ..inspection import BackupSource, SourceFile, inspect_folder
-from ..keyschema import KeyRules
-from ..layout import S3Location, check_table_name
-from ..plan import DEFAULT_ON_DEMAND_CAPACITY, check_ratio, index_write_scales
-from ..restore import (
+from dynamodb_backup.aws.tableinfo import describe_table, table_identity
+from dynamodb_backup.backup.plan import DEFAULT_ON_DEMAND_CAPACITY, check_ratio, index_write_scales
+from dynamodb_backup.errors import BackupError, ParameterError
+from dynamodb_backup.formats.catalog import latest_complete
+from dynamodb_backup.formats.layout import S3Location, check_table_name
+from dynamodb_backup.operators.clients import aws_client
+from dynamodb_backup.operators.params import rendered
+from dynamodb_backup.restore.checkpoint import Checkpoints, default_checkpoint_base
+from dynamodb_backup.restore.inspection import BackupSource, SourceFile, inspect_folder
+from dynamodb_backup.restore.keyschema import KeyRules
+from dynamodb_backup.restore.steps import (
     ValidationReport,
     check_totals,
     ensure_target,
@@ -34,10 +37,7 @@ from ..restore import (
     validate_files,
     write_rate,
 )
-from ..tableinfo import describe_table, table_identity
-from ..verify import BucketedDigest, verify_restore
-from .clients import aws_client
-from .params import rendered
+from dynamodb_backup.restore.verify import BucketedDigest, verify_restore
 
 
 @contextmanager

@@ -23,14 +23,14 @@ from typing import Any
 from airflow.sdk import BaseOperator, Context, Param, Variable
 from airflow.sdk.exceptions import AirflowFailException
 
-from ..codec.canonical import TableDigest
-from ..copy import CopyMismatch, SegmentState, checked, copy_segments, verify_copy
-from ..copyplan import CopyPlan, CopyRequest, prepare_copy, rate_readers
-from ..errors import ParameterError
-from ..plan import DEFAULT_ON_DEMAND_CAPACITY, MAX_RATIO, MAX_SEGMENTS, MIN_RATIO, split_segments
-from ..throttle import TokenBucket
-from .clients import aws_client
-from .params import TABLE_PATTERN, rendered
+from dynamodb_backup.aws.throttle import TokenBucket
+from dynamodb_backup.backup.plan import DEFAULT_ON_DEMAND_CAPACITY, MAX_RATIO, MAX_SEGMENTS, MIN_RATIO, split_segments
+from dynamodb_backup.errors import ParameterError
+from dynamodb_backup.formats.codec.canonical import TableDigest
+from dynamodb_backup.operators.clients import aws_client
+from dynamodb_backup.operators.params import TABLE_PATTERN, rendered
+from dynamodb_backup.tablecopy.copier import CopyMismatch, SegmentState, checked, copy_segments, verify_copy
+from dynamodb_backup.tablecopy.plan import CopyPlan, CopyRequest, prepare_copy, rate_readers
 
 CHECKPOINT_EVERY_SECONDS = 5.0
 

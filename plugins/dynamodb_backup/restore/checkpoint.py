@@ -31,9 +31,9 @@ from typing import Any
 import orjson
 from botocore.exceptions import ClientError
 
-from .inspection import SourceFile
-from .layout import S3Location
-from .retry import call_with_retries
+from dynamodb_backup.aws.retry import call_with_retries
+from dynamodb_backup.formats.layout import S3Location
+from dynamodb_backup.restore.inspection import SourceFile
 
 log = logging.getLogger(__name__)
 

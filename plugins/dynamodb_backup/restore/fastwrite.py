@@ -29,11 +29,11 @@ from typing import Any
 import orjson
 from botocore.exceptions import ClientError
 
-from .codec.datapipeline import decode_line
-from .errors import BackupError, CodecError
-from .load import batch_consumed, consumed_mode, pacing_units, unprocessed_delay
-from .retry import call_with_retries
-from .throttle import TokenBucket
+from dynamodb_backup.aws.retry import call_with_retries
+from dynamodb_backup.aws.throttle import TokenBucket
+from dynamodb_backup.errors import BackupError, CodecError
+from dynamodb_backup.formats.codec.datapipeline import decode_line
+from dynamodb_backup.restore.load import batch_consumed, consumed_mode, pacing_units, unprocessed_delay
 
 log = logging.getLogger(__name__)
 

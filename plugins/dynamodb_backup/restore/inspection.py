@@ -17,11 +17,11 @@ from typing import Any
 import orjson
 from botocore.exceptions import ClientError
 
-from .errors import BackupFolderError
-from .layout import MANIFEST, SIDECAR, SUCCESS, S3Location
-from .manifest import parse_manifest
-from .reader import read_small
-from .sidecar import Sidecar
+from dynamodb_backup.errors import BackupFolderError
+from dynamodb_backup.formats.layout import MANIFEST, SIDECAR, SUCCESS, S3Location
+from dynamodb_backup.formats.manifest import parse_manifest
+from dynamodb_backup.formats.sidecar import Sidecar
+from dynamodb_backup.restore.reader import read_small
 
 log = logging.getLogger(__name__)
 

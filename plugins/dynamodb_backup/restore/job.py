@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from .checkpoint import Checkpoints, default_checkpoint_base
-from .errors import ParameterError
-from .inspection import BackupSource, SourceFile, inspect_folder
-from .keyschema import KeyRules
-from .layout import S3Location, check_table_name
-from .plan import DEFAULT_ON_DEMAND_CAPACITY, check_ratio, index_write_scales
-from .restore import (
+from dynamodb_backup.aws.tableinfo import describe_table, table_identity
+from dynamodb_backup.backup.plan import DEFAULT_ON_DEMAND_CAPACITY, check_ratio, index_write_scales
+from dynamodb_backup.errors import ParameterError
+from dynamodb_backup.formats.layout import S3Location, check_table_name
+from dynamodb_backup.restore.checkpoint import Checkpoints, default_checkpoint_base
+from dynamodb_backup.restore.inspection import BackupSource, SourceFile, inspect_folder
+from dynamodb_backup.restore.keyschema import KeyRules
+from dynamodb_backup.restore.steps import (
     LoadResult,
     ValidationReport,
     check_totals,
@@ -31,8 +32,7 @@ from .restore import (
     validate_files,
     write_rate,
 )
-from .tableinfo import describe_table, table_identity
-from .verify import VerifyReport, verify_restore
+from dynamodb_backup.restore.verify import VerifyReport, verify_restore
 
 log = logging.getLogger(__name__)
 ClientFactory = Callable[[str], Any]

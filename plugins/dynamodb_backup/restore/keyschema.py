@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .codec.canonical import key_of
-from .codec.validate import ItemLike
-from .errors import CodecError, ParameterError
+from dynamodb_backup.errors import CodecError, ParameterError
+from dynamodb_backup.formats.codec.canonical import key_of
+from dynamodb_backup.formats.codec.validate import ItemLike
 
 KEY_TYPES = ("S", "N", "B")
 #: DynamoDB's limits on key values, in bytes.

@@ -18,11 +18,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .codec.canonical import key_of
-from .codec.validate import item_size
-from .errors import BackupError
-from .retry import call_with_retries
-from .throttle import TokenBucket
+from dynamodb_backup.aws.retry import call_with_retries
+from dynamodb_backup.aws.throttle import TokenBucket
+from dynamodb_backup.errors import BackupError
+from dynamodb_backup.formats.codec.canonical import key_of
+from dynamodb_backup.formats.codec.validate import item_size
 
 log = logging.getLogger(__name__)
 

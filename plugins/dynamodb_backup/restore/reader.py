@@ -23,12 +23,12 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.exceptions import IncompleteReadError, ReadTimeoutError, ResponseStreamingError
 from urllib3.exceptions import HTTPError as Urllib3Error
 
-from .codec import Item, decode_line, decode_native_line, is_blank
-from .errors import BackupFolderError, CodecError
-from .retry import call_with_retries
+from dynamodb_backup.aws.retry import call_with_retries
+from dynamodb_backup.errors import BackupFolderError, CodecError
+from dynamodb_backup.formats.codec import Item, decode_line, decode_native_line, is_blank
 
 if TYPE_CHECKING:
-    from .inspection import SourceFile
+    from dynamodb_backup.restore.inspection import SourceFile
 
 log = logging.getLogger(__name__)
 

@@ -18,18 +18,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .checkpoint import Checkpoints
-from .codec.datapipeline import decode_line
-from .errors import BackupFolderError, CodecError, ParameterError
-from .fastwrite import WireBatchWriter
-from .inspection import BackupSource, SourceFile
-from .keyschema import KeyRules, key_description, parse_key_schema, show_key_schema
-from .load import BatchWriter
-from .plan import DEFAULT_ON_DEMAND_CAPACITY, TableFacts, capacity_rate, retune_index_scales
-from .progress import Progress
-from .reader import FileItems
-from .retry import call_with_retries
-from .tablecreate import (
+from dynamodb_backup.aws.retry import call_with_retries
+from dynamodb_backup.aws.tablecreate import (
     check_same_keys,
     create_table_like,
     set_ttl_and_tags,
@@ -37,9 +27,19 @@ from .tablecreate import (
     wait_until_active,
     wait_until_gone,
 )
-from .tableinfo import describe_table, read_table_info, table_identity
-from .throttle import CapacityWatcher, TokenBucket
-from .verify import BucketedDigest
+from dynamodb_backup.aws.tableinfo import describe_table, read_table_info, table_identity
+from dynamodb_backup.aws.throttle import CapacityWatcher, TokenBucket
+from dynamodb_backup.backup.plan import DEFAULT_ON_DEMAND_CAPACITY, TableFacts, capacity_rate, retune_index_scales
+from dynamodb_backup.errors import BackupFolderError, CodecError, ParameterError
+from dynamodb_backup.formats.codec.datapipeline import decode_line
+from dynamodb_backup.progress import Progress
+from dynamodb_backup.restore.checkpoint import Checkpoints
+from dynamodb_backup.restore.fastwrite import WireBatchWriter
+from dynamodb_backup.restore.inspection import BackupSource, SourceFile
+from dynamodb_backup.restore.keyschema import KeyRules, key_description, parse_key_schema, show_key_schema
+from dynamodb_backup.restore.load import BatchWriter
+from dynamodb_backup.restore.reader import FileItems
+from dynamodb_backup.restore.verify import BucketedDigest
 
 log = logging.getLogger(__name__)
 
@@ -287,7 +287,7 @@ def load_files(dynamodb: Any, s3: Any, bucket: str, files: list[SourceFile], tab
                index_scales: Mapping[str, float] | None = None) -> LoadResult:
     """Put every item of ``files`` into ``table`` at ``rate`` write units/s, skipping files already finished.
 
-    ``index_scales`` (``plan.index_write_scales``) keeps the table's global
+    ``index_scales`` (``backup.plan.index_write_scales``) keeps the table's global
     indexes within the same share of their own capacity. ``fast_path=False``
     sends every item through botocore's serializer (the plain path).
     """

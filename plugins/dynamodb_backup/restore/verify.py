@@ -20,14 +20,14 @@ from typing import Any
 
 import orjson
 
-from .codec import ItemLike, TableDigest, item_digest, key_of
-from .inspection import BackupSource
-from .plan import DEFAULT_ON_DEMAND_CAPACITY, TableFacts, capacity_rate
-from .reader import FileItems
-from .scan import scan_segment
-from .tablecreate import key_names as table_key_names
-from .tableinfo import describe_table
-from .throttle import TokenBucket
+from dynamodb_backup.aws.tablecreate import key_names as table_key_names
+from dynamodb_backup.aws.tableinfo import describe_table
+from dynamodb_backup.aws.throttle import TokenBucket
+from dynamodb_backup.backup.plan import DEFAULT_ON_DEMAND_CAPACITY, TableFacts, capacity_rate
+from dynamodb_backup.backup.scan import scan_segment
+from dynamodb_backup.formats.codec import ItemLike, TableDigest, item_digest, key_of
+from dynamodb_backup.restore.inspection import BackupSource
+from dynamodb_backup.restore.reader import FileItems
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ both sides are paced by the capacity DynamoDB reports consumed, with an assumed
 capacity for on-demand tables (where the old tool divided by zero). After each
 fully written page the segment's position and digest are checkpointed, so a
 retried worker resumes at its last completed page instead of rescanning.
-Planning (what every share must agree on) is in ``copyplan``.
+Planning (what every share must agree on) is in ``tablecopy.plan``.
 """
 
 from __future__ import annotations
@@ -22,15 +22,21 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
-from .codec.canonical import TableDigest
-from .copyplan import CopyPlan, RateReaders
-from .errors import BackupError, ParameterError
-from .load import BatchWriter
-from .plan import DEFAULT_ON_DEMAND_CAPACITY
-from .progress import Progress
-from .scan import scan_segment, wire_key_to_client
-from .throttle import CapacityWatcher, TokenBucket
-from .verify import Sample, default_read_rate, describe_sample, sample_table_differences, table_digest
+from dynamodb_backup.aws.throttle import CapacityWatcher, TokenBucket
+from dynamodb_backup.backup.plan import DEFAULT_ON_DEMAND_CAPACITY
+from dynamodb_backup.backup.scan import scan_segment, wire_key_to_client
+from dynamodb_backup.errors import BackupError, ParameterError
+from dynamodb_backup.formats.codec.canonical import TableDigest
+from dynamodb_backup.progress import Progress
+from dynamodb_backup.restore.load import BatchWriter
+from dynamodb_backup.restore.verify import (
+    Sample,
+    default_read_rate,
+    describe_sample,
+    sample_table_differences,
+    table_digest,
+)
+from dynamodb_backup.tablecopy.plan import CopyPlan, RateReaders
 
 log = logging.getLogger(__name__)
 DEFAULT_THREADS = 4
@@ -162,7 +168,7 @@ def copy_segments(
 ) -> CopyResult:
     """Copy ``segments`` of a ``total_segments`` parallel scan; ``before_page(segment)`` is a test hook.
 
-    ``rates_now`` (``copyplan.rate_readers``) re-reads both tables' capacity every
+    ``rates_now`` (``tablecopy.plan.rate_readers``) re-reads both tables' capacity every
     ``rate_check_seconds`` and retunes the buckets, since tables scale during long copies.
     """
     store = checkpoint or MemoryCheckpoints()

@@ -18,9 +18,16 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .errors import ParameterError
-from .layout import check_table_name
-from .plan import (
+from dynamodb_backup.aws.retry import call_with_retries
+from dynamodb_backup.aws.tablecreate import (
+    check_same_keys,
+    create_table_like,
+    key_names,
+    table_exists,
+    wait_until_active,
+)
+from dynamodb_backup.aws.tableinfo import describe_table, read_table_info, table_identity
+from dynamodb_backup.backup.plan import (
     DEFAULT_ON_DEMAND_CAPACITY,
     GIB,
     MAX_SEGMENTS,
@@ -31,9 +38,8 @@ from .plan import (
     retune_index_scales,
     split_segments,
 )
-from .retry import call_with_retries
-from .tablecreate import check_same_keys, create_table_like, key_names, table_exists, wait_until_active
-from .tableinfo import describe_table, read_table_info, table_identity
+from dynamodb_backup.errors import ParameterError
+from dynamodb_backup.formats.layout import check_table_name
 
 log = logging.getLogger(__name__)
 RateReaders = tuple[Callable[[], float], Callable[[], float]]
@@ -103,7 +109,7 @@ class CopyPlan:
     dest_identity: str = ""
     """Which incarnation of the destination table this is (a recreated table is another)."""
     dest_index_scales: dict[str, float] = field(default_factory=dict)
-    """The destination's global indexes, to keep within their share of capacity (``plan.index_write_scales``)."""
+    """The destination's global indexes, to keep within their share of capacity (``backup.plan.index_write_scales``)."""
     consistent_read: bool = False
     """Scan the source with strongly consistent reads (twice the read units)."""
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import orjson
 
-from dynamodb_backup.codec.validate import AttributeValue, ItemLike, normalize_number, show
 from dynamodb_backup.errors import CodecError
+from dynamodb_backup.formats.codec.validate import AttributeValue, ItemLike, normalize_number, show
 
 _MOD = 1 << 128
 

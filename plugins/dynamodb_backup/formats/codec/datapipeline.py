@@ -20,7 +20,8 @@ from typing import Any
 
 import orjson
 
-from dynamodb_backup.codec.validate import (
+from dynamodb_backup.errors import CodecError
+from dynamodb_backup.formats.codec.validate import (
     MAX_NESTING_LEVEL,
     AttributeValue,
     InvalidValue,
@@ -29,7 +30,6 @@ from dynamodb_backup.codec.validate import (
     show,
     validate_item,
 )
-from dynamodb_backup.errors import CodecError
 
 # DynamoDB type -> Data Pipeline key, for types whose value passes through unchanged
 # in wire form (B/BS are already base64 there).
