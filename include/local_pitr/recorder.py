@@ -1,0 +1,168 @@
+"""Turns successful writes forwarded to dynalite into journal entries (resulting item images).
+
+- PutItem, BatchWriteItem puts, TransactWriteItems puts: the request's item with its numbers
+  normalised as dynalite stores them (``items.py``); nothing is read back.
+- UpdateItem: the stand-in asks dynalite for ``ReturnValues: ALL_NEW`` when the client sent no
+  ReturnValues (or NONE), records ``Attributes`` and strips them from the answer again; when
+  the client asked for ALL_NEW its own answer is used; for any other ReturnValues the item is
+  read back with a consistent GetItem. TransactWriteItems updates are read back the same way.
+- DeleteItem, BatchWriteItem and TransactWriteItems deletes: "absent".
+- BatchWriteItem ``UnprocessedItems`` are left out; CreateTable starts an incarnation with an
+  empty history, DeleteTable ends it.
+
+Whether a table is followed is decided when dynalite's answer has arrived, which is what makes
+taking a table over with a baseline scan safe (see ``pitr.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from local_pitr.items import KeySchema, encode_image, normalise_item
+from local_pitr.journal import Entry, FollowedTable, Journal
+from local_pitr.upstream import Upstream
+
+RECORDED_OPERATIONS = frozenset(
+    {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems", "CreateTable", "DeleteTable"}
+)
+
+
+@dataclass
+class PreparedWrite:
+    """A write request on its way to dynalite: what was asked, and what the stand-in added."""
+
+    operation: str
+    request: dict[str, Any]
+    body: bytes  # what goes upstream (the client's bytes unless ReturnValues was injected)
+    injected_all_new: bool = False
+
+
+class Recorder:
+    def __init__(self, journal: Journal, on_table_deleted: Callable[[], None]) -> None:
+        self.journal = journal
+        self.on_table_deleted = on_table_deleted
+
+    def prepare(self, operation: str, body: bytes) -> PreparedWrite | None:
+        """Parse a write request; None when it is not something to record (or not JSON)."""
+        try:
+            request = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return None
+        if not isinstance(request, dict):
+            return None
+        prepared = PreparedWrite(operation, request, body)
+        if (operation == "UpdateItem" and request.get("ReturnValues", "NONE") == "NONE"
+                and self.journal.followed(str(request.get("TableName"))) is not None):
+            prepared.body = orjson.dumps({**request, "ReturnValues": "ALL_NEW"})
+            prepared.injected_all_new = True
+        return prepared
+
+    def finish(self, prepared: PreparedWrite, status: int, answer: bytes, upstream: Upstream) -> bytes | None:
+        """Record a successful write; returns the answer body to send when it had to change, else None."""
+        if status != 200:
+            return None  # dynalite refused it: nothing was written (UpdateItem errors carry no Attributes)
+        request = prepared.request
+        operation = prepared.operation
+        if operation == "CreateTable":
+            description = orjson.loads(answer)["TableDescription"]
+            self.journal.follow(description["TableName"], description["TableId"], description["TableArn"],
+                                KeySchema.from_description(description["KeySchema"]))
+        elif operation == "DeleteTable":
+            self.journal.forget(str(request.get("TableName")))
+            self.on_table_deleted()
+        elif operation == "PutItem":
+            self._record_put(request["TableName"], request["Item"])
+        elif operation == "DeleteItem":
+            self._record_delete(request["TableName"], request["Key"])
+        elif operation == "UpdateItem":
+            return self._record_update(prepared, answer, upstream)
+        elif operation == "BatchWriteItem":
+            self._record_batch(request, orjson.loads(answer))
+        elif operation == "TransactWriteItems":
+            self._record_transaction(request, upstream)
+        return None
+
+    def _record_put(self, table_name: str, item: dict[str, Any]) -> None:
+        table = self.journal.followed(table_name)
+        if table is not None:
+            image = normalise_item(item)
+            self.journal.append(table, [(table.keys.key_bytes(image), encode_image(image))])
+
+    def _record_delete(self, table_name: str, key: dict[str, Any]) -> None:
+        table = self.journal.followed(table_name)
+        if table is not None:
+            self.journal.append(table, [(table.keys.key_bytes(key), None)])
+
+    def _record_update(self, prepared: PreparedWrite, answer: bytes, upstream: Upstream) -> bytes | None:
+        request = prepared.request
+        table = self.journal.followed(request["TableName"])
+        parsed: dict[str, Any] | None = None
+        if table is not None:
+            if prepared.injected_all_new or request.get("ReturnValues") == "ALL_NEW":
+                parsed = orjson.loads(answer)
+                image = parsed.get("Attributes")
+            else:
+                image = read_back(upstream, table, request["Key"])
+            key = table.keys.key_bytes(request["Key"])
+            self.journal.append(table, [(key, None if image is None else encode_image(image))])
+        if not prepared.injected_all_new:
+            return None
+        parsed = parsed if parsed is not None else orjson.loads(answer)
+        parsed.pop("Attributes", None)  # the client asked for none
+        return orjson.dumps(parsed)
+
+    def _record_batch(self, request: dict[str, Any], answer: dict[str, Any]) -> None:
+        unprocessed = answer.get("UnprocessedItems") or {}
+        for table_name, writes in (request.get("RequestItems") or {}).items():
+            table = self.journal.followed(table_name)
+            if table is None:
+                continue
+            skipped = {_write_key(table.keys, write) for write in unprocessed.get(table_name, [])}
+            entries: list[Entry] = []
+            for write in writes:
+                key = _write_key(table.keys, write)
+                if key in skipped:
+                    continue
+                if "PutRequest" in write:
+                    entries.append((key, encode_image(normalise_item(write["PutRequest"]["Item"]))))
+                else:
+                    entries.append((key, None))
+            self.journal.append(table, entries)
+
+    def _record_transaction(self, request: dict[str, Any], upstream: Upstream) -> None:
+        """dynalite 4.0 has no TransactWriteItems (it answers UnknownOperationException), so this
+        only runs against a DynamoDB that does: puts and deletes are known, updates are read back."""
+        by_table: dict[str, tuple[FollowedTable, list[Entry]]] = {}
+        for action in request.get("TransactItems") or []:
+            kind, body = next(iter(action.items()))
+            table = self.journal.followed(body.get("TableName", ""))
+            if table is None or kind == "ConditionCheck":
+                continue
+            entries = by_table.setdefault(table.name, (table, []))[1]
+            if kind == "Put":
+                image = normalise_item(body["Item"])
+                entries.append((table.keys.key_bytes(image), encode_image(image)))
+            elif kind == "Delete":
+                entries.append((table.keys.key_bytes(body["Key"]), None))
+            elif kind == "Update":
+                current = read_back(upstream, table, body["Key"])
+                entries.append((table.keys.key_bytes(body["Key"]), None if current is None else encode_image(current)))
+        for table, entries in by_table.values():
+            self.journal.append(table, entries)
+
+
+def _write_key(keys: KeySchema, write: dict[str, Any]) -> bytes:
+    if "PutRequest" in write:
+        return keys.key_bytes(write["PutRequest"]["Item"])
+    return keys.key_bytes(write["DeleteRequest"]["Key"])
+
+
+def read_back(upstream: Upstream, table: FollowedTable, key: dict[str, Any]) -> dict[str, Any] | None:
+    """The item as dynalite stores it now (consistent read), None if it does not exist."""
+    answer = upstream.call("GetItem", {"TableName": table.name, "Key": key, "ConsistentRead": True})
+    item: dict[str, Any] | None = answer.get("Item")
+    return item
