@@ -3,7 +3,8 @@
 
 ``make airflow`` runs ``python include/local_airflow.py start``, which:
 
-1. starts (or reuses) dynalite and moto through ``include/local_aws.py`` (PID files in ``.state``);
+1. starts (or reuses) dynalite, moto and the PITR stand-in in front of dynalite through
+   ``include/local_aws.py`` (PID files in ``.state``; DynamoDB clients talk to the stand-in);
 2. migrates the metadata database in ``$AIRFLOW_HOME`` (default ``.state/airflow``) and applies
    ``airflow_settings.yaml`` (connections, pools, variables) with ``include/airflow_settings_loader.py``;
    the connections are also given to every Airflow process as ``AIRFLOW_CONN_*`` variables;
@@ -60,14 +61,15 @@ from typing import IO, Any, Self
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from local_aws import (
-    DEFAULT_DYNAMODB_PORT,
-    DEFAULT_MOTO_PORT,
     HOST,
-    ensure_started,
+    MOTO,
+    PITR,
+    ensure_stack,
     env_vars,
     free_port,
     pid_alive,
     port_in_use,
+    stack_ports_from_env,
 )
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -530,12 +532,10 @@ def _read_pid(state_dir: Path) -> int | None:
 
 
 def _local_aws_env(state_dir: Path) -> dict[str, str]:
-    """Start (or reuse) dynalite and moto on their default ports; their endpoint variables."""
-    dynamodb_port = int(os.environ.get("LOCAL_DYNAMODB_PORT") or DEFAULT_DYNAMODB_PORT)
-    moto_port = int(os.environ.get("LOCAL_MOTO_PORT") or DEFAULT_MOTO_PORT)
-    ddb, _ = ensure_started("dynalite", dynamodb_port, state_dir)
-    moto, _ = ensure_started("moto", moto_port, state_dir)
-    return env_vars(ddb.url, moto.url, access_key=os.environ.get("AWS_ACCESS_KEY_ID") or "local",
+    """Start (or reuse) dynalite, moto and the PITR stand-in in front of dynalite on their default
+    ports; their endpoint variables (DynamoDB is the stand-in)."""
+    servers = {server.name: server for server, _ in ensure_stack(stack_ports_from_env(), state_dir)}
+    return env_vars(servers[PITR].url, servers[MOTO].url, access_key=os.environ.get("AWS_ACCESS_KEY_ID") or "local",
                     secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY") or "local")
 
 

@@ -1,32 +1,45 @@
 #!/usr/bin/env python
 """Start and stop the local AWS servers used by the tests and the local demo.
 
-Two servers run in the background:
+Three servers run in the background, started in this order:
 
 * **dynalite** (DynamoDB), the npm package in ``<repo>/node_modules/dynalite``, started
   through ``include/dynalite_server.js`` (so a client killed mid-request cannot crash
   it) with ``--path <state>/dynalite`` so tables survive a restart;
-* **moto server** (``<venv>/bin/moto_server``) for S3, SNS and every other AWS API.
+* **moto server** (``<venv>/bin/moto_server``) for S3, SNS and every other AWS API;
+* **local_pitr** (``include/local_pitr``), a local stand-in for DynamoDB point-in-time
+  recovery and exports to S3, in front of dynalite. It is the public DynamoDB endpoint:
+  it answers UpdateContinuousBackups, DescribeContinuousBackups,
+  ExportTableToPointInTime, DescribeExport and ListExports itself (writing exports into
+  moto) and forwards every other call to dynalite unchanged. Its journal and export
+  records live in ``<state>/local_pitr``.
 
 Command line (PID-file mode, state in ``<repo>/.state`` by default)::
 
     eval "$(python include/local_aws.py start)"   # start (or reuse) and export endpoints
-    python include/local_aws.py status             # exit 0 only if both answer
+    python include/local_aws.py status             # exit 0 only if all three answer
     python include/local_aws.py env                # print the exports, start nothing
     python include/local_aws.py stop               # SIGTERM, SIGKILL after a few seconds
 
-Ports default to 4569 (DynamoDB) and 4572 (moto); override them with
-``LOCAL_DYNAMODB_PORT`` / ``LOCAL_MOTO_PORT`` or ``--dynamodb-port`` /
-``--moto-port``.  The state directory can be moved with ``LOCAL_AWS_STATE_DIR`` or
-``--state-dir``.  Each server writes ``<state>/<name>.pid`` and ``<state>/<name>.log``.
+Ports default to 4569 (the public DynamoDB endpoint: the stand-in), 4570 (dynalite
+behind it) and 4572 (moto); override them with ``LOCAL_DYNAMODB_PORT`` /
+``LOCAL_DYNALITE_PORT`` / ``LOCAL_MOTO_PORT`` or ``--dynamodb-port`` /
+``--dynalite-port`` / ``--moto-port``.  The state directory can be moved with
+``LOCAL_AWS_STATE_DIR`` or ``--state-dir``.  Each server writes ``<state>/<name>.pid``
+and ``<state>/<name>.log``.
+
+PITR lag: AWS's LatestRestorableDateTime is about 5 minutes behind the clock, and so is the
+stand-in's by default; the local stack starts it with ``LOCAL_PITR_LAG_SECONDS`` or 10 s
+(``LOCAL_STACK_LAG_SECONDS``) so the demo does not wait 5 minutes for an export time.
 
 Importable API (tests start their own servers on free ports and never touch PID files)::
 
-    from local_aws import free_port, start_dynalite, start_moto
+    from local_aws import free_port, start_dynalite, start_moto, start_pitr
     ddb = start_dynalite(free_port(), tmp_dir)    # waits until ListTables answers
     s3 = start_moto(free_port(), tmp_dir)         # waits until GET /moto-api/ answers
+    pitr = start_pitr(free_port(), tmp_dir, upstream_url=ddb.url, s3_url=s3.url, lag_seconds=3)
     ...
-    ddb.stop(); s3.stop()
+    pitr.stop(); ddb.stop(); s3.stop()
 
 S3 addressing style against moto server (checked with boto3 1.44 and moto 5.2.5):
 with ``endpoint_url=http://127.0.0.1:PORT`` boto3 always sends path-style requests
@@ -60,19 +73,23 @@ from typing import IO, Any, Self
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_STATE_DIR = REPO_ROOT / ".state"
-DEFAULT_DYNAMODB_PORT = 4569
+DEFAULT_DYNAMODB_PORT = 4569  # the public endpoint: the PITR stand-in
+DEFAULT_DYNALITE_PORT = 4570  # dynalite, behind the stand-in
 DEFAULT_MOTO_PORT = 4572
+# The local stack's PITR lag (AWS: ~300 s), unless LOCAL_PITR_LAG_SECONDS says otherwise.
+LOCAL_STACK_LAG_SECONDS = 10.0
 DEFAULT_REGION = "us-east-1"
 DEFAULT_TIMEOUT = 30.0
 HOST = "127.0.0.1"
 
 DYNALITE = "dynalite"
 MOTO = "moto"
-SERVER_NAMES = (DYNALITE, MOTO)
+PITR = "local_pitr"
+SERVER_NAMES = (DYNALITE, MOTO, PITR)  # start order: the stand-in needs the other two
 
 # What must appear in /proc/<pid>/cmdline before a PID from a PID file is trusted
 # (guards against a recycled PID belonging to something else).
-_CMDLINE_MARKERS = {DYNALITE: "dynalite", MOTO: "moto"}
+_CMDLINE_MARKERS = {DYNALITE: "dynalite", MOTO: "moto", PITR: "local_pitr"}
 
 
 class LocalAwsError(RuntimeError):
@@ -185,7 +202,8 @@ def _probe_moto(url: str) -> bool:
         return False
 
 
-_PROBES: dict[str, Callable[[str], bool]] = {DYNALITE: _probe_dynalite, MOTO: _probe_moto}
+# The stand-in is probed like dynalite: ListTables through it also proves dynalite answers behind it.
+_PROBES: dict[str, Callable[[str], bool]] = {DYNALITE: _probe_dynalite, MOTO: _probe_moto, PITR: _probe_dynalite}
 
 
 # --------------------------------------------------------------------------- server
@@ -227,11 +245,11 @@ class LocalServer:
     def client(self, service: str | None = None, **kwargs: Any) -> Any:
         """A boto3 client pointed at this server.
 
-        ``service`` defaults to ``dynamodb`` for dynalite and ``s3`` for moto.
+        ``service`` defaults to ``dynamodb`` for dynalite and the stand-in, ``s3`` for moto.
         Credentials come from the environment, or ``local``/``local``.
         """
         if service is None:
-            service = "dynamodb" if self.name == DYNALITE else "s3"
+            service = "s3" if self.name == MOTO else "dynamodb"
         return _aws_client(service, self.url, **kwargs)
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -403,7 +421,39 @@ def start_moto(port: int, state_dir: Path, *, wait: bool = True, timeout: float 
     return _start(server, wait, timeout)
 
 
-_STARTERS: dict[str, Callable[..., LocalServer]] = {DYNALITE: start_dynalite, MOTO: start_moto}
+def pitr_command(port: int, state_dir: Path, upstream_url: str, s3_url: str, *, lag_seconds: float | None = None,
+                 min_export_seconds: float | None = None, min_incremental_window_seconds: float | None = None,
+                 host: str = HOST) -> list[str]:
+    """``python -m local_pitr`` with this interpreter (the venv's when run from make or pytest)."""
+    command = [sys.executable, "-m", "local_pitr", "--host", host, "--port", str(port), "--upstream", upstream_url,
+               "--s3-endpoint", s3_url, "--state-dir", str(state_dir)]
+    for flag, value in (("--lag-seconds", lag_seconds), ("--min-export-seconds", min_export_seconds),
+                        ("--min-incremental-window-seconds", min_incremental_window_seconds)):
+        if value is not None:
+            command += [flag, str(value)]
+    return command
+
+
+def start_pitr(port: int, state_dir: Path, *, upstream_url: str, s3_url: str, lag_seconds: float | None = None,
+               min_export_seconds: float | None = None, min_incremental_window_seconds: float | None = None,
+               wait: bool = True, timeout: float = DEFAULT_TIMEOUT) -> LocalServer:
+    """Start the PITR stand-in on ``port`` in front of dynalite at ``upstream_url``, writing exports to
+    ``s3_url``; journal in ``state_dir/local_pitr``, log in ``state_dir/local_pitr.log``.
+
+    ``lag_seconds`` None means the stand-in's own default (``LOCAL_PITR_LAG_SECONDS`` or 300 s).
+    """
+    state_dir = Path(state_dir)
+    env = dict(os.environ)
+    include = str(Path(__file__).resolve().parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (include, env.get("PYTHONPATH", "")) if p)
+    command = pitr_command(port, state_dir / PITR, upstream_url, s3_url, lag_seconds=lag_seconds,
+                           min_export_seconds=min_export_seconds,
+                           min_incremental_window_seconds=min_incremental_window_seconds)
+    server = _spawn(PITR, command, port, state_dir / f"{PITR}.log", env=env)
+    return _start(server, wait, timeout)
+
+
+_STARTERS: dict[str, Callable[..., LocalServer]] = {DYNALITE: start_dynalite, MOTO: start_moto, PITR: start_pitr}
 
 
 # --------------------------------------------------------------------------- PID-file mode
@@ -448,9 +498,12 @@ def adopt(state_dir: Path, name: str, port: int) -> LocalServer | None:
 
 
 def ensure_started(
-    name: str, port: int, state_dir: Path = DEFAULT_STATE_DIR, timeout: float = DEFAULT_TIMEOUT
+    name: str, port: int, state_dir: Path = DEFAULT_STATE_DIR, timeout: float = DEFAULT_TIMEOUT, **options: Any
 ) -> tuple[LocalServer, bool]:
-    """Start ``name`` in PID-file mode unless it already runs. Returns (server, started_now)."""
+    """Start ``name`` in PID-file mode unless it already runs. Returns (server, started_now).
+
+    ``options`` go to the starter (the stand-in needs ``upstream_url`` and ``s3_url``).
+    """
     state_dir = Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     existing = adopt(state_dir, name, port)
@@ -458,7 +511,7 @@ def ensure_started(
         wait_until_ready(existing, timeout)  # it may still be starting up
         return existing, False
     pid_path(state_dir, name).unlink(missing_ok=True)  # stale
-    server = _STARTERS[name](port, state_dir, wait=False)
+    server = _STARTERS[name](port, state_dir, wait=False, **options)
     pid_path(state_dir, name).write_text(f"{server.pid}\n")
     try:
         wait_until_ready(server, timeout)
@@ -480,6 +533,38 @@ def stop_recorded(name: str, state_dir: Path = DEFAULT_STATE_DIR, timeout: float
         raise LocalAwsError(f"{name} (pid {pid}) is still alive after SIGKILL")
     pid_path(state_dir, name).unlink(missing_ok=True)
     return pid
+
+
+def local_stack_lag_seconds() -> float:
+    """The lag the local stack gives the stand-in: ``LOCAL_PITR_LAG_SECONDS``, else 10 s."""
+    value = os.environ.get("LOCAL_PITR_LAG_SECONDS")
+    return float(value) if value else LOCAL_STACK_LAG_SECONDS
+
+
+def ensure_stack(
+    ports: dict[str, int], state_dir: Path = DEFAULT_STATE_DIR, timeout: float = DEFAULT_TIMEOUT
+) -> list[tuple[LocalServer, bool]]:
+    """Start (or reuse) dynalite, moto and the stand-in in front of dynalite, in that order.
+
+    ``ports`` maps each name in :data:`SERVER_NAMES` to its port; returns (server, started_now) in that order.
+    """
+    started: list[tuple[LocalServer, bool]] = []
+    for name in SERVER_NAMES:
+        options: dict[str, Any] = {}
+        if name == PITR:
+            options = {"upstream_url": started[0][0].url, "s3_url": started[1][0].url,
+                       "lag_seconds": local_stack_lag_seconds()}
+        started.append(ensure_started(name, ports[name], state_dir, timeout, **options))
+    return started
+
+
+def stack_ports_from_env() -> dict[str, int]:
+    """The local stack's ports: LOCAL_DYNAMODB_PORT (public), LOCAL_DYNALITE_PORT, LOCAL_MOTO_PORT, or the defaults."""
+    return {
+        PITR: _env_int("LOCAL_DYNAMODB_PORT", DEFAULT_DYNAMODB_PORT),
+        DYNALITE: _env_int("LOCAL_DYNALITE_PORT", DEFAULT_DYNALITE_PORT),
+        MOTO: _env_int("LOCAL_MOTO_PORT", DEFAULT_MOTO_PORT),
+    }
 
 
 # --------------------------------------------------------------------------- env
@@ -534,14 +619,21 @@ def _env_int(name: str, default: int) -> int:
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="local_aws.py",
-        description="Start/stop local dynalite (DynamoDB) and moto (S3, SNS, ...) servers.",
+        description="Start/stop local dynalite (DynamoDB), moto (S3, SNS, ...) and the PITR stand-in "
+        "in front of dynalite.",
     )
     parser.add_argument("command", choices=["start", "stop", "status", "env"])
     parser.add_argument(
         "--dynamodb-port",
         type=int,
         default=_env_int("LOCAL_DYNAMODB_PORT", DEFAULT_DYNAMODB_PORT),
-        help="dynalite port (env LOCAL_DYNAMODB_PORT, default %(default)s)",
+        help="public DynamoDB port: the PITR stand-in (env LOCAL_DYNAMODB_PORT, default %(default)s)",
+    )
+    parser.add_argument(
+        "--dynalite-port",
+        type=int,
+        default=_env_int("LOCAL_DYNALITE_PORT", DEFAULT_DYNALITE_PORT),
+        help="dynalite port, behind the stand-in (env LOCAL_DYNALITE_PORT, default %(default)s)",
     )
     parser.add_argument(
         "--moto-port",
@@ -563,7 +655,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
-    ports = {DYNALITE: args.dynamodb_port, MOTO: args.moto_port}
+    ports = {DYNALITE: args.dynalite_port, MOTO: args.moto_port, PITR: args.dynamodb_port}
     state_dir: Path = args.state_dir
 
     if args.command == "env":
@@ -572,10 +664,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.command == "start":
         try:
-            for name in SERVER_NAMES:
-                server, started = ensure_started(name, ports[name], state_dir, args.timeout)
+            for server, started in ensure_stack(ports, state_dir, args.timeout):
                 verb = "started" if started else "already running"
-                print(f"{name} {verb}: pid {server.pid}, {server.url}, log {server.log_path}", file=sys.stderr)
+                print(f"{server.name} {verb}: pid {server.pid}, {server.url}, log {server.log_path}", file=sys.stderr)
         except LocalAwsError as exc:
             print(f"local_aws: {exc}", file=sys.stderr)
             return 1

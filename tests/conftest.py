@@ -1,10 +1,15 @@
-"""Shared pytest fixtures: local AWS servers (dynalite + moto) on free ports.
+"""Shared pytest fixtures: local AWS servers (dynalite + moto + the PITR stand-in) on free ports.
 
 Session fixtures:
 
-* ``local_aws`` -- one dynalite and one moto server; sets ``AWS_ENDPOINT_URL_DYNAMODB``,
-  ``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL_SNS`` and test credentials in
-  ``os.environ`` for the whole session (restored afterwards).
+* ``local_aws`` -- one dynalite, one moto server and the PITR stand-in in front of dynalite
+  (``include/local_pitr``: lag 3 s, exports IN_PROGRESS at least 1 s). DynamoDB clients and
+  ``AWS_ENDPOINT_URL_DYNAMODB`` point at the stand-in, so every test talks DynamoDB through it;
+  ``LocalAws.dynalite`` is dynalite itself (for measuring the server's own ceiling). Also sets
+  ``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL_SNS`` and test credentials in ``os.environ`` for
+  the whole session (restored afterwards).
+* ``pitr_standin`` -- a function starting another stand-in in front of the session's dynalite
+  and moto with its own lag (and export/window minimums); stopped at the end of the session.
 * ``second_dynamodb`` -- another dynalite (a second "region"), a ``LocalServer``.
 
 Function fixtures: ``s3_bucket`` (a fresh bucket in moto), ``table_name`` (a unique name).
@@ -14,6 +19,7 @@ Markers: ``slow`` (long tests; ``-m "not slow"`` skips them, CI runs them) and `
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -34,7 +40,7 @@ for _path in (REPO_ROOT / "include", REPO_ROOT / "plugins"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from local_aws import LocalAwsError, LocalServer, free_port, start_dynalite, start_moto  # noqa: E402
+from local_aws import LocalAwsError, LocalServer, free_port, start_dynalite, start_moto, start_pitr  # noqa: E402
 
 # Each test process gets its own Airflow home, set before anything imports Airflow
 # (Airflow reads its configuration once, at import).
@@ -47,6 +53,9 @@ os.environ.update({
 })
 
 REGION = "us-east-1"
+# The session stand-in's PITR lag and minimum export duration: short, so tests wait seconds, not minutes.
+SESSION_PITR_LAG_SECONDS = 3.0
+SESSION_MIN_EXPORT_SECONDS = 1.0
 TEST_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -72,10 +81,12 @@ def start_on_free_port(starter: Callable[..., LocalServer], state_dir: Path, att
 
 @dataclass
 class LocalAws:
-    """Handles on the session's local servers."""
+    """Handles on the session's local servers: ``dynamodb`` is the PITR stand-in (the endpoint every
+    test uses), ``dynalite`` the server behind it."""
 
     dynamodb: LocalServer
     moto: LocalServer
+    dynalite: LocalServer | None = None
     region: str = REGION
 
     @property
@@ -162,28 +173,56 @@ def wait_for_table(client: Any, name: str, timeout: float = 10.0) -> None:
         time.sleep(0.05)
 
 
+def start_standin(dynalite: LocalServer, moto: LocalServer, state_dir: Path, **options: Any) -> LocalServer:
+    """A PITR stand-in on a free port in front of ``dynalite``, writing exports to ``moto``."""
+    def starter(port: int, state: Path) -> LocalServer:
+        return start_pitr(port, state, upstream_url=dynalite.url, s3_url=moto.url, **options)
+    return start_on_free_port(starter, state_dir)
+
+
 @pytest.fixture(scope="session")
 def local_aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAws]:
     state_dir = tmp_path_factory.mktemp("local_aws")
-    dynamodb = start_on_free_port(start_dynalite, state_dir)
-    try:
+    with contextlib.ExitStack() as servers:
+        dynalite = start_on_free_port(start_dynalite, state_dir)
+        servers.callback(dynalite.stop)
         moto = start_on_free_port(start_moto, state_dir)
-    except BaseException:
-        dynamodb.stop()
-        raise
-    try:
+        servers.callback(moto.stop)
+        standin = start_standin(dynalite, moto, state_dir, lag_seconds=SESSION_PITR_LAG_SECONDS,
+                                min_export_seconds=SESSION_MIN_EXPORT_SECONDS)
+        servers.callback(standin.stop)
         with pytest.MonkeyPatch.context() as mp:
             for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
                 mp.delenv(name, raising=False)
             for name, value in TEST_CREDENTIALS.items():
                 mp.setenv(name, value)
-            mp.setenv("AWS_ENDPOINT_URL_DYNAMODB", dynamodb.url)
+            mp.setenv("AWS_ENDPOINT_URL_DYNAMODB", standin.url)
             mp.setenv("AWS_ENDPOINT_URL_S3", moto.url)
             mp.setenv("AWS_ENDPOINT_URL_SNS", moto.url)
-            yield LocalAws(dynamodb=dynamodb, moto=moto)
+            yield LocalAws(dynamodb=standin, moto=moto, dynalite=dynalite)
+
+
+@pytest.fixture(scope="session")
+def pitr_standin(local_aws: LocalAws, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., LocalServer]]:
+    """``pitr_standin(lag_seconds=..., min_export_seconds=..., min_incremental_window_seconds=...,
+    state_dir=...)``: another stand-in in front of the session's dynalite and moto, with a journal of its
+    own (in ``state_dir`` if given: pass the same one again to restart it on its state). Create the tables
+    a test needs through it: a stand-in journals only tables created through it, or taken over when PITR
+    is enabled."""
+    started: list[LocalServer] = []
+
+    def start(state_dir: Path | None = None, **options: Any) -> LocalServer:
+        assert local_aws.dynalite is not None
+        state = state_dir or tmp_path_factory.mktemp("pitr_standin")
+        server = start_standin(local_aws.dynalite, local_aws.moto, state, **options)
+        started.append(server)
+        return server
+
+    try:
+        yield start
     finally:
-        moto.stop()
-        dynamodb.stop()
+        for server in started:
+            server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -204,7 +204,7 @@ def _cli(*args: str, env: dict[str, str] | None = None, check: bool = True) -> s
 def _pids(state: Path) -> dict[str, int]:
     return {
         name: int((state / f"{name}.pid").read_text())
-        for name in ("dynalite", "moto")
+        for name in ("dynalite", "moto", "local_pitr")
         if (state / f"{name}.pid").exists()
     }
 
@@ -222,10 +222,12 @@ def test_cli_env_prints_exports_without_starting(tmp_path: Path) -> None:
 
 def test_cli_start_status_stop(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    ddb_port, moto_port = free_port(), free_port()
+    ddb_port, dynalite_port, moto_port = free_port(), free_port(), free_port()
     # Ports from the environment for start, from flags for status: both paths are used.
-    env = {**os.environ, "LOCAL_DYNAMODB_PORT": str(ddb_port), "LOCAL_MOTO_PORT": str(moto_port)}
-    flags = ["--state-dir", str(state), "--dynamodb-port", str(ddb_port), "--moto-port", str(moto_port)]
+    env = {**os.environ, "LOCAL_DYNAMODB_PORT": str(ddb_port), "LOCAL_DYNALITE_PORT": str(dynalite_port),
+           "LOCAL_MOTO_PORT": str(moto_port)}
+    flags = ["--state-dir", str(state), "--dynamodb-port", str(ddb_port), "--dynalite-port", str(dynalite_port),
+             "--moto-port", str(moto_port)]
 
     # A stale PID file (dead process) must not stop `start`.
     state.mkdir()
@@ -244,9 +246,11 @@ def test_cli_start_status_stop(tmp_path: Path) -> None:
             "export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_DEFAULT_REGION=us-east-1",
         ]
         assert "dynalite started" in result.stderr and "moto started" in result.stderr
-        assert set(started) == {"dynalite", "moto"} and started["dynalite"] != dead.pid
+        assert "local_pitr started" in result.stderr
+        assert set(started) == {"dynalite", "moto", "local_pitr"} and started["dynalite"] != dead.pid
         assert all(pid_alive(pid) for pid in started.values())
         assert (state / "dynalite").is_dir() and (state / "dynalite.log").exists() and (state / "moto.log").exists()
+        assert (state / "local_pitr").is_dir() and (state / "local_pitr.log").exists()
 
         # The exports work as printed.
         exported: dict[str, str] = {}
@@ -273,24 +277,27 @@ def test_cli_start_status_stop(tmp_path: Path) -> None:
         assert _pids(state) == started
 
         # Asking for another port while running is an error, not a second server.
-        other_port = ["--dynamodb-port", str(free_port()), "--moto-port", str(moto_port)]
+        other_port = ["--dynamodb-port", str(free_port()), "--dynalite-port", str(dynalite_port),
+                      "--moto-port", str(moto_port)]
         clash = _cli("start", "--state-dir", str(state), *other_port, check=False)
         assert clash.returncode == 1
-        assert f"already running (pid {started['dynalite']}) on port {ddb_port}" in clash.stderr
+        assert f"already running (pid {started['local_pitr']}) on port {ddb_port}" in clash.stderr
 
         status = _cli("status", *flags)
-        assert f"dynalite: pid {started['dynalite']}, http://127.0.0.1:{ddb_port} answers" in status.stdout
+        assert f"dynalite: pid {started['dynalite']}, http://127.0.0.1:{dynalite_port} answers" in status.stdout
         assert f"moto: pid {started['moto']}, http://127.0.0.1:{moto_port} answers" in status.stdout
+        assert f"local_pitr: pid {started['local_pitr']}, http://127.0.0.1:{ddb_port} answers" in status.stdout
 
         stop = _cli("stop", "--state-dir", str(state))
         assert f"dynalite: stopped pid {started['dynalite']}" in stop.stdout
         assert f"moto: stopped pid {started['moto']}" in stop.stdout
+        assert f"local_pitr: stopped pid {started['local_pitr']}" in stop.stdout
         assert not any(pid_alive(pid) for pid in started.values())
         assert _pids(state) == {}
 
         stopped = _cli("status", *flags, check=False)
         assert stopped.returncode == 1
-        assert stopped.stdout.splitlines() == ["dynalite: not running", "moto: not running"]
+        assert stopped.stdout.splitlines() == ["dynalite: not running", "moto: not running", "local_pitr: not running"]
         assert "not running" in _cli("stop", "--state-dir", str(state)).stdout  # stop is idempotent too
     finally:
         # Never leave servers behind, even when an assertion failed half-way.
