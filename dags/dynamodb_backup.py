@@ -1,10 +1,14 @@
 """Nightly DynamoDB backups: one DAG per table listed in include/backups.yaml.
 
-    plan ──> export_segments (mapped, one task per worker share) ──> seal [──> restore_to_<table>]
+    plan ─┬─> export_segments (mapped) ───────────────────────────────┬─> seal [──> restore_to_<table>]
+          └─> start_export ──> wait_for_export ──> convert (mapped) ───┘
 
-plan describes the table and splits its parallel scan into segments shared by a
-bounded number of workers; each worker streams its segments to S3 in Data
-Pipeline's format; seal writes the manifest, our sidecar, and _SUCCESS last.
+plan decides the run's mode. scan: it splits a parallel scan into segments
+shared by a bounded number of workers, and each worker streams its segments to
+S3 in Data Pipeline's format. pitr: DynamoDB exports the table as it was at the
+run's date (no read capacity; the wait runs in the triggerer), and convert turns
+the export's files into the same lines. The other path skips itself. seal writes
+the manifest, our sidecar, and _SUCCESS last.
 An entry with restore_to_table also loads each night's backup into that table
 (a staging copy, say; restore_replace recreates it first, so it matches
 exactly). A failed task sends a notice to the configured SNS topic or webhook
@@ -24,6 +28,7 @@ from dynamodb_backup.config import TableBackup, load_backups
 from dynamodb_backup.operators.backup import ExportSegmentsOperator, PlanBackupOperator, SealBackupOperator
 from dynamodb_backup.operators.notify import failure_notifier
 from dynamodb_backup.operators.params import backup_params
+from dynamodb_backup.operators.pitr import ConvertExportOperator, StartExportOperator, WaitForExportOperator
 from dynamodb_backup.operators.restore import add_restore_tasks
 
 BACKUPS_FILE = Path(
@@ -40,6 +45,10 @@ FROM_PARAMS = {
     "max_workers": "{{ params.max_workers }}",
     "compression": "{{ params.compression }}",
     "consistent_read": "{{ params.consistent_read }}",
+    "mode": "{{ params.mode }}",
+    "output_format": "{{ params.format }}",
+    "keep_native": "{{ params.keep_native }}",
+    "pitr_fallback": "{{ params.pitr_fallback }}",
     "overwrite": "{{ params.overwrite }}",
     "aws_conn_id": "{{ params.aws_conn_id }}",
 }
@@ -72,13 +81,23 @@ def backup_dag(backup: TableBackup) -> DAG:
         default_args=default_args,
         tags=["dynamodb", "backup"],
     ) as dag:
+        pool = backup.pool or "default_pool"
         plan = PlanBackupOperator(task_id="plan", **settings)
         plan_summary = plan.output["plan"]  # type: ignore[index]
+        # scan: the shares of the parallel scan (none in pitr mode, which skips this path).
         export = ExportSegmentsOperator.partial(
-            task_id="export_segments", plan=plan_summary, pool=backup.pool or "default_pool", **settings
+            task_id="export_segments", plan=plan_summary, pool=pool, **settings
         ).expand(share=plan.output)
-        seal = SealBackupOperator(task_id="seal", plan=plan_summary, results=export.output, **settings)
+        # pitr: DynamoDB's export of the run's moment, then its files in shares (scan mode skips this path).
+        start = StartExportOperator(task_id="start_export", plan=plan_summary, **settings)
+        wait = WaitForExportOperator(task_id="wait_for_export", export_arn=start.output, **settings)
+        convert = ConvertExportOperator.partial(
+            task_id="convert", plan=plan_summary, pool=pool, **settings
+        ).expand(share=wait.output)
+        seal = SealBackupOperator(task_id="seal", plan=plan_summary, results_from=["export_segments", "convert"],
+                                  export_task="wait_for_export", **settings)
         plan >> export >> seal
+        plan >> start >> wait >> convert >> seal
         if backup.restore_to_table:
             add_restore_tasks(dag, seal, seal.output, target_table=backup.restore_to_table,
                               write_ratio=backup.restore_write_ratio, replace_table=backup.restore_replace,

@@ -18,6 +18,7 @@ from dynamodb_backup.aws.s3writer import COMPRESSIONS
 from dynamodb_backup.backup.plan import DEFAULT_ON_DEMAND_CAPACITY, check_ratio
 from dynamodb_backup.errors import ParameterError
 from dynamodb_backup.formats.layout import check_bucket, check_prefix, check_table_name
+from dynamodb_backup.pitr import MODES, NATIVE, OUTPUT_FORMATS
 
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -34,6 +35,14 @@ class TableBackup:
     compression: str = "gzip"
     #: Strongly consistent scan pages: twice the read units, and no read missing a write acknowledged just before.
     consistent_read: bool = False
+    #: scan: read the table (read capacity); pitr: DynamoDB's export of the table at the run's moment (none).
+    mode: str = "scan"
+    #: datapipeline: Data Pipeline's layout (pitr converts the export); native: keep DynamoDB's export as it is.
+    format: str = "datapipeline"
+    #: pitr: keep the export's own files (``_native/``) beside the converted ones.
+    keep_native: bool = False
+    #: pitr: what to do when PITR is off; None fails the run, "scan" backs up by scanning (and says so).
+    pitr_fallback: str | None = None
     aws_conn_id: str = "aws_default"
     on_demand_capacity: float = DEFAULT_ON_DEMAND_CAPACITY
     file_max_items: int = 100_000
@@ -67,6 +76,16 @@ class TableBackup:
             raise ParameterError(f"max_workers must be between 1 and 64, got {self.max_workers}")
         if self.compression not in COMPRESSIONS:
             raise ParameterError(f"compression must be one of {sorted(COMPRESSIONS)}, got {self.compression!r}")
+        if self.mode not in MODES:
+            raise ParameterError(f"mode must be one of {list(MODES)}, got {self.mode!r}")
+        if self.format not in OUTPUT_FORMATS:
+            raise ParameterError(f"format must be one of {list(OUTPUT_FORMATS)}, got {self.format!r}")
+        if self.format == NATIVE and self.mode != "pitr":
+            raise ParameterError("format: native needs mode: pitr (a scan writes Data Pipeline's layout)")
+        if self.pitr_fallback not in (None, "scan"):
+            raise ParameterError(f"pitr_fallback must be scan or empty, got {self.pitr_fallback!r}")
+        if not isinstance(self.keep_native, bool):
+            raise ParameterError(f"keep_native must be true or false, got {self.keep_native!r}")
         if not isinstance(self.consistent_read, bool):
             raise ParameterError(f"consistent_read must be true or false, got {self.consistent_read!r}")
         if self.restore_to_table is not None:

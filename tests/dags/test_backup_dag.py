@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -32,14 +33,18 @@ def test_one_dag_per_configured_table(monkeypatch):
     bag = load_backup_dags(monkeypatch)
     assert {"dynamodb_backup_ReferrerCounts", "dynamodb_backup_AllTypes"} <= set(bag.dags)
     dag = bag.dags["dynamodb_backup_ReferrerCounts"]
-    assert [t.task_id for t in dag.topological_sort()] == ["plan", "export_segments", "seal"]
+    assert [t.task_id for t in dag.topological_sort()] == [
+        "plan", "export_segments", "start_export", "wait_for_export", "convert", "seal"]
+    assert dag.task_dict["seal"].upstream_task_ids == {"plan", "export_segments", "convert"}
+    assert dag.params["mode"] == "scan" and dag.params["format"] == "datapipeline"
     assert dag.params["read_ratio"] == 0.25
     assert bag.dags["dynamodb_backup_AllTypes"].params["read_ratio"] == 0.5
 
 
 @pytest.mark.parametrize(("name", "value"), [("read_ratio", 5), ("read_ratio", 0.001), ("segments", 0),
                                              ("bucket", "Not_A_Bucket"), ("prefix", "a/../b"),
-                                             ("table", "x"), ("compression", "lz4")])
+                                             ("table", "x"), ("compression", "lz4"), ("mode", "export"),
+                                             ("format", "csv"), ("pitr_fallback", "none")])
 def test_params_refuse_bad_values(monkeypatch, name, value):
     from airflow.sdk.exceptions import ParamValidationError
 
@@ -123,3 +128,79 @@ def test_consistent_read_is_configured_per_table_and_rendered_into_the_export(mo
         task = PlanBackupOperator(task_id=f"plan_{rendered}", table="Users", bucket="my-bucket", prefix="b",
                                   consistent_read=rendered)
         assert task.request({"logical_date": DATE}).settings.consistent_read is expected
+
+
+def _pitr_dag(local_aws, monkeypatch, tmp_path, s3_bucket: str, table: str, **entry):
+    backups = tmp_path / "backups.yaml"
+    backups.write_text(json.dumps({"defaults": {"bucket": s3_bucket, "prefix": "nightly"},
+                                   "backups": [{"table": table, "mode": "pitr", **entry}]}))
+    for name, value in local_aws.airflow_conn_env().items():
+        monkeypatch.setenv(name, value)
+    return load_backup_dags(monkeypatch, backups).dags[f"dynamodb_backup_{table}"]
+
+
+def _task_states(run) -> dict[str, str]:
+    return {ti.task_id: ti.state for ti in run.get_task_instances()}
+
+
+def test_dag_test_pitr_run_waits_for_its_moment_then_seals_the_table_as_it_was(
+        local_aws, airflow_db, s3_bucket, table_name, tmp_path, monkeypatch):
+    """The run's moment is "now": it must wait (deferred) for the trailing window, then export and convert."""
+    ddb, s3 = local_aws.dynamodb_client(), local_aws.s3_client()
+    create_table(ddb, table_name, TABLE_SPECS["ReferrerCounts"])
+    ddb.update_continuous_backups(TableName=table_name,
+                                  PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True})
+    put_items(ddb, table_name, referrer_items(300))
+    moment = datetime.now(UTC).replace(microsecond=0)
+    while datetime.now(UTC) <= moment + timedelta(seconds=1):  # later writes fall after the moment
+        time.sleep(0.05)
+    put_items(ddb, table_name, ({**item, "host": {"S": "after"}} for item in referrer_items(50, seed=3)))
+    dag = _pitr_dag(local_aws, monkeypatch, tmp_path, s3_bucket, table_name)
+    for task_id in ("plan", "wait_for_export"):
+        dag.task_dict[task_id].restorable_poll_seconds = 0.5
+        dag.task_dict[task_id].poll_seconds = 0.5
+
+    run = dag.test(logical_date=moment, run_conf={"max_workers": 2})
+
+    states = _task_states(run)
+    assert run.state == "success", states
+    assert states["export_segments"] == "skipped" and states["convert"] == "success" and states["seal"] == "success"
+    prefix = f"nightly/{table_name}/{moment:%Y-%m-%d-%H-%M-%S}/"
+    sidecar = json.loads(s3.get_object(Bucket=s3_bucket, Key=prefix + "_dynamodb_backup.json")["Body"].read())
+    assert sidecar["source"]["mode"] == "pitr" and sidecar["item_count"] == 300
+    manifest = s3.get_object(Bucket=s3_bucket, Key=prefix + "manifest")["Body"].read()
+    hosts = set()
+    for entry in parse_manifest(manifest, "manifest"):
+        body = s3.get_object(Bucket=s3_bucket, Key=entry.url.split("/", 3)[3])["Body"].read()
+        hosts |= {decode_line(line)["host"]["S"] for line in gzip.decompress(body).splitlines()}
+    assert "after" not in hosts
+
+
+def test_dag_test_pitr_off_with_fallback_scans_and_says_so(local_aws, airflow_db, s3_bucket, table_name, tmp_path,
+                                                           monkeypatch):
+    ddb, s3 = local_aws.dynamodb_client(), local_aws.s3_client()
+    create_table(ddb, table_name, TABLE_SPECS["ReferrerCounts"])
+    put_items(ddb, table_name, referrer_items(120))
+    dag = _pitr_dag(local_aws, monkeypatch, tmp_path, s3_bucket, table_name, pitr_fallback="scan")
+
+    run = dag.test(logical_date=DATE, run_conf={"read_ratio": 1.0})
+
+    states = _task_states(run)
+    assert run.state == "success", states
+    assert states["start_export"] == "skipped" and states["export_segments"] == "success"
+    key = f"nightly/{table_name}/2024-06-01-02-00-00/_dynamodb_backup.json"
+    source = json.loads(s3.get_object(Bucket=s3_bucket, Key=key)["Body"].read())["source"]
+    assert source["mode"] == "scan" and source["fallback_from"] == "pitr"
+    assert "point-in-time recovery off" in source["reason"]
+
+
+def test_dag_test_pitr_off_without_fallback_fails_and_writes_nothing(local_aws, airflow_db, s3_bucket, table_name,
+                                                                     tmp_path, monkeypatch):
+    local_aws.create_table(table_name)
+    dag = _pitr_dag(local_aws, monkeypatch, tmp_path, s3_bucket, table_name)
+
+    run = dag.test(logical_date=DATE)
+
+    assert run.state == "failed"
+    assert _task_states(run)["plan"] == "failed"
+    assert not local_aws.s3_client().list_objects_v2(Bucket=s3_bucket).get("Contents")

@@ -114,12 +114,13 @@ def share_rate_reader(
 
 
 def seal_backup(dynamodb: Any, s3: Any, request: BackupRequest, plan: BackupPlan,
-                results: list[WorkerResult]) -> Sidecar:
+                results: list[WorkerResult], source: dict[str, Any] | None = None) -> Sidecar:
+    """Seal a scan backup; ``source`` records a fallback from pitr (the default says: a scan)."""
     info = read_table_info(dynamodb, request.table)
     return finalize_backup(
         s3, plan.folder, results, description=info.description, total_segments=plan.total_segments,
         compression=request.settings.compression, logical_date=request.logical_date,
-        time_to_live=info.time_to_live, tags=info.tags, put_extra=request.settings.put_extra,
+        time_to_live=info.time_to_live, tags=info.tags, put_extra=request.settings.put_extra, source=source,
     )
 
 
@@ -137,7 +138,8 @@ def _run_share(make_client: ClientFactory, request: BackupRequest, plan: BackupP
     )
 
 
-def run_backup(make_client: ClientFactory, request: BackupRequest, processes: int = 1) -> Sidecar | None:
+def run_backup(make_client: ClientFactory, request: BackupRequest, processes: int = 1,
+               source: dict[str, Any] | None = None) -> Sidecar | None:
     """Plan, export every share (in ``processes`` worker processes), and seal the folder."""
     dynamodb, s3 = make_client("dynamodb"), make_client("s3")
     plan = plan_backup(dynamodb, s3, request)
@@ -149,4 +151,4 @@ def run_backup(make_client: ClientFactory, request: BackupRequest, processes: in
         with ProcessPoolExecutor(max_workers=min(processes, len(plan.shares))) as pool:
             futures = [pool.submit(_run_share, make_client, request, plan, s) for s in plan.shares]
             results = [f.result() for f in futures]
-    return seal_backup(dynamodb, s3, request, plan, results)
+    return seal_backup(dynamodb, s3, request, plan, results, source)

@@ -23,20 +23,25 @@ from dynamodb_backup.formats.sidecar import Sidecar, table_summary
 log = logging.getLogger(__name__)
 
 
-def delete_checkpoints(s3: Any, folder: S3Location) -> int:
-    """Remove ``<folder>/_checkpoints/``; return how many objects were deleted."""
-    prefix = folder.key(f"{CHECKPOINTS}/")
+def delete_prefix(s3: Any, location: S3Location) -> int:
+    """Remove every object under ``location/``; return how many were deleted."""
+    prefix = location.key("")
     deleted = 0
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=folder.bucket, Prefix=prefix):
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=location.bucket, Prefix=prefix):
         for obj in page.get("Contents", []):
             key: str = obj["Key"]
 
             def delete(key: str = key) -> Any:
-                return s3.delete_object(Bucket=folder.bucket, Key=key)
+                return s3.delete_object(Bucket=location.bucket, Key=key)
 
             call_with_retries(delete)
             deleted += 1
     return deleted
+
+
+def delete_checkpoints(s3: Any, folder: S3Location) -> int:
+    """Remove ``<folder>/_checkpoints/``; return how many objects were deleted."""
+    return delete_prefix(s3, folder.child(CHECKPOINTS))
 
 
 def abort_open_uploads(s3: Any, folder: S3Location, extra: dict[str, Any] | None = None) -> int:
@@ -85,8 +90,16 @@ def finalize_backup(
     time_to_live: dict[str, Any] | None = None,
     tags: list[dict[str, str]] | None = None,
     put_extra: dict[str, Any] | None = None,
+    source: dict[str, Any] | None = None,
+    snapshot: tuple[str, str] | None = None,
+    write_manifest: bool = True,
 ) -> Sidecar:
-    """Check the workers covered every segment, then write manifest, sidecar and ``_SUCCESS`` last."""
+    """Check the workers covered every segment, then write manifest, sidecar and ``_SUCCESS`` last.
+
+    ``source`` says where the data came from (default: a scan); ``snapshot`` overrides when the
+    data was read (a point-in-time export holds one moment); ``write_manifest`` is off for a
+    folder that keeps a native export, which is not Data Pipeline's layout.
+    """
     put_extra = put_extra or {}
     covered = sorted(s for r in results for s in r.segments)
     if covered != list(range(total_segments)):
@@ -96,11 +109,11 @@ def finalize_backup(
         )
     files = sorted((f for r in results for f in r.files), key=lambda f: (f.segment, f.name))
     present = list_folder(s3, folder)
+    nested = _nested_sizes(s3, folder) if any("/" in f.name for f in files) else {}
     for record in files:
-        if present.get(record.name) != record.bytes:
-            raise BackupFolderError(
-                f"{folder.url_of(record.name)}: expected {record.bytes} bytes, found {present.get(record.name)}"
-            )
+        found = nested.get(record.name) if "/" in record.name else present.get(record.name)
+        if found != record.bytes:
+            raise BackupFolderError(f"{folder.url_of(record.name)}: expected {record.bytes} bytes, found {found}")
     # Files a failed attempt left behind are not part of this backup.
     listed = {f.name for f in files}
     for name in sorted(set(present) - listed - {MANIFEST, SIDECAR, SUCCESS}):
@@ -110,19 +123,21 @@ def finalize_backup(
     delete_checkpoints(s3, folder)
     abort_open_uploads(s3, folder, owner_extra(put_extra))
 
-    manifest = render_manifest(folder.url_of(f.name) for f in files)
-    s3.put_object(Bucket=folder.bucket, Key=folder.key(MANIFEST), Body=manifest, **put_extra)
+    if write_manifest:
+        manifest = render_manifest(folder.url_of(f.name) for f in files)
+        s3.put_object(Bucket=folder.bucket, Key=folder.key(MANIFEST), Body=manifest, **put_extra)
     sidecar = Sidecar(
         table=table_summary(description),
         logical_date=logical_date.astimezone(UTC).isoformat(),
-        snapshot_start=min((r.started for r in results), default=utcnow()),
-        snapshot_end=max((r.finished for r in results), default=utcnow()),
+        snapshot_start=snapshot[0] if snapshot else min((r.started for r in results), default=utcnow()),
+        snapshot_end=snapshot[1] if snapshot else max((r.finished for r in results), default=utcnow()),
         compression=compression,
         total_segments=total_segments,
         files=files,
         consumed_read_units=sum(r.consumed_read_units for r in results),
         time_to_live=time_to_live,
         tags=tags or [],
+        source=source or {"mode": "scan"},
     )
     s3.put_object(Bucket=folder.bucket, Key=folder.key(SIDECAR), Body=sidecar.to_json(), **put_extra)
     s3.put_object(Bucket=folder.bucket, Key=folder.key(SUCCESS), Body=b"", **put_extra)
@@ -130,3 +145,13 @@ def finalize_backup(
         "sealed %s: %d items in %d files, %d bytes", folder, sidecar.item_count, len(files), sidecar.byte_count
     )
     return sidecar
+
+
+def _nested_sizes(s3: Any, folder: S3Location) -> dict[str, int]:
+    """Sizes of every object under ``folder``, by path relative to it (a kept native export is nested)."""
+    prefix = folder.key("")
+    sizes: dict[str, int] = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=folder.bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            sizes[obj["Key"][len(prefix):]] = int(obj["Size"])
+    return sizes

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from datetime import UTC, datetime
 
 from dynamodb_backup.backup.export import ExportSettings
 from dynamodb_backup.backup.job import BackupRequest, run_backup
 from dynamodb_backup.backup.plan import DEFAULT_ON_DEMAND_CAPACITY
 from dynamodb_backup.commands import Subparsers, client_factory, parse_date
+from dynamodb_backup.errors import ParameterError
 from dynamodb_backup.formats.layout import S3Location
+from dynamodb_backup.formats.sidecar import Sidecar
+from dynamodb_backup.pitr import DATAPIPELINE, MODES, OUTPUT_FORMATS, PITR, SCAN
+from dynamodb_backup.pitr.job import run_pitr_backup
+from dynamodb_backup.pitr.window import PitrDisabledError
 
 
 def register(subparsers: Subparsers) -> None:
@@ -25,6 +31,17 @@ def register(subparsers: Subparsers) -> None:
     p.add_argument("--consistent-read", action="store_true",
                    help="strongly consistent scan pages (twice the read units; the ratio still holds)")
     p.add_argument("--date", type=parse_date, help="logical date naming the folder (default: now, UTC)")
+    p.add_argument("--mode", choices=MODES, default=SCAN,
+                   help="scan: read the table now (read capacity); pitr: DynamoDB's export of the table as it "
+                        "was at --at (no read capacity; PITR must be on)")
+    p.add_argument("--at", type=parse_date, metavar="TIME",
+                   help="pitr: the moment to back up, e.g. 2026-11-20T00:00:00Z (default: --date, else now); "
+                        "it names the folder")
+    p.add_argument("--format", choices=OUTPUT_FORMATS, default=DATAPIPELINE, dest="output_format",
+                   help="pitr: datapipeline converts the export; native keeps DynamoDB's export as the folder")
+    p.add_argument("--keep-native", action="store_true", help="pitr: keep the export's files in _native/")
+    p.add_argument("--pitr-fallback", choices=[SCAN],
+                   help="pitr: back up by scanning when PITR is off (the sidecar says so); default: fail")
     p.add_argument("--overwrite", action="store_true", help="redo a folder that is already complete")
     p.add_argument("--on-demand-capacity", type=float, default=DEFAULT_ON_DEMAND_CAPACITY,
                    help="read units per second assumed for on-demand tables")
@@ -34,10 +51,13 @@ def register(subparsers: Subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.mode == SCAN and (args.at or args.output_format != DATAPIPELINE or args.keep_native
+                              or args.pitr_fallback):
+        raise ParameterError("--at, --format native, --keep-native and --pitr-fallback need --mode pitr")
     request = BackupRequest(
         table=args.table,
         destination=S3Location.parse(args.to, "--to"),
-        logical_date=(args.date or datetime.now(UTC)).replace(microsecond=0),
+        logical_date=(args.at or args.date or datetime.now(UTC)).replace(microsecond=0),
         read_ratio=args.read_ratio,
         segments=args.segments,
         max_workers=max(1, args.workers),
@@ -45,9 +65,25 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         settings=ExportSettings(compression=args.compression, consistent_read=args.consistent_read),
     )
-    sidecar = run_backup(client_factory(args.endpoint, args.region), request, processes=request.max_workers)
+    make_client = client_factory(args.endpoint, args.region)
+    source = None
+    if args.mode == PITR:
+        try:
+            sidecar = run_pitr_backup(make_client, request, processes=request.max_workers,
+                                      output_format=args.output_format, keep_native=args.keep_native)
+            return report(sidecar)
+        except PitrDisabledError as exc:
+            if args.pitr_fallback != SCAN:
+                raise
+            print(f"warning: {exc}; backing up by scanning instead (--pitr-fallback scan)", file=sys.stderr)
+            source = {"mode": SCAN, "fallback_from": PITR, "reason": str(exc)}
+    return report(run_backup(make_client, request, processes=request.max_workers, source=source))
+
+
+def report(sidecar: Sidecar | None) -> int:
     if sidecar is None:
         print("backup already complete; nothing to do (use --overwrite to redo it)")
         return 0
-    print(f"{sidecar.item_count} items in {len(sidecar.files)} files ({sidecar.byte_count} bytes)")
+    mode = sidecar.source.get("mode", SCAN)
+    print(f"{sidecar.item_count} items in {len(sidecar.files)} files ({sidecar.byte_count} bytes), mode {mode}")
     return 0

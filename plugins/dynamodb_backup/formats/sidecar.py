@@ -56,6 +56,8 @@ class Sidecar:
     consumed_read_units: float = 0.0
     time_to_live: dict[str, Any] | None = None
     tags: list[dict[str, str]] = field(default_factory=list)
+    #: Where the data came from: ``{"mode": "scan"}``, or ``{"mode": "pitr", "export_arn": ..., ...}``.
+    source: dict[str, Any] = field(default_factory=lambda: {"mode": "scan"})
     format: int = SIDECAR_FORMAT
     tool: str = f"dynamodb-backup {__version__}"
 
@@ -86,7 +88,7 @@ class Sidecar:
                 files=[FileRecord.from_dict(f) for f in doc["files"]],
                 consumed_read_units=float(doc.get("consumed_read_units", 0.0)),
                 time_to_live=doc.get("time_to_live"), tags=list(doc.get("tags") or []),
-                tool=str(doc.get("tool", "")),
+                source=dict(doc.get("source") or {"mode": "scan"}), tool=str(doc.get("tool", "")),
             )
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise BackupFolderError(f"{where}: sidecar is not readable ({exc!r})") from None

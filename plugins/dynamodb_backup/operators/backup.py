@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context
@@ -16,6 +16,14 @@ from dynamodb_backup.errors import BackupFolderError, ParameterError
 from dynamodb_backup.formats.layout import S3Location
 from dynamodb_backup.operators.clients import aws_client
 from dynamodb_backup.operators.params import rendered
+from dynamodb_backup.pitr import DATAPIPELINE, PITR, SCAN
+from dynamodb_backup.pitr.native import ExportStatus
+from dynamodb_backup.pitr.steps import check_restorable, export_time, open_pitr_folder, seal_pitr
+from dynamodb_backup.pitr.window import PitrDisabledError
+from dynamodb_backup.triggers.pitr import RestorableTrigger
+
+#: How long a pitr plan waits for its moment to become restorable (AWS trails the clock by about 5 minutes).
+RESTORABLE_TIMEOUT = timedelta(hours=1)
 
 
 def run_date(context: Context) -> datetime:
@@ -24,21 +32,24 @@ def run_date(context: Context) -> datetime:
     return moment if moment is not None else context["dag_run"].run_after
 
 
-class _BackupFields(BaseOperator):
+class BackupFields(BaseOperator):
     """Settings every backup task renders from the run's params."""
 
     template_fields: Sequence[str] = (
         "table", "bucket", "prefix", "read_ratio", "segments", "max_workers", "compression",
-        "consistent_read", "overwrite", "aws_conn_id",
+        "consistent_read", "overwrite", "aws_conn_id", "mode", "output_format", "keep_native", "pitr_fallback",
     )
 
     def __init__(
         self, *, table: str, bucket: str, prefix: str, read_ratio: Any = 0.25, segments: Any = None,
         max_workers: Any = 4, compression: str = "gzip", consistent_read: Any = False, overwrite: Any = False,
         aws_conn_id: str = "aws_default", on_demand_capacity: float = DEFAULT_ON_DEMAND_CAPACITY,
-        file_max_items: int = 100_000, put_extra: dict[str, Any] | None = None, **kwargs: Any,
+        file_max_items: int = 100_000, put_extra: dict[str, Any] | None = None, mode: str = SCAN,
+        output_format: str = DATAPIPELINE, keep_native: Any = False, pitr_fallback: Any = None, **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.mode, self.output_format = mode, output_format
+        self.keep_native, self.pitr_fallback = keep_native, pitr_fallback
         self.table, self.bucket, self.prefix = table, bucket, prefix
         self.read_ratio, self.segments, self.max_workers = read_ratio, segments, max_workers
         self.compression, self.overwrite, self.aws_conn_id = compression, overwrite, aws_conn_id
@@ -63,36 +74,82 @@ class _BackupFields(BaseOperator):
         )
 
 
-class PlanBackupOperator(_BackupFields):
-    """Describe the table, choose segments and worker shares, open the dated folder.
+class PlanBackupOperator(BackupFields):
+    """Decide the run's mode, check the table and bucket, open the dated folder.
 
-    Returns the worker shares to map over (none when the folder is already
-    complete, so the export is skipped) and pushes the plan under the XCom key ``plan``.
+    Scan: choose segments and worker shares and return them to map over. Pitr:
+    check the recovery window, and defer (holding no slot) until the run's moment
+    is restorable; return no shares. Either way the plan goes to the XCom key
+    ``plan``; an already complete folder gives no work (overwrite redoes it).
     """
 
     ui_color = "#d6eaf8"
 
+    def __init__(self, *, restorable_timeout: timedelta = RESTORABLE_TIMEOUT, restorable_poll_seconds: float = 15.0,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.restorable_timeout, self.restorable_poll_seconds = restorable_timeout, restorable_poll_seconds
+
     def execute(self, context: Context) -> list[dict[str, Any]]:
+        request = self.request(context)
+        if str(self.mode) != PITR:
+            return self._plan_scan(context, request, None)
+        at = export_time(request.logical_date)
         try:
-            request = self.request(context)
+            verdict = check_restorable(aws_client("dynamodb", self.aws_conn_id), request.table, at,
+                                       datetime.now(UTC))
+        except PitrDisabledError as exc:
+            if rendered(self.pitr_fallback) != SCAN:
+                raise AirflowFailException(str(exc)) from exc
+            self.log.warning("falling back to a scan, as pitr_fallback says: %s", exc)
+            return self._plan_scan(context, request, str(exc))
+        except ParameterError as exc:
+            raise AirflowFailException(str(exc)) from exc
+        if verdict == "wait":
+            self.log.info("%s is not restorable yet; deferring until it is", at.isoformat())
+            self.defer(trigger=RestorableTrigger(request.table, at.isoformat(), self.aws_conn_id,
+                                                 self.restorable_poll_seconds),
+                       method_name="resume_when_restorable", timeout=self.restorable_timeout)
+        return self._plan_pitr(context, request)
+
+    def resume_when_restorable(self, context: Context, event: dict[str, Any]) -> list[dict[str, Any]]:
+        if event.get("status") != "ready":
+            raise AirflowFailException(str(event.get("message")))
+        self.log.info("the run's moment became restorable after %s polls", event.get("polls"))
+        return self._plan_pitr(context, self.request(context))
+
+    def _plan_pitr(self, context: Context, request: BackupRequest) -> list[dict[str, Any]]:
+        s3 = aws_client("s3", self.aws_conn_id)
+        try:
+            folder, proceed = open_pitr_folder(s3, request)
+        except ParameterError as exc:
+            raise AirflowFailException(str(exc)) from exc
+        context["ti"].xcom_push(key="plan", value={
+            "folder": folder.uri, "mode": PITR, "export_time": export_time(request.logical_date).isoformat(),
+            "skip": not proceed, "logical_date": request.logical_date.isoformat(),
+        })
+        return []
+
+    def _plan_scan(self, context: Context, request: BackupRequest, fallback: str | None) -> list[dict[str, Any]]:
+        try:
             plan = plan_backup(aws_client("dynamodb", self.aws_conn_id), aws_client("s3", self.aws_conn_id),
                                request)
         except ParameterError as exc:
             # A missing table or bucket will not appear on a retry: fail now, once.
             raise AirflowFailException(str(exc)) from exc
         summary = {
-            "folder": plan.folder.uri, "total_segments": plan.total_segments, "read_rate": plan.read_rate,
-            "expected_items": plan.expected_items, "skip": plan.skip,
-            "logical_date": request.logical_date.isoformat(),
+            "folder": plan.folder.uri, "mode": SCAN, "total_segments": plan.total_segments,
+            "read_rate": plan.read_rate, "expected_items": plan.expected_items, "skip": plan.skip,
+            "logical_date": request.logical_date.isoformat(), "fallback": fallback,
         }
         context["ti"].xcom_push(key="plan", value=summary)
         return [] if plan.skip else [s.to_dict() for s in plan.shares]
 
 
-class ExportSegmentsOperator(_BackupFields):
+class ExportSegmentsOperator(BackupFields):
     """Scan one worker's share of segments into data files (mapped: one task per share)."""
 
-    template_fields: Sequence[str] = (*_BackupFields.template_fields, "share", "plan")
+    template_fields: Sequence[str] = (*BackupFields.template_fields, "share", "plan")
     ui_color = "#d5f5e3"
 
     def __init__(self, *, share: Any, plan: Any, **kwargs: Any) -> None:
@@ -114,32 +171,49 @@ class ExportSegmentsOperator(_BackupFields):
         return result.to_dict()
 
 
-class SealBackupOperator(_BackupFields):
-    """Check every segment was exported, then write manifest, sidecar and ``_SUCCESS``."""
+class SealBackupOperator(BackupFields):
+    """Check every segment (or native file) was exported once, then write manifest, sidecar and ``_SUCCESS``.
 
-    template_fields: Sequence[str] = (*_BackupFields.template_fields, "plan", "results")
+    It seals whichever path the plan chose, so it runs when one path succeeded and
+    none failed; the workers' results are pulled from ``results_from``.
+    """
+
+    template_fields: Sequence[str] = (*BackupFields.template_fields, "plan")
     ui_color = "#fcf3cf"
 
-    def __init__(self, *, plan: Any, results: Any, **kwargs: Any) -> None:
+    def __init__(self, *, plan: Any, results_from: Sequence[str], export_task: str, **kwargs: Any) -> None:
+        kwargs.setdefault("trigger_rule", "none_failed_min_one_success")
         super().__init__(**kwargs)
-        self.plan, self.results = plan, results
+        self.plan, self.results_from, self.export_task = plan, list(results_from), export_task
 
     def execute(self, context: Context) -> dict[str, Any]:
         if self.plan.get("skip"):
             # The folder was already complete: leave its manifest, sidecar and _SUCCESS alone.
             raise AirflowSkipException(f"{self.plan['folder']} is already complete")
         request = self.request(context)
-        plan = BackupPlan(
-            folder=S3Location.parse(self.plan["folder"]), shares=[],
-            total_segments=int(self.plan["total_segments"]), read_rate=float(self.plan["read_rate"]),
-            expected_items=int(self.plan["expected_items"]), skip=False,
-        )
-        results = [WorkerResult.from_dict(r) for r in self.results]
+        ti = context["ti"]
+        results = [WorkerResult.from_dict(r) for r in ti.xcom_pull(task_ids=self.results_from) or [] if r]
+        folder = S3Location.parse(self.plan["folder"])
+        dynamodb, s3 = aws_client("dynamodb", self.aws_conn_id), aws_client("s3", self.aws_conn_id)
         try:
-            sidecar = seal_backup(aws_client("dynamodb", self.aws_conn_id), aws_client("s3", self.aws_conn_id),
-                                  request, plan, results)
+            if self.plan.get("mode") == PITR:
+                status = ExportStatus.from_dict(ti.xcom_pull(task_ids=self.export_task, key="export"))
+                sidecar = seal_pitr(
+                    dynamodb, s3, table=request.table, folder=folder, status=status, results=results,
+                    total_files=int(ti.xcom_pull(task_ids=self.export_task, key="export_files")),
+                    output_format=str(self.output_format),
+                    compression=request.settings.compression, logical_date=request.logical_date,
+                    keep_native=str(self.keep_native).lower() == "true", put_extra=self.put_extra)
+            else:
+                plan = BackupPlan(folder=folder, shares=[], total_segments=int(self.plan["total_segments"]),
+                                  read_rate=float(self.plan["read_rate"]),
+                                  expected_items=int(self.plan["expected_items"]), skip=False)
+                source = {"mode": SCAN, "fallback_from": PITR, "reason": self.plan["fallback"]} \
+                    if self.plan.get("fallback") else None
+                sidecar = seal_backup(dynamodb, s3, request, plan, results, source=source)
         except BackupFolderError as exc:
             # Workers' results do not cover the table; retrying the seal cannot fix that.
             raise AirflowFailException(str(exc)) from exc
-        return {"folder": plan.folder.uri, "items": sidecar.item_count, "files": len(sidecar.files),
-                "bytes": sidecar.byte_count}
+        return {"folder": folder.uri, "items": sidecar.item_count, "files": len(sidecar.files),
+                "bytes": sidecar.byte_count, "mode": sidecar.source.get("mode")}
+

@@ -8,6 +8,7 @@ from airflow.sdk import Param
 
 from dynamodb_backup.backup.plan import MAX_RATIO, MIN_RATIO
 from dynamodb_backup.config import TableBackup
+from dynamodb_backup.pitr import MODES, OUTPUT_FORMATS
 
 BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 PREFIX_PATTERN = r"^(?!/)(?!.*(^|/)\.{1,2}(/|$))[A-Za-z0-9!_.*'()/=+,@-]{0,512}$"
@@ -42,6 +43,19 @@ def backup_params(backup: TableBackup) -> dict[str, Param]:
                                  description="Scan with ConsistentRead: every write acknowledged before a page "
                                              "is read is in it, at twice the read units (the ratio still "
                                              "holds). Off: eventually consistent reads, the cheaper default."),
+        "mode": Param(backup.mode, type="string", enum=list(MODES), title="Backup mode",
+                      description="scan reads the table now, within the read ratio. pitr exports the table as "
+                                  "it was at the run's date from point-in-time recovery: no read capacity, "
+                                  "billed per GB by AWS, and PITR must be on."),
+        "format": Param(backup.format, type="string", enum=list(OUTPUT_FORMATS), title="Folder format",
+                        description="datapipeline: Data Pipeline's layout (restorable by Data Pipeline and this "
+                                    "tool). native (pitr only): DynamoDB's export as it is, for Athena and Glue."),
+        "keep_native": Param(backup.keep_native, type="boolean", title="Keep the native export",
+                             description="pitr: keep DynamoDB's own export files in _native/ after converting."),
+        "pitr_fallback": Param(backup.pitr_fallback, type=["null", "string"], enum=[None, "scan"],
+                               title="If PITR is off",
+                               description="Empty: the run fails. scan: it backs up by scanning instead, and "
+                                           "the log and the sidecar say so."),
         "overwrite": Param(False, type="boolean", title="Overwrite a complete backup",
                            description="Redo the folder even if it already holds a complete backup."),
         "aws_conn_id": Param(backup.aws_conn_id, type="string", minLength=1, title="AWS connection",

@@ -154,6 +154,8 @@ def inspect_folder(s3: Any, folder: S3Location, force: bool = False) -> BackupSo
 
 def _ours(s3: Any, folder: S3Location, files: dict[str, int]) -> BackupSource:
     sidecar = Sidecar.from_json(read_small(s3, folder.bucket, folder.key(SIDECAR)), folder.url_of(SIDECAR))
+    if sidecar.source.get("format") == NATIVE:
+        return _ours_native(s3, folder, files, sidecar)
     records = []
     for record in sidecar.files:
         size = files.get(record.name)
@@ -166,6 +168,22 @@ def _ours(s3: Any, folder: S3Location, files: dict[str, int]) -> BackupSource:
                                   items=record.items))
     return BackupSource(folder, OURS, SUCCESS in files, records, table=sidecar.table,
                         time_to_live=sidecar.time_to_live, tags=sidecar.tags, expected_items=sidecar.item_count)
+
+
+def _ours_native(s3: Any, folder: S3Location, files: dict[str, int], sidecar: Sidecar) -> BackupSource:
+    """A pitr backup kept in DynamoDB's native layout: the export inside the folder, our sidecar beside it."""
+    relative = str(sidecar.source.get("native_export") or "")
+    if not relative.startswith(f"{NATIVE_DIR}/") or ".." in relative.split("/"):
+        raise BackupFolderError(f"{folder.url_of(SIDECAR)}: native_export {relative!r} is not an export inside "
+                                "the folder")
+    export = folder.child(*relative.split("/"))
+    native = _native(s3, export, list_children(s3, export)[0], force=False)
+    if native.expected_items != sidecar.item_count:
+        raise BackupFolderError(f"{export}/: {native.expected_items} items in manifest-files.json, the sidecar "
+                                f"recorded {sidecar.item_count}")
+    return BackupSource(folder, NATIVE, SUCCESS in files and native.complete, native.files, table=sidecar.table,
+                        time_to_live=sidecar.time_to_live, tags=sidecar.tags, expected_items=sidecar.item_count,
+                        notes=native.notes)
 
 
 def resolve_entry(folder: S3Location, url: str) -> tuple[str, bool]:

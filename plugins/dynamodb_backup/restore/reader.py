@@ -193,15 +193,18 @@ class LineReader:
     bucket: str
     key: str
     checksums: Checksums = Checksums()
+    #: Also take the stored bytes' SHA-256 (``sha256_seen``) when there is none to check against.
+    hash_sha256: bool = False
     stored_bytes: int = 0
     lines: int = 0
+    sha256_seen: str = ""
 
     @property
     def url(self) -> str:
         return f"s3://{self.bucket}/{self.key}"
 
     def __iter__(self) -> Iterator[tuple[int, bytes]]:
-        sha = hashlib.sha256() if self.checksums.sha256 else None
+        sha = hashlib.sha256() if self.checksums.sha256 or self.hash_sha256 else None
         md5 = hashlib.md5(usedforsecurity=False) if self.checksums.md5 else None
         decoder = _decoder(self.key, self.url)
         pending = b""
@@ -228,10 +231,11 @@ class LineReader:
             number += 1
             yield number, pending
         self.lines = number
+        self.sha256_seen = sha.hexdigest() if sha is not None else ""
         self._check(sha, md5)
 
     def _check(self, sha: Any, md5: Any) -> None:
-        if sha is not None and sha.hexdigest() != self.checksums.sha256:
+        if sha is not None and self.checksums.sha256 and sha.hexdigest() != self.checksums.sha256:
             raise CorruptFileError(
                 f"{self.url}: SHA-256 {sha.hexdigest()} does not match the backup's record "
                 f"{self.checksums.sha256} ({self.stored_bytes} bytes read); the file was changed or damaged"
