@@ -8,7 +8,6 @@ urllib3 applies: the server never saw it).
 
 from __future__ import annotations
 
-import http.client
 import socket
 import time
 from collections.abc import Iterator
@@ -17,11 +16,11 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from local_pitr.httpwire import BadMessage, Head, Reader, read_body, read_head, status_of, stream_body
 from local_pitr.wire import JSON_CONTENT_TYPE, ApiError
 
 # Below Node's 5 s keep-alive timeout, so we never race the server closing the socket.
 IDLE_LIMIT_SECONDS = 4.0
-CHUNK = 256 * 1024
 
 # dynalite checks that a request carries a SigV4-shaped signature, never that it is right.
 _OWN_AUTHORIZATION = (
@@ -29,35 +28,41 @@ _OWN_AUTHORIZATION = (
     "SignedHeaders=host;x-amz-date;x-amz-target, Signature=0"
 )
 
-_RETRYABLE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
-
 
 class UpstreamUnavailable(Exception):
     """dynalite could not be reached, or dropped the connection before answering."""
 
 
 class UpstreamAnswer:
-    """An answer from dynalite: status line, headers as received, and the body (streamed or read)."""
+    """dynalite's answer: its head as received, the body still to be read from the connection."""
 
-    def __init__(self, response: http.client.HTTPResponse) -> None:
-        self.response = response
-        self.status = response.status
-        self.reason = response.reason
-        self.headers: list[tuple[str, str]] = response.getheaders()
-
-    def header(self, name: str) -> str | None:
-        lowered = name.lower()
-        return next((value for key, value in self.headers if key.lower() == lowered), None)
+    def __init__(self, head: Head, reader: Reader, upstream: Upstream) -> None:
+        self.head = head
+        self.status = status_of(head)
+        self._reader = reader
+        self._upstream = upstream
 
     def read(self) -> bytes:
-        return self.response.read()
+        try:
+            body = read_body(self._reader, self.head)
+        except BadMessage as exc:
+            self._upstream.close()
+            raise UpstreamUnavailable(f"dynalite hung up mid-answer: {exc}") from exc
+        self._done()
+        return body
 
     def chunks(self) -> Iterator[bytes]:
-        while True:
-            chunk = self.response.read(CHUNK)
-            if not chunk:
-                return
-            yield chunk
+        """A Content-Length body in pieces; the caller must consume it all or close the upstream."""
+        try:
+            yield from stream_body(self._reader, self.head)
+        except BadMessage as exc:
+            self._upstream.close()
+            raise UpstreamUnavailable(f"dynalite hung up mid-answer: {exc}") from exc
+        self._done()
+
+    def _done(self) -> None:
+        if self.head.close:
+            self._upstream.close()
 
 
 class Upstream:
@@ -68,59 +73,51 @@ class Upstream:
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 80
         self.timeout = timeout
-        self._conn: http.client.HTTPConnection | None = None
+        self._sock: socket.socket | None = None
+        self._reader: Reader | None = None
         self._last_used = 0.0
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+            self._reader = None
 
-    def _connection(self) -> tuple[http.client.HTTPConnection, bool]:
-        """The connection and whether it was used before (a stale one may fail harmlessly)."""
-        if self._conn is not None and time.monotonic() - self._last_used > IDLE_LIMIT_SECONDS:
+    def _connection(self) -> tuple[socket.socket, Reader, bool]:
+        """The socket, its reader, and whether it was used before (a stale one may fail harmlessly)."""
+        if self._sock is not None and time.monotonic() - self._last_used > IDLE_LIMIT_SECONDS:
             self.close()
-        if self._conn is not None:
-            return self._conn, True
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        if self._sock is not None and self._reader is not None:
+            return self._sock, self._reader, True
         try:
-            conn.connect()
+            sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
         except OSError as exc:
             raise UpstreamUnavailable(f"dynalite at {self.host}:{self.port}: {exc!r}") from exc
-        assert conn.sock is not None
         # Request/answer ping-pong on a kept-alive socket: Nagle plus delayed ACK would add 40 ms.
-        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._conn = conn
-        return conn, False
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._sock = sock
+        self._reader = sock.makefile("rb")
+        return sock, self._reader, False
 
-    def send(self, method: str, path: str, headers: list[tuple[str, str]], body: bytes) -> UpstreamAnswer:
-        """Forward one request as it came (headers in order, body as bytes); the answer is not read yet.
+    def send(self, head: bytes, body: bytes) -> UpstreamAnswer:
+        """Send one request (its head already encoded, body as bytes); the answer body is not read yet.
 
-        The caller must read the answer whole (or call :meth:`close`) before the next request.
+        The caller must read that body whole (or call :meth:`close`) before the next request.
         """
         for attempt in (1, 2):
-            conn, reused = self._connection()
+            sock, reader, reused = self._connection()
             try:
-                conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
-                for name, value in headers:
-                    conn.putheader(name, value)
-                conn.endheaders(body)
-                response = conn.getresponse()
-            except _RETRYABLE as exc:
+                sock.sendall(head + body)
+                answer_head = read_head(reader)
+                if answer_head is None:
+                    raise ConnectionResetError("dynalite closed the connection without answering")
+            except (OSError, BadMessage) as exc:
                 self.close()
-                if reused and attempt == 1:
+                if reused and attempt == 1 and not isinstance(exc, TimeoutError | BadMessage):
                     continue
                 raise UpstreamUnavailable(f"dynalite at {self.host}:{self.port}: {exc!r}") from exc
-            except (OSError, http.client.HTTPException) as exc:
-                self.close()
-                raise UpstreamUnavailable(f"dynalite at {self.host}:{self.port}: {exc!r}") from exc
-            except BaseException:
-                self.close()
-                raise
             self._last_used = time.monotonic()
-            if response.will_close:
-                self._conn = None  # the answer ends the connection; the response object owns it now
-            return UpstreamAnswer(response)
+            return UpstreamAnswer(answer_head, reader, self)
         raise AssertionError("unreachable")
 
     def call(self, operation: str, payload: dict[str, Any]) -> dict[str, Any]:
@@ -129,15 +126,13 @@ class Upstream:
         Raises :class:`ApiError` with dynalite's error code when it answers with an error.
         """
         body = orjson.dumps(payload)
-        headers = [
-            ("Host", f"{self.host}:{self.port}"),
-            ("Content-Type", JSON_CONTENT_TYPE),
-            ("X-Amz-Target", f"DynamoDB_20120810.{operation}"),
-            ("X-Amz-Date", time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())),
-            ("Authorization", _OWN_AUTHORIZATION),
-            ("Content-Length", str(len(body))),
-        ]
-        answer = self.send("POST", "/", headers, body)
+        head = (
+            f"POST / HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nContent-Type: {JSON_CONTENT_TYPE}\r\n"
+            f"X-Amz-Target: DynamoDB_20120810.{operation}\r\n"
+            f"X-Amz-Date: {time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}\r\n"
+            f"Authorization: {_OWN_AUTHORIZATION}\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        answer = self.send(head, body)
         data = answer.read()
         parsed: dict[str, Any] = orjson.loads(data) if data else {}
         if answer.status != 200:
