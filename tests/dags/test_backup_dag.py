@@ -144,15 +144,15 @@ def _task_states(run) -> dict[str, str]:
 
 
 def test_dag_test_pitr_run_waits_for_its_moment_then_seals_the_table_as_it_was(
-        local_aws, airflow_db, s3_bucket, table_name, tmp_path, monkeypatch):
+        local_aws, airflow_db, s3_bucket, table_name, tmp_path, monkeypatch, caplog):
     """The run's moment is "now": it must wait (deferred) for the trailing window, then export and convert."""
     ddb, s3 = local_aws.dynamodb_client(), local_aws.s3_client()
     create_table(ddb, table_name, TABLE_SPECS["ReferrerCounts"])
     ddb.update_continuous_backups(TableName=table_name,
                                   PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True})
     put_items(ddb, table_name, referrer_items(300))
-    moment = datetime.now(UTC).replace(microsecond=0)
-    while datetime.now(UTC) <= moment + timedelta(seconds=1):  # later writes fall after the moment
+    moment = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)  # after every write so far
+    while datetime.now(UTC) <= moment:  # and before every later one
         time.sleep(0.05)
     put_items(ddb, table_name, ({**item, "host": {"S": "after"}} for item in referrer_items(50, seed=3)))
     dag = _pitr_dag(local_aws, monkeypatch, tmp_path, s3_bucket, table_name)
@@ -160,10 +160,15 @@ def test_dag_test_pitr_run_waits_for_its_moment_then_seals_the_table_as_it_was(
         dag.task_dict[task_id].restorable_poll_seconds = 0.5
         dag.task_dict[task_id].poll_seconds = 0.5
 
-    run = dag.test(logical_date=moment, run_conf={"max_workers": 2})
+    with caplog.at_level("INFO"):
+        run = dag.test(logical_date=moment, run_conf={"max_workers": 2})
 
     states = _task_states(run)
     assert run.state == "success", states
+    messages = [r.getMessage() for r in caplog.records]
+    # The stand-in trails the clock by 3 s: the plan deferred, and the trigger polled until the moment was in.
+    assert any("is not restorable yet; deferring" in m for m in messages)
+    assert any("became restorable after" in m for m in messages)
     assert states["export_segments"] == "skipped" and states["convert"] == "success" and states["seal"] == "success"
     prefix = f"nightly/{table_name}/{moment:%Y-%m-%d-%H-%M-%S}/"
     sidecar = json.loads(s3.get_object(Bucket=s3_bucket, Key=prefix + "_dynamodb_backup.json")["Body"].read())
