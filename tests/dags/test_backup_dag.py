@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -144,9 +145,18 @@ def _task_states(run) -> dict[str, str]:
 
 
 def test_dag_test_pitr_run_waits_for_its_moment_then_seals_the_table_as_it_was(
-        local_aws, airflow_db, s3_bucket, table_name, tmp_path, monkeypatch, caplog):
+        local_aws, pitr_standin, airflow_db, s3_bucket, table_name, tmp_path, monkeypatch, capsys):
     """The run's moment is "now": it must wait (deferred) for the trailing window, then export and convert."""
-    ddb, s3 = local_aws.dynamodb_client(), local_aws.s3_client()
+    # A lag well beyond dag.test()'s own start-up (about 12 s here), so the plan surely finds "wait".
+    standin = pitr_standin(lag_seconds=30, min_export_seconds=1)
+    ddb, s3 = standin.client("dynamodb", region_name=local_aws.region), local_aws.s3_client()
+    dag = _pitr_dag(local_aws, monkeypatch, tmp_path, s3_bucket, table_name)
+    conn = json.loads(local_aws.airflow_conn_env()["AIRFLOW_CONN_AWS_DEFAULT"])
+    conn["extra"]["service_config"]["dynamodb"]["endpoint_url"] = standin.url
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(conn))
+    for task_id in ("plan", "wait_for_export"):
+        dag.task_dict[task_id].restorable_poll_seconds = 0.5
+        dag.task_dict[task_id].poll_seconds = 0.5
     create_table(ddb, table_name, TABLE_SPECS["ReferrerCounts"])
     ddb.update_continuous_backups(TableName=table_name,
                                   PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True})
@@ -155,20 +165,16 @@ def test_dag_test_pitr_run_waits_for_its_moment_then_seals_the_table_as_it_was(
     while datetime.now(UTC) <= moment:  # and before every later one
         time.sleep(0.05)
     put_items(ddb, table_name, ({**item, "host": {"S": "after"}} for item in referrer_items(50, seed=3)))
-    dag = _pitr_dag(local_aws, monkeypatch, tmp_path, s3_bucket, table_name)
-    for task_id in ("plan", "wait_for_export"):
-        dag.task_dict[task_id].restorable_poll_seconds = 0.5
-        dag.task_dict[task_id].poll_seconds = 0.5
+    capsys.readouterr()
 
-    with caplog.at_level("INFO"):
-        run = dag.test(logical_date=moment, run_conf={"max_workers": 2})
+    run = dag.test(logical_date=moment, run_conf={"max_workers": 2})
 
     states = _task_states(run)
     assert run.state == "success", states
-    messages = [r.getMessage() for r in caplog.records]
-    # The stand-in trails the clock by 3 s: the plan deferred, and the trigger polled until the moment was in.
-    assert any("is not restorable yet; deferring" in m for m in messages)
-    assert any("became restorable after" in m for m in messages)
+    out = capsys.readouterr().out
+    verdicts = re.findall(rf"export time {moment:%Y-%m-%dT%H:%M:%S}Z: (\w+)", out)
+    # The plan found "wait" and deferred; the trigger polled until "ready".
+    assert verdicts[0] == "wait" and verdicts[-1] == "ready", verdicts
     assert states["export_segments"] == "skipped" and states["convert"] == "success" and states["seal"] == "success"
     prefix = f"nightly/{table_name}/{moment:%Y-%m-%d-%H-%M-%S}/"
     sidecar = json.loads(s3.get_object(Bucket=s3_bucket, Key=prefix + "_dynamodb_backup.json")["Body"].read())
