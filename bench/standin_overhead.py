@@ -9,6 +9,8 @@ alternating, and prints the median of each::
 Two clients: ``raw`` (HTTP + orjson, so the client costs little and the servers dominate) and
 ``boto3`` (what the product does, with botocore parsing every item). ``--limit`` sets the
 Scan page size (default: DynamoDB's 1 MB pages); small pages stress the per-request cost.
+``--writes`` also times BatchWriteItem loads (8 threads) into a table created through the
+stand-in, which journals every item, against the same load straight into dynalite.
 Imports neither the product nor Airflow.
 """
 
@@ -31,7 +33,7 @@ from botocore.config import Config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "include"))
 
-from local_aws import LocalServer, free_port, start_dynalite, start_moto, start_pitr  # noqa: E402
+from local_aws import LocalServer, free_port, start_dynalite, start_moto, start_pitr
 
 TABLE = "standin-overhead"
 AUTH = ("AWS4-HMAC-SHA256 Credential=bench/20200101/us-east-1/dynamodb/aws4_request, "
@@ -44,23 +46,26 @@ def client(url: str) -> Any:
                 aws_secret_access_key="bench", config=Config(max_pool_connections=32, retries={"max_attempts": 10}))
 
 
-def seed(url: str, items: int) -> None:
+def seed(url: str, items: int, table: str = TABLE) -> float:
+    """Create ``table`` through ``url`` and load ``items`` items into it; returns the load's items/s."""
     ddb = client(url)
-    ddb.create_table(TableName=TABLE, AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+    ddb.create_table(TableName=table, AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
                      KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}], BillingMode="PAY_PER_REQUEST")
-    while ddb.describe_table(TableName=TABLE)["Table"]["TableStatus"] != "ACTIVE":
+    while ddb.describe_table(TableName=table)["Table"]["TableStatus"] != "ACTIVE":
         time.sleep(0.05)
     payload = "p" * 250  # with the key, the number and the names: about 300 bytes per item
 
     def write(start: int) -> None:
         batch = [{"PutRequest": {"Item": {"pk": {"S": f"item-{i:08d}"}, "n": {"N": str(i)}, "payload": {"S": payload}}}}
                  for i in range(start, min(start + 25, items))]
-        request: dict[str, Any] = {TABLE: batch}
+        request: dict[str, Any] = {table: batch}
         while request:
             request = ddb.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
 
+    started = time.perf_counter()
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(write, range(0, items, 25)))
+    return items / (time.perf_counter() - started)
 
 
 def raw_scan_segment(url: str, segment: int, segments: int, limit: int | None) -> int:
@@ -69,16 +74,16 @@ def raw_scan_segment(url: str, segment: int, segments: int, limit: int | None) -
     request: dict[str, Any] = {"TableName": TABLE, "Segment": segment, "TotalSegments": segments}
     if limit:
         request["Limit"] = limit
-    count = 0
+    count: int = 0
     try:
         while True:
             conn.request("POST", "/", body=orjson.dumps(request), headers={
                 "Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": "DynamoDB_20120810.Scan",
                 "X-Amz-Date": "20200101T000000Z", "Authorization": AUTH})
             response = conn.getresponse()
-            page = orjson.loads(response.read())
+            page: dict[str, Any] = orjson.loads(response.read())
             assert response.status == 200, page
-            count += page["Count"]
+            count += int(page["Count"])
             if "LastEvaluatedKey" not in page:
                 return count
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -114,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--limit", type=int, default=0, help="Scan Limit per page (0: 1 MB pages)")
     parser.add_argument("--modes", default="raw,boto3")
+    parser.add_argument("--writes", action="store_true", help="also time BatchWriteItem loads")
     args = parser.parse_args(argv)
     servers: list[LocalServer] = []
     with tempfile.TemporaryDirectory(prefix="standin-bench-") as state:
@@ -138,6 +144,15 @@ def main(argv: list[str] | None = None) -> int:
                       f"dynalite {direct:,.0f} items/s, stand-in {proxied:,.0f} items/s "
                       f"({(proxied / direct - 1) * 100:+.1f}%); runs: "
                       + "; ".join(f"{n} " + ", ".join(f"{r:,.0f}" for r in rs) for n, rs in rates.items()))
+            if args.writes:
+                loads: dict[str, list[float]] = {name: [] for name in endpoints}
+                for run in range(args.repeats):
+                    for name, url in endpoints.items():
+                        loads[name].append(seed(url, args.items, f"{TABLE}-w{run}-{name}"))
+                direct, proxied = (statistics.median(loads[name]) for name in endpoints)
+                print(f"batch writes, {args.items} items, 8 threads (journaled through the stand-in): "
+                      f"dynalite {direct:,.0f} items/s, stand-in {proxied:,.0f} items/s "
+                      f"({(proxied / direct - 1) * 100:+.1f}%)")
         finally:
             for server in reversed(servers):
                 server.stop()

@@ -112,7 +112,8 @@ class PitrApi:
         request: dict[str, Any] = {"TableName": table.name, "ConsistentRead": True}
         while True:
             page = upstream.call("Scan", request)
-            entries: list[Entry] = [(table.keys.key_bytes(item), encode_image(item)) for item in page.get("Items", [])]
+            entries: list[Entry] = [(table.keys.key_bytes(item, normalised=True), encode_image(item))
+                                    for item in page.get("Items", [])]
             self.journal.append_baseline(followed, entries, enabled_us - 1)
             if "LastEvaluatedKey" not in page:
                 return followed

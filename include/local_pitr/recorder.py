@@ -90,7 +90,7 @@ class Recorder:
         table = self.journal.followed(table_name)
         if table is not None:
             image = normalise_item(item)
-            self.journal.append(table, [(table.keys.key_bytes(image), encode_image(image))])
+            self.journal.append(table, [(table.keys.key_bytes(image, normalised=True), encode_image(image))])
 
     def _record_delete(self, table_name: str, key: dict[str, Any]) -> None:
         table = self.journal.followed(table_name)
@@ -121,16 +121,16 @@ class Recorder:
             table = self.journal.followed(table_name)
             if table is None:
                 continue
-            skipped = {_write_key(table.keys, write) for write in unprocessed.get(table_name, [])}
+            skipped = {_write_key(table.keys, write) for write in unprocessed.get(table_name) or ()}
             entries: list[Entry] = []
             for write in writes:
-                key = _write_key(table.keys, write)
-                if key in skipped:
-                    continue
                 if "PutRequest" in write:
-                    entries.append((key, encode_image(normalise_item(write["PutRequest"]["Item"]))))
+                    image = normalise_item(write["PutRequest"]["Item"])
+                    entry: Entry = (table.keys.key_bytes(image, normalised=True), encode_image(image))
                 else:
-                    entries.append((key, None))
+                    entry = (table.keys.key_bytes(write["DeleteRequest"]["Key"]), None)
+                if entry[0] not in skipped:
+                    entries.append(entry)
             self.journal.append(table, entries)
 
     def _record_transaction(self, request: dict[str, Any], upstream: Upstream) -> None:
@@ -145,7 +145,7 @@ class Recorder:
             entries = by_table.setdefault(table.name, (table, []))[1]
             if kind == "Put":
                 image = normalise_item(body["Item"])
-                entries.append((table.keys.key_bytes(image), encode_image(image)))
+                entries.append((table.keys.key_bytes(image, normalised=True), encode_image(image)))
             elif kind == "Delete":
                 entries.append((table.keys.key_bytes(body["Key"]), None))
             elif kind == "Update":
