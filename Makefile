@@ -20,12 +20,19 @@ export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)/include
 #: Debian packages `make test` needs (package:binary:what needs it); installed when missing.
 TEST_PACKAGES := chromium:/usr/bin/chromium:tests/e2e/test_ui_trigger.py
 
-install: $(VENV)/.installed node_modules/.installed
+install: $(VENV)/.installed $(VENV)/.package node_modules/.installed
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
 	uv venv --quiet --allow-existing --python $(PYTHON) $(VENV)
 	uv pip install --quiet --python $(PY) --compile-bytecode -r requirements.txt -r requirements-dev.txt
+	touch $@
+
+# The package itself, editable, so .venv/bin/dynamodb-backup works with no PYTHONPATH. Its
+# dependencies and the build backend (setuptools) come from the lock files above: no download.
+# Airflow does not need this: it imports the package from plugins/.
+$(VENV)/.package: pyproject.toml $(VENV)/.installed
+	uv pip install --quiet --python $(PY) --no-deps --no-build-isolation -e .
 	touch $@
 
 node_modules/.installed: package.json package-lock.json

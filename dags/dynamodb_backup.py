@@ -82,7 +82,7 @@ def backup_dag(backup: TableBackup) -> DAG:
         tags=["dynamodb", "backup"],
     ) as dag:
         pool = backup.pool or "default_pool"
-        plan = PlanBackupOperator(task_id="plan", **settings)
+        plan = PlanBackupOperator(task_id="plan", restorable_poll_seconds=backup.pitr_poll_seconds, **settings)
         plan_summary = plan.output["plan"]  # type: ignore[index]
         # scan: the shares of the parallel scan (none in pitr mode, which skips this path).
         export = ExportSegmentsOperator.partial(
@@ -90,12 +90,13 @@ def backup_dag(backup: TableBackup) -> DAG:
         ).expand(share=plan.output)
         # pitr: DynamoDB's export of the run's moment, then its files in shares (scan mode skips this path).
         start = StartExportOperator(task_id="start_export", plan=plan_summary, **settings)
-        wait = WaitForExportOperator(task_id="wait_for_export", export_arn=start.output, **settings)
+        wait = WaitForExportOperator(task_id="wait_for_export", export_arn=start.output,
+                                     poll_seconds=backup.pitr_poll_seconds, **settings)
         convert = ConvertExportOperator.partial(
             task_id="convert", plan=plan_summary, pool=pool, **settings
         ).expand(share=wait.output)
-        seal = SealBackupOperator(task_id="seal", plan=plan_summary, results_from=["export_segments", "convert"],
-                                  export_task="wait_for_export", **settings)
+        seal = SealBackupOperator(task_id="seal", plan=plan_summary, results_from=[export.task_id, convert.task_id],
+                                  export_task=wait.task_id, **settings)
         plan >> export >> seal
         plan >> start >> wait >> convert >> seal
         if backup.restore_to_table:

@@ -1,8 +1,8 @@
 """Command line: the same core as the DAGs, with no Airflow.
 
-``python -m dynamodb_backup <command> ...``; each module of ``commands`` adds one
-command. Endpoints and credentials come from the standard AWS environment
-variables (AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL_S3, ...).
+``dynamodb-backup <command> ...`` (or ``python -m dynamodb_backup <command> ...``); each
+module of ``commands`` adds one command. Endpoints and credentials come from the standard AWS
+environment variables (AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL_S3, ...).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from dynamodb_backup import commands
 from dynamodb_backup.errors import BackupError
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m dynamodb_backup", description=__doc__,
+def build_parser(prog: str = "dynamodb-backup") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", required=True)
@@ -28,8 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, prog: str = "dynamodb-backup") -> int:
+    """The ``dynamodb-backup`` console script (``pip install .``); ``prog`` names it in usage lines."""
+    args = build_parser(prog).parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(message)s")
     for noisy in ("botocore", "boto3", "urllib3"):

@@ -43,6 +43,8 @@ class TableBackup:
     keep_native: bool = False
     #: pitr: what to do when PITR is off; None fails the run, "scan" backs up by scanning (and says so).
     pitr_fallback: str | None = None
+    #: pitr: seconds between checks of the recovery window and of the export's status (in the triggerer).
+    pitr_poll_seconds: float = 30.0
     aws_conn_id: str = "aws_default"
     on_demand_capacity: float = DEFAULT_ON_DEMAND_CAPACITY
     file_max_items: int = 100_000
@@ -84,6 +86,8 @@ class TableBackup:
             raise ParameterError("format: native needs mode: pitr (a scan writes Data Pipeline's layout)")
         if self.pitr_fallback not in (None, "scan"):
             raise ParameterError(f"pitr_fallback must be scan or empty, got {self.pitr_fallback!r}")
+        if not 1 <= self.pitr_poll_seconds <= 3600:
+            raise ParameterError(f"pitr_poll_seconds must be between 1 and 3600, got {self.pitr_poll_seconds!r}")
         if not isinstance(self.keep_native, bool):
             raise ParameterError(f"keep_native must be true or false, got {self.keep_native!r}")
         if not isinstance(self.consistent_read, bool):

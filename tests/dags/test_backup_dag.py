@@ -150,13 +150,11 @@ def test_dag_test_pitr_run_waits_for_its_moment_then_seals_the_table_as_it_was(
     # A lag well beyond dag.test()'s own start-up (about 12 s here), so the plan surely finds "wait".
     standin = pitr_standin(lag_seconds=30, min_export_seconds=1)
     ddb, s3 = standin.client("dynamodb", region_name=local_aws.region), local_aws.s3_client()
-    dag = _pitr_dag(local_aws, monkeypatch, tmp_path, s3_bucket, table_name)
+    dag = _pitr_dag(local_aws, monkeypatch, tmp_path, s3_bucket, table_name, pitr_poll_seconds=1)
     conn = json.loads(local_aws.airflow_conn_env()["AIRFLOW_CONN_AWS_DEFAULT"])
     conn["extra"]["service_config"]["dynamodb"]["endpoint_url"] = standin.url
     monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(conn))
-    for task_id in ("plan", "wait_for_export"):
-        dag.task_dict[task_id].restorable_poll_seconds = 0.5
-        dag.task_dict[task_id].poll_seconds = 0.5
+    assert dag.task_dict["plan"].restorable_poll_seconds == dag.task_dict["wait_for_export"].poll_seconds == 1
     create_table(ddb, table_name, TABLE_SPECS["ReferrerCounts"])
     ddb.update_continuous_backups(TableName=table_name,
                                   PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True})

@@ -36,6 +36,8 @@ class E2E:
     log_bucket: str
     log_prefix: str
     tables: E2ETables
+    #: The backups file the Airflow under test reads (a test may add an entry; the DAG appears on re-parse).
+    backups_file: Path | None = None
 
     def s3(self) -> Any:
         return self.local_aws.s3_client(aws_access_key_id=E2E_ACCESS_KEY, aws_secret_access_key=E2E_SECRET_KEY)

@@ -64,7 +64,7 @@ def e2e(local_aws: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2
         for table in (tables.logs, tables.backfill, tables.ui):
             airflow.wait_for_dag(f"dynamodb_backup_{table}")
         yield E2E(airflow=airflow, local_aws=local_aws, bucket=bucket, prefix=prefix,
-                  log_bucket=log_bucket, log_prefix=log_prefix, tables=tables)
+                  log_bucket=log_bucket, log_prefix=log_prefix, tables=tables, backups_file=backups)
     finally:
         print(f"\nstandalone Airflow memory at the end: {airflow.memory_mb():.0f} MB", file=sys.stderr)
         airflow.stop()

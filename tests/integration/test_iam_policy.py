@@ -14,9 +14,10 @@ from __future__ import annotations
 import fnmatch
 import json
 import logging
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,10 @@ class Call:
     def resource(self) -> str:
         p = self.params
         if self.service == "dynamodb":
+            if "ExportArn" in p:  # arn:aws:dynamodb:<region>:<account>:table/<name>/export/<id>
+                return f"{TABLE_ARN}/{p['ExportArn'].split(':table/', 1)[1]}"
+            if "TableArn" in p:
+                return f"{TABLE_ARN}/{p['TableArn'].split(':table/', 1)[1]}"
             return f"{TABLE_ARN}/{p.get('TableName') or p.get('ResourceArn', '')}"
         if self.service == "s3":
             if "Key" in p:
@@ -156,6 +161,31 @@ def test_export_restore_copy_need_only_the_policy(local_aws, s3_bucket, table_na
     denied = denied_calls(recorded, POLICY)
     assert not denied, f"calls the policy does not allow: {denied}"
     print(sorted({c.action for c in recorded}))
+
+
+def test_a_pitr_backup_needs_only_the_policy_and_no_read_on_the_table(local_aws, s3_bucket, table_name, recorded):
+    from dynamodb_backup.pitr.job import run_pitr_backup
+
+    ddb = local_aws.dynamodb_client()
+    create_table(ddb, table_name, TABLE_SPECS["AllTypes"])
+    ddb.update_continuous_backups(TableName=table_name,
+                                  PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True})
+    put_items(ddb, table_name, all_types_items())
+    moment = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
+    while datetime.now(UTC) <= moment:
+        time.sleep(0.05)
+    recorded.clear()
+    request = BackupRequest(table=table_name, destination=S3Location(s3_bucket, "pitr"), logical_date=moment)
+    assert run_pitr_backup(client_factory(), request, poll_seconds=0.3) is not None
+    seen = {(c.service, c.operation) for c in recorded}
+    assert {("dynamodb", "ExportTableToPointInTime"), ("dynamodb", "DescribeExport"),
+            ("dynamodb", "DescribeContinuousBackups")} <= seen
+    assert not {("dynamodb", op) for op in ("Scan", "Query", "GetItem", "BatchGetItem")} & seen
+    assert not denied_calls(recorded, POLICY), denied_calls(recorded, POLICY)
+    pitr = next(s for s in POLICY["Statement"] if "dynamodb:ExportTableToPointInTime" in s["Action"])
+    assert pitr["Sid"].startswith("Pitr") and "dynamodb:Scan" not in pitr["Action"]
+    without = {**POLICY, "Statement": [s for s in POLICY["Statement"] if s is not pitr]}
+    assert ("dynamodb:ExportTableToPointInTime", f"{TABLE_ARN}/{table_name}") in denied_calls(recorded, without)
 
 
 def test_a_replacing_restore_needs_the_replace_statement_for_its_target_only(local_aws, s3_bucket, table_name,

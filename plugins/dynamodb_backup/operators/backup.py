@@ -178,13 +178,16 @@ class SealBackupOperator(BackupFields):
     none failed; the workers' results are pulled from ``results_from``.
     """
 
-    template_fields: Sequence[str] = (*BackupFields.template_fields, "plan")
+    template_fields: Sequence[str] = (*BackupFields.template_fields, "plan", "results")
     ui_color = "#fcf3cf"
 
-    def __init__(self, *, plan: Any, results_from: Sequence[str], export_task: str, **kwargs: Any) -> None:
+    def __init__(self, *, plan: Any, results: Any = None,
+                 results_from: Sequence[str] = ("export_segments", "convert"), export_task: str = "wait_for_export",
+                 **kwargs: Any) -> None:
         kwargs.setdefault("trigger_rule", "none_failed_min_one_success")
         super().__init__(**kwargs)
-        self.plan, self.results_from, self.export_task = plan, list(results_from), export_task
+        self.plan, self.results = plan, results
+        self.results_from, self.export_task = list(results_from), export_task
 
     def execute(self, context: Context) -> dict[str, Any]:
         if self.plan.get("skip"):
@@ -192,7 +195,8 @@ class SealBackupOperator(BackupFields):
             raise AirflowSkipException(f"{self.plan['folder']} is already complete")
         request = self.request(context)
         ti = context["ti"]
-        results = [WorkerResult.from_dict(r) for r in ti.xcom_pull(task_ids=self.results_from) or [] if r]
+        pulled = self.results if self.results is not None else ti.xcom_pull(task_ids=self.results_from)
+        results = [WorkerResult.from_dict(r) for r in pulled or [] if r]
         folder = S3Location.parse(self.plan["folder"])
         dynamodb, s3 = aws_client("dynamodb", self.aws_conn_id), aws_client("s3", self.aws_conn_id)
         try:
