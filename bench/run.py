@@ -58,7 +58,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="also seed a 1M-item table and measure one export worker on it (slow)")
     p.add_argument("--profile", action="store_true", help="also cProfile one export worker and the floor")
     p.add_argument("--skip", default="", help="comma-separated contender groups to skip: "
-                   "floor,ours,provider,dynamodump,restore,memory,identity,rate")
+                   "floor,ours,provider,dynamodump,restore,memory,identity,rate,pitr")
     p.add_argument("--out", type=Path, default=REPO / "bench-results")
     p.add_argument("--seed-processes", type=int, default=max(2, cores * 2))
     return p.parse_args(argv)
@@ -181,6 +181,8 @@ def run_all(bench: Bench, skip: set[str]) -> int:
                          bench.export_command(table, "ours-gzip", "gzip", procs, segs), n)
         bench.run(f"ours: export uncompressed, {procs} proc, {segs} seg",
                   bench.export_command(table, "ours-none", "none", procs, segs), n)
+    if "pitr" not in skip:
+        bench.checks["pitr_conversion"] = run_pitr(bench, table, n, ours)
     if "provider" not in skip:
         for count in (1, 4):
             bench.run(f"provider DynamoDBToS3Operator, {count} proc" + (f", {count} seg" if count > 1 else ""),
@@ -210,6 +212,27 @@ def run_all(bench: Bench, skip: set[str]) -> int:
         bench.checks["profile"] = profile_export(bench.ddb_url, bench.s3_url, BUCKET, table, segs, args.out)
     write_outputs(bench, ours, seeding)
     return 0 if all(m.returncode == 0 for m in bench.results + bench.memory) else 1
+
+
+def run_pitr(bench: Bench, table: str, n: int, ours: Measurement | None) -> dict[str, Any]:
+    """Convert a native export of the table (made once by the PITR stand-in) with 1 and N workers."""
+    from bench.pitr import prepare
+
+    standin, arn = prepare(bench.ddb_url, bench.s3_url, table, BUCKET, STATE)
+    try:
+        runs = {}
+        for procs in sorted({1, bench.args.processes}):
+            runs[procs] = bench.run(f"ours: pitr convert (native export -> Data Pipeline), {procs} proc", [
+                PY, "-m", "bench.pitr", "convert", "--export-arn", arn, "--standin", standin.url,
+                "--table", table, "--to", f"s3://{BUCKET}/pitr/{table}/{FOLDER_DATE}", "--processes", str(procs)], n)
+    finally:
+        standin.stop()
+    best = runs[bench.args.processes]
+    ratio = best.items_per_second / ours.items_per_second if ours and ours.items_per_second else None
+    check = {"items_per_second": round(best.items_per_second), "vs_scan_export": round(ratio, 2) if ratio else None,
+             "one_worker_peak_rss_mb": round(runs[1].peak_rss_mb, 1), "goal": ">= 2x scan export, <= 150 MB/worker"}
+    log.info("pitr conversion: %s", check)
+    return check
 
 
 def rate_accuracy(bench: Bench) -> list[dict[str, Any]]:
