@@ -35,3 +35,19 @@ grep -E "is a backup written|all [0-9]+ files valid|checkpoint markers removed|M
     | sed -E 's/^.*\] (s3:\/\/|all [0-9]|verified:|MISMATCH)/  \1/; s/ +\[[A-Za-z_.]+\] loc=.*$//' || true
 echo "== counting Import-test by scanning it (DescribeTable's ItemCount lags by hours)"
 $PY -m dynamodb_backup verify "$folder" --table Import-test
+
+# The same table as it was at the same moment, from point-in-time recovery: no read capacity spent.
+# (Locally, DynamoDB's export comes from the PITR stand-in in front of dynalite; see the README.)
+pitr_prefix="$DYNAMODB_BACKUP_PREFIX-pitr"
+echo "== backing up ReferrerCounts as it was at $date by point-in-time export (mode pitr, prefix $pitr_prefix)"
+.venv/bin/airflow dags test dynamodb_backup_ReferrerCounts "$date" \
+    -c "{\"mode\": \"pitr\", \"prefix\": \"$pitr_prefix\"}" >"$AIRFLOW_HOME/dags-test-pitr.log" 2>&1 || {
+    tail -n 60 "$AIRFLOW_HOME/dags-test-pitr.log"; echo "pitr backup DAG failed; full log: $AIRFLOW_HOME/dags-test-pitr.log"; exit 1; }
+grep -E "can be exported from|export .* into s3|ended COMPLETED|convert [0-9]+:.*finished|sealed|staging copy" \
+    "$AIRFLOW_HOME/dags-test-pitr.log" | sed -E 's/^.*\[info *\] /  /; s/ \[dynamodb_backup[^]]*\].*$//' || true
+pitr_folder="s3://$DYNAMODB_BACKUP_BUCKET/$pitr_prefix/ReferrerCounts/$(date -u -d "$date" +%Y-%m-%d-%H-%M-%S)"
+echo "== both backups of ReferrerCounts at $date: scan, then pitr"
+$PY -m dynamodb_backup ls "s3://$DYNAMODB_BACKUP_BUCKET/$DYNAMODB_BACKUP_PREFIX/ReferrerCounts"
+$PY -m dynamodb_backup ls "s3://$DYNAMODB_BACKUP_BUCKET/$pitr_prefix/ReferrerCounts"
+echo "== the pitr folder holds what Import-test holds (restored from the scan backup)"
+$PY -m dynamodb_backup verify "$pitr_folder" --table Import-test

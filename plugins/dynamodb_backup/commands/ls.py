@@ -23,11 +23,11 @@ def run_ls(args: argparse.Namespace) -> int:
     if not backups:
         print(f"no backups under {args.uri}")
         return 0
-    print(f"{'STATUS':<10} {'ITEMS':>12} {'SIZE':>12} {'FILES':>6} {'AGE':>6}  FOLDER")
+    print(f"{'STATUS':<10} {'MODE':<5} {'ITEMS':>12} {'SIZE':>12} {'FILES':>6} {'AGE':>6}  FOLDER")
     for b in backups:
         status = "complete" if b.listing.complete else "PARTIAL"
         items = f"{b.items:,}" if b.items is not None else "?"
-        print(f"{status:<10} {items:>12} {b.listing.data_bytes:>12,} {len(b.listing.data_files):>6} "
+        print(f"{status:<10} {b.mode or '?':<5} {items:>12} {b.data_bytes or 0:>12,} {b.data_files or 0:>6} "
               f"{age(b.listing.modified):>6}  {b.listing.folder.uri}/")
     return 0
 
@@ -49,4 +49,10 @@ def run_show(args: argparse.Namespace) -> int:
         sidecar = read_sidecar(s3, folder)
         print(f"items: {sidecar.item_count:,} in {len(sidecar.files)} data files, {sidecar.byte_count:,} bytes "
               f"({sidecar.compression}); read from {sidecar.snapshot_start} to {sidecar.snapshot_end}")
+        source = sidecar.source
+        if source.get("mode") == "pitr":
+            print(f"mode: pitr ({source.get('format')}), the table at {source.get('export_time')} by export "
+                  f"{source.get('export_arn')}; billed size {source.get('billed_size_bytes')} bytes")
+        elif source.get("fallback_from"):
+            print(f"mode: scan, FALLBACK from {source['fallback_from']}: {source.get('reason')}")
     return 0 if SUCCESS in listing.sizes else 1

@@ -38,6 +38,11 @@ class BackupSummary:
     listing: FolderListing
     items: int | None
     """From our sidecar; None for backups written by other tools."""
+    mode: str | None = None
+    """scan or pitr (from our sidecar); None for backups written by other tools."""
+    data_files: int | None = None
+    data_bytes: int | None = None
+    """From our sidecar when there is one (a native-format folder keeps its data files nested)."""
 
     @property
     def taken_at(self) -> datetime | None:
@@ -70,8 +75,11 @@ def read_sidecar(s3: Any, folder: S3Location) -> Sidecar:
 
 
 def summarize(s3: Any, listing: FolderListing) -> BackupSummary:
-    items = read_sidecar(s3, listing.folder).item_count if SIDECAR in listing.sizes else None
-    return BackupSummary(listing, items)
+    if SIDECAR not in listing.sizes:
+        return BackupSummary(listing, None, None, len(listing.data_files), listing.data_bytes)
+    sidecar = read_sidecar(s3, listing.folder)
+    return BackupSummary(listing, sidecar.item_count, str(sidecar.source.get("mode", "scan")), len(sidecar.files),
+                         sidecar.byte_count)
 
 
 def list_backups(s3: Any, base: S3Location) -> list[BackupSummary]:
