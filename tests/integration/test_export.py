@@ -177,23 +177,35 @@ def cli(*args: str) -> list[str]:
 
 
 def test_killed_cli_export_leaves_no_success_and_rerun_completes(local_aws, s3_bucket, table_name):
-    """SIGKILL a slow export mid-way (a low read ratio keeps it running), then run it again."""
+    """SIGKILL a slow export mid-way (a low read ratio keeps it running), then run it again.
+
+    The kill waits for an event, not a time: the first object the export writes (a finished
+    segment's data file, then its checkpoint). The other worker is still scanning then.
+    """
     ddb, s3 = local_aws.dynamodb_client(), local_aws.s3_client()
     items = make_table(ddb, table_name, "referrer", 3000)
     env = dict(os.environ, PYTHONPATH=str(REPO / "plugins"))
     args = cli("export", "--table", table_name, "--to", f"s3://{s3_bucket}/backups", "--segments", "4",
                "--workers", "2", "--read-ratio", "0.02", "--date", DATE.isoformat())
+    folder = S3Location(s3_bucket, f"backups/{table_name}/2024-03-05-04-10-22")
     proc = subprocess.Popen(args, env=env, start_new_session=True)
-    time.sleep(2.5)
-    assert proc.poll() is None, "export finished before it could be killed; lower the ratio"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    try:
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and not s3.list_objects_v2(Bucket=s3_bucket, Prefix=folder.key("")).get("KeyCount"):
+            assert time.monotonic() < deadline, "the export wrote nothing in 120 s"
+            time.sleep(0.1)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the export finished before it could be killed; lower the ratio"
     listed = s3.list_objects_v2(Bucket=s3_bucket).get("Contents", [])
-    assert not any(o["Key"].endswith(SUCCESS) for o in listed)
+    assert listed and not any(o["Key"].endswith(SUCCESS) for o in listed)
     done = subprocess.run([*args[:-4], "--read-ratio", "1.0", "--date", DATE.isoformat()], env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    _, lines = read_folder(s3, S3Location(s3_bucket, f"backups/{table_name}/2024-03-05-04-10-22"))
+    assert "already exported" in done.stderr or "resuming after" in done.stderr, done.stderr[-3000:]
+    _, lines = read_folder(s3, folder)
     assert len(lines) == len(set(lines)) == len(items)
 
 

@@ -172,11 +172,11 @@ def test_wait_until_ready_reports_early_exit_with_log_tail(tmp_path: Path) -> No
 def test_wait_until_ready_times_out_with_log_tail(tmp_path: Path) -> None:
     server = _fake_server(tmp_path, "echo still booting; exec sleep 30")
     try:
-        started = time.monotonic()
         pattern = r"did not answer on http://127\.0\.0\.1:\d+ within 1 s(.|\n)*still booting"
         with pytest.raises(LocalAwsError, match=pattern):
             wait_until_ready(server, timeout=1)
-        assert time.monotonic() - started < 5
+        # It gave up on its own timeout, not on the server's exit: the server still sleeps.
+        assert server.is_running()
     finally:
         server.stop()
     assert not server.is_running()
