@@ -80,6 +80,12 @@ EXPORT_CASES: list[tuple[str, list[str], str]] = [
     ("segments zero", ["--segments", "0"], r"segments must be between 1 and 1000000, got 0"),
     ("unsafe prefix characters", ["--to", "s3://{bucket}/a{b}"], r"--to: .*unsafe in an S3 key"),
     ("compression unknown", ["--compression", "lz4"], r"--compression: invalid choice: 'lz4'"),
+    ("mode unknown", ["--mode", "snapshot"], r"--mode: invalid choice: 'snapshot'"),
+    ("pitr with PITR off", ["--mode", "pitr"],
+     r"table 'bad-inputs-source' has point-in-time recovery off, so mode pitr cannot export it; turn it on "
+     r"with `aws dynamodb update-continuous-backups --table-name bad-inputs-source"),
+    ("pitr options without pitr", ["--format", "native"],
+     r"--at, --format native, --keep-native and --pitr-fallback need --mode pitr"),
 ]
 
 
