@@ -152,6 +152,12 @@ def test_native_format_keeps_the_export_and_restores_like_any_backup(local_aws, 
     names = {o["Key"][len(folder.key("")):] for o in s3.list_objects_v2(Bucket=s3_bucket, Prefix=folder.key(""))
              ["Contents"]}
     assert MANIFEST not in names, "a native folder must not claim a Data Pipeline manifest"
+    from dynamodb_backup.cli import main
+
+    restored = f"{table_name}-restored"
+    assert main(["restore", folder.uri, "--table", restored, "--create-table", "--workers", "1"]) == 0
+    back = ddb.scan(TableName=restored)["Items"]
+    assert sorted(i["pk"]["S"] for i in back) == sorted(i["pk"]["S"] for i in items_named(25, "n"))
 
 
 def test_keep_native_keeps_the_staging_copy(local_aws, s3_bucket, table_name):
