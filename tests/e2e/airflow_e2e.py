@@ -23,6 +23,7 @@ class E2ETables:
     logs: str = f"e2e-logs-{SUFFIX}"
     backfill: str = f"e2e-backfill-{SUFFIX}"
     ui: str = f"e2e-ui-{SUFFIX}"
+    pitr: str = f"e2e-pitr-{SUFFIX}"
 
 
 @dataclass
@@ -38,6 +39,8 @@ class E2E:
     tables: E2ETables
     #: The backups file the Airflow under test reads (a test may add an entry; the DAG appears on re-parse).
     backups_file: Path | None = None
+    #: A table whose history is being written in the background (see pitr_history.py).
+    pitr_history: Any = None
 
     def s3(self) -> Any:
         return self.local_aws.s3_client(aws_access_key_id=E2E_ACCESS_KEY, aws_secret_access_key=E2E_SECRET_KEY)

@@ -23,6 +23,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT / "include"))
 
 from airflow_e2e import ARTIFACTS, E2E, E2E_ACCESS_KEY, E2E_SECRET_KEY, SUFFIX, E2ETables, e2e_conn_env  # noqa: E402
+from pitr_history import PitrHistory  # noqa: E402
 
 from demo_data import TABLE_SPECS, create_table, put_items, referrer_items  # noqa: E402
 from local_airflow import start_airflow  # noqa: E402
@@ -35,6 +36,8 @@ def e2e(local_aws: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2
     for name in (tables.logs, tables.backfill, tables.ui):
         create_table(ddb, name, TABLE_SPECS["ReferrerCounts"])
         put_items(ddb, name, referrer_items(600))
+    # Its history takes minutes to write: start it now, so the wait overlaps Airflow's start and the other tests.
+    pitr_history = PitrHistory(ddb, tables.pitr).start()
     bucket, prefix = f"e2e-backups-{SUFFIX}", "backups"
     log_bucket, log_prefix = f"e2e-logs-{SUFFIX}", "airflow"
     work = tmp_path_factory.mktemp("e2e_airflow")
@@ -64,10 +67,16 @@ def e2e(local_aws: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2
         for table in (tables.logs, tables.backfill, tables.ui):
             airflow.wait_for_dag(f"dynamodb_backup_{table}")
         yield E2E(airflow=airflow, local_aws=local_aws, bucket=bucket, prefix=prefix,
-                  log_bucket=log_bucket, log_prefix=log_prefix, tables=tables, backups_file=backups)
+                  log_bucket=log_bucket, log_prefix=log_prefix, tables=tables, backups_file=backups,
+                  pitr_history=pitr_history)
     finally:
         print(f"\nstandalone Airflow memory at the end: {airflow.memory_mb():.0f} MB", file=sys.stderr)
         airflow.stop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the pitr backfill last: it waits for the history the session started writing (about 4 minutes)."""
+    items.sort(key=lambda item: item.path.name == "test_pitr_backfill.py")
 
 
 @pytest.fixture(scope="session")
