@@ -9,9 +9,9 @@ import pytest
 
 from dynamodb_backup.errors import CodecError, ParameterError
 from dynamodb_backup.formats.codec.datapipeline import encode_item
-from dynamodb_backup.formats.codec.native import encode_native_item
+from dynamodb_backup.formats.codec.native import encode_native_item, full_export_line_to_datapipeline
 from dynamodb_backup.formats.layout import S3Location
-from dynamodb_backup.pitr.convert import NativeFile, datapipeline_line, plan_shares
+from dynamodb_backup.pitr.convert import NativeFile, plan_shares
 from dynamodb_backup.pitr.native import client_token, export_request
 from dynamodb_backup.pitr.steps import export_time, staging_for
 from dynamodb_backup.pitr.window import PitrDisabledError, PitrWindow, judge_export_time
@@ -103,7 +103,7 @@ def test_a_native_line_becomes_the_data_pipeline_line_of_the_same_item():
             "bin": {"B": bytes(range(256))}, "ss": {"SS": ["x", "y"]}, "ns": {"NS": ["1", "-2.5"]},
             "bs": {"BS": [b"\x00", b"\xff"]}, "m": {"M": {"l": {"L": [{"NULL": True}, {"BOOL": False}]}}},
             "empty": {"S": ""}}
-    assert datapipeline_line(encode_native_item(item)) == encode_item(item)
+    assert full_export_line_to_datapipeline(encode_native_item(item)) == encode_item(item)
 
 
 @pytest.mark.parametrize("line, why", [
@@ -114,7 +114,7 @@ def test_a_native_line_becomes_the_data_pipeline_line_of_the_same_item():
 ])
 def test_bad_native_lines_are_refused(line, why):
     with pytest.raises(CodecError, match=why):
-        datapipeline_line(line)
+        full_export_line_to_datapipeline(line)
 
 
 def test_native_format_lines_stay_parseable():

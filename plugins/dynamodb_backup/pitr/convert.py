@@ -21,8 +21,6 @@ import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import orjson
-
 from dynamodb_backup.aws.s3writer import RollingWriter, S3ObjectWriter, WrittenObject, extension_for
 from dynamodb_backup.backup.export import (
     ExportSettings,
@@ -37,7 +35,8 @@ from dynamodb_backup.backup.export import (
     utcnow,
 )
 from dynamodb_backup.errors import BackupFolderError, CodecError
-from dynamodb_backup.formats.codec.datapipeline import encode_wire_item, is_blank
+from dynamodb_backup.formats.codec.datapipeline import is_blank
+from dynamodb_backup.formats.codec.native import full_export_line_to_datapipeline
 from dynamodb_backup.formats.layout import S3Location, data_file_name
 from dynamodb_backup.formats.sidecar import FileRecord
 from dynamodb_backup.progress import Progress
@@ -98,19 +97,6 @@ def plan_shares(files: list[NativeFile], max_workers: int) -> list[ConvertShare]
     return [s for s in shares if s.files] or shares[:1]
 
 
-def datapipeline_line(line: bytes) -> bytes:
-    """A full-export line ``{"Item":{...}}`` as a Data Pipeline line: wire values pass through unchanged."""
-    try:
-        record = orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
-        raise CodecError(f"not JSON ({exc})") from None
-    item = record.get("Item") if isinstance(record, dict) else None
-    if not isinstance(item, dict):
-        fields = sorted(record) if isinstance(record, dict) else type(record).__name__
-        raise CodecError(f"not a full export line: expected {{\"Item\": {{...}}}}, got {fields}")
-    return encode_wire_item(item)
-
-
 def convert_share(
     s3: Any, table: str, folder: S3Location, share: ConvertShare, settings: ExportSettings, *, write: bool = True,
 ) -> WorkerResult:
@@ -168,7 +154,7 @@ def _convert_file(s3: Any, table: str, folder: S3Location, native: NativeFile, t
             if is_blank(line):
                 continue
             try:
-                batch.append(datapipeline_line(line))
+                batch.append(full_export_line_to_datapipeline(line))
             except CodecError as exc:
                 raise exc.at(f"{reader.url} line {number}") from None
             if len(batch) >= BATCH_LINES:
@@ -209,7 +195,7 @@ def _verify_file(s3: Any, folder: S3Location, native: NativeFile, progress: Prog
         if is_blank(line):
             continue
         try:
-            datapipeline_line(line)  # decodes and checks the structure; the output is not kept
+            full_export_line_to_datapipeline(line)  # decodes and checks the structure; the output is not kept
         except CodecError as exc:
             raise exc.at(f"{reader.url} line {number}") from None
         counted += 1

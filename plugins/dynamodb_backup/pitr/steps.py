@@ -28,7 +28,6 @@ from dynamodb_backup.restore.inspection import inspect_folder
 log = logging.getLogger(__name__)
 
 
-
 def export_time(logical_date: datetime) -> datetime:
     """The moment a pitr folder holds: its logical date, to the second (the folder's name)."""
     return whole_second(logical_date)

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import orjson
 
 from dynamodb_backup.errors import CodecError
-from dynamodb_backup.formats.codec.datapipeline import item_from_json, load_json_object
+from dynamodb_backup.formats.codec.datapipeline import encode_wire_item, item_from_json, load_json_object
 from dynamodb_backup.formats.codec.validate import AttributeValue, Item, ItemLike, show
 
 RecordKind = Literal["put", "delete"]
@@ -99,3 +99,16 @@ def encode_native_wire_item(item: ItemLike) -> bytes:
         return orjson.dumps({"Item": item})
     except TypeError as e:
         raise CodecError(f"cannot encode item: {e}") from None
+
+
+def full_export_line_to_datapipeline(line: bytes) -> bytes:
+    """A full-export line ``{"Item":{...}}`` as a Data Pipeline line: wire values pass through unchanged."""
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise CodecError(f"not JSON ({exc})") from None
+    item = record.get("Item") if isinstance(record, dict) else None
+    if not isinstance(item, dict):
+        fields = sorted(record) if isinstance(record, dict) else type(record).__name__
+        raise CodecError(f"not a full export line: expected {{\"Item\": {{...}}}}, got {fields}")
+    return encode_wire_item(item)
