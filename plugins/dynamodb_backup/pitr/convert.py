@@ -36,7 +36,7 @@ from dynamodb_backup.backup.export import (
 )
 from dynamodb_backup.errors import BackupFolderError, CodecError
 from dynamodb_backup.formats.codec.datapipeline import is_blank
-from dynamodb_backup.formats.codec.native import full_export_line_to_datapipeline
+from dynamodb_backup.formats.codec.native import decode_native_record, full_export_line_to_datapipeline
 from dynamodb_backup.formats.layout import S3Location, data_file_name
 from dynamodb_backup.formats.sidecar import FileRecord
 from dynamodb_backup.progress import Progress
@@ -188,14 +188,14 @@ def _record(folder: S3Location, index: int, written: WrittenObject) -> FileRecor
 
 
 def _verify_file(s3: Any, folder: S3Location, native: NativeFile, progress: Progress) -> FileRecord:
-    """Read one native file through: MD5 and count checked, SHA-256 taken for the sidecar."""
+    """Read one native file through (full or incremental): MD5, count and lines checked, SHA-256 taken."""
     reader = _reader(s3, folder, native, sha256=True)
     counted = 0
     for number, line in reader:
         if is_blank(line):
             continue
         try:
-            full_export_line_to_datapipeline(line)  # decodes and checks the structure; the output is not kept
+            decode_native_record(line)  # a full export's item or an incremental change, decoded and checked
         except CodecError as exc:
             raise exc.at(f"{reader.url} line {number}") from None
         counted += 1

@@ -57,6 +57,23 @@ def _convert(make_client: ClientFactory, table: str, folder: S3Location, share: 
     return convert_share(make_client("s3"), table, folder, share, settings, write=write)
 
 
+def convert_all(make_client: ClientFactory, table: str, folder: S3Location, shares: list[ConvertShare],
+                settings: ExportSettings, *, write: bool, processes: int = 1) -> list[WorkerResult]:
+    """Every share, in up to ``processes`` worker processes (the DAG maps them over tasks instead)."""
+    if processes <= 1 or len(shares) == 1:
+        return [_convert(make_client, table, folder, s, settings, write) for s in shares]
+    with ProcessPoolExecutor(max_workers=min(processes, len(shares))) as pool:
+        futures = [pool.submit(_convert, make_client, table, folder, s, settings, write) for s in shares]
+        return [f.result() for f in futures]
+
+
+def wait_restorable(dynamodb: Any, table: str, at: datetime, poll_seconds: float,
+                    timeout: float = RESTORABLE_TIMEOUT) -> None:
+    """Until ``at`` is inside the table's PITR window; raise at once if it never will be."""
+    poll(lambda: check_restorable(dynamodb, table, at, datetime.now(UTC)), lambda v: v == "ready",
+         f"{iso(at)} to become restorable for {table}", timeout, poll_seconds)
+
+
 def run_pitr_backup(make_client: ClientFactory, request: BackupRequest, *, processes: int = 1,
                     output_format: str = DATAPIPELINE, keep_native: bool = False, run_key: str = "cli",
                     poll_seconds: float = 10.0, restorable_timeout: float = RESTORABLE_TIMEOUT,
@@ -64,8 +81,7 @@ def run_pitr_backup(make_client: ClientFactory, request: BackupRequest, *, proce
     """Export ``request.table`` as it was at the request's logical date, convert it, seal the folder."""
     dynamodb, s3 = make_client("dynamodb"), make_client("s3")
     at = export_time(request.logical_date)
-    poll(lambda: check_restorable(dynamodb, request.table, at, datetime.now(UTC)), lambda v: v == "ready",
-         f"{iso(at)} to become restorable for {request.table}", restorable_timeout, poll_seconds)
+    wait_restorable(dynamodb, request.table, at, poll_seconds, restorable_timeout)
     folder, proceed = open_pitr_folder(s3, request)
     if not proceed:
         return None
@@ -73,14 +89,8 @@ def run_pitr_backup(make_client: ClientFactory, request: BackupRequest, *, proce
     status: ExportStatus = poll(lambda: describe_export(dynamodb, arn), lambda s: s.finished,
                                 f"export {arn}", export_timeout, poll_seconds)
     shares = conversion_shares(s3, status, request.max_workers)
-    write = output_format == DATAPIPELINE
-    if processes <= 1 or len(shares) == 1:
-        results = [_convert(make_client, request.table, folder, s, request.settings, write) for s in shares]
-    else:
-        with ProcessPoolExecutor(max_workers=min(processes, len(shares))) as pool:
-            futures = [pool.submit(_convert, make_client, request.table, folder, s, request.settings, write)
-                       for s in shares]
-            results = [f.result() for f in futures]
+    results = convert_all(make_client, request.table, folder, shares, request.settings,
+                          write=output_format == DATAPIPELINE, processes=processes)
     return seal_pitr(dynamodb, s3, table=request.table, folder=folder, status=status, results=results,
                      total_files=shares[0].total_files, output_format=output_format,
                      compression=request.settings.compression, logical_date=at, keep_native=keep_native,

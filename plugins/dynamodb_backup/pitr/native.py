@@ -40,13 +40,22 @@ def client_token(*parts: str) -> str:
 
 def export_request(
     table_arn: str, at: datetime, staging: S3Location, token: str, put_extra: dict[str, Any] | None = None,
+    since: datetime | None = None,
 ) -> dict[str, Any]:
-    """ExportTableToPointInTime's arguments: the bucket owner and SSE settings of the backup pass through."""
+    """ExportTableToPointInTime's arguments: the bucket owner and SSE settings of the backup pass through.
+
+    A full export of the table at ``at``; with ``since``, an incremental export of what changed in
+    ``[since, at)`` with both images (what a restore needs to put or delete, and to check).
+    """
     extra = put_extra or {}
     request: dict[str, Any] = {
-        "TableArn": table_arn, "ExportTime": utc(at), "S3Bucket": staging.bucket, "ClientToken": token,
-        "ExportFormat": "DYNAMODB_JSON", "ExportType": "FULL_EXPORT",
+        "TableArn": table_arn, "S3Bucket": staging.bucket, "ClientToken": token, "ExportFormat": "DYNAMODB_JSON",
     }
+    if since is None:
+        request.update(ExportTime=utc(at), ExportType="FULL_EXPORT")
+    else:
+        request.update(ExportType="INCREMENTAL_EXPORT", IncrementalExportSpecification={
+            "ExportFromTime": utc(since), "ExportToTime": utc(at), "ExportViewType": "NEW_AND_OLD_IMAGES"})
     if staging.prefix:
         request["S3Prefix"] = staging.prefix
     if extra.get("ExpectedBucketOwner"):
@@ -70,13 +79,19 @@ def start_export(dynamodb: Any, request: dict[str, Any]) -> str:
             raise ParameterError(f"table {table!r}: {message}") from None
         if code in ("InvalidExportTimeException", "TableNotFoundException", "ValidationException",
                     "ExportConflictException"):
-            raise ParameterError(f"cannot export table {table!r} at {iso(request['ExportTime'])}: "
-                                 f"{code}: {message}") from None
+            raise ParameterError(f"cannot export table {table!r} {_when(request)}: {code}: {message}") from None
         raise
     arn: str = response["ExportDescription"]["ExportArn"]
-    log.info("export %s of %s at %s: %s into s3://%s/%s", response["ExportDescription"].get("ExportStatus"),
-             request["TableArn"], iso(request["ExportTime"]), arn, request["S3Bucket"], request.get("S3Prefix", ""))
+    log.info("export %s of %s %s: %s into s3://%s/%s", response["ExportDescription"].get("ExportStatus"),
+             request["TableArn"], _when(request), arn, request["S3Bucket"], request.get("S3Prefix", ""))
     return arn
+
+
+def _when(request: dict[str, Any]) -> str:
+    window = request.get("IncrementalExportSpecification")
+    if window:
+        return f"changes from {iso(window['ExportFromTime'])} to {iso(window['ExportToTime'])}"
+    return f"at {iso(request['ExportTime'])}"
 
 
 @dataclass(frozen=True)
@@ -90,17 +105,27 @@ class ExportStatus:
     billed_size_bytes: int | None = None
     failure_code: str | None = None
     failure_message: str | None = None
+    #: An incremental export's window, ``[export_from, export_to)``; None for a full export.
+    export_from: str | None = None
+    export_to: str | None = None
 
     @classmethod
     def from_description(cls, description: dict[str, Any]) -> ExportStatus:
         moment = description.get("ExportTime")
+        window = description.get("IncrementalExportSpecification") or {}
         return cls(
             arn=description["ExportArn"], status=description["ExportStatus"], bucket=description["S3Bucket"],
             manifest_key=description.get("ExportManifest"),
-            export_time=iso(moment) if isinstance(moment, datetime) else moment,
+            export_time=_iso_or_none(moment) if description.get("ExportType") != "INCREMENTAL_EXPORT" else None,
+            export_from=_iso_or_none(window.get("ExportFromTime")),
+            export_to=_iso_or_none(window.get("ExportToTime")),
             item_count=description.get("ItemCount"), billed_size_bytes=description.get("BilledSizeBytes"),
             failure_code=description.get("FailureCode"), failure_message=description.get("FailureMessage"),
         )
+
+    @property
+    def incremental(self) -> bool:
+        return self.export_to is not None
 
     @property
     def finished(self) -> bool:
@@ -122,6 +147,10 @@ class ExportStatus:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ExportStatus:
         return cls(**data)
+
+
+def _iso_or_none(moment: Any) -> str | None:
+    return iso(moment) if isinstance(moment, datetime) else moment
 
 
 def describe_export(dynamodb: Any, arn: str) -> ExportStatus:

@@ -23,7 +23,7 @@ from dynamodb_backup.pitr import DATAPIPELINE, NATIVE
 from dynamodb_backup.pitr.convert import ConvertShare, native_files, plan_shares
 from dynamodb_backup.pitr.native import STAGING, ExportStatus, client_token, export_request, start_export
 from dynamodb_backup.pitr.window import Verdict, iso, judge_export_time, read_window, utc, whole_second
-from dynamodb_backup.restore.inspection import inspect_folder
+from dynamodb_backup.restore.inspection import inspect_export
 
 log = logging.getLogger(__name__)
 
@@ -58,18 +58,19 @@ def open_pitr_folder(s3: Any, request: BackupRequest) -> tuple[S3Location, bool]
 
 
 def begin_export(dynamodb: Any, table: str, at: datetime, folder: S3Location, output_format: str,
-                 run_key: str, put_extra: dict[str, Any] | None = None) -> str:
-    """Start (or replay) the export of ``table`` at ``at``; ``run_key`` names the run (DAG and run id)."""
+                 run_key: str, put_extra: dict[str, Any] | None = None, since: datetime | None = None) -> str:
+    """Start (or replay) the export of ``table`` at ``at`` (with ``since``: of the changes in ``[since, at)``,
+    kept native in the folder); ``run_key`` names the run (DAG and run id)."""
     table_arn = describe_table(dynamodb, table)["TableArn"]
-    staging = staging_for(folder, output_format)
-    token = client_token(run_key, table, iso(at), staging.uri, output_format)
-    return start_export(dynamodb, export_request(table_arn, at, staging, token, put_extra))
+    staging = staging_for(folder, NATIVE if since is not None else output_format)
+    token = client_token(run_key, table, iso(since) if since else "", iso(at), staging.uri, output_format)
+    return start_export(dynamodb, export_request(table_arn, at, staging, token, put_extra, since))
 
 
 def conversion_shares(s3: Any, status: ExportStatus, max_workers: int) -> list[ConvertShare]:
     """Read the finished export's manifests (checksummed) and split its data files into shares."""
     status.raise_if_failed()
-    source = inspect_folder(s3, status.export_folder())
+    source = inspect_export(s3, status.export_folder(), incremental_ok=True)
     if status.item_count is not None and source.expected_items != status.item_count:
         raise BackupFolderError(f"{status.export_folder()}/: manifest-files.json lists {source.expected_items} "
                                 f"items, DescribeExport says {status.item_count}")
@@ -80,8 +81,15 @@ def conversion_shares(s3: Any, status: ExportStatus, max_workers: int) -> list[C
 
 def seal_pitr(dynamodb: Any, s3: Any, *, table: str, folder: S3Location, status: ExportStatus,
               results: list[WorkerResult], total_files: int, output_format: str, compression: str,
-              logical_date: datetime, keep_native: bool, put_extra: dict[str, Any] | None = None) -> Sidecar:
-    """Seal the folder like a scan backup, with the export as its source; then drop the staging copy."""
+              logical_date: datetime, keep_native: bool, put_extra: dict[str, Any] | None = None,
+              chain: dict[str, Any] | None = None) -> Sidecar:
+    """Seal the folder like a scan backup, with the export as its source; then drop the staging copy.
+
+    An incremental export (its changes, kept native) seals as mode ``incremental``; ``chain`` names
+    the links a folder belongs to (see ``incremental.backup``).
+    """
+    if status.incremental:
+        output_format = NATIVE
     converted = sum(r.items for r in results)
     if status.item_count is not None and converted != status.item_count:
         raise BackupFolderError(f"{folder}/: converted {converted} items, the export {status.arn} holds "
@@ -89,15 +97,22 @@ def seal_pitr(dynamodb: Any, s3: Any, *, table: str, folder: S3Location, status:
     info = read_table_info(dynamodb, table)
     moment = status.export_time or iso(utc(logical_date))
     native_kept = output_format == NATIVE or keep_native
-    source = {
+    source: dict[str, Any] = {
         "mode": "pitr", "format": output_format, "export_arn": status.arn, "export_time": moment,
         "billed_size_bytes": status.billed_size_bytes, "export_item_count": status.item_count,
         "native_export": status.export_folder().prefix[len(folder.key("")):] if native_kept else None,
     }
+    if status.incremental:
+        del source["export_time"]
+        moment = str(status.export_to)
+        source.update(mode="incremental", export_from=status.export_from, export_to=moment, view="NEW_AND_OLD_IMAGES")
+    if chain is not None:
+        source["chain"] = chain
     sidecar = finalize_backup(
         s3, folder, results, description=info.description, total_segments=total_files, compression=compression,
         logical_date=logical_date, time_to_live=info.time_to_live, tags=info.tags, put_extra=put_extra,
-        source=source, snapshot=(moment, moment), write_manifest=output_format == DATAPIPELINE,
+        source=source, snapshot=(source.get("export_from", moment), moment),
+        write_manifest=output_format == DATAPIPELINE,
     )
     if not native_kept:
         removed = delete_prefix(s3, folder.child(STAGING))

@@ -259,18 +259,28 @@ def _checked(s3: Any, folder: S3Location, name: str, files: dict[str, int]) -> b
     return data
 
 
-def _native(s3: Any, folder: S3Location, files: dict[str, int], force: bool) -> BackupSource:
+def inspect_export(s3: Any, export: S3Location, *, incremental_ok: bool = False) -> BackupSource:
+    """One native export (``.../AWSDynamoDB/<id>``), full or, with ``incremental_ok``, incremental."""
+    return _native(s3, export, list_children(s3, export)[0], force=False, incremental_ok=incremental_ok)
+
+
+def _native(s3: Any, folder: S3Location, files: dict[str, int], force: bool,
+            incremental_ok: bool = False) -> BackupSource:
     export_id = folder.prefix.rsplit("/", 1)[-1]
-    data_files = {f"data/{n}": size for n, size in list_children(s3, folder.child("data"))[0].items()}
+    incremental = False
     summary: dict[str, Any] = {}
     if NATIVE_SUMMARY in files:
         summary = _json(_checked(s3, folder, NATIVE_SUMMARY, files), folder.url_of(NATIVE_SUMMARY))
         if summary.get("outputFormat", "DYNAMODB_JSON") != "DYNAMODB_JSON":
             raise BackupFolderError(f"{folder}/: export format {summary.get('outputFormat')!r} is not supported "
                                     "(only DYNAMODB_JSON)")
-        if summary.get("exportType") == "INCREMENTAL_EXPORT":
+        incremental = summary.get("exportType") == "INCREMENTAL_EXPORT"
+        if incremental and not incremental_ok:
             raise BackupFolderError(f"{folder}/: an incremental export holds changes, not a table; restore the "
                                     "full export it applies to instead")
+    # Incremental exports put their data in the folder shared by all exports under the prefix.
+    data_dir = S3Location(folder.bucket, folder.prefix.rsplit("/", 1)[0]) if incremental else folder
+    data_files = {f"data/{n}": size for n, size in list_children(s3, data_dir.child("data"))[0].items()}
     result: list[SourceFile] = []
     if NATIVE_FILES in files:
         text = _checked(s3, folder, NATIVE_FILES, files)
@@ -280,8 +290,8 @@ def _native(s3: Any, folder: S3Location, files: dict[str, int], force: bool) -> 
             where = f"{folder.url_of(NATIVE_FILES)} line {number}"
             entry = _json(line, where)
             original = str(entry.get("dataFileS3Key", ""))
-            marker = f"{NATIVE_DIR}/{export_id}/"
-            rel = original.split(marker, 1)[1] if marker in original else ""
+            marker = f"{NATIVE_DIR}/" if incremental else f"{NATIVE_DIR}/{export_id}/"
+            rel = original.rsplit(marker, 1)[1] if marker in original else ""
             if not rel or any(p in ("", ".", "..") for p in rel.split("/")):
                 raise BackupFolderError(f"{where}: data file {original!r} is not inside export {export_id}")
             if rel not in data_files:
@@ -291,9 +301,9 @@ def _native(s3: Any, folder: S3Location, files: dict[str, int], force: bool) -> 
                 md5 = str(entry["md5Checksum"])
             except (KeyError, TypeError, ValueError):
                 raise BackupFolderError(f"{where}: entry lacks itemCount or md5Checksum") from None
-            result.append(SourceFile(folder.key(rel), DECODE_NATIVE, data_files[rel], md5=md5, items=items))
+            result.append(SourceFile(data_dir.key(rel), DECODE_NATIVE, data_files[rel], md5=md5, items=items))
     elif force:
-        result = [SourceFile(folder.key(rel), DECODE_NATIVE, size) for rel, size in sorted(data_files.items())
+        result = [SourceFile(data_dir.key(rel), DECODE_NATIVE, size) for rel, size in sorted(data_files.items())
                   if rel.endswith(".json.gz")]
     expected = sum(f.items or 0 for f in result) if NATIVE_FILES in files else None
     if summary and expected is not None and int(summary.get("itemCount", expected)) != expected:

@@ -1,0 +1,1 @@
+"""Incremental backups: chains of a full pitr backup and nightly change exports, and applying them."""
