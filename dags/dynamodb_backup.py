@@ -7,8 +7,9 @@ plan decides the run's mode. scan: it splits a parallel scan into segments
 shared by a bounded number of workers, and each worker streams its segments to
 S3 in Data Pipeline's format. pitr: DynamoDB exports the table as it was at the
 run's date (no read capacity; the wait runs in the triggerer), and convert turns
-the export's files into the same lines. The other path skips itself. seal writes
-the manifest, our sidecar, and _SUCCESS last.
+the export's files into the same lines. incremental: the same path exports the
+run's data interval as a link of changes (kept native), or a full now and then.
+The other path skips itself. seal writes the manifest, our sidecar, and _SUCCESS last.
 An entry with restore_to_table also loads each night's backup into that table
 (a staging copy, say; restore_replace recreates it first, so it matches
 exactly). A failed task sends a notice to the configured SNS topic or webhook
@@ -23,13 +24,16 @@ from pathlib import Path
 from typing import Any
 
 from airflow.sdk import DAG
+from airflow.sdk.definitions.timetables.interval import CronDataIntervalTimetable
 
 from dynamodb_backup.config import TableBackup, load_backups
+from dynamodb_backup.incremental.schedule import cron_of
 from dynamodb_backup.operators.backup import ExportSegmentsOperator, PlanBackupOperator, SealBackupOperator
 from dynamodb_backup.operators.notify import failure_notifier
 from dynamodb_backup.operators.params import backup_params
 from dynamodb_backup.operators.pitr import ConvertExportOperator, StartExportOperator, WaitForExportOperator
 from dynamodb_backup.operators.restore import add_restore_tasks
+from dynamodb_backup.pitr import INCREMENTAL
 
 BACKUPS_FILE = Path(
     os.environ.get("DYNAMODB_BACKUPS_FILE", Path(__file__).resolve().parent.parent / "include" / "backups.yaml")
@@ -69,10 +73,15 @@ def backup_dag(backup: TableBackup) -> DAG:
             aws_conn_id=backup.aws_conn_id)
     settings: dict[str, Any] = dict(FROM_PARAMS, on_demand_capacity=backup.on_demand_capacity,
                     file_max_items=backup.file_max_items, put_extra=put_extra)
+    schedule: Any = backup.schedule
+    if backup.mode == INCREMENTAL:
+        # Each run exports its own data interval, so the intervals must tile time: Airflow 3 reads a
+        # cron string as a trigger timetable whose intervals are empty.
+        schedule = CronDataIntervalTimetable(cron_of(backup.schedule), timezone="UTC")
     with DAG(
         dag_id=backup.dag_id,
         description=f"Back up DynamoDB table {backup.table} to s3://{backup.bucket}/{backup.prefix}/",
-        schedule=backup.schedule,
+        schedule=schedule,
         start_date=datetime(2024, 1, 1),
         catchup=False,
         max_active_runs=1,
@@ -82,7 +91,8 @@ def backup_dag(backup: TableBackup) -> DAG:
         tags=["dynamodb", "backup"],
     ) as dag:
         pool = backup.pool or "default_pool"
-        plan = PlanBackupOperator(task_id="plan", restorable_poll_seconds=backup.pitr_poll_seconds, **settings)
+        plan = PlanBackupOperator(task_id="plan", restorable_poll_seconds=backup.pitr_poll_seconds,
+                                  full_every=timedelta(days=backup.full_every), **settings)
         plan_summary = plan.output["plan"]  # type: ignore[index]
         # scan: the shares of the parallel scan (none in pitr mode, which skips this path).
         export = ExportSegmentsOperator.partial(

@@ -18,7 +18,8 @@ from dynamodb_backup.aws.s3writer import COMPRESSIONS
 from dynamodb_backup.backup.plan import DEFAULT_ON_DEMAND_CAPACITY, check_ratio
 from dynamodb_backup.errors import ParameterError
 from dynamodb_backup.formats.layout import check_bucket, check_prefix, check_table_name
-from dynamodb_backup.pitr import MODES, NATIVE, OUTPUT_FORMATS
+from dynamodb_backup.incremental.schedule import check_incremental_schedule
+from dynamodb_backup.pitr import INCREMENTAL, MODES, NATIVE, OUTPUT_FORMATS, SCAN
 
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -45,6 +46,8 @@ class TableBackup:
     pitr_fallback: str | None = None
     #: pitr: seconds between checks of the recovery window and of the export's status (in the triggerer).
     pitr_poll_seconds: float = 30.0
+    #: incremental: days between full exports (also made on the first run and after a gap).
+    full_every: float = 7
     aws_conn_id: str = "aws_default"
     on_demand_capacity: float = DEFAULT_ON_DEMAND_CAPACITY
     file_max_items: int = 100_000
@@ -82,8 +85,14 @@ class TableBackup:
             raise ParameterError(f"mode must be one of {list(MODES)}, got {self.mode!r}")
         if self.format not in OUTPUT_FORMATS:
             raise ParameterError(f"format must be one of {list(OUTPUT_FORMATS)}, got {self.format!r}")
-        if self.format == NATIVE and self.mode != "pitr":
-            raise ParameterError("format: native needs mode: pitr (a scan writes Data Pipeline's layout)")
+        if self.format == NATIVE and self.mode == SCAN:
+            raise ParameterError("format: native needs mode pitr or incremental (a scan writes Data Pipeline's "
+                                 "layout)")
+        if self.mode == INCREMENTAL:
+            check_incremental_schedule(self.schedule)
+            if not 0 < self.full_every <= 35:
+                raise ParameterError(f"full_every must be more than 0 and at most 35 days (the longest PITR "
+                                     f"window), got {self.full_every!r}")
         if self.pitr_fallback not in (None, "scan"):
             raise ParameterError(f"pitr_fallback must be scan or empty, got {self.pitr_fallback!r}")
         if not 1 <= self.pitr_poll_seconds <= 3600:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,9 +15,10 @@ from dynamodb_backup.backup.job import BackupPlan, BackupRequest, plan_backup, s
 from dynamodb_backup.backup.plan import DEFAULT_ON_DEMAND_CAPACITY, WorkerShare
 from dynamodb_backup.errors import BackupFolderError, ParameterError
 from dynamodb_backup.formats.layout import S3Location
+from dynamodb_backup.incremental.backup import LinkPlan, plan_for_table
 from dynamodb_backup.operators.clients import aws_client
 from dynamodb_backup.operators.params import rendered
-from dynamodb_backup.pitr import DATAPIPELINE, PITR, SCAN
+from dynamodb_backup.pitr import DATAPIPELINE, INCREMENTAL, PITR, SCAN
 from dynamodb_backup.pitr.native import ExportStatus
 from dynamodb_backup.pitr.steps import check_restorable, export_time, open_pitr_folder, seal_pitr
 from dynamodb_backup.pitr.window import PitrDisabledError
@@ -86,16 +88,17 @@ class PlanBackupOperator(BackupFields):
     ui_color = "#d6eaf8"
 
     def __init__(self, *, restorable_timeout: timedelta = RESTORABLE_TIMEOUT, restorable_poll_seconds: float = 15.0,
-                 **kwargs: Any) -> None:
+                 full_every: timedelta = timedelta(days=7), **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.restorable_timeout, self.restorable_poll_seconds = restorable_timeout, restorable_poll_seconds
+        self.full_every = full_every
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
         request = self.request(context)
-        if str(self.mode) != PITR:
+        if str(self.mode) not in (PITR, INCREMENTAL):
             return self._plan_scan(context, request, None)
-        at = export_time(request.logical_date)
         try:
+            at, link = self._moment(context, request)
             verdict = check_restorable(aws_client("dynamodb", self.aws_conn_id), request.table, at,
                                        datetime.now(UTC))
         except PitrDisabledError as exc:
@@ -110,23 +113,39 @@ class PlanBackupOperator(BackupFields):
             self.defer(trigger=RestorableTrigger(request.table, at.isoformat(), self.aws_conn_id,
                                                  self.restorable_poll_seconds),
                        method_name="resume_when_restorable", timeout=self.restorable_timeout)
-        return self._plan_pitr(context, request)
+        return self._plan_pitr(context, request, at, link)
 
     def resume_when_restorable(self, context: Context, event: dict[str, Any]) -> list[dict[str, Any]]:
         if event.get("status") != "ready":
             raise AirflowFailException(str(event.get("message")))
         self.log.info("the run's moment became restorable after %s polls", event.get("polls"))
-        return self._plan_pitr(context, self.request(context))
+        request = self.request(context)
+        return self._plan_pitr(context, request, *self._moment(context, request))
 
-    def _plan_pitr(self, context: Context, request: BackupRequest) -> list[dict[str, Any]]:
+    def _moment(self, context: Context, request: BackupRequest) -> tuple[datetime, LinkPlan | None]:
+        """pitr: the logical date. incremental: the end of the data interval, and the link to make."""
+        if str(self.mode) != INCREMENTAL:
+            return export_time(request.logical_date), None
+        start, end = context.get("data_interval_start"), context.get("data_interval_end")
+        if start is None or end is None or start >= end:
+            raise ParameterError(f"mode incremental needs the run's data interval, got {start}..{end}: schedule "
+                                 "the DAG with intervals (it is, from the backups file) and trigger it with a date")
+        link = plan_for_table(aws_client("dynamodb", self.aws_conn_id), aws_client("s3", self.aws_conn_id),
+                              request, start, end, self.full_every)
+        return link.until, link
+
+    def _plan_pitr(self, context: Context, request: BackupRequest, at: datetime,
+                   link: LinkPlan | None) -> list[dict[str, Any]]:
         s3 = aws_client("s3", self.aws_conn_id)
         try:
-            folder, proceed = open_pitr_folder(s3, request)
+            folder, proceed = open_pitr_folder(s3, replace(request, logical_date=at))
         except ParameterError as exc:
             raise AirflowFailException(str(exc)) from exc
         context["ti"].xcom_push(key="plan", value={
-            "folder": folder.uri, "mode": PITR, "export_time": export_time(request.logical_date).isoformat(),
-            "skip": not proceed, "logical_date": request.logical_date.isoformat(),
+            "folder": folder.uri, "mode": PITR, "export_time": at.isoformat(), "skip": not proceed,
+            "logical_date": request.logical_date.isoformat(),
+            "since": link.since.isoformat() if link and link.since else None,
+            "chain": link.chain if link else None, "why": link.reason if link else None,
         })
         return []
 
@@ -207,7 +226,8 @@ class SealBackupOperator(BackupFields):
                     total_files=int(ti.xcom_pull(task_ids=self.export_task, key="export_files")),
                     output_format=str(self.output_format),
                     compression=request.settings.compression, logical_date=request.logical_date,
-                    keep_native=str(self.keep_native).lower() == "true", put_extra=self.put_extra)
+                    keep_native=str(self.keep_native).lower() == "true", put_extra=self.put_extra,
+                    chain=self.plan.get("chain"))
             else:
                 plan = BackupPlan(folder=folder, shares=[], total_segments=int(self.plan["total_segments"]),
                                   read_rate=float(self.plan["read_rate"]),

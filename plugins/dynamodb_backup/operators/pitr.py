@@ -49,9 +49,10 @@ class StartExportOperator(BackupFields):
         at = datetime.fromisoformat(self.plan["export_time"])
         run_key = f"{context['dag'].dag_id}/{context['run_id']}"
         try:
+            since = datetime.fromisoformat(self.plan["since"]) if self.plan.get("since") else None
             return begin_export(aws_client("dynamodb", self.aws_conn_id), str(self.table), at,
                                 S3Location.parse(self.plan["folder"]), str(self.output_format), run_key,
-                                self.put_extra)
+                                self.put_extra, since=since)
         except ParameterError as exc:
             raise AirflowFailException(str(exc)) from exc
 
@@ -100,7 +101,7 @@ class ConvertExportOperator(BackupFields):
         try:
             result = convert_share(aws_client("s3", self.aws_conn_id), request.table,
                                    S3Location.parse(self.plan["folder"]), share, request.settings,
-                                   write=str(self.output_format) == DATAPIPELINE)
+                                   write=str(self.output_format) == DATAPIPELINE and not self.plan.get("since"))
         except (BackupFolderError, CodecError) as exc:
             # A checksum or count that does not match the manifest will not match on a retry either.
             raise AirflowFailException(str(exc)) from exc
