@@ -23,11 +23,11 @@ def run_ls(args: argparse.Namespace) -> int:
     if not backups:
         print(f"no backups under {args.uri}")
         return 0
-    print(f"{'STATUS':<10} {'MODE':<5} {'ITEMS':>12} {'SIZE':>12} {'FILES':>6} {'AGE':>6}  FOLDER")
+    print(f"{'STATUS':<10} {'MODE':<11} {'ITEMS':>12} {'SIZE':>12} {'FILES':>6} {'AGE':>6}  FOLDER")
     for b in backups:
         status = "complete" if b.listing.complete else "PARTIAL"
         items = f"{b.items:,}" if b.items is not None else "?"
-        print(f"{status:<10} {b.mode or '?':<5} {items:>12} {b.data_bytes or 0:>12,} {b.data_files or 0:>6} "
+        print(f"{status:<10} {b.mode or '?':<11} {items:>12} {b.data_bytes or 0:>12,} {b.data_files or 0:>6} "
               f"{age(b.listing.modified):>6}  {b.listing.folder.uri}/")
     return 0
 
@@ -53,6 +53,10 @@ def run_show(args: argparse.Namespace) -> int:
         if source.get("mode") == "pitr":
             print(f"mode: pitr ({source.get('format')}), the table at {source.get('export_time')} by export "
                   f"{source.get('export_arn')}; billed size {source.get('billed_size_bytes')} bytes")
+        elif source.get("mode") == "incremental":
+            chain = source.get("chain") or {}
+            print(f"mode: incremental, the changes from {source.get('export_from')} to {source.get('export_to')} "
+                  f"(not a Data Pipeline folder); builds on {chain.get('previous')}, full {chain.get('full')}")
         elif source.get("fallback_from"):
             print(f"mode: scan, FALLBACK from {source['fallback_from']}: {source.get('reason')}")
     return 0 if SUCCESS in listing.sizes else 1
