@@ -570,6 +570,15 @@ def stack_ports_from_env() -> dict[str, int]:
 # --------------------------------------------------------------------------- env
 
 
+def ensure_default_bucket(moto_url: str) -> str:
+    """Create the backups bucket the README's commands use (``DYNAMODB_BACKUP_BUCKET``), if missing."""
+    bucket = os.environ.get("DYNAMODB_BACKUP_BUCKET") or "dynamodb-backups"
+    s3 = _aws_client("s3", moto_url)
+    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+        s3.create_bucket(Bucket=bucket)
+    return bucket
+
+
 def env_vars(
     dynamodb_url: str,
     moto_url: str,
@@ -670,6 +679,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except LocalAwsError as exc:
             print(f"local_aws: {exc}", file=sys.stderr)
             return 1
+        bucket = ensure_default_bucket(f"http://{HOST}:{args.moto_port}")
+        print(f"backup bucket s3://{bucket} is there (the README's examples use it)", file=sys.stderr)
         print("\n".join(export_lines(args.dynamodb_port, args.moto_port)))
         return 0
 

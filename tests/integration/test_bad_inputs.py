@@ -306,3 +306,23 @@ def test_gzip_fixture_is_really_gzip(good_folders):
     assert gzip.decompress(objects[first_data(objects)]).count(b"\n") == len(ITEMS)
 
 
+
+
+# ----------------------------------------------------------------------------- a missing bucket, anywhere
+
+MISSING_BUCKET_CASES = [
+    ("ls", ["ls", "s3://no-such-bucket-for-ls/backups"], "no-such-bucket-for-ls"),
+    ("restore --latest", ["restore", "--latest", "--from", "s3://no-such-bucket-for-latest/backups",
+                          "--source-table", "bad-inputs-source", "--table", "never-created"],
+     "no-such-bucket-for-latest"),
+]
+
+
+@pytest.mark.parametrize(("case", "argv", "bucket"), MISSING_BUCKET_CASES, ids=[c[0] for c in MISSING_BUCKET_CASES])
+def test_a_missing_bucket_is_one_clear_line(local_aws, capsys, case, argv, bucket):
+    code, output = run(capsys, *argv)
+    assert code == 2, output
+    assert re.search(rf"bucket: S3 bucket '{bucket}' does not exist", output), output
+    assert "Traceback" not in output and "NoSuchBucket" not in output, output
+    tables = local_aws.dynamodb_client().list_tables()["TableNames"]
+    assert "never-created" not in tables

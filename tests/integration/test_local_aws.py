@@ -268,6 +268,10 @@ def test_cli_start_status_stop(tmp_path: Path) -> None:
             make_client("dynamodb", endpoint_url=exported["AWS_ENDPOINT_URL_DYNAMODB"]).list_tables()["TableNames"]
             == []
         )
+        # The README's default bucket is there, so its CLI examples work in the order it gives them.
+        buckets = make_client("s3", endpoint_url=exported["AWS_ENDPOINT_URL_S3"]).list_buckets()["Buckets"]
+        assert [b["Name"] for b in buckets] == [os.environ.get("DYNAMODB_BACKUP_BUCKET") or "dynamodb-backups"]
+        assert "backup bucket s3://" in result.stderr
         make_client("s3", endpoint_url=exported["AWS_ENDPOINT_URL_S3"]).create_bucket(Bucket="cli-bucket")
 
         # Idempotent: a second start reuses the same processes.

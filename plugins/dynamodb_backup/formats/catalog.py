@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from dynamodb_backup.errors import BackupFolderError
+from botocore.exceptions import ClientError
+
+from dynamodb_backup.errors import BackupFolderError, ParameterError
 from dynamodb_backup.formats.layout import MANIFEST, SIDECAR, SUCCESS, S3Location, parse_folder_name
 from dynamodb_backup.formats.sidecar import Sidecar
 
@@ -54,7 +57,7 @@ def scan_listings(s3: Any, base: S3Location) -> list[FolderListing]:
     grouped: dict[str, dict[str, int]] = defaultdict(dict)
     newest: dict[str, datetime] = {}
     prefix = base.key("") if base.prefix else ""
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=base.bucket, Prefix=prefix):
+    for page in _pages(s3, base.bucket, prefix):
         for obj in page.get("Contents", []):
             parent, _, name = obj["Key"].rpartition("/")
             grouped[parent][name] = int(obj["Size"])
@@ -67,6 +70,16 @@ def scan_listings(s3: Any, base: S3Location) -> list[FolderListing]:
         if dated or MANIFEST in sizes or SUCCESS in sizes:
             listings.append(FolderListing(S3Location(base.bucket, parent), sizes, newest.get(parent)))
     return sorted(listings, key=lambda listing: listing.folder.prefix)
+
+
+def _pages(s3: Any, bucket: str, prefix: str) -> Iterator[dict[str, Any]]:
+    """ListObjectsV2 pages; a missing bucket is the user's mistake, named as such, not a traceback."""
+    try:
+        yield from s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchBucket", "404"):
+            raise ParameterError(f"bucket: S3 bucket {bucket!r} does not exist") from None
+        raise
 
 
 def read_sidecar(s3: Any, folder: S3Location) -> Sidecar:
