@@ -256,3 +256,40 @@ def test_sigkilled_worker_process_resumes(local_aws, s3_bucket, table_name, tmp_
     assert_exactly_once(s3, plan.folder, items)
     assert not s3.list_multipart_uploads(Bucket=s3_bucket).get("Uploads")
 
+
+
+def test_a_worker_killed_mid_file_leaves_an_open_upload_that_the_seal_aborts(local_aws, s3_bucket, table_name,
+                                                                             tmp_path, caplog):
+    """Items of ~300 KB, uncompressed: a file passes the 5 MB part size after ~17 items, so an upload is open."""
+    ddb, s3 = local_aws.dynamodb_client(), local_aws.s3_client()
+    local_aws.create_table(table_name)
+    blob = os.urandom(300 * 1024)
+    put_items(ddb, table_name, ({"pk": {"S": f"big-{i:02d}"}, "b": {"B": blob[i:] + blob[:i]}} for i in range(40)))
+    settings_used = ExportSettings(file_max_items=1000, compression="none")
+    request = BackupRequest(table=table_name, destination=S3Location(s3_bucket, "bk"), logical_date=DATE,
+                            read_ratio=1.0, segments=1, settings=settings_used)
+    plan = plan_backup(ddb, s3, request)
+    share, settings = plan.shares[0].to_dict(), {"file_max_items": 1000, "compression": "none"}
+    out = tmp_path / "result.json"
+    proc = subprocess.Popen(worker_cmd(table_name, plan.folder, share, settings, out, 40.0), env=worker_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not s3.list_multipart_uploads(Bucket=s3_bucket, Prefix=plan.folder.key("")).get("Uploads"):
+            assert proc.poll() is None, "the worker finished before an upload was open"
+            assert time.monotonic() < deadline, "no multipart upload opened"
+            time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL and not out.exists()
+    left_open = s3.list_multipart_uploads(Bucket=s3_bucket, Prefix=plan.folder.key(""))["Uploads"]
+    assert len(left_open) == 1, left_open
+    done = subprocess.run(worker_cmd(table_name, plan.folder, share, settings, out, 10_000), env=worker_env(),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    with caplog.at_level("INFO"):
+        seal_backup(ddb, s3, request, plan, [WorkerResult.from_dict(json.loads(out.read_text()))])
+    assert any("aborted 1 multipart uploads" in r.getMessage() for r in caplog.records)
+    assert not s3.list_multipart_uploads(Bucket=s3_bucket, Prefix=plan.folder.key("")).get("Uploads")
+    assert SUCCESS in {k.rsplit("/", 1)[-1] for k in all_keys(s3, plan.folder)}
