@@ -90,6 +90,9 @@ class TableBackup:
                                  "layout)")
         if self.mode == INCREMENTAL:
             check_incremental_schedule(self.schedule)
+            if self.restore_to_table:
+                raise ParameterError("restore_to_table: a nightly restore of an incremental link is not built yet "
+                                     "(a link holds changes; use `restore --apply` from the command line)")
             if not 0 < self.full_every <= 35:
                 raise ParameterError(f"full_every must be more than 0 and at most 35 days (the longest PITR "
                                      f"window), got {self.full_every!r}")

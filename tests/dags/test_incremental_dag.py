@@ -140,3 +140,9 @@ def test_incremental_tasks_make_a_full_then_a_link(local_aws, pitr_standin, s3_b
         body = gzip.decompress(s3.get_object(Bucket=s3_bucket, Key=obj["Key"])["Body"].read())
         keys |= {orjson.loads(line)["Keys"]["pk"]["S"] for line in body.splitlines() if line.strip()}
     assert keys == {"k0", "k1"}
+
+
+def test_a_nightly_restore_of_links_is_refused_until_it_exists(tmp_path):
+    with pytest.raises(ParameterError, match=r"restore_to_table: a nightly restore of an incremental link is not "
+                                             r"built yet"):
+        load_backups(backups_file(tmp_path, schedule="@daily", restore_to_table="Orders-staging"))
