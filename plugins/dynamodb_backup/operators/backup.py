@@ -165,8 +165,8 @@ class PlanBackupOperator(BackupFields):
         return [] if plan.skip else [s.to_dict() for s in plan.shares]
 
 
-class ExportSegmentsOperator(BackupFields):
-    """Scan one worker's share of segments into data files (mapped: one task per share)."""
+class ShareTask(BackupFields):
+    """A mapped worker task: one share of the run's work, and the plan it belongs to."""
 
     template_fields: Sequence[str] = (*BackupFields.template_fields, "share", "plan")
     ui_color = "#d5f5e3"
@@ -174,6 +174,10 @@ class ExportSegmentsOperator(BackupFields):
     def __init__(self, *, share: Any, plan: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.share, self.plan = share, plan
+
+
+class ExportSegmentsOperator(ShareTask):
+    """Scan one worker's share of segments into data files (mapped: one task per share)."""
 
     def execute(self, context: Context) -> dict[str, Any]:
         request = self.request(context)

@@ -15,7 +15,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from dynamodb_backup.errors import BackupFolderError, CodecError, ParameterError
 from dynamodb_backup.formats.layout import S3Location
-from dynamodb_backup.operators.backup import BackupFields
+from dynamodb_backup.operators.backup import BackupFields, ShareTask
 from dynamodb_backup.operators.clients import aws_client
 from dynamodb_backup.pitr import DATAPIPELINE
 from dynamodb_backup.pitr.convert import ConvertShare, convert_share
@@ -85,15 +85,8 @@ class WaitForExportOperator(BackupFields):
         return [s.to_dict() for s in shares]
 
 
-class ConvertExportOperator(BackupFields):
+class ConvertExportOperator(ShareTask):
     """Convert one share of the export's data files into Data Pipeline lines (mapped)."""
-
-    template_fields: Sequence[str] = (*BackupFields.template_fields, "share", "plan")
-    ui_color = "#d5f5e3"
-
-    def __init__(self, *, share: Any, plan: Any, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.share, self.plan = share, plan
 
     def execute(self, context: Context) -> dict[str, Any]:
         request = self.request(context)
