@@ -67,6 +67,10 @@ class KeySchema:
         range_names = [k["AttributeName"] for k in key_schema if k["KeyType"] == "RANGE"]
         return cls(hash_names + range_names)
 
+    def key_of(self, item: Item) -> Item:
+        """The key attributes of an item (or of a request's Key)."""
+        return {name: item[name] for name in self.names}
+
     def key_bytes(self, item: Item, *, normalised: bool = False) -> bytes:
         """One byte string per primary key, equal for equal keys: the journal's index.
 

@@ -1,12 +1,13 @@
 """Turns successful writes forwarded to dynalite into journal entries (resulting item images).
 
-- PutItem, BatchWriteItem puts, TransactWriteItems puts: the request's item with its numbers
-  normalised as dynalite stores them (``items.py``); nothing is read back.
+- PutItem and BatchWriteItem puts: the request's item with its numbers normalised as dynalite
+  stores them (``items.py``); nothing is read back.
 - UpdateItem: the stand-in asks dynalite for ``ReturnValues: ALL_NEW`` when the client sent no
   ReturnValues (or NONE), records ``Attributes`` and strips them from the answer again; when
   the client asked for ALL_NEW its own answer is used; for any other ReturnValues the item is
-  read back with a consistent GetItem. TransactWriteItems updates are read back the same way.
-- DeleteItem, BatchWriteItem and TransactWriteItems deletes: "absent".
+  read back with a consistent GetItem.
+- DeleteItem and BatchWriteItem deletes: "absent".
+- TransactWriteItems: every key it touched, read back with a consistent GetItem.
 - BatchWriteItem ``UnprocessedItems`` are left out; CreateTable starts an incarnation with an
   empty history, DeleteTable ends it.
 
@@ -134,23 +135,21 @@ class Recorder:
             self.journal.append(table, entries)
 
     def _record_transaction(self, request: dict[str, Any], upstream: Upstream) -> None:
-        """dynalite 4.0 has no TransactWriteItems (it answers UnknownOperationException), so this
-        only runs against a DynamoDB that does: puts and deletes are known, updates are read back."""
+        """Every key a transaction touched (ConditionCheck aside), read back consistently.
+
+        dynalite 4.0 has no TransactWriteItems (it answers UnknownOperationException), so this
+        only runs in front of a DynamoDB that has it.
+        """
         by_table: dict[str, tuple[FollowedTable, list[Entry]]] = {}
         for action in request.get("TransactItems") or []:
             kind, body = next(iter(action.items()))
             table = self.journal.followed(body.get("TableName", ""))
-            if table is None or kind == "ConditionCheck":
+            if table is None or kind not in ("Put", "Update", "Delete"):
                 continue
+            key = table.keys.key_of(body["Item"] if kind == "Put" else body["Key"])
+            current = read_back(upstream, table, key)
             entries = by_table.setdefault(table.name, (table, []))[1]
-            if kind == "Put":
-                image = normalise_item(body["Item"])
-                entries.append((table.keys.key_bytes(image, normalised=True), encode_image(image)))
-            elif kind == "Delete":
-                entries.append((table.keys.key_bytes(body["Key"]), None))
-            elif kind == "Update":
-                current = read_back(upstream, table, body["Key"])
-                entries.append((table.keys.key_bytes(body["Key"]), None if current is None else encode_image(current)))
+            entries.append((table.keys.key_bytes(key), None if current is None else encode_image(current)))
         for table, entries in by_table.values():
             self.journal.append(table, entries)
 
