@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import argparse
+from datetime import datetime
 
 from dynamodb_backup.backup.plan import DEFAULT_ON_DEMAND_CAPACITY
 from dynamodb_backup.commands import Subparsers, client_factory, client_for
 from dynamodb_backup.errors import ParameterError
 from dynamodb_backup.formats.catalog import latest_complete
 from dynamodb_backup.formats.layout import S3Location
+from dynamodb_backup.incremental.chain import parse_moment
+from dynamodb_backup.restore.asof import run_as_of
+from dynamodb_backup.restore.catchup import run_apply
 from dynamodb_backup.restore.inspection import inspect_folder
 from dynamodb_backup.restore.job import RestoreRequest, new_run_id, run_restore
+from dynamodb_backup.restore.selection import run_items
 from dynamodb_backup.restore.verify import verify_restore
 
 
@@ -47,6 +52,18 @@ def register(subparsers: Subparsers) -> None:
                    help="where completion markers go (default: _restore_checkpoints/ beside the folder)")
     p.add_argument("--no-checkpoints", action="store_true", help="write no completion markers")
     p.add_argument("--run-id", help="resume this earlier run: files it finished are skipped")
+    p.add_argument("--as-of", metavar="TIME",
+                   help="restore --source-table as it was at TIME (e.g. 2026-11-25T06:00:00Z) from its backups under "
+                        "--from: the newest full backup at or before TIME, then its incremental links in order "
+                        "(the target is created if missing)")
+    p.add_argument("--apply", metavar="S3_FOLDER",
+                   help="apply one incremental backup (a night's changes) to --table, an existing table that holds "
+                        "the state the link starts from")
+    p.add_argument("--keys", metavar="FILE",
+                   help="restore only these items into the existing --table: one key per line in DynamoDB JSON, "
+                        'e.g. {"pk": {"S": "a"}, "sk": {"N": "1"}}')
+    p.add_argument("--partition-key", metavar="VALUE",
+                   help="restore only the items with this partition key value into the existing --table")
     p.set_defaults(run=run_restore_command)
 
     p = subparsers.add_parser("verify", help="count a table by scanning and compare it with a backup")
@@ -70,14 +87,34 @@ def source_folder(args: argparse.Namespace) -> S3Location:
 
 
 def run_restore_command(args: argparse.Namespace) -> int:
-    request = RestoreRequest(
-        folder=source_folder(args), table=args.table, write_ratio=args.write_ratio,
-        create_table=args.create_table, replace_table=args.replace_table, key_schema=args.key_schema,
+    if args.apply:
+        return run_apply_command(args)
+    if args.keys or args.partition_key is not None:
+        return run_items_command(args)
+    if args.as_of:
+        return run_as_of_command(args)
+    return _run_folder(args)
+
+
+def _chain_source(args: argparse.Namespace) -> tuple[S3Location, str, datetime]:
+    if args.folder or args.latest or not args.base or not args.source_table:
+        raise ParameterError("--as-of needs --from s3://bucket/prefix and --source-table, and no S3_FOLDER or --latest")
+    return S3Location.parse(args.base, "--from"), args.source_table, parse_moment(args.as_of, "--as-of")
+
+
+def _request(args: argparse.Namespace, folder: S3Location, create: bool = False) -> RestoreRequest:
+    return RestoreRequest(
+        folder=folder, table=args.table, write_ratio=args.write_ratio,
+        create_table=args.create_table or create, replace_table=args.replace_table, key_schema=args.key_schema,
         force=args.force, workers=args.workers,
         on_demand_capacity=args.on_demand_capacity, verify=not args.no_verify,
         checkpoint_base=S3Location.parse(args.checkpoint, "--checkpoint") if args.checkpoint else None,
         checkpoints=not args.no_checkpoints, run_id=args.run_id or new_run_id(),
     )
+
+
+def _run_folder(args: argparse.Namespace) -> int:
+    request = _request(args, source_folder(args))
     print(f"run id {request.run_id} (give --run-id {request.run_id} to resume it)")
     outcome = run_restore(client_factory(args.endpoint, args.region), request, processes=request.workers)
     print(outcome.source.describe())
@@ -110,3 +147,63 @@ def run_verify_command(args: argparse.Namespace) -> int:
         for key in keys:
             print(f"  {kind}: {key}")
     return 0 if report.match else 1
+
+
+def run_as_of_command(args: argparse.Namespace) -> int:
+    base, source_table, moment = _chain_source(args)
+    request = _request(args, base, create=True)
+    print(f"run id {request.run_id} (give --run-id {request.run_id} to resume it)")
+    outcome = run_as_of(client_factory(args.endpoint, args.region), request, base, source_table, moment,
+                        processes=request.workers)
+    print(outcome.chain.describe())
+    print(f"validated {outcome.prepared.validation.items} items and "
+          f"{sum(r.changes for r in outcome.reports)} changes; {_table_fate(outcome.target)} table {request.table}")
+    print(f"loaded {outcome.load.items} items, then applied {len(outcome.links)} links: {outcome.applied.puts} puts, "
+          f"{outcome.applied.deletes} deletes ({outcome.applied.files_skipped} files skipped as already done)")
+    for note in outcome.notes:
+        print(f"  note: {note}")
+    if outcome.verify is None:
+        return 0
+    print(outcome.verify.summary().replace("in the backup", "in the state the chain describes"))
+    return 0 if outcome.verify.match else 1
+
+
+def run_apply_command(args: argparse.Namespace) -> int:
+    if args.folder or args.latest or args.as_of or args.keys or args.partition_key is not None:
+        raise ParameterError("--apply takes one incremental folder and --table; no other source")
+    outcome = run_apply(client_factory(args.endpoint, args.region), S3Location.parse(args.apply, "--apply"),
+                        args.table, write_ratio=args.write_ratio, on_demand_capacity=args.on_demand_capacity,
+                        run_id=args.run_id or new_run_id(),
+                        checkpoint_base=S3Location.parse(args.checkpoint, "--checkpoint") if args.checkpoint else None,
+                        checkpoints=not args.no_checkpoints, verify=not args.no_verify, force=args.force)
+    print(f"applied {outcome.link.describe()} to {args.table}: {outcome.applied.puts} puts, "
+          f"{outcome.applied.deletes} deletes")
+    if outcome.verify is None:
+        return 0
+    print(f"verified: {outcome.verify.after} of {outcome.report.changes} changed keys hold the link's result"
+          + (f"; {outcome.verify.other} DIFFER, e.g. {outcome.verify.sample[:3]}" if outcome.verify.other else ""))
+    return 1 if outcome.verify.other else 0
+
+
+def run_items_command(args: argparse.Namespace) -> int:
+    if args.create_table or args.replace_table:
+        raise ParameterError("--keys and --partition-key write into an existing table; drop --create-table and "
+                             "--replace-table")
+    make_client = client_factory(args.endpoint, args.region)
+    settings = {"keys_file": args.keys, "partition_key": args.partition_key, "write_ratio": args.write_ratio,
+                "on_demand_capacity": args.on_demand_capacity, "verify": not args.no_verify, "force": args.force}
+    if args.as_of:
+        base, source_table, moment = _chain_source(args)
+        outcome = run_items(make_client, args.table, base=base, source_table=source_table, moment=moment, **settings)
+    else:
+        outcome = run_items(make_client, args.table, folder=source_folder(args), **settings)
+    print(f"from {outcome.point}: wrote {len(outcome.written)} items into {args.table}")
+    for key in outcome.written:
+        print(f"  written: {key}")
+    for key in outcome.missing:
+        print(f"  not in the backup (left alone): {key}")
+    if outcome.differing is None:
+        return 0
+    print("verified: every written item reads back as restored" if not outcome.differing else
+          f"MISMATCH: {outcome.differing} written items read back differently, e.g. {outcome.sample[:3]}")
+    return 1 if outcome.differing else 0

@@ -100,16 +100,21 @@ def list_backups(s3: Any, base: S3Location) -> list[BackupSummary]:
 
 
 def latest_complete(s3: Any, base: S3Location, table: str) -> S3Location:
-    """The newest complete dated folder of ``table`` under ``base`` (``<base>/<table>/<date>``)."""
+    """The newest complete dated folder of ``table`` under ``base`` (``<base>/<table>/<date>``).
+
+    Incremental folders hold a night's changes, not the table, so they are never picked.
+    """
     table_base = base.child(table)
     dated = [
         listing for listing in scan_listings(s3, table_base)
         if listing.complete and parse_folder_name(listing.folder.prefix.rsplit("/", 1)[-1])
         and listing.folder.prefix.rsplit("/", 1)[0] == table_base.prefix
     ]
-    if not dated:
-        raise BackupFolderError(f"{table_base}: no complete backup (a folder with _SUCCESS) of {table!r}")
-    return dated[-1].folder
+    for listing in reversed(dated):
+        if SIDECAR not in listing.sizes or read_sidecar(s3, listing.folder).source.get("mode") != "incremental":
+            return listing.folder
+    raise BackupFolderError(f"{table_base}: no complete backup (a folder with _SUCCESS) of {table!r}"
+                            + (" other than incremental ones (restore those with --as-of)" if dated else ""))
 
 
 def age(moment: datetime | None, now: datetime | None = None) -> str:

@@ -17,6 +17,7 @@ from dynamodb_backup.aws.tableinfo import describe_table, table_identity
 from dynamodb_backup.backup.plan import DEFAULT_ON_DEMAND_CAPACITY, check_ratio, index_write_scales
 from dynamodb_backup.errors import ParameterError
 from dynamodb_backup.formats.layout import S3Location, check_table_name
+from dynamodb_backup.incremental.chain import refuse_incremental
 from dynamodb_backup.restore.checkpoint import Checkpoints, default_checkpoint_base
 from dynamodb_backup.restore.inspection import BackupSource, SourceFile, inspect_folder
 from dynamodb_backup.restore.keyschema import KeyRules
@@ -113,10 +114,22 @@ def _map(processes: int, function: Callable[..., T], calls: list[tuple[Any, ...]
         return [f.result() for f in futures]
 
 
-def run_restore(make_client: ClientFactory, request: RestoreRequest, processes: int = 1) -> RestoreOutcome:
-    """Restore ``request.folder`` into ``request.table``; nothing is written unless every file is valid."""
+@dataclass
+class Prepared:
+    """A backup folder inspected and validated against its target, before anything is written."""
+
+    source: BackupSource
+    keys: dict[str, Any]
+    rules: KeyRules
+    shares: list[list[SourceFile]]
+    validation: ValidationReport
+
+
+def prepare_restore(make_client: ClientFactory, request: RestoreRequest, processes: int = 1) -> Prepared:
+    """Inspect the folder, check the target read-only, validate every file (in shares); write nothing."""
     request.check()
     s3, dynamodb = make_client("s3"), make_client("dynamodb")
+    refuse_incremental(s3, request.folder)
     source = inspect_folder(s3, request.folder, force=request.force)
     keys = resolve_target(dynamodb, source, request.table, create=request.create_table or request.replace_table,
                           key_schema=request.key_schema)
@@ -127,20 +140,43 @@ def run_restore(make_client: ClientFactory, request: RestoreRequest, processes: 
                      [(make_client, source.folder.bucket, share, rules) for share in shares]):
         validation.merge(part)
     check_totals(source, validation)
-    target = ensure_target(dynamodb, source, request.table, keys, create=request.create_table,
-                           replace=request.replace_table, journal=request.checkpoints_for(s3, source.folder))
-    rate = write_rate(describe_table(dynamodb, request.table), request.write_ratio, request.on_demand_capacity)
+    return Prepared(source, keys, rules, shares, validation)
+
+
+def ensure_restore_target(make_client: ClientFactory, request: RestoreRequest, prepared: Prepared) -> dict[str, Any]:
+    """Create or replace the target as asked (the first write of a restore)."""
+    return ensure_target(make_client("dynamodb"), prepared.source, request.table, prepared.keys,
+                         create=request.create_table, replace=request.replace_table,
+                         journal=request.checkpoints_for(make_client("s3"), prepared.source.folder))
+
+
+def load_prepared(make_client: ClientFactory, request: RestoreRequest, prepared: Prepared,
+                  processes: int = 1) -> LoadResult:
+    """Load the validated shares at ratio x the target's write capacity, skipping files already finished."""
+    shares = prepared.shares
+    rate = write_rate(describe_table(make_client("dynamodb"), request.table), request.write_ratio,
+                      request.on_demand_capacity)
     log.info("loading %d items into %s at %.0f write units/s over %d workers (run id %s)",
-             validation.items, request.table, rate, len(shares), request.run_id)
+             prepared.validation.items, request.table, rate, len(shares), request.run_id)
     load = LoadResult()
-    calls = [(make_client, request, source.folder, share, rules.key_names, rate / len(shares), 1 / len(shares),
-              f"worker {i}") for i, share in enumerate(shares)]
+    calls = [(make_client, request, prepared.source.folder, share, prepared.rules.key_names, rate / len(shares),
+              1 / len(shares), f"worker {i}") for i, share in enumerate(shares)]
     for result in _map(processes, _load_share, calls):
         load.merge(result)
+    return load
+
+
+def run_restore(make_client: ClientFactory, request: RestoreRequest, processes: int = 1) -> RestoreOutcome:
+    """Restore ``request.folder`` into ``request.table``; nothing is written unless every file is valid."""
+    prepared = prepare_restore(make_client, request, processes)
+    target = ensure_restore_target(make_client, request, prepared)
+    load = load_prepared(make_client, request, prepared, processes)
+    s3, dynamodb = make_client("s3"), make_client("dynamodb")
+    source, validation = prepared.source, prepared.validation
     report = None
     if request.verify:
         report = verify_restore(dynamodb, s3, source, request.table, was_empty=bool(target["was_empty"]),
-                                backup=validation.digest, key_names=rules.key_names)
+                                backup=validation.digest, key_names=prepared.rules.key_names)
         checkpoints = request.checkpoints_for(s3, source.folder)
         if report.match and checkpoints:
             checkpoints.clear()

@@ -1,9 +1,10 @@
-"""Paced BatchWriteItem loading that never drops an item.
+"""Paced BatchWriteItem loading that never drops an item (or a delete).
 
 Items are grouped 25 to a call (and under 16 MB), each call waits for the write
 budget and is charged what it consumed, ``UnprocessedItems`` are retried with
 backoff until written, and an item DynamoDB refuses fails the load with the
-place it came from (file and line, or table and segment).
+place it came from (file and line, or table and segment). Deletes (an
+incremental backup's removed items) go in the same batches as DeleteRequests.
 """
 
 from __future__ import annotations
@@ -79,6 +80,8 @@ class LoadError(BackupError):
 @dataclass
 class LoadStats:
     items: int = 0
+    """Requests written: puts and deletes."""
+    deletes: int = 0
     batches: int = 0
     consumed_write_units: float = 0.0
     unprocessed_retries: int = 0
@@ -88,8 +91,9 @@ class LoadStats:
 class BatchWriter:
     """Writes items to one table in batches, paced by ``bucket``.
 
-    ``put(item, origin)`` takes a client-form item; ``origin`` says where it came
-    from, for error messages. Call ``flush()`` at the end. ``index_scales``
+    ``put(item, origin)`` takes a client-form item, ``delete(keys, origin)`` the
+    key attributes of an item to remove; ``origin`` says where it came from, for
+    error messages. Call ``flush()`` at the end. ``index_scales``
     (:func:`plan.index_write_scales`) keeps the table's global indexes within
     their own share of capacity too.
     """
@@ -103,21 +107,30 @@ class BatchWriter:
     sleep: Callable[[float], None] = time.sleep
     stats: LoadStats = field(default_factory=LoadStats)
     _pending: list[tuple[dict[str, Any], str]] = field(default_factory=list)
+    """(request, origin): ``{"PutRequest": ...}`` or ``{"DeleteRequest": ...}``."""
     _pending_keys: set[tuple[str, ...]] = field(default_factory=set)
     _pending_bytes: int = 0
 
     def put(self, item: dict[str, Any], origin: str) -> None:
+        self._add({"PutRequest": {"Item": item}}, item, item_size(item), origin)
+
+    def delete(self, keys: dict[str, Any], origin: str) -> None:
+        """Remove the item with these key attributes (a no-op in DynamoDB if it is not there)."""
+        self._add({"DeleteRequest": {"Key": {k: keys[k] for k in self.key_names if k in keys}}}, keys,
+                  item_size(keys), origin)
+        self.stats.deletes += 1
+
+    def _add(self, request: dict[str, Any], item: dict[str, Any], size: int, origin: str) -> None:
         missing = [k for k in self.key_names if k not in item]
         if missing:
             raise LoadError(f"{origin}: item has no key attribute {missing[0]!r}")
         key = key_of(item, self.key_names)
-        size = item_size(item)
         # A batch may not name one key twice; a later copy overwrites, as plain puts do.
         if key in self._pending_keys or len(self._pending) == MAX_BATCH_ITEMS or (
             self._pending_bytes + size > MAX_BATCH_BYTES
         ):
             self.flush()
-        self._pending.append((item, origin))
+        self._pending.append((request, origin))
         self._pending_keys.add(key)
         self._pending_bytes += size
 
@@ -130,8 +143,8 @@ class BatchWriter:
         self._write(batch)
 
     def _write(self, batch: list[tuple[dict[str, Any], str]]) -> None:
-        requests = [{"PutRequest": {"Item": item}} for item, _ in batch]
-        origin_by_key = {key_of(item, self.key_names): origin for item, origin in batch}
+        requests = [request for request, _ in batch]
+        origin_by_key = {key_of(_target(request), self.key_names): origin for request, origin in batch}
         rounds = 0
         while requests:
             self.bucket.wait()
@@ -155,7 +168,7 @@ class BatchWriter:
             rounds += 1
             self.stats.unprocessed_retries += 1
             if rounds > self.max_unprocessed_rounds:
-                first = key_of(unprocessed[0]["PutRequest"]["Item"], self.key_names)
+                first = key_of(_target(unprocessed[0]), self.key_names)
                 where = origin_by_key.get(first, f"item with key {first}")
                 raise LoadError(
                     f"{where}: DynamoDB left {len(unprocessed)} items unprocessed after {rounds} rounds"
@@ -166,17 +179,30 @@ class BatchWriter:
             self.sleep(delay)
 
     def _put_one_by_one(self, batch: list[tuple[dict[str, Any], str]]) -> None:
-        """DynamoDB refused the batch; put its items one by one to name the one it refuses."""
-        for item, origin in batch:
+        """DynamoDB refused the batch; write its requests one by one to name the one it refuses."""
+        for request, origin in batch:
+            if "PutRequest" in request:
+                call = partial(self.client.put_item, TableName=self.table, Item=request["PutRequest"]["Item"],
+                               ReturnConsumedCapacity=consumed_mode(self.index_scales))
+            else:
+                call = partial(self.client.delete_item, TableName=self.table, Key=request["DeleteRequest"]["Key"],
+                               ReturnConsumedCapacity=consumed_mode(self.index_scales))
             try:
                 self.bucket.wait()
-                response = call_with_retries(
-                    partial(self.client.put_item, TableName=self.table, Item=item,
-                            ReturnConsumedCapacity=consumed_mode(self.index_scales))
-                )
+                response = call_with_retries(call)
             except ClientError as item_exc:
                 reason = item_exc.response.get("Error", {}).get("Message", str(item_exc))
-                raise LoadError(f"{origin}: DynamoDB refused the item: {reason}") from None
+                what = "item" if "PutRequest" in request else "delete"
+                raise LoadError(f"{origin}: DynamoDB refused the {what}: {reason}") from None
             self.bucket.charge(pacing_units(response, self.index_scales))
             self.stats.consumed_write_units += batch_consumed(response)
             self.stats.items += 1
+
+
+def _target(request: dict[str, Any]) -> dict[str, Any]:
+    """The item of a PutRequest or the key of a DeleteRequest."""
+    if "PutRequest" in request:
+        item: dict[str, Any] = request["PutRequest"]["Item"]
+        return item
+    keys: dict[str, Any] = request["DeleteRequest"]["Key"]
+    return keys

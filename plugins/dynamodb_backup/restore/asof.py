@@ -1,0 +1,217 @@
+"""Restore a table as it was at a moment: the newest full backup at or before it, then its links in order.
+
+    find the chain (refuse a gap) -> validate the full and every link -> create/replace the target
+    -> load the full -> apply each link in order -> verify against the state the chain describes
+
+Nothing is written until the chain is whole and every file has been read and
+checked. Verification compares the target's digest with the full's digest
+moved along by each link (``- old images + new images``); on a mismatch the
+differing buckets are re-read on both sides to name keys.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from dynamodb_backup.aws.tableinfo import describe_table, table_identity
+from dynamodb_backup.aws.throttle import TokenBucket
+from dynamodb_backup.backup.plan import index_write_scales
+from dynamodb_backup.formats.codec import item_digest
+from dynamodb_backup.formats.layout import S3Location
+from dynamodb_backup.incremental.apply import (
+    ApplyResult,
+    LinkReport,
+    apply_link_files,
+    file_changes,
+    validate_link_files,
+)
+from dynamodb_backup.incremental.chain import Chain, Link, find_chain, link_files
+from dynamodb_backup.pitr.window import iso
+from dynamodb_backup.restore.inspection import BackupSource, SourceFile
+from dynamodb_backup.restore.job import (
+    ClientFactory,
+    Prepared,
+    RestoreRequest,
+    _map,
+    ensure_restore_target,
+    load_prepared,
+    prepare_restore,
+)
+from dynamodb_backup.restore.keyschema import KeyRules
+from dynamodb_backup.restore.steps import LoadResult, plan_shares, target_rate_reader, write_rate
+from dynamodb_backup.restore.verify import (
+    MAX_KEYS_IN_MEMORY,
+    BucketedDigest,
+    Sample,
+    VerifyReport,
+    _sample_passes,
+    backup_items,
+    default_read_rate,
+    key_hash,
+    table_digest,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LinkFiles:
+    """One link to apply: its folder, window and data files (small enough for XCom)."""
+
+    folder: S3Location
+    start: str
+    end: str
+    view: str | None
+    files: list[SourceFile]
+
+    @classmethod
+    def of(cls, s3: Any, link: Link) -> LinkFiles:
+        return cls(link.folder, iso(link.start), iso(link.end), link.view, link_files(s3, link))
+
+    def describe(self) -> str:
+        return f"{self.folder.uri}/ (changes {self.start}..{self.end}, {len(self.files)} files)"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"folder": self.folder.uri, "start": self.start, "end": self.end, "view": self.view,
+                "files": [asdict(f) for f in self.files]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LinkFiles:
+        return cls(S3Location.parse(data["folder"]), data["start"], data["end"], data.get("view"),
+                   [SourceFile.from_dict(f) for f in data["files"]])
+
+
+def plan_links(s3: Any, chain: Chain) -> list[LinkFiles]:
+    """Every link's files, checked against its folder and manifests (nothing is read from the data yet)."""
+    return [LinkFiles.of(s3, link) for link in chain.links]
+
+
+def described_digest(full: BucketedDigest, reports: list[LinkReport]) -> BucketedDigest:
+    """The digest of the state the chain describes: the full's, moved along by each link in order."""
+    state = full
+    for report in reports:
+        state = report.after(state)
+    return state
+
+
+def _validate_link(make_client: ClientFactory, link: LinkFiles, rules: KeyRules) -> LinkReport:
+    return validate_link_files(make_client("s3"), link.folder.bucket, link.files, rules)
+
+
+def _apply_share(make_client: ClientFactory, request: RestoreRequest, folder: S3Location, files: list[SourceFile],
+                 rules: KeyRules, rate: float, share: float, label: str) -> ApplyResult:
+    dynamodb, s3 = make_client("dynamodb"), make_client("s3")
+    target = describe_table(dynamodb, request.table)
+    scales = index_write_scales(target)
+    return apply_link_files(
+        dynamodb, s3, folder.bucket, files, request.table, rules, rate,
+        checkpoints=request.checkpoints_for(s3, folder, table_identity(target)), label=label, index_scales=scales,
+        current_rate=target_rate_reader(dynamodb, request.table, request.write_ratio, request.on_demand_capacity,
+                                        share, scales))
+
+
+def apply_links(make_client: ClientFactory, request: RestoreRequest, links: list[LinkFiles], rules: KeyRules,
+                processes: int = 1) -> ApplyResult:
+    """Apply the links in order, each split into shares of files applied side by side.
+
+    Completion markers go where the full's went (``request.folder``), so a resumed run skips what
+    it finished, links and files alike.
+    """
+    total = ApplyResult()
+    for number, link in enumerate(links, 1):
+        rate = write_rate(describe_table(make_client("dynamodb"), request.table), request.write_ratio,
+                          request.on_demand_capacity)
+        shares = plan_shares(link.files, request.workers) if link.files else []
+        log.info("link %d of %d: applying %s at %.0f write units/s", number, len(links), link.describe(), rate)
+        calls = [(make_client, request, request.folder, share, rules, rate / len(shares), 1 / len(shares),
+                  f"link {number} worker {i}") for i, share in enumerate(shares)]
+        for result in _map(processes, _apply_share, calls):
+            total.merge(result)
+    return total
+
+
+def verify_described(dynamodb: Any, s3: Any, table: str, source: BackupSource, links: list[LinkFiles],
+                     rules: KeyRules, expected: BucketedDigest, *, was_empty: bool = True, segments: int = 4,
+                     read_rate: float | None = None, sample_size: int = 20) -> VerifyReport:
+    """Scan ``table`` and compare it with the state the full and its links describe."""
+    names = rules.key_names
+    rate = read_rate or default_read_rate(dynamodb, table)
+    found = table_digest(dynamodb, table, segments, key_names=names, read_rate=rate, consistent=True)
+    mine, theirs = expected.total(), found.total()
+    report = VerifyReport(table=table, backup_items=mine.count, table_items=theirs.count,
+                          backup_digest=mine.hexdigest(), table_digest=theirs.hexdigest(), compared_digests=was_empty,
+                          match=mine == theirs if was_empty else theirs.count >= mine.count)
+    if not was_empty:
+        report.notes.append("the target held items before the restore, so only counts were compared")
+    elif not report.match:
+        def described(mask: bytearray, _sample: Sample) -> dict[tuple[str, ...], int]:
+            ours: dict[tuple[str, ...], int] = {}
+            for _, item in backup_items(s3, source):
+                key = rules.key_of(item)
+                if mask[key_hash(key)]:
+                    ours[key] = item_digest(item)
+            for link in links:
+                for file in link.files:
+                    for _, change in file_changes(s3, link.folder.bucket, file, rules):
+                        key = rules.key_of(change.keys)
+                        if not mask[key_hash(key)]:
+                            continue
+                        if change.new is not None:
+                            ours[key] = item_digest(change.new)
+                        else:
+                            ours.pop(key, None)
+            return ours
+
+        report.sample = _sample_passes(described, dynamodb, table, names, expected, found, segments,
+                                       TokenBucket(rate), sample_size, MAX_KEYS_IN_MEMORY)
+    log.info("%s", report.summary().replace("in the backup", "in the state the chain describes"))
+    return report
+
+
+@dataclass
+class AsOfOutcome:
+    chain: Chain
+    prepared: Prepared
+    links: list[LinkFiles]
+    reports: list[LinkReport]
+    target: dict[str, Any]
+    load: LoadResult
+    applied: ApplyResult
+    verify: VerifyReport | None
+    notes: list[str] = field(default_factory=list)
+
+
+def run_as_of(make_client: ClientFactory, request: RestoreRequest, base: S3Location, source_table: str,
+              moment: datetime, processes: int = 1) -> AsOfOutcome:
+    """Restore ``source_table`` as it was at ``moment`` (the newest chain point at or before it) into
+    ``request.table``; ``request.folder`` is ignored (the chain's full is used)."""
+    s3 = make_client("s3")
+    chain = find_chain(s3, base, source_table, moment)
+    request = replace(request, folder=chain.full.folder)
+    links = plan_links(s3, chain)
+    prepared = prepare_restore(make_client, request, processes)
+    reports = list(_map(processes, _validate_link, [(make_client, link, prepared.rules) for link in links]))
+    for link, report in zip(links, reports, strict=True):
+        log.info("%s: %d changes valid (%d puts, %d deletes)", link.describe(), report.changes, report.puts,
+                 report.deletes)
+    target = ensure_restore_target(make_client, request, prepared)
+    load = load_prepared(make_client, request, prepared, processes)
+    applied = apply_links(make_client, request, links, prepared.rules, processes)
+    outcome = AsOfOutcome(chain, prepared, links, reports, target, load, applied, None)
+    if not request.verify:
+        return outcome
+    if not chain.verifiable:
+        outcome.notes.append("not verified: a link lacks old images (view NEW_IMAGE), so the state it leaves "
+                             "cannot be digested without holding every key")
+        log.warning("%s", outcome.notes[-1])
+        return outcome
+    expected = described_digest(prepared.validation.digest, reports)
+    outcome.verify = verify_described(make_client("dynamodb"), s3, request.table, prepared.source, links,
+                                      prepared.rules, expected, was_empty=bool(target["was_empty"]))
+    checkpoints = request.checkpoints_for(s3, prepared.source.folder)
+    if outcome.verify.match and checkpoints:
+        checkpoints.clear()
+    return outcome
