@@ -1,22 +1,39 @@
 """Least privilege and secrets.
 
-* Every AWS call an end-to-end export, restore and copy makes (recorded with a
-  botocore ``before-parameter-build`` hook, which sees the API parameters, on
-  every client created) is allowed by
-  ``include/iam-policy.json`` (a small evaluator: Allow statements, wildcard
-  actions and resources; conditions are not evaluated).
+* ``include/iam-policy.json`` holds one statement per role, and each statement's ``Sid`` says what
+  to narrow its ``Resource`` to. ``narrow`` does exactly that with the real ARNs of a run (the
+  DynamoDB region and account read from the ``TableArn`` DescribeTable returns, the bucket, the
+  prefix, the topic, the key), and the run -- a scan export, a pitr export, a plain and a
+  replacing restore, a copy and a notice -- must make no call the narrowed policy denies.
+* Every call is recorded with a botocore ``before-parameter-build`` hook on every client created
+  (it sees the API parameters; an ``after-call`` hook adds the SSE fields of S3's answer).
+* The evaluator: Allow and Deny statements, wildcard actions, ARN matching segment by segment
+  (``*`` and ``?`` inside a segment, as IAM does), list Resources, and the ``Condition`` operators
+  ``StringEquals`` and ``StringLike`` (any other operator fails the test rather than being ignored;
+  a key missing from a request's context fails its condition, as in IAM).
+* A call's IAM requests: one per resource it touches (BatchWriteItem one per table, DeleteObjects
+  one per key), plus the requests AWS makes as the caller on its behalf: S3 asks KMS for SSE-KMS
+  objects (``kms:GenerateDataKey`` for a new object or upload, ``kms:Decrypt`` for a part or a
+  read), with ``kms:ViaService = s3.<region>.amazonaws.com``, and DynamoDB's point-in-time export
+  writes into the caller's bucket (``s3:PutObject``, ``s3:PutObjectAcl``,
+  ``s3:AbortMultipartUpload`` under ``S3Prefix``), which the local stand-in does with its own
+  client where the hook cannot see it. A KMS call made directly has no ``kms:ViaService``.
+* The check can fail: narrowed to another table, account, bucket, prefix, key or topic, the run's
+  own calls are denied, and each statement left out denies some call of the run.
 * No credential value appears in logs, operator return values / XCom, or the sidecar.
 * SSE-KMS settings and ExpectedBucketOwner reach every S3 write call.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import logging
+import re
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,7 +47,7 @@ from dynamodb_backup.backup.export import ExportSettings
 from dynamodb_backup.backup.job import BackupRequest, run_backup
 from dynamodb_backup.commands import client_factory
 from dynamodb_backup.formats.layout import SIDECAR, S3Location
-from dynamodb_backup.restore.checkpoint import Checkpoints, default_checkpoint_base
+from dynamodb_backup.restore.checkpoint import CHECKPOINT_DIR, Checkpoints, default_checkpoint_base
 from dynamodb_backup.restore.inspection import inspect_folder
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,8 +55,18 @@ POLICY = json.loads((REPO / "include" / "iam-policy.json").read_text())
 #: Added only where a restore may replace its target (replace_table): DeleteTable on those tables.
 REPLACE_POLICY = json.loads((REPO / "include" / "iam-policy-replace.json").read_text())
 DATE = datetime(2024, 7, 1, 3, 0, 0, tzinfo=UTC)
+#: moto's account (S3, SNS, KMS); DynamoDB's is read from a TableArn.
+MOTO_ACCOUNT = "123456789012"
 
-TABLE_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table"
+SID_SOURCES = "ReadSourceTablesNarrowToYourSourceTableArns"
+SID_PITR = "PitrExportSourceTablesNarrowToYourSourceTableArnsAndEachArnSlashExportSlashStar"
+SID_TARGETS = "WriteAndVerifyTargetTablesNarrowToYourRestoreAndCopyTargetTableArns"
+SID_BUCKET = "BackupBucketNarrowToYourBackupBucketArn"
+SID_PREFIX = "BackupObjectsAndRestoreCheckpointsNarrowToYourBucketArnSlashPrefixSlashStar"
+SID_NOTICES = "NoticesPublishNarrowToYourFailureTopicArn"
+SID_KMS = "SseKmsOnlyThroughS3NarrowToYourBucketKeyArn"
+SID_REPLACE = "ReplaceTablesNarrowToTheTableArnsYouRestoreWithReplaceTable"
+
 #: API operations whose IAM action has another name.
 ACTION_OF = {
     ("s3", "ListObjectsV2"): "s3:ListBucket",
@@ -55,6 +82,11 @@ ACTION_OF = {
 }
 #: Calls that need no permission.
 FREE = {("sts", "GetCallerIdentity")}
+#: Where DynamoDB's export writes under ``S3Prefix`` (the export's id and files are not in the request).
+EXPORT_OBJECTS = "AWSDynamoDB/{export-id}/data/{file}.json.gz"
+
+
+# --- calls and the IAM requests they make ---------------------------------------------------------
 
 
 @dataclass
@@ -62,79 +94,279 @@ class Call:
     service: str
     operation: str
     params: dict[str, Any] = field(repr=False)
+    region: str = "us-east-1"
+    #: The SSE fields of the answer (S3), for the KMS requests S3 makes.
+    response: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def action(self) -> str:
         return ACTION_OF.get((self.service, self.operation), f"{self.service}:{self.operation}")
 
-    @property
-    def resource(self) -> str:
-        p = self.params
-        if self.service == "dynamodb":
-            if "ExportArn" in p:  # arn:aws:dynamodb:<region>:<account>:table/<name>/export/<id>
-                return f"{TABLE_ARN}/{p['ExportArn'].split(':table/', 1)[1]}"
-            if "TableArn" in p:
-                return f"{TABLE_ARN}/{p['TableArn'].split(':table/', 1)[1]}"
-            return f"{TABLE_ARN}/{p.get('TableName') or p.get('ResourceArn', '')}"
-        if self.service == "s3":
-            if "Key" in p:
-                return f"arn:aws:s3:::{p['Bucket']}/{p['Key']}"
-            return f"arn:aws:s3:::{p.get('Bucket', '')}"
-        if self.service == "sns":
-            return str(p.get("TopicArn", "arn:aws:sns:us-east-1:123456789012:x"))
-        return "*"
+
+@dataclass(frozen=True)
+class Request:
+    """One IAM authorization: an action on a resource, with the request context's condition keys."""
+
+    action: str
+    resource: str
+    context: tuple[tuple[str, str], ...] = ()
+    #: The call it was made for (``s3:PutObject`` for the KMS request of an SSE-KMS upload).
+    by: str = ""
 
 
-def allowed(policy: dict[str, Any], action: str, resource: str) -> bool:
-    """Whether an Allow statement matches (no Deny statements in our policy; conditions ignored)."""
+@dataclass(frozen=True)
+class Accounts:
+    """The accounts ARNs are built with: DynamoDB's (from a TableArn) and KMS's (moto's)."""
+
+    dynamodb: str
+    kms: str = MOTO_ACCOUNT
+
+
+def table_arn(region: str, account: str, name: str) -> str:
+    return name if name.startswith("arn:") else f"arn:aws:dynamodb:{region}:{account}:table/{name}"
+
+
+def key_arn(region: str, account: str, key: str) -> str:
+    if key.startswith("arn:"):
+        return key
+    return f"arn:aws:kms:{region}:{account}:{key if key.startswith('alias/') else f'key/{key}'}"
+
+
+def via_s3(region: str, action: str, key: str, accounts: Accounts, by: str) -> Request:
+    """A KMS request S3 makes for the caller: ``kms:ViaService`` names S3 in the call's region."""
+    return Request(action, key_arn(region, accounts.kms, key), (("kms:ViaService", f"s3.{region}.amazonaws.com"),),
+                   by)
+
+
+def requests_of(call: Call, accounts: Accounts) -> list[Request]:
+    """The IAM requests one call makes, including those AWS makes as the caller on its behalf."""
+    p, region, action = call.params, call.region, call.action
+    if (call.service, call.operation) in FREE:
+        return []
+    if call.service == "dynamodb":
+        if "RequestItems" in p:  # BatchWriteItem, BatchGetItem: each table is authorized
+            return [Request(action, table_arn(region, accounts.dynamodb, t)) for t in p["RequestItems"]]
+        if "ExportArn" in p:
+            resource = p["ExportArn"]
+        elif "TableArn" in p:
+            resource = p["TableArn"]
+        elif "ResourceArn" in p:
+            resource = p["ResourceArn"]
+        elif "TableName" in p:
+            resource = table_arn(region, accounts.dynamodb, p["TableName"])
+            if p.get("IndexName"):
+                resource += f"/index/{p['IndexName']}"
+        else:
+            resource = "*"
+        requests = [Request(action, resource)]
+        if call.operation == "ExportTableToPointInTime":
+            prefix = p.get("S3Prefix", "").strip("/")
+            obj = f"arn:aws:s3:::{p['S3Bucket']}/{prefix + '/' if prefix else ''}{EXPORT_OBJECTS}"
+            requests += [Request(a, obj, by=action) for a in ("s3:PutObject", "s3:PutObjectAcl",
+                                                              "s3:AbortMultipartUpload")]
+            if p.get("S3SseAlgorithm") == "KMS" and p.get("S3SseKmsKeyId"):
+                requests.append(via_s3(region, "kms:GenerateDataKey", p["S3SseKmsKeyId"], accounts, action))
+        return requests
+    if call.service == "s3":
+        bucket = p.get("Bucket", "")
+        if call.operation == "DeleteObjects":
+            return [Request(action, f"arn:aws:s3:::{bucket}/{o['Key']}") for o in p["Delete"]["Objects"]]
+        requests = [Request(action, f"arn:aws:s3:::{bucket}/{p['Key']}" if "Key" in p else f"arn:aws:s3:::{bucket}")]
+        if call.operation == "CopyObject":
+            source = p["CopySource"]
+            source = f"{source['Bucket']}/{source['Key']}" if isinstance(source, dict) else source.lstrip("/")
+            requests.append(Request("s3:GetObject", f"arn:aws:s3:::{source.split('?', 1)[0]}"))
+        kms = "aws:kms" in (call.response.get("ServerSideEncryption"), p.get("ServerSideEncryption"))
+        key = call.response.get("SSEKMSKeyId") or p.get("SSEKMSKeyId")
+        # Without a key id S3 uses the AWS managed key aws/s3, whose key policy needs no IAM grant.
+        if kms and key:
+            if call.operation in ("PutObject", "CreateMultipartUpload", "CopyObject"):
+                requests.append(via_s3(region, "kms:GenerateDataKey", key, accounts, action))
+            if call.operation in ("UploadPart", "CompleteMultipartUpload", "GetObject"):
+                requests.append(via_s3(region, "kms:Decrypt", key, accounts, action))
+        return requests
+    if call.service == "sns":
+        return [Request(action, str(p.get("TopicArn") or p.get("TargetArn") or "*"))]
+    if call.service == "kms":  # made directly, not through S3: no kms:ViaService
+        return [Request(action, key_arn(region, accounts.kms, p["KeyId"]) if "KeyId" in p else "*")]
+    return [Request(action, "*")]
+
+
+# --- the evaluator ---------------------------------------------------------------------------------
+
+
+def glob(pattern: str, text: str, case: bool = True) -> bool:
+    """IAM's wildcards: ``*`` any run of characters, ``?`` one character, nothing else special."""
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, text, 0 if case else re.IGNORECASE) is not None
+
+
+def arn_matches(pattern: str, arn: str) -> bool:
+    """Match segment by segment (partition, service, region, account, resource): a wildcard stays in
+    its segment, as in IAM; within the resource segment ``*`` also spans ``/`` and ``:``."""
+    if pattern == "*":
+        return True
+    wanted, have = pattern.split(":", 5), arn.split(":", 5)
+    if len(wanted) != 6 or len(have) != 6 or wanted[0] != "arn":
+        raise AssertionError(f"not an ARN: {pattern if len(wanted) != 6 or wanted[0] != 'arn' else arn}")
+    return all(glob(w, h) for w, h in zip(wanted, have, strict=True))
+
+
+#: Condition operators the evaluator knows; any other one in a policy fails the test.
+OPERATORS: dict[str, Callable[[str, str], bool]] = {
+    "StringEquals": lambda actual, wanted: actual == wanted,
+    "StringLike": lambda actual, wanted: glob(wanted, actual),
+}
+
+
+def condition_holds(condition: dict[str, Any], context: dict[str, str]) -> bool:
+    """Every operator and key must hold (one of its values); a key the request lacks does not hold."""
+    for operator, tests in condition.items():
+        if operator not in OPERATORS:
+            raise AssertionError(f"the evaluator does not know the condition operator {operator}")
+        for key, wanted in tests.items():
+            actual = context.get(key.lower())
+            values = wanted if isinstance(wanted, list) else [wanted]
+            if actual is None or not any(OPERATORS[operator](actual, v) for v in values):
+                return False
+    return True
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def matches(statement: dict[str, Any], action: str, resource: str, context: dict[str, str]) -> bool:
+    for element in ("NotAction", "NotResource", "NotPrincipal"):
+        assert element not in statement, f"the evaluator does not know {element}"
+    return (any(glob(a, action, case=False) for a in as_list(statement["Action"]))
+            and any(arn_matches(r, resource) for r in as_list(statement["Resource"]))
+            and condition_holds(statement.get("Condition", {}), context))
+
+
+def allowing(policy: dict[str, Any], action: str, resource: str,
+             context: dict[str, str] | None = None) -> list[str]:
+    """The Sids of the Allow statements that grant the request; none if a Deny statement matches."""
+    ctx = {k.lower(): v for k, v in (context or {}).items()}
+    statements = [s for s in policy["Statement"] if matches(s, action, resource, ctx)]
+    if any(s["Effect"] == "Deny" for s in statements):
+        return []
+    return [s.get("Sid", "") for s in statements if s["Effect"] == "Allow"]
+
+
+def allowed(policy: dict[str, Any], action: str, resource: str, context: dict[str, str] | None = None) -> bool:
+    return bool(allowing(policy, action, resource, context))
+
+
+def requests(calls: list[Call], accounts: Accounts) -> list[Request]:
+    return [r for c in calls for r in requests_of(c, accounts)]
+
+
+def denied_calls(calls: list[Call], policy: dict[str, Any], accounts: Accounts) -> list[tuple[str, str]]:
+    return sorted({(r.action, r.resource) for r in requests(calls, accounts)
+                   if not allowed(policy, r.action, r.resource, dict(r.context))})
+
+
+def with_(*policies: dict[str, Any]) -> dict[str, Any]:
+    return {"Version": "2012-10-17", "Statement": [s for p in policies for s in p["Statement"]]}
+
+
+# --- narrowing the policy to a run ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The real resources of a run: what each Sid says to narrow its statement to."""
+
+    region: str
+    accounts: Accounts
+    sources: tuple[str, ...]
+    targets: tuple[str, ...]
+    bucket: str
+    prefix: str
+    topic_arn: str = ""
+    key_arn: str = ""
+    replaced: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, ddb: Any, sources: tuple[str, ...], targets: tuple[str, ...], bucket: str, prefix: str,
+           **kwargs: Any) -> Scope:
+        """Region and account from the ``TableArn`` DynamoDB gives the first source table."""
+        arn = ddb.describe_table(TableName=sources[0])["Table"]["TableArn"]
+        _, _, _, region, account, _ = arn.split(":", 5)
+        return cls(region, Accounts(account), sources, targets, bucket, prefix.strip("/"), **kwargs)
+
+    def table(self, name: str) -> str:
+        return table_arn(self.region, self.accounts.dynamodb, name)
+
+
+#: Each Sid's narrowing: the Resource the Sid tells the user to put in place of the wildcard.
+NARROWING: dict[str, Callable[[Scope], list[str]]] = {
+    SID_SOURCES: lambda s: [s.table(t) for t in s.sources],
+    SID_PITR: lambda s: [a for t in s.sources for a in (s.table(t), f"{s.table(t)}/export/*")],
+    SID_TARGETS: lambda s: [s.table(t) for t in s.targets],
+    SID_BUCKET: lambda s: [f"arn:aws:s3:::{s.bucket}"],
+    SID_PREFIX: lambda s: [f"arn:aws:s3:::{s.bucket}/{s.prefix}/*"],
+    SID_NOTICES: lambda s: [s.topic_arn] if s.topic_arn else [],
+    SID_KMS: lambda s: [s.key_arn] if s.key_arn else [],
+    SID_REPLACE: lambda s: [s.table(t) for t in s.replaced],
+}
+
+
+def narrow(policy: dict[str, Any], scope: Scope) -> dict[str, Any]:
+    """The policy as a user following its Sids writes it for ``scope``: every Resource replaced by
+    the run's ARNs (a statement with nothing to narrow to is left out; its Condition is kept).
+    Narrowing never widens: each new ARN matches the wildcard it replaces."""
+    statements = []
     for statement in policy["Statement"]:
-        if statement["Effect"] != "Allow":
+        sid = statement.get("Sid", "")
+        assert sid in NARROWING, f"statement {sid!r}: no narrowing known; its Sid must say what to narrow it to"
+        resources = NARROWING[sid](scope)
+        for arn in resources:
+            assert any(arn_matches(r, arn.replace("*", "x")) for r in as_list(statement["Resource"])), \
+                f"{sid}: {arn} is outside the statement's Resource"
+        if not resources:
             continue
-        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
-        if any(fnmatch.fnmatchcase(action.lower(), a.lower()) for a in actions) and any(
-                fnmatch.fnmatchcase(resource, r) for r in resources):
-            return True
-    return False
+        statements.append({**statement, "Resource": resources})  # conditions stay as written
+    return {**policy, "Statement": statements}
 
 
-def denied_calls(calls: list[Call], policy: dict[str, Any]) -> list[tuple[str, str]]:
-    return sorted({(c.action, c.resource) for c in calls
-                   if (c.service, c.operation) not in FREE and not allowed(policy, c.action, c.resource)})
+# --- recording ---------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def recorded(monkeypatch) -> Iterator[list[Call]]:
-    """Every API call made by a botocore client created during the test."""
+@contextmanager
+def recording() -> Iterator[list[Call]]:
+    """Every API call made by a botocore client created inside the block (SSE fields of the answer too)."""
     calls: list[Call] = []
     original = botocore.session.Session.create_client
 
     def create_client(self, *args, **kwargs):
         client = original(self, *args, **kwargs)
-        service = client.meta.service_model.endpoint_prefix
+        service, region = client.meta.service_model.endpoint_prefix, client.meta.region_name
 
-        def before_parameter_build(model, params, **_):
-            calls.append(Call(service, model.name, dict(params)))
+        def before_parameter_build(model, params, context, **_):
+            call = Call(service, model.name, dict(params), region)
+            context["iam_test_call"] = call
+            calls.append(call)
+
+        def after_call(parsed, context, **_):
+            call = context.get("iam_test_call")
+            if call is not None and isinstance(parsed, dict):
+                call.response = {k: parsed[k] for k in ("ServerSideEncryption", "SSEKMSKeyId") if k in parsed}
 
         client.meta.events.register("before-parameter-build", before_parameter_build)
+        client.meta.events.register("after-call", after_call)
         return client
 
-    monkeypatch.setattr(botocore.session.Session, "create_client", create_client)
-    yield calls
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(botocore.session.Session, "create_client", create_client)
+        yield calls
 
 
-def test_evaluator_refuses_what_the_policy_does_not_grant():
-    assert allowed(POLICY, "dynamodb:Scan", "arn:aws:dynamodb:eu-west-1:1:table/T")
-    assert not allowed(POLICY, "dynamodb:DeleteTable", "arn:aws:dynamodb:eu-west-1:1:table/T")
-    assert not allowed(POLICY, "dynamodb:UpdateTable", "arn:aws:dynamodb:eu-west-1:1:table/T")
-    assert not allowed(POLICY, "s3:DeleteBucket", "arn:aws:s3:::b")
-    assert not allowed(POLICY, "s3:PutObject", "arn:aws:s3:::b")  # objects only, not the bucket
-    assert not allowed(POLICY, "iam:PassRole", "*")
-    for statement in POLICY["Statement"]:
-        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-        assert all("*" not in a for a in actions), f"wildcard action in {statement['Sid']}"
-    kms = next(s for s in POLICY["Statement"] if any(a.startswith("kms:") for a in s["Action"]))
-    assert kms["Condition"]["StringLike"]["kms:ViaService"] == "s3.*.amazonaws.com"
+@pytest.fixture
+def recorded() -> Iterator[list[Call]]:
+    with recording() as calls:
+        yield calls
 
 
 def run_cli(*argv: str) -> int:
@@ -143,24 +375,293 @@ def run_cli(*argv: str) -> int:
     return main(list(argv))
 
 
-def test_export_restore_copy_need_only_the_policy(local_aws, s3_bucket, table_name, recorded):
-    ddb = local_aws.dynamodb_client()
-    create_table(ddb, table_name, TABLE_SPECS["AllTypes"])
-    put_items(ddb, table_name, all_types_items())
-    recorded.clear()
-    request = BackupRequest(table=table_name, destination=S3Location(s3_bucket, "bk"), logical_date=DATE,
-                            read_ratio=1.0, segments=2, settings=ExportSettings(file_max_items=3))
-    assert run_backup(client_factory(), request) is not None
-    folder = f"s3://{s3_bucket}/bk/{table_name}/2024-07-01-03-00-00"
-    restored, copied = f"{table_name}-r", f"{table_name}-c"
-    assert run_cli("restore", folder, "--table", restored, "--create-table", "--workers", "1") == 0
-    assert run_cli("copy", "--source-table", table_name, "--dest-table", copied, "--create-dest", "--verify") == 0
-    seen = {(c.service, c.operation) for c in recorded}
-    assert ("dynamodb", "Scan") in seen and ("s3", "PutObject") in seen
-    assert ("dynamodb", "BatchWriteItem") in seen or ("dynamodb", "PutItem") in seen
-    denied = denied_calls(recorded, POLICY)
-    assert not denied, f"calls the policy does not allow: {denied}"
-    print(sorted({c.action for c in recorded}))
+def next_second() -> datetime:
+    """A whole second after every write so far, waited for (a pitr export's moment)."""
+    moment = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
+    while datetime.now(UTC) <= moment:
+        time.sleep(0.05)
+    return moment
+
+
+def enable_pitr(ddb: Any, table: str) -> None:
+    ddb.update_continuous_backups(TableName=table,
+                                  PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True})
+
+
+# --- the evaluator and the policy as written ----------------------------------------------------------
+
+
+def test_evaluator_refuses_what_the_policy_does_not_grant():
+    table = "arn:aws:dynamodb:eu-west-1:111122223333:table/T"
+    assert allowed(POLICY, "dynamodb:Scan", table)
+    assert not allowed(POLICY, "dynamodb:DeleteTable", table)
+    assert not allowed(POLICY, "dynamodb:UpdateTable", table)
+    assert not allowed(POLICY, "dynamodb:DeleteItem", table)
+    assert not allowed(POLICY, "s3:DeleteBucket", "arn:aws:s3:::b")
+    assert not allowed(POLICY, "s3:PutObject", "arn:aws:s3:::b")  # objects only, not the bucket
+    assert not allowed(POLICY, "iam:PassRole", "arn:aws:iam::111122223333:role/r")
+    for statement in POLICY["Statement"] + REPLACE_POLICY["Statement"]:
+        assert statement["Effect"] == "Allow"
+        assert re.fullmatch("[A-Za-z0-9]+", statement["Sid"]) and "NarrowTo" in statement["Sid"], statement["Sid"]
+        assert statement["Sid"] in NARROWING, statement["Sid"]
+        assert all("*" not in a for a in as_list(statement["Action"])), f"wildcard action in {statement['Sid']}"
+    sids = [s["Sid"] for s in POLICY["Statement"]]
+    assert len(set(sids)) == len(sids)
+    kms = next(s for s in POLICY["Statement"] if any(a.startswith("kms:") for a in as_list(s["Action"])))
+    assert kms["Condition"] == {"StringLike": {"kms:ViaService": "s3.*.amazonaws.com"}}
+
+
+def test_the_roles_statements_grant_the_reads_that_verify_and_replace_need_on_targets():
+    """Restore and copy verify by scanning the target, and a replacing restore reads the target's TTL
+    and tags: the target statement grants those itself, not the source statement."""
+    by_sid = {s["Sid"]: set(as_list(s["Action"])) for s in POLICY["Statement"]}
+    reads = {"dynamodb:DescribeTable", "dynamodb:Scan", "dynamodb:DescribeTimeToLive", "dynamodb:ListTagsOfResource"}
+    assert by_sid[SID_SOURCES] == reads
+    assert reads | {"dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:CreateTable",
+                    "dynamodb:UpdateTimeToLive", "dynamodb:TagResource"} == by_sid[SID_TARGETS]
+    assert by_sid[SID_PITR] == {"dynamodb:DescribeContinuousBackups", "dynamodb:ExportTableToPointInTime",
+                                "dynamodb:DescribeExport"}
+    assert {"s3:PutObjectAcl", "s3:AbortMultipartUpload"} <= by_sid[SID_PREFIX]  # DynamoDB's export needs them
+    assert not any(a.startswith("dynamodb:") for a in by_sid[SID_PREFIX] | by_sid[SID_BUCKET])
+
+
+def test_the_evaluator_matches_arns_segment_by_segment_and_evaluates_conditions():
+    assert arn_matches("arn:aws:dynamodb:*:*:table/*", "arn:aws:dynamodb:us-east-1:1:table/T/index/I")
+    assert arn_matches("arn:aws:dynamodb:*:*:table/T/export/*", "arn:aws:dynamodb:r:1:table/T/export/0-a")
+    assert not arn_matches("arn:aws:dynamodb:*:*:table/T", "arn:aws:dynamodb:r:1:table/T/index/I")
+    assert not arn_matches("arn:aws:dynamodb:*:*:table/T", "arn:aws:dynamodb:r:1:table/T2")
+    assert not arn_matches("arn:aws:dynamodb:us-east-1:*:table/T", "arn:aws:dynamodb:eu-west-1:1:table/T")
+    assert not arn_matches("arn:aws:s3:::*", "arn:aws:dynamodb:r:1:table/T")  # a wildcard stays in its segment
+    assert arn_matches("arn:aws:s3:::b/bk/*", "arn:aws:s3:::b/bk/t/_restore_checkpoints/x.done")
+    assert not arn_matches("arn:aws:s3:::b/bk/*", "arn:aws:s3:::b/bk2/x")
+    assert not arn_matches("arn:aws:s3:::b/bk/*", "arn:aws:s3:::b/bk")
+    assert not arn_matches("arn:aws:s3:::b", "arn:aws:s3:::b2")
+    assert arn_matches("arn:aws:s3:::b?", "arn:aws:s3:::b2") and not glob("a[b]", "ab")  # only * and ? are special
+    key = "arn:aws:kms:us-east-1:123456789012:key/k"
+    via = {"kms:ViaService": "s3.us-east-1.amazonaws.com"}
+    assert allowed(POLICY, "kms:GenerateDataKey", key, via)
+    assert allowed(POLICY, "kms:Decrypt", key, {"KMS:VIASERVICE": "s3.us-east-1.amazonaws.com"})  # keys: any case
+    assert not allowed(POLICY, "kms:GenerateDataKey", key)  # a direct call: no kms:ViaService
+    assert not allowed(POLICY, "kms:Decrypt", key, {"kms:ViaService": "dynamodb.us-east-1.amazonaws.com"})
+    assert not allowed(POLICY, "kms:Encrypt", key, via)
+    with pytest.raises(AssertionError, match="IpAddress"):
+        allowed(with_({"Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*",
+                                      "Condition": {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}}]}),
+                "s3:GetObject", "arn:aws:s3:::b/k")
+    deny = {"Statement": [{"Sid": "NoSource", "Effect": "Deny", "Action": "dynamodb:Scan",
+                           "Resource": "arn:aws:dynamodb:*:*:table/T"}]}
+    assert not allowed(with_(POLICY, deny), "dynamodb:Scan", "arn:aws:dynamodb:r:1:table/T")
+    assert allowed(with_(POLICY, deny), "dynamodb:Scan", "arn:aws:dynamodb:r:1:table/U")
+
+
+def test_the_narrowed_policy_denies_tables_buckets_and_prefixes_outside_it():
+    scope = Scope("us-east-1", Accounts("000000000000"), ("src",), ("dst-staging",), "bkt", "bk",
+                  topic_arn=f"arn:aws:sns:us-east-1:{MOTO_ACCOUNT}:notices",
+                  key_arn=f"arn:aws:kms:us-east-1:{MOTO_ACCOUNT}:key/k1", replaced=("dst-staging",))
+    policy = narrow(with_(POLICY, REPLACE_POLICY), scope)
+    assert all("*" not in r or r.endswith(("/export/*", "/bk/*")) for s in policy["Statement"] for r in s["Resource"])
+    src, dst = scope.table("src"), scope.table("dst-staging")
+    assert allowing(policy, "dynamodb:Scan", src) == [SID_SOURCES]
+    assert allowing(policy, "dynamodb:Scan", dst) == [SID_TARGETS]
+    assert allowing(policy, "dynamodb:DescribeExport", f"{src}/export/01-a") == [SID_PITR]
+    assert allowing(policy, "dynamodb:DeleteTable", dst) == [SID_REPLACE]
+    assert not allowed(policy, "dynamodb:DeleteTable", src)
+    assert not allowed(policy, "dynamodb:BatchWriteItem", src)  # a source is never written
+    assert not allowed(policy, "dynamodb:ExportTableToPointInTime", dst)
+    for other in (scope.table("other"), table_arn("eu-west-1", "000000000000", "src"),
+                  table_arn("us-east-1", "999999999999", "src"), f"{src}/index/by-x", f"{src}-staging"):
+        for action in ("dynamodb:Scan", "dynamodb:DescribeTable", "dynamodb:BatchWriteItem"):
+            assert not allowed(policy, action, other), (action, other)
+    assert allowing(policy, "s3:ListBucket", "arn:aws:s3:::bkt") == [SID_BUCKET]
+    assert allowing(policy, "s3:PutObject", "arn:aws:s3:::bkt/bk/t/2024/_SUCCESS") == [SID_PREFIX]
+    for bad in ("arn:aws:s3:::bkt/other/x", "arn:aws:s3:::bkt/bk2/x", "arn:aws:s3:::other/bk/x", "arn:aws:s3:::bkt/x"):
+        assert not allowed(policy, "s3:GetObject", bad) and not allowed(policy, "s3:PutObject", bad), bad
+    assert not allowed(policy, "s3:ListBucket", "arn:aws:s3:::other")
+    assert not allowed(policy, "sns:Publish", f"arn:aws:sns:us-east-1:{MOTO_ACCOUNT}:other")
+    assert not allowed(policy, "kms:Decrypt", f"arn:aws:kms:us-east-1:{MOTO_ACCOUNT}:key/k2",
+                       {"kms:ViaService": "s3.us-east-1.amazonaws.com"})
+    assert not allowed(policy, "kms:Decrypt", scope.key_arn, {"kms:ViaService": "dynamodb.us-east-1.amazonaws.com"})
+    assert not allowed(policy, "kms:Decrypt", scope.key_arn)
+    assert allowed(policy, "kms:Decrypt", scope.key_arn, {"kms:ViaService": "s3.us-east-1.amazonaws.com"})
+    with pytest.raises(AssertionError, match="no narrowing known"):
+        narrow(with_(POLICY, {"Statement": [{"Sid": "Anything", "Effect": "Allow", "Action": "s3:GetObject",
+                                             "Resource": "*"}]}), scope)
+
+
+# --- one run, end to end, against the narrowed policy ---------------------------------------------------
+
+
+@dataclass
+class Run:
+    calls: list[Call]
+    scope: Scope
+    #: The tables: source, restored (plain), staging (replaced), copied.
+    names: dict[str, str]
+
+    @property
+    def policy(self) -> dict[str, Any]:
+        return narrow(with_(POLICY, REPLACE_POLICY), self.scope)
+
+    def requests(self) -> list[Request]:
+        return requests(self.calls, self.scope.accounts)
+
+    def denied(self, policy: dict[str, Any]) -> list[tuple[str, str]]:
+        return denied_calls(self.calls, policy, self.scope.accounts)
+
+
+@pytest.fixture(scope="module")
+def run(local_aws) -> Run:
+    """A scan export and a pitr export (SSE-KMS) of one table, a plain restore of the first, a replacing
+    restore of the second, a verified copy, and a failure notice: every call recorded."""
+    from dynamodb_backup.operators.notify import publish_sns
+    from dynamodb_backup.pitr.job import run_pitr_backup
+
+    ddb, s3 = local_aws.dynamodb_client(), local_aws.s3_client()
+    uid = uuid.uuid4().hex[:8]
+    source = f"t-iam-run-{uid}"
+    names = {"source": source, "restored": f"{source}-r", "staging": f"{source}-staging", "copied": f"{source}-c"}
+    bucket = f"b-iam-run-{uid}"
+    s3.create_bucket(Bucket=bucket)
+    create_table(ddb, source, TABLE_SPECS["AllTypes"])
+    enable_pitr(ddb, source)
+    source_arn = ddb.describe_table(TableName=source)["Table"]["TableArn"]
+    ddb.tag_resource(ResourceArn=source_arn, Tags=[{"Key": "team", "Value": "backups"}])
+    put_items(ddb, source, all_types_items())
+    create_table(ddb, names["staging"], TABLE_SPECS["AllTypes"])
+    put_items(ddb, names["staging"], all_types_items()[:3])
+    key = local_aws.client("kms").create_key(Description="backups")["KeyMetadata"]["Arn"]
+    topic = local_aws.sns_client().create_topic(Name=f"notices-{uid}")["TopicArn"]
+    put_extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": key}
+    moment = next_second()
+    with pytest.MonkeyPatch.context() as mp, recording() as calls:
+        for name, value in local_aws.airflow_conn_env().items():
+            mp.setenv(name, value)
+        scan = BackupRequest(table=source, destination=S3Location(bucket, "bk"), logical_date=DATE, read_ratio=1.0,
+                             segments=2, settings=ExportSettings(file_max_items=3, put_extra=put_extra))
+        assert run_backup(client_factory(), scan) is not None
+        pitr = BackupRequest(table=source, destination=S3Location(bucket, "bk"), logical_date=moment,
+                             settings=ExportSettings(put_extra=put_extra))
+        assert run_pitr_backup(client_factory(), pitr, poll_seconds=0.3) is not None
+        scan_folder = f"s3://{bucket}/bk/{source}/{DATE:%Y-%m-%d-%H-%M-%S}"
+        pitr_folder = f"s3://{bucket}/bk/{source}/{moment:%Y-%m-%d-%H-%M-%S}"
+        assert run_cli("restore", scan_folder, "--table", names["restored"], "--create-table", "--workers", "1") == 0
+        assert run_cli("restore", pitr_folder, "--table", names["staging"], "--replace-table", "--workers", "1") == 0
+        assert run_cli("copy", "--source-table", source, "--dest-table", names["copied"], "--create-dest",
+                       "--verify") == 0
+        assert publish_sns(topic, {"event": "dynamodb_backup_failed", "dag_id": f"dynamodb_backup_{source}"})
+    scope = Scope.of(ddb, (source,), (names["restored"], names["staging"], names["copied"]), bucket, "bk",
+                     topic_arn=topic, key_arn=key, replaced=(names["staging"],))
+    return Run(list(calls), scope, names)
+
+
+def test_the_run_made_every_kind_of_call(run):
+    seen = {(c.service, c.operation) for c in run.calls}
+    assert {("dynamodb", op) for op in ("Scan", "BatchWriteItem", "CreateTable", "DeleteTable", "DescribeTable",
+                                        "ExportTableToPointInTime", "DescribeExport", "DescribeContinuousBackups",
+                                        "DescribeTimeToLive", "ListTagsOfResource", "TagResource")} <= seen
+    assert {("s3", "PutObject"), ("s3", "GetObject"), ("s3", "ListObjectsV2"), ("sns", "Publish")} <= seen
+    actions = {r.action for r in run.requests()}
+    assert {"kms:GenerateDataKey", "kms:Decrypt", "s3:PutObjectAcl"} <= actions
+    assert re.fullmatch(r"\d{12}", run.scope.accounts.dynamodb)
+
+
+def test_every_call_of_the_run_is_allowed_by_the_policy_narrowed_to_its_arns(run):
+    policy = run.policy
+    assert {s["Sid"] for s in policy["Statement"]} == set(NARROWING)
+    assert run.denied(policy) == []
+    # What each role turned out to need (shown with -s).
+    roles: dict[str, set[str]] = {}
+    for r in run.requests():
+        for sid in allowing(policy, r.action, r.resource, dict(r.context)):
+            roles.setdefault(sid, set()).add(r.action + (f" (by {r.by})" if r.by else ""))
+    for sid in NARROWING:
+        print(f"{sid}: {sorted(roles.get(sid, ()))}")
+
+
+#: Granted though no call of the run makes them, and why.
+NOT_IN_THE_RUN = {
+    (SID_TARGETS, "dynamodb:PutItem"): "a restore writes item by item only when DynamoDB refuses a whole batch, "
+                                       "to name the item it refuses",
+    (SID_TARGETS, "dynamodb:UpdateTimeToLive"): "restore and copy turn TTL on when the source had it; "
+                                                "dynalite has no TTL, so the run's source cannot",
+}
+
+
+def test_every_action_granted_is_one_the_run_needed_or_a_named_exception(run):
+    """Least privilege, the other way round: nothing in the policy goes unused without a reason."""
+    policy = run.policy
+    used = {(sid, r.action) for r in run.requests() for sid in allowing(policy, r.action, r.resource, dict(r.context))}
+    granted = {(s["Sid"], a) for s in policy["Statement"] for a in as_list(s["Action"])}
+    assert granted - used == set(NOT_IN_THE_RUN), granted - used
+
+
+def test_each_role_needs_its_statement(run):
+    """Leave any one statement out of the narrowed policy and some call of the run is denied."""
+    policy = run.policy
+    for statement in policy["Statement"]:
+        without = {**policy, "Statement": [s for s in policy["Statement"] if s is not statement]}
+        assert run.denied(without), f"{statement['Sid']}: no call of the run needs it"
+
+
+def test_verify_and_replace_read_the_targets_under_the_target_statement(run):
+    """The reads on a target (verification scans, the replaced table's TTL and tags) are granted by the
+    target statement; the source statement, narrowed to the source, grants none of them."""
+    policy, scope = run.policy, run.scope
+    target_reads = [r for r in run.requests() if r.resource in {scope.table(t) for t in scope.targets}
+                    and r.action in ("dynamodb:Scan", "dynamodb:DescribeTimeToLive", "dynamodb:ListTagsOfResource")]
+    assert {(r.action, r.resource) for r in target_reads} >= {
+        ("dynamodb:Scan", scope.table(run.names["restored"])), ("dynamodb:Scan", scope.table(run.names["copied"])),
+        ("dynamodb:DescribeTimeToLive", scope.table(run.names["staging"])),
+        ("dynamodb:ListTagsOfResource", scope.table(run.names["staging"]))}
+    for r in target_reads:
+        assert allowing(policy, r.action, r.resource) == [SID_TARGETS], r
+
+
+def test_restore_checkpoints_fall_under_the_backup_prefix_statement(run):
+    policy = run.policy
+    markers = [r for r in run.requests() if f"/{CHECKPOINT_DIR}/" in r.resource]
+    assert {r.action for r in markers} >= {"s3:PutObject", "s3:DeleteObject"}
+    for r in markers:
+        assert r.resource.startswith(f"arn:aws:s3:::{run.scope.bucket}/{run.scope.prefix}/"), r
+        assert allowing(policy, r.action, r.resource, dict(r.context)) == [SID_PREFIX], r
+
+
+def test_a_wrong_table_narrowing_denies_the_runs_calls(run):
+    """The check can fail: narrowed to another table, the run's own calls on its tables are denied."""
+    scope, names = run.scope, run.names
+    wrong_source = narrow(with_(POLICY, REPLACE_POLICY), replace(scope, sources=(f"{names['source']}-other",)))
+    denied = run.denied(wrong_source)
+    source = scope.table(names["source"])
+    assert {("dynamodb:Scan", source), ("dynamodb:ExportTableToPointInTime", source),
+            ("dynamodb:DescribeContinuousBackups", source)} <= set(denied)
+    assert all(resource == source or resource.startswith(f"{source}/") for _, resource in denied), denied
+    wrong_target = narrow(with_(POLICY, REPLACE_POLICY), replace(scope, targets=(names["restored"],)))
+    assert ("dynamodb:BatchWriteItem", scope.table(names["copied"])) in run.denied(wrong_target)
+    assert ("dynamodb:CreateTable", scope.table(names["copied"])) in run.denied(wrong_target)
+    wrong_replace = narrow(with_(POLICY, REPLACE_POLICY), replace(scope, replaced=(f"{names['source']}-x-staging",)))
+    assert run.denied(wrong_replace) == [("dynamodb:DeleteTable", scope.table(names["staging"]))]
+    assert scope.accounts.dynamodb != "999999999999"
+    wrong_account = narrow(with_(POLICY, REPLACE_POLICY), replace(scope, accounts=Accounts("999999999999")))
+    assert {a for a, _ in run.denied(wrong_account)} >= {"dynamodb:Scan", "dynamodb:BatchWriteItem"}
+
+
+def test_a_wrong_bucket_or_prefix_narrowing_denies_the_runs_calls(run):
+    scope = run.scope
+    objects = {r.resource for r in run.requests() if r.action.startswith("s3:") and "/" in r.resource}
+    assert objects
+    for wrong in (replace(scope, prefix="other"), replace(scope, prefix="b"),
+                  replace(scope, bucket=f"{scope.bucket}x")):
+        denied = run.denied(narrow(with_(POLICY, REPLACE_POLICY), wrong))
+        assert {res for a, res in denied if a.startswith("s3:") and "/" in res} == objects, wrong
+    denied = run.denied(narrow(with_(POLICY, REPLACE_POLICY), replace(scope, bucket=f"{scope.bucket}x")))
+    assert ("s3:ListBucket", f"arn:aws:s3:::{scope.bucket}") in denied
+    wrong_key = narrow(with_(POLICY, REPLACE_POLICY), replace(scope, key_arn=f"{scope.key_arn}0"))
+    assert {a for a, _ in run.denied(wrong_key)} == {"kms:GenerateDataKey", "kms:Decrypt"}
+    wrong_topic = narrow(with_(POLICY, REPLACE_POLICY), replace(scope, topic_arn=f"{scope.topic_arn}-other"))
+    assert run.denied(wrong_topic) == [("sns:Publish", scope.topic_arn)]
+
+
+# --- smaller runs ----------------------------------------------------------------------------------------
 
 
 def test_a_pitr_backup_needs_only_the_policy_and_no_read_on_the_table(local_aws, s3_bucket, table_name, recorded):
@@ -168,24 +669,30 @@ def test_a_pitr_backup_needs_only_the_policy_and_no_read_on_the_table(local_aws,
 
     ddb = local_aws.dynamodb_client()
     create_table(ddb, table_name, TABLE_SPECS["AllTypes"])
-    ddb.update_continuous_backups(TableName=table_name,
-                                  PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True})
+    enable_pitr(ddb, table_name)
     put_items(ddb, table_name, all_types_items())
-    moment = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
-    while datetime.now(UTC) <= moment:
-        time.sleep(0.05)
+    moment = next_second()
     recorded.clear()
     request = BackupRequest(table=table_name, destination=S3Location(s3_bucket, "pitr"), logical_date=moment)
     assert run_pitr_backup(client_factory(), request, poll_seconds=0.3) is not None
-    seen = {(c.service, c.operation) for c in recorded}
+    calls = list(recorded)
+    seen = {(c.service, c.operation) for c in calls}
     assert {("dynamodb", "ExportTableToPointInTime"), ("dynamodb", "DescribeExport"),
             ("dynamodb", "DescribeContinuousBackups")} <= seen
     assert not {("dynamodb", op) for op in ("Scan", "Query", "GetItem", "BatchGetItem")} & seen
-    assert not denied_calls(recorded, POLICY), denied_calls(recorded, POLICY)
-    pitr = next(s for s in POLICY["Statement"] if "dynamodb:ExportTableToPointInTime" in s["Action"])
+    scope = Scope.of(ddb, (table_name,), (), s3_bucket, "pitr")
+    policy = narrow(POLICY, scope)
+    assert not denied_calls(calls, policy, scope.accounts), denied_calls(calls, policy, scope.accounts)
+    pitr = next(s for s in policy["Statement"] if "dynamodb:ExportTableToPointInTime" in s["Action"])
     assert pitr["Sid"].startswith("Pitr") and "dynamodb:Scan" not in pitr["Action"]
-    without = {**POLICY, "Statement": [s for s in POLICY["Statement"] if s is not pitr]}
-    assert ("dynamodb:ExportTableToPointInTime", f"{TABLE_ARN}/{table_name}") in denied_calls(recorded, without)
+    without = {**policy, "Statement": [s for s in policy["Statement"] if s is not pitr]}
+    assert ("dynamodb:ExportTableToPointInTime", scope.table(table_name)) in \
+        denied_calls(calls, without, scope.accounts)
+    # From the source statement a pitr backup needs only the table's description, TTL and tags (for the
+    # sidecar), never an item.
+    reads = {**policy, "Statement": [s for s in policy["Statement"] if s["Sid"] != SID_SOURCES]}
+    assert {a for a, _ in denied_calls(calls, reads, scope.accounts)} == {
+        "dynamodb:DescribeTable", "dynamodb:DescribeTimeToLive", "dynamodb:ListTagsOfResource"}
 
 
 def test_a_replacing_restore_needs_the_replace_statement_for_its_target_only(local_aws, s3_bucket, table_name,
@@ -201,11 +708,18 @@ def test_a_replacing_restore_needs_the_replace_statement_for_its_target_only(loc
     recorded.clear()
     folder = f"s3://{s3_bucket}/bk/{table_name}/2024-07-01-03-00-00"
     assert run_cli("restore", folder, "--table", staging, "--replace-table", "--workers", "1") == 0
+    calls = list(recorded)
 
-    assert denied_calls(recorded, POLICY) == [("dynamodb:DeleteTable", f"{TABLE_ARN}/{staging}")]
-    both = {**POLICY, "Statement": POLICY["Statement"] + REPLACE_POLICY["Statement"]}
-    assert denied_calls(recorded, both) == []
-    assert not allowed(both, "dynamodb:DeleteTable", f"{TABLE_ARN}/{table_name}")  # the source stays safe
+    # A restore touches no source table: the policy narrowed to no source at all is enough.
+    scope = Scope.of(ddb, (table_name,), (staging,), s3_bucket, "bk")
+    policy = narrow(POLICY, replace(scope, sources=()))
+    assert denied_calls(calls, policy, scope.accounts) == [("dynamodb:DeleteTable", scope.table(staging))]
+    both = narrow(with_(POLICY, REPLACE_POLICY), replace(scope, sources=(), replaced=(staging,)))
+    assert denied_calls(calls, both, scope.accounts) == []
+    assert not allowed(both, "dynamodb:DeleteTable", scope.table(table_name))  # the source stays safe
+    # The policy as written (table/*-staging) also grants it, and never a table not named so.
+    assert allowed(with_(POLICY, REPLACE_POLICY), "dynamodb:DeleteTable", scope.table(staging))
+    assert not allowed(with_(POLICY, REPLACE_POLICY), "dynamodb:DeleteTable", scope.table(table_name))
 
 
 SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYSECRETVALUE"
@@ -262,8 +776,9 @@ def test_no_credential_in_logs_xcom_or_sidecar(local_aws, s3_bucket, table_name,
 
 def test_sse_kms_and_expected_owner_reach_every_write(local_aws, s3_bucket, table_name, recorded):
     kms = local_aws.client("kms")
-    key_id = kms.create_key(Description="backups")["KeyMetadata"]["KeyId"]
-    owner = "123456789012"  # moto's account
+    key = kms.create_key(Description="backups")["KeyMetadata"]
+    key_id = key["KeyId"]
+    owner = MOTO_ACCOUNT
     put_extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": key_id, "ExpectedBucketOwner": owner}
     ddb, s3 = local_aws.dynamodb_client(), local_aws.s3_client()
     create_table(ddb, table_name, TABLE_SPECS["ReferrerCounts"])
@@ -287,7 +802,8 @@ def test_sse_kms_and_expected_owner_reach_every_write(local_aws, s3_bucket, tabl
     marker = s3.head_object(Bucket=s3_bucket, Key=markers.location.key(f"{file.name}.done"))
     assert marker.get("ServerSideEncryption") == "aws:kms"
     assert markers.clear() == 1
-    writes = [c for c in recorded if c.service == "s3" and c.operation in
+    calls = list(recorded)
+    writes = [c for c in calls if c.service == "s3" and c.operation in
               ("PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload")]
     assert {c.operation for c in writes} == {"PutObject", "CreateMultipartUpload", "UploadPart",
                                               "CompleteMultipartUpload"}
@@ -302,3 +818,13 @@ def test_sse_kms_and_expected_owner_reach_every_write(local_aws, s3_bucket, tabl
         head = s3.head_object(Bucket=s3_bucket, Key=obj["Key"])
         assert head.get("ServerSideEncryption") == "aws:kms", obj["Key"]
         assert key_id in head.get("SSEKMSKeyId", ""), obj["Key"]
+    # The KMS requests S3 made for those writes (and reads) are allowed through S3 only, on this key only.
+    scope = Scope.of(ddb, (table_name,), (), s3_bucket, "kms", key_arn=key["Arn"])
+    kms_requests = [r for r in requests(calls, scope.accounts) if r.action.startswith("kms:")]
+    assert {r.action for r in kms_requests} == {"kms:GenerateDataKey", "kms:Decrypt"}
+    assert {r.resource for r in kms_requests} == {key["Arn"]}
+    assert denied_calls(calls, narrow(POLICY, scope), scope.accounts) == []
+    other = narrow(POLICY, replace(scope, key_arn=kms.create_key()["KeyMetadata"]["Arn"]))
+    assert {a for a, _ in denied_calls(calls, other, scope.accounts)} == {"kms:GenerateDataKey", "kms:Decrypt"}
+    direct = [Call("kms", "GenerateDataKey", {"KeyId": key_id})]  # made by a client, not through S3
+    assert denied_calls(direct, narrow(POLICY, scope), scope.accounts) == [("kms:GenerateDataKey", key["Arn"])]
