@@ -120,7 +120,9 @@ EXPORT_CASES: list[tuple[str, list[str], str]] = [
      r"^error: table 'bad-inputs-source' has point-in-time recovery off, so mode pitr cannot export it; turn it on "
      r"with `aws dynamodb update-continuous-backups --table-name bad-inputs-source "),
     ("pitr options without pitr", ["--format", "native"],
-     r"^error: --at, --format native, --keep-native and --pitr-fallback need --mode pitr$"),
+     r"^error: --format native: only with --mode pitr \(or incremental\)$"),
+    ("incremental without --since", ["--mode", "incremental"],
+     r"^error: --since: give it with --mode incremental \(and --at\), and only then$"),
 ]
 
 

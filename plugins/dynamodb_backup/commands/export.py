@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from dynamodb_backup.backup.export import ExportSettings
 from dynamodb_backup.backup.job import BackupRequest, run_backup
@@ -14,7 +14,8 @@ from dynamodb_backup.commands import Subparsers, client_factory, parse_date
 from dynamodb_backup.errors import ParameterError
 from dynamodb_backup.formats.layout import S3Location
 from dynamodb_backup.formats.sidecar import Sidecar
-from dynamodb_backup.pitr import DATAPIPELINE, MODES, OUTPUT_FORMATS, PITR, SCAN
+from dynamodb_backup.incremental.backup import run_incremental_link
+from dynamodb_backup.pitr import DATAPIPELINE, INCREMENTAL, MODES, OUTPUT_FORMATS, PITR, SCAN
 from dynamodb_backup.pitr.job import run_pitr_backup
 from dynamodb_backup.pitr.window import PitrDisabledError
 
@@ -33,7 +34,13 @@ def register(subparsers: Subparsers) -> None:
     p.add_argument("--date", type=parse_date, help="logical date naming the folder (default: now, UTC)")
     p.add_argument("--mode", choices=MODES, default=SCAN,
                    help="scan: read the table now (read capacity); pitr: DynamoDB's export of the table as it "
-                        "was at --at (no read capacity; PITR must be on)")
+                        "was at --at (no read capacity; PITR must be on); incremental: the changes from --since "
+                        "to --at as the next link of the table's chain (or a full at --at when none reaches "
+                        "--since)")
+    p.add_argument("--since", type=parse_date, metavar="TIME",
+                   help="incremental: where the interval starts (the end of the chain's last link)")
+    p.add_argument("--full-every", type=float, default=7.0, metavar="DAYS",
+                   help="incremental: make a full instead when the chain's full is older (default 7)")
     p.add_argument("--at", type=parse_date, metavar="TIME",
                    help="pitr: the moment to back up, e.g. 2026-11-20T00:00:00Z (default: --date, else now); "
                         "it names the folder")
@@ -51,9 +58,13 @@ def register(subparsers: Subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.mode == SCAN and (args.at or args.output_format != DATAPIPELINE or args.keep_native
-                              or args.pitr_fallback):
-        raise ParameterError("--at, --format native, --keep-native and --pitr-fallback need --mode pitr")
+    given = [flag for flag, value in (("--at", args.at), ("--format native", args.output_format != DATAPIPELINE),
+                                      ("--keep-native", args.keep_native), ("--pitr-fallback", args.pitr_fallback))
+             if value]
+    if args.mode == SCAN and given:
+        raise ParameterError(f"{' and '.join(given)}: only with --mode pitr (or incremental)")
+    if (args.mode == INCREMENTAL) != (args.since is not None):
+        raise ParameterError("--since: give it with --mode incremental (and --at), and only then")
     request = BackupRequest(
         table=args.table,
         destination=S3Location.parse(args.to, "--to"),
@@ -67,6 +78,13 @@ def run(args: argparse.Namespace) -> int:
     )
     make_client = client_factory(args.endpoint, args.region)
     source = None
+    if args.mode == INCREMENTAL:
+        if args.at is None:
+            raise ParameterError("--at: mode incremental needs the end of its interval")
+        plan, sidecar = run_incremental_link(make_client, request, args.since, args.at,
+                                             timedelta(days=args.full_every), processes=request.max_workers)
+        print(plan.describe())
+        return report(sidecar)
     if args.mode == PITR:
         try:
             sidecar = run_pitr_backup(make_client, request, processes=request.max_workers,
