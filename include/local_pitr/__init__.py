@@ -1,9 +1,9 @@
 """A local stand-in for DynamoDB point-in-time recovery and exports to S3.
 
 It sits in front of dynalite and is spoken to over HTTP with boto3 exactly as AWS is. Neither
-dynalite nor moto has PITR exports, so this package adds them, following
-``/work/shared/reference/native-export-pitr.md`` and the real 2020 export in
-``tests/fixtures/native-export-2020``:
+dynalite nor moto has PITR exports, so this package adds them, following the team's reference
+notes on native exports and PITR (``native-export-pitr.md``: layout, manifests, API shapes,
+errors, limits) and the real 2020 export in ``tests/fixtures/native-export-2020``:
 
 - every other DynamoDB call is forwarded to dynalite unchanged (``proxy.py``, ``upstream.py``);
 - successful writes to followed tables are journaled as item images with their time, in

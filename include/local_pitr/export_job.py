@@ -145,8 +145,9 @@ class ExportJobs:
 
     def _fail(self, record: ExportRecord, code: str, message: str) -> None:
         self._wait_minimum(record)
-        self.records.finish(record, FAILED, ms_us(now_us()), {
-            "EndTime": ms_us(now_us()) / 1_000_000, "ItemCount": 0, "BilledSizeBytes": 0,
+        end_us = ms_us(now_us())
+        self.records.finish(record, FAILED, end_us, {
+            "EndTime": end_us / 1_000_000, "ItemCount": 0, "BilledSizeBytes": 0,
             "ExportManifest": self._folder(record) + "/manifest-summary.json",
             "FailureCode": code, "FailureMessage": message,
         })

@@ -75,7 +75,6 @@ class ExportsApi:
                            f"Point in time recovery is not enabled for table '{table.name}'")
         start_us = ms_us(now_us())
         window = PitrWindow(followed, self.settings.lag_seconds, now=start_us) if pitr_on and followed else None
-        description: dict[str, Any] = {}
         plan: dict[str, Any]
         if request.incremental is None:
             assert window is not None
@@ -97,7 +96,7 @@ class ExportsApi:
         assert followed is not None
         export_id = f"{start_us // 1000:014d}-{secrets.token_hex(4)}"
         export_arn = f"{table.table_arn}/export/{export_id}"
-        description = {
+        description: dict[str, Any] = {
             "ExportArn": export_arn,
             "ExportStatus": IN_PROGRESS,
             "StartTime": epoch_seconds(start_us),
