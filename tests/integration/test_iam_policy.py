@@ -396,7 +396,9 @@ def test_evaluator_refuses_what_the_policy_does_not_grant():
     assert allowed(POLICY, "dynamodb:Scan", table)
     assert not allowed(POLICY, "dynamodb:DeleteTable", table)
     assert not allowed(POLICY, "dynamodb:UpdateTable", table)
-    assert not allowed(POLICY, "dynamodb:DeleteItem", table)
+    assert not allowed(POLICY, "dynamodb:UpdateItem", table)
+    # Deleting items is for targets only (applying an incremental link), never in the source statement.
+    assert [s["Sid"] for s in POLICY["Statement"] if "dynamodb:DeleteItem" in as_list(s["Action"])] == [SID_TARGETS]
     assert not allowed(POLICY, "s3:DeleteBucket", "arn:aws:s3:::b")
     assert not allowed(POLICY, "s3:PutObject", "arn:aws:s3:::b")  # objects only, not the bucket
     assert not allowed(POLICY, "iam:PassRole", "arn:aws:iam::111122223333:role/r")
@@ -417,7 +419,7 @@ def test_the_roles_statements_grant_the_reads_that_verify_and_replace_need_on_ta
     by_sid = {s["Sid"]: set(as_list(s["Action"])) for s in POLICY["Statement"]}
     reads = {"dynamodb:DescribeTable", "dynamodb:Scan", "dynamodb:DescribeTimeToLive", "dynamodb:ListTagsOfResource"}
     assert by_sid[SID_SOURCES] == reads
-    assert reads | {"dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:CreateTable",
+    assert reads | {"dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:CreateTable",
                     "dynamodb:UpdateTimeToLive", "dynamodb:TagResource"} == by_sid[SID_TARGETS]
     assert by_sid[SID_PITR] == {"dynamodb:DescribeContinuousBackups", "dynamodb:ExportTableToPointInTime",
                                 "dynamodb:DescribeExport"}
@@ -582,6 +584,8 @@ def test_every_call_of_the_run_is_allowed_by_the_policy_narrowed_to_its_arns(run
 NOT_IN_THE_RUN = {
     (SID_TARGETS, "dynamodb:PutItem"): "a restore writes item by item only when DynamoDB refuses a whole batch, "
                                        "to name the item it refuses",
+    (SID_TARGETS, "dynamodb:DeleteItem"): "applying an incremental link deletes item by item only when DynamoDB "
+                                          "refuses a whole batch, to name the key it refuses",
     (SID_TARGETS, "dynamodb:UpdateTimeToLive"): "restore and copy turn TTL on when the source had it; "
                                                 "dynalite has no TTL, so the run's source cannot",
 }
