@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import os
 import statistics
 import sys
 import tempfile
@@ -102,6 +103,12 @@ def boto3_scan_segment(url: str, segment: int, segments: int, limit: int | None)
     return count
 
 
+def cpu_seconds(server: LocalServer) -> float:
+    """User + system CPU seconds the server process has used so far (from /proc)."""
+    fields = Path(f"/proc/{server.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(url: str, mode: str, segments: int, limit: int | None, items: int) -> float:
     scan = raw_scan_segment if mode == "raw" else boto3_scan_segment
     started = time.perf_counter()
@@ -135,15 +142,21 @@ def main(argv: list[str] | None = None) -> int:
             for mode in args.modes.split(","):
                 rates: dict[str, list[float]] = {name: [] for name in endpoints}
                 measure(standin.url, mode, args.segments, args.limit or None, args.items)  # warm both paths
+                standin_cpu, dynalite_cpu = cpu_seconds(standin), cpu_seconds(dynalite)
                 for _ in range(args.repeats):
                     for name, url in endpoints.items():  # alternate, so drift hits both alike
                         rates[name].append(measure(url, mode, args.segments, args.limit or None, args.items))
+                # Load-independent: the stand-in's CPU per item relayed against dynalite's per item served.
+                standin_cpu = cpu_seconds(standin) - standin_cpu
+                dynalite_cpu = (cpu_seconds(dynalite) - dynalite_cpu) / 2  # it served both endpoints' scans
                 direct, proxied = (statistics.median(rates[name]) for name in endpoints)
                 page = f"Limit={args.limit}" if args.limit else "1 MB pages"
                 print(f"{mode:5} scan, {args.items} items, {args.segments} segments, {page}: "
                       f"dynalite {direct:,.0f} items/s, stand-in {proxied:,.0f} items/s "
                       f"({(proxied / direct - 1) * 100:+.1f}%); runs: "
                       + "; ".join(f"{n} " + ", ".join(f"{r:,.0f}" for r in rs) for n, rs in rates.items()))
+                print(f"      CPU: stand-in {standin_cpu / args.repeats:.2f} s per scan of {args.items} items, "
+                      f"dynalite {dynalite_cpu / args.repeats:.2f} s ({standin_cpu / dynalite_cpu * 100:.0f}%)")
             if args.writes:
                 loads: dict[str, list[float]] = {name: [] for name in endpoints}
                 for run in range(args.repeats):

@@ -21,6 +21,8 @@ from local_pitr.wire import JSON_CONTENT_TYPE, ApiError
 
 # Below Node's 5 s keep-alive timeout, so we never race the server closing the socket.
 IDLE_LIMIT_SECONDS = 4.0
+# Answers run to 1 MB (a Scan page): read them in big pieces, not the default 8 KB.
+READ_BUFFER = 256 * 1024
 
 # dynalite checks that a request carries a SigV4-shaped signature, never that it is right.
 _OWN_AUTHORIZATION = (
@@ -96,7 +98,7 @@ class Upstream:
         # Request/answer ping-pong on a kept-alive socket: Nagle plus delayed ACK would add 40 ms.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._sock = sock
-        self._reader = sock.makefile("rb")
+        self._reader = sock.makefile("rb", buffering=READ_BUFFER)
         return sock, self._reader, False
 
     def send(self, head: bytes, body: bytes) -> UpstreamAnswer:
