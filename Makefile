@@ -44,7 +44,7 @@ $(AIRFLOW_HOME)/airflow.db: $(VENV)/.installed
 	$(VENV)/bin/airflow db migrate >/dev/null
 	touch $@
 
-local-aws: install  ## start dynalite and moto in the background; prints the exports
+local-aws: install  ## start dynalite, moto and the PITR stand-in (the DynamoDB endpoint) in the background; prints the exports
 	@$(PY) include/local_aws.py start
 
 airflow: install  ## a real local Airflow (LocalExecutor) wired to local AWS; prints the UI address and login
