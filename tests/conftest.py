@@ -52,6 +52,9 @@ os.environ.update({
     "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
 })
 
+# The restore-to-a-moment tests' recorded history, shared by their modules (one recording per process).
+from incremental_history import history_fixture  # noqa: E402, F401
+
 REGION = "us-east-1"
 # The session stand-in's PITR lag and minimum export duration: short, so tests wait seconds, not minutes.
 SESSION_PITR_LAG_SECONDS = 3.0

@@ -11,9 +11,12 @@ from __future__ import annotations
 import copy
 import random
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import pytest
 
 from dynamodb_backup.backup.export import ExportSettings
 from dynamodb_backup.backup.job import BackupRequest
@@ -59,7 +62,8 @@ class Workload:
     def item(self, pk: str, sk: int) -> dict[str, Any]:
         self.version += 1
         v, rng = self.version, self.rng
-        item = {"pk": {"S": pk}, "sk": {"N": str(sk)}, "v": {"N": str(v)}, "name": {"S": f"n{v}-" + "x" * rng.randint(0, 40)},
+        item = {"pk": {"S": pk}, "sk": {"N": str(sk)}, "v": {"N": str(v)},
+                "name": {"S": f"n{v}-" + "x" * rng.randint(0, 40)},
                 "blob": {"B": bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))},
                 "doc": {"M": {"list": {"L": [{"N": str(v)}, {"S": "é"}]}, "ok": {"BOOL": v % 2 == 0},
                               "nil": {"NULL": True}}}}
@@ -167,7 +171,8 @@ def record_history(standin_url: str, bucket: str, table: str, *, days: int = 5, 
         extra.seed(5)
     bases = [S3Location(bucket, "inc"), S3Location(bucket, "other")]
     requests = [BackupRequest(table=name, destination=base, logical_date=datetime.now(UTC), max_workers=2,
-                              settings=ExportSettings(file_max_items=15)) for name, base in zip(tables, bases)]
+                              settings=ExportSettings(file_max_items=15))
+                for name, base in zip(tables, bases, strict=False)]
     times = [tick()]
     states = [copy.deepcopy(workloads[0].state)]
     for request in requests:
@@ -183,3 +188,13 @@ def record_history(standin_url: str, bucket: str, table: str, *, days: int = 5, 
             plan, _ = run_incremental_link(make, request, times[-2], times[-1], poll_seconds=0.1)
             assert plan.role == "incremental", plan
     return History(make, bases[0], table, times, states, bases[1] if other_table else None, other_table)
+
+
+@pytest.fixture(scope="session", name="history")
+def history_fixture(local_aws: Any, pitr_standin: Any) -> History:
+    """One recorded history per test process: five days of ``asof-orders`` (and ``asof-other``)."""
+    standin = pitr_standin(lag_seconds=0, min_export_seconds=0, min_incremental_window_seconds=1)
+    bucket = f"asof-history-{uuid.uuid4().hex[:8]}"
+    local_aws.s3_client().create_bucket(Bucket=bucket)
+    suffix = uuid.uuid4().hex[:6]
+    return record_history(standin.url, bucket, f"asof-orders-{suffix}", other_table=f"asof-other-{suffix}")

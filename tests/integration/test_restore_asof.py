@@ -1,8 +1,8 @@
 """Restore to a moment: a full backup plus its nightly links, against the states the test wrote.
 
-One recorded history (module fixture): a seeded random workload of puts, updates and deletes over
-five one-second "days" on a stand-in of our own, a full and five links made by the incremental
-backup path. Every restore must equal the state the test computed from its own writes.
+One recorded history (the ``history`` fixture, once per test process): a seeded random workload
+of puts, updates and deletes over five one-second "days" on a stand-in of our own, a full and five
+links made by the incremental backup path. Every restore must equal the state the test computed from its own writes.
 """
 
 from __future__ import annotations
@@ -20,17 +20,7 @@ from dynamodb_backup.formats.layout import SUCCESS, S3Location
 from dynamodb_backup.pitr.window import iso
 from dynamodb_backup.restore.asof import run_as_of
 from dynamodb_backup.restore.job import RestoreRequest, run_restore
-from incremental_history import History, digests, record_history, scan_all
-
-
-@pytest.fixture(scope="module")
-def history(local_aws, pitr_standin) -> History:
-    standin = pitr_standin(lag_seconds=0, min_export_seconds=0, min_incremental_window_seconds=1)
-    bucket = "asof-history"
-    local_aws.s3_client().create_bucket(Bucket=bucket)
-    recorded = record_history(standin.url, bucket, "asof-orders", other_table="asof-other")
-    recorded.notes["standin"] = standin
-    return recorded
+from incremental_history import History, digests, scan_all
 
 
 def request(table: str, **kwargs: Any) -> RestoreRequest:
@@ -73,7 +63,7 @@ def test_a_moment_inside_a_night_restores_to_that_nights_start(history: History)
 def test_latest_never_picks_a_link_and_a_link_alone_is_refused(history: History):
     s3 = history.make("s3")
     assert latest_complete(s3, history.base, history.table) == history.folder(0)
-    with pytest.raises(BackupFolderError, match="is an incremental backup.*--as-of"):
+    with pytest.raises(BackupFolderError, match=r"is an incremental backup.*--as-of"):
         run_restore(history.make, RestoreRequest(folder=history.folder(2), table="never-written", create_table=True))
     assert table_exists(history.make("dynamodb"), "never-written") is None
 

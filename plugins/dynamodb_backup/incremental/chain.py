@@ -109,18 +109,37 @@ def link_of(folder: S3Location, sidecar: Sidecar) -> Link | None:
     return None
 
 
-def table_folders(s3: Any, base: S3Location, table: str) -> list[Folder]:
-    """Every dated folder directly under ``<base>/<table>/``, oldest first, with its sidecar read."""
+def dated_folders(s3: Any, base: S3Location, table: str) -> list[tuple[datetime, S3Location]]:
+    """The dated folders directly under ``<base>/<table>/`` (one listing), oldest first."""
     table_base = base.child(table)
-    found = []
-    for name in list_children(s3, table_base)[1]:
-        named = parse_folder_name(name)
-        if named is None:
-            continue
-        folder = table_base.child(name)
-        files = list_children(s3, folder)[0]
-        link = link_of(folder, read_sidecar(s3, folder)) if SIDECAR in files else None
-        found.append(Folder(folder, named, SUCCESS in files and SIDECAR in files, link))
+    named = ((parse_folder_name(name), table_base.child(name)) for name in list_children(s3, table_base)[1])
+    return sorted(((moment, folder) for moment, folder in named if moment is not None), key=lambda n: n[0])
+
+
+def read_folder(s3: Any, folder: S3Location, named: datetime) -> Folder:
+    """One folder: complete or not, and the link its sidecar describes (if any)."""
+    files = list_children(s3, folder)[0]
+    link = link_of(folder, read_sidecar(s3, folder)) if SIDECAR in files else None
+    return Folder(folder, named, SUCCESS in files and SIDECAR in files, link)
+
+
+def relevant_folders(s3: Any, base: S3Location, table: str, moment: datetime) -> list[Folder]:
+    """The folders a chain to ``moment`` can use, read newest first back to the newest complete full at or
+    before it, then forward past it to the first complete link (one may cover the moment); oldest first.
+
+    Folders are named after the moment they reach, so nothing older than that full, and nothing
+    after the link past the moment, is read: a year of nightly folders costs a few reads, not hundreds.
+    """
+    named = dated_folders(s3, base, table)
+    found: list[Folder] = []
+    for when, folder in reversed([n for n in named if n[0] <= moment]):
+        found.append(read_folder(s3, folder, when))
+        if found[-1].complete and found[-1].link and found[-1].link.role == FULL:
+            break
+    for when, folder in [n for n in named if n[0] > moment]:
+        found.append(read_folder(s3, folder, when))
+        if found[-1].complete and found[-1].link and found[-1].link.role == INCREMENTAL:
+            break
     return sorted(found, key=lambda f: f.named)
 
 
@@ -165,7 +184,7 @@ def find_chain(s3: Any, base: S3Location, table: str, moment: datetime) -> Chain
     table, or when nothing reaches ``moment``.
     """
     moment = utc(moment)
-    folders = table_folders(s3, base, table)
+    folders = relevant_folders(s3, base, table, moment)
     fulls = [f.link for f in folders if f.complete and f.link and f.link.role == FULL and f.link.end <= moment]
     if not fulls:
         raise BackupFolderError(f"{base.child(table)}/: no complete full (pitr) backup of {table!r} at or before "

@@ -28,10 +28,11 @@ from dynamodb_backup.incremental.apply import (
     file_changes,
     validate_link_files,
 )
-from dynamodb_backup.incremental.chain import Chain, Link, find_chain, link_files
+from dynamodb_backup.incremental.chain import VIEW_WITH_OLD, Chain, Link, find_chain, link_files
 from dynamodb_backup.pitr.window import iso
 from dynamodb_backup.restore.inspection import BackupSource, SourceFile
 from dynamodb_backup.restore.job import (
+    ClientCache,
     ClientFactory,
     Prepared,
     RestoreRequest,
@@ -89,6 +90,11 @@ def plan_links(s3: Any, chain: Chain) -> list[LinkFiles]:
     return [LinkFiles.of(s3, link) for link in chain.links]
 
 
+def verifiable(links: list[LinkFiles]) -> bool:
+    """Every link carries old images, so the state the chain describes can be digested without a key map."""
+    return all(link.view == VIEW_WITH_OLD for link in links)
+
+
 def described_digest(full: BucketedDigest, reports: list[LinkReport]) -> BucketedDigest:
     """The digest of the state the chain describes: the full's, moved along by each link in order."""
     state = full
@@ -120,10 +126,9 @@ def apply_links(make_client: ClientFactory, request: RestoreRequest, links: list
     Completion markers go where the full's went (``request.folder``), so a resumed run skips what
     it finished, links and files alike.
     """
-    total = ApplyResult()
+    total, dynamodb = ApplyResult(), make_client("dynamodb")
     for number, link in enumerate(links, 1):
-        rate = write_rate(describe_table(make_client("dynamodb"), request.table), request.write_ratio,
-                          request.on_demand_capacity)
+        rate = write_rate(describe_table(dynamodb, request.table), request.write_ratio, request.on_demand_capacity)
         shares = plan_shares(link.files, request.workers) if link.files else []
         log.info("link %d of %d: applying %s at %.0f write units/s", number, len(links), link.describe(), rate)
         calls = [(make_client, request, request.folder, share, rules, rate / len(shares), 1 / len(shares),
@@ -188,6 +193,7 @@ def run_as_of(make_client: ClientFactory, request: RestoreRequest, base: S3Locat
               moment: datetime, processes: int = 1) -> AsOfOutcome:
     """Restore ``source_table`` as it was at ``moment`` (the newest chain point at or before it) into
     ``request.table``; ``request.folder`` is ignored (the chain's full is used)."""
+    make_client = ClientCache.wrap(make_client)
     s3 = make_client("s3")
     chain = find_chain(s3, base, source_table, moment)
     request = replace(request, folder=chain.full.folder)
