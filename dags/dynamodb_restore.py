@@ -1,6 +1,8 @@
 """Restore a DynamoDB backup into a table, on demand, then verify it by counting.
 
-    inspect ──> validate (mapped) ──> ensure_table ──> load (mapped) ──> verify
+    choose ─┬─> inspect ─> validate (mapped) ─> validate_changes ─> ensure_table
+            │       ─> load (mapped) ─> apply_changes ─> verify
+            └─> restore_items
 
 inspect finds the folder (or the newest complete backup of a table), tells its
 format (ours, AWS Data Pipeline with or without a manifest, native DynamoDB
@@ -10,6 +12,16 @@ ensure_table creates the target if asked (or replaces it: deletes it and
 creates it again like itself, so no item deleted since survives); load writes each share of files at
 ratio x the target's write capacity, skipping files a failed attempt finished;
 verify counts the target with a parallel scan and compares it with the backup.
+
+Restore to a moment: set as_of (and source = latest, source_table, backup_bucket/prefix).
+inspect then finds the newest full backup at or before it and the incremental links after
+it (refusing a chain with a gap, naming the missing interval); validate_changes reads every
+link before anything is written; apply_changes applies them in order after the load; verify
+compares the target with the state the chain describes. Without as_of both do nothing.
+
+A few items: set keys (one key per line, DynamoDB JSON) or partition_key; choose then
+skips the whole-table path, and restore_items writes only those items (from the folder, or
+from the as_of chain) into the existing target, logging what it wrote and what was missing.
 """
 
 from __future__ import annotations
@@ -25,6 +37,7 @@ from dynamodb_backup.config import load_backups
 from dynamodb_backup.errors import ParameterError
 from dynamodb_backup.operators.params import BUCKET_PATTERN, PREFIX_PATTERN, TABLE_PATTERN
 from dynamodb_backup.operators.restore import restore_tasks
+from dynamodb_backup.operators.restore_changes import ChooseRestoreOperator, RestoreItemsOperator
 
 BACKUPS_FILE = Path(
     os.environ.get("DYNAMODB_BACKUPS_FILE", Path(__file__).resolve().parent.parent / "include" / "backups.yaml")
@@ -46,6 +59,7 @@ def configured_location() -> tuple[str, str]:
 BUCKET, PREFIX = configured_location()
 SOURCE_PATTERN = r"^(latest|s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\s]*)?)$"
 OPTIONAL_TABLE = r"^([A-Za-z0-9_.-]{3,255})?$"
+AS_OF_PATTERN = r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?$"
 
 PARAMS = {
     "source": Param(
@@ -100,10 +114,24 @@ PARAMS = {
                             description="Where finished-file markers go, so a retried load skips them. Empty: "
                                         "_restore_checkpoints/ beside the backup folder (set this when the backup "
                                         "bucket is read-only)."),
+    "as_of": Param(None, type=["null", "string"], pattern=AS_OF_PATTERN, title="Restore to a moment (as of)",
+                   description="e.g. 2026-11-25T06:00:00Z, with source = latest: the table as it was then, from the "
+                               "newest full backup at or before it plus the incremental backups after it (the "
+                               "newest point of the chain at or before the moment). A chain with a gap is refused, "
+                               "naming the missing interval. Empty: restore the folder as it is."),
+    "keys": Param(None, type=["null", "string"], format="multiline", title="Only these items (keys)",
+                  description='One key per line in DynamoDB JSON, e.g. {"pk": {"S": "a"}, "sk": {"N": "1"}}. Only '
+                              "these items are written, into the EXISTING target (deleted ones come back; nothing "
+                              "else is touched). Keys the backup does not hold are listed in the log."),
+    "partition_key": Param(None, type=["null", "string"], title="Only this partition key",
+                           description="Restore only the items with this partition key value into the EXISTING "
+                                       "target. Empty: the whole table."),
 }
 
-# Every task renders its settings from the run's params.
-SETTINGS = {name: "{{ params." + name + " }}" for name in PARAMS}
+# Every task renders its settings from the run's params (subscripted: ``params.keys`` is the dict's method).
+SETTINGS = {name: "{{ params['" + name + "'] }}" for name in PARAMS}
+ITEMS = ("keys", "partition_key")
+TABLE_SETTINGS = {name: value for name, value in SETTINGS.items() if name not in ITEMS}
 
 with DAG(
     dag_id="dynamodb_restore",
@@ -117,4 +145,6 @@ with DAG(
     default_args={"retries": 2, "retry_delay": timedelta(seconds=30), "retry_exponential_backoff": True},
     tags=["dynamodb", "restore"],
 ) as dag:
-    restore_tasks(SETTINGS)
+    choose = ChooseRestoreOperator(task_id="choose", keys=SETTINGS["keys"], partition_key=SETTINGS["partition_key"])
+    first, _ = restore_tasks(TABLE_SETTINGS, changes=True)
+    choose >> [first, RestoreItemsOperator(task_id="restore_items", **SETTINGS)]

@@ -5,10 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
 import pytest
 
 from backup_folders import all_types_backup, scan_all
+from dynamodb_backup.pitr.window import iso
 from dynamodb_backup.restore.verify import table_digest
+from incremental_history import create_table, digests
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 
@@ -24,7 +27,9 @@ def restore_dag():
 def test_dag_reads_like_the_pipeline():
     dag = restore_dag()
     assert dag.schedule is None or str(dag.timetable.summary) in ("None", "")
-    assert [t.task_id for t in dag.topological_sort()] == ["inspect", "validate", "ensure_table", "load", "verify"]
+    table = ["inspect", "validate", "validate_changes", "ensure_table", "load", "apply_changes", "verify"]
+    assert [t.task_id for t in dag.topological_sort() if t.task_id in table] == table
+    assert dag.get_task("choose").downstream_task_ids == {"inspect", "restore_items"}
     for name in dag.params:
         param = dag.params.get_param(name)
         assert param.schema.get("title") and param.description, name
@@ -33,7 +38,7 @@ def test_dag_reads_like_the_pipeline():
 @pytest.mark.parametrize(("name", "value"), [
     ("write_ratio", 1.6), ("write_ratio", 0.001), ("source", "ftp://x/y"), ("source", "s3://Bad_Bucket/x"),
     ("target_table", "x"), ("key_schema", "pk:X"), ("workers", 0), ("source_table", "a"),
-    ("target_region", "mars"),
+    ("target_region", "mars"), ("as_of", "yesterday"), ("as_of", "2026-11-25 06:00"),
 ])
 def test_params_refuse_bad_values(name, value):
     from airflow.sdk.exceptions import ParamValidationError
@@ -46,6 +51,8 @@ def test_params_refuse_bad_values(name, value):
 @pytest.mark.parametrize(("name", "value"), [
     ("source", "latest"), ("source", "s3://bucket/backups/T/2024-03-05-04-10-22"), ("key_schema", "pk:S,sk:N"),
     ("key_schema", None), ("write_ratio", 1.5), ("target_region", "eu-west-1"), ("target_table", "Import-test"),
+    ("as_of", "2026-11-25T06:00:00Z"), ("as_of", "2026-11-25T06:00:00.250+01:00"), ("as_of", None),
+    ("keys", '{"pk": {"S": "a"}}\n{"pk": {"S": "b"}}'), ("partition_key", "user#1"),
 ])
 def test_params_accept_good_values(name, value):
     restore_dag().params.get_param(name).resolve(value)
@@ -110,3 +117,36 @@ def test_dag_test_run_replaces_a_staging_table_so_it_holds_exactly_the_backup(lo
     assert len(items) == 8
     assert all(item["pk"]["S"] != "deleted-in-production" for item in items)
     assert table_digest(ddb, target, 2).total() == table_digest(ddb, table_name, 2).total()
+
+
+def _history_conf(history, target: str, **conf):
+    return {"source": "latest", "source_table": history.table, "backup_bucket": history.base.bucket,
+            "backup_prefix": history.base.prefix, "target_table": target, "write_ratio": 1.0, "workers": 2, **conf}
+
+
+def test_dag_test_run_restores_a_table_as_of_a_moment(local_aws, airflow_db, history, monkeypatch):
+    for name, value in local_aws.airflow_conn_env().items():
+        monkeypatch.setenv(name, value)
+    target = history.table + "-dag-asof"
+    run = restore_dag().test(logical_date=datetime(2024, 6, 4, tzinfo=UTC), run_conf=_history_conf(
+        history, target, as_of=iso(history.times[4]), create_table=True))
+    assert run.state == "success"
+    assert digests(scan_all(local_aws.dynamodb_client(), target)) == digests(history.states[4])
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert states["apply_changes"] == "success" and states["restore_items"] == "skipped"
+
+
+def test_dag_test_run_restores_a_few_items_as_of_a_moment(local_aws, airflow_db, history, monkeypatch):
+    for name, value in local_aws.airflow_conn_env().items():
+        monkeypatch.setenv(name, value)
+    ddb, target = local_aws.dynamodb_client(), history.table + "-dag-items"
+    create_table(ddb, target)
+    day2 = history.states[2]
+    chosen = sorted(day2)[:3]
+    keys = "\n".join(orjson.dumps({"pk": day2[k]["pk"], "sk": day2[k]["sk"]}).decode() for k in chosen)
+    run = restore_dag().test(logical_date=datetime(2024, 6, 5, tzinfo=UTC), run_conf=_history_conf(
+        history, target, as_of=iso(history.times[2]), keys=keys))
+    assert run.state == "success"
+    assert digests(scan_all(ddb, target)) == digests({k: day2[k] for k in chosen})
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert states["restore_items"] == "success" and states["inspect"] == "skipped"

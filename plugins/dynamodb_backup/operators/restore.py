@@ -21,8 +21,11 @@ from dynamodb_backup.backup.plan import DEFAULT_ON_DEMAND_CAPACITY, check_ratio,
 from dynamodb_backup.errors import BackupError, ParameterError
 from dynamodb_backup.formats.catalog import latest_complete
 from dynamodb_backup.formats.layout import S3Location, check_table_name
+from dynamodb_backup.incremental.apply import LinkReport
+from dynamodb_backup.incremental.chain import find_chain, parse_moment, refuse_incremental
 from dynamodb_backup.operators.clients import aws_client
 from dynamodb_backup.operators.params import rendered
+from dynamodb_backup.restore.asof import LinkFiles, described_digest, plan_links, verifiable, verify_described
 from dynamodb_backup.restore.checkpoint import Checkpoints, default_checkpoint_base
 from dynamodb_backup.restore.inspection import BackupSource, SourceFile, inspect_folder
 from dynamodb_backup.restore.keyschema import KeyRules
@@ -54,7 +57,7 @@ class _RestoreFields(BaseOperator):
     template_fields: Sequence[str] = (
         "source", "source_table", "backup_bucket", "backup_prefix", "target_table", "aws_conn_id",
         "target_aws_conn_id", "target_region", "write_ratio", "create_table", "replace_table", "verify", "force",
-        "key_schema", "workers", "checkpoint_uri",
+        "key_schema", "workers", "checkpoint_uri", "as_of",
     )
 
     def __init__(
@@ -63,9 +66,10 @@ class _RestoreFields(BaseOperator):
         target_region: Any = None, write_ratio: Any = 0.5, create_table: Any = False, replace_table: Any = False,
         verify: Any = True, force: Any = False, key_schema: Any = None, workers: Any = 4, checkpoint_uri: Any = None,
         on_demand_capacity: float = DEFAULT_ON_DEMAND_CAPACITY, put_extra: dict[str, Any] | None = None,
-        **kwargs: Any,
+        as_of: Any = None, **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.as_of = as_of
         self.source, self.source_table, self.target_table = source, source_table, target_table
         self.backup_bucket, self.backup_prefix = backup_bucket, backup_prefix
         self.aws_conn_id, self.target_aws_conn_id, self.target_region = aws_conn_id, target_aws_conn_id, target_region
@@ -95,6 +99,12 @@ class _RestoreFields(BaseOperator):
         return aws_client("dynamodb", self._text(self.target_aws_conn_id) or self.aws_conn_id,
                           self._text(self.target_region))
 
+    def base(self) -> S3Location:
+        """Where the backup DAGs write (``backup_bucket``/``backup_prefix``), for latest and as_of."""
+        if not self._text(self.backup_bucket):
+            raise ParameterError("backup_bucket: needed with source = latest or as_of")
+        return S3Location.parse(f"s3://{self._text(self.backup_bucket)}/{self._text(self.backup_prefix) or ''}")
+
     def checkpoints(self, s3: Any, folder: S3Location, context: Context, table_id: str = "") -> Checkpoints:
         uri = self._text(self.checkpoint_uri)
         base = S3Location.parse(uri, "checkpoint_uri") if uri else default_checkpoint_base(folder)
@@ -120,21 +130,32 @@ class InspectBackupOperator(_RestoreFields):
         table = self._text(self.source_table)
         if not table or not self._text(self.backup_bucket):
             raise ParameterError("source: 'latest' needs source_table and backup_bucket")
-        base = S3Location.parse(f"s3://{self._text(self.backup_bucket)}/{self._text(self.backup_prefix) or ''}")
-        folder = latest_complete(s3, base, check_table_name(table, "source_table"))
+        folder = latest_complete(s3, self.base(), check_table_name(table, "source_table"))
         self.log.info("newest complete backup of %s: %s/", table, folder.uri)
         return folder
+
+    def chain(self, s3: Any) -> tuple[S3Location, list[dict[str, Any]]]:
+        """With as_of: the full backup to load and the links to apply after it (refused if the chain has a gap)."""
+        if str(self.source).strip() != "latest":
+            raise ParameterError("as_of restores from the backups of source_table under backup_bucket/backup_prefix; "
+                                 "set source to latest")
+        table = check_table_name(str(self._text(self.source_table)), "source_table")
+        chain = find_chain(s3, self.base(), table, parse_moment(str(self._text(self.as_of)), "as_of"))
+        self.log.info("%s", chain.describe())
+        return chain.full.folder, [link.to_dict() for link in plan_links(s3, chain)]
 
     def execute(self, context: Context) -> list[list[dict[str, Any]]]:
         with _no_retry_on_backup_errors():
             check_ratio(float(self.write_ratio), "write_ratio")
             s3 = self.s3()
-            source = inspect_folder(s3, self.folder(s3), force=self._flag(self.force))
+            folder, links = self.chain(s3) if self._text(self.as_of) else (self.folder(s3), [])
+            refuse_incremental(s3, folder)
+            source = inspect_folder(s3, folder, force=self._flag(self.force))
             keys = resolve_target(self.dynamodb(), source, self.table,
                                   create=self._flag(self.create_table) or self._flag(self.replace_table),
                                   key_schema=self._text(self.key_schema))
         shares = plan_shares(source.files, int(self.workers))
-        context["ti"].xcom_push(key="inspection", value={"source": source.to_dict(), "keys": keys,
+        context["ti"].xcom_push(key="inspection", value={"source": source.to_dict(), "keys": keys, "links": links,
                                                         "shares": len(shares), "format": source.format})
         return [[asdict(f) for f in share] for share in shares]
 
@@ -161,12 +182,12 @@ class ValidateBackupOperator(_RestoreFields):
 class EnsureTableOperator(_RestoreFields):
     """Check the validation totals, then create the target if asked (from the sidecar) and pick the write rate."""
 
-    template_fields: Sequence[str] = (*_RestoreFields.template_fields, "inspection", "validations")
+    template_fields: Sequence[str] = (*_RestoreFields.template_fields, "inspection", "validations", "changes")
     ui_color = "#fcf3cf"
 
-    def __init__(self, *, inspection: Any, validations: Any, **kwargs: Any) -> None:
+    def __init__(self, *, inspection: Any, validations: Any, changes: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.inspection, self.validations = inspection, validations
+        self.inspection, self.validations, self.changes = inspection, validations, changes
 
     def execute(self, context: Context) -> dict[str, Any]:
         source = BackupSource.from_dict(self.inspection["source"])
@@ -181,7 +202,10 @@ class EnsureTableOperator(_RestoreFields):
                                    journal=self.checkpoints(self.s3(), source.folder, context))
             rate = write_rate(describe_table(dynamodb, self.table), float(self.write_ratio), self.on_demand_capacity)
         self.log.info("%s: %d items to load at %.0f write units/s", self.table, report.items, rate)
-        return {**target, "write_rate": rate, "items": report.items, "digest": report.digest.to_dict()}
+        links = [LinkFiles.from_dict(link) for link in self.inspection.get("links") or []]
+        reports = [LinkReport.from_dict(r) for r in self.changes or []]  # as_of: the state the chain describes
+        return {**target, "write_rate": rate, "items": report.items,
+                "digest": described_digest(report.digest, reports).to_dict(), "verifiable": verifiable(links)}
 
 
 class LoadFilesOperator(_RestoreFields):
@@ -229,12 +253,18 @@ class VerifyRestoreOperator(_RestoreFields):
             self.log.info("verification is off for this run")
             return {"verified": False}
         source = BackupSource.from_dict(self.inspection["source"])
-        s3 = self.s3()
-        report = verify_restore(
-            self.dynamodb(), s3, source, self.table, was_empty=bool(self.target["was_empty"]),
-            backup=BucketedDigest.from_dict(self.target["digest"]),
-            key_names=KeyRules.from_description(self.inspection["keys"]).key_names,
-        )
+        s3, rules = self.s3(), KeyRules.from_description(self.inspection["keys"])
+        links = [LinkFiles.from_dict(link) for link in self.inspection.get("links") or []]
+        expected = BucketedDigest.from_dict(self.target["digest"])
+        if links and not self.target.get("verifiable", True):
+            self.log.warning("not verified: a link lacks old images (view NEW_IMAGE)")
+            return {"verified": False}
+        if links:
+            report = verify_described(self.dynamodb(), s3, self.table, source, links, rules, expected,
+                                      was_empty=bool(self.target["was_empty"]))
+        else:
+            report = verify_restore(self.dynamodb(), s3, source, self.table, was_empty=bool(self.target["was_empty"]),
+                                    backup=expected, key_names=rules.key_names)
         if not report.match:
             raise AirflowFailException(report.summary())
         removed = self.checkpoints(s3, source.folder, context).clear()
@@ -242,23 +272,32 @@ class VerifyRestoreOperator(_RestoreFields):
         return {"verified": True, **report.to_dict()}
 
 
-def restore_tasks(settings: dict[str, Any], group_id: str | None = None) -> tuple[BaseOperator, BaseOperator]:
+def restore_tasks(settings: dict[str, Any], group_id: str | None = None,
+                  changes: bool = False) -> tuple[BaseOperator, BaseOperator]:
     """inspect >> validate (mapped) >> ensure_table >> load (mapped) >> verify; returns (first, last).
 
-    Call inside a DAG context. ``settings`` are the operators' keyword arguments
-    (templates, XComArgs or values).
+    ``changes`` adds the as_of steps: validate_changes (the links after the full, before anything is
+    written) and apply_changes (after the load, in order); both do nothing when as_of is empty.
+    Call inside a DAG context. ``settings`` are the operators' keyword arguments (templates, XComArgs or values).
     """
+    from dynamodb_backup.operators.restore_changes import ApplyChangesOperator, ValidateChangesOperator
+
     with TaskGroup(group_id) if group_id else _nothing():
         inspect = InspectBackupOperator(task_id="inspect", **settings)
         found = inspect.output["inspection"]  # type: ignore[index]
         validate = ValidateBackupOperator.partial(task_id="validate", inspection=found, **settings).expand(
             files=inspect.output)
+        checked = ValidateChangesOperator(task_id="validate_changes", inspection=found, **settings) if changes else None
         ensure = EnsureTableOperator(task_id="ensure_table", inspection=found, validations=validate.output,
-                                     **settings)
+                                     changes=checked.output if checked else None, **settings)
         load = LoadFilesOperator.partial(task_id="load", inspection=found, target=ensure.output,
                                          **settings).expand(files=inspect.output)
         verify = VerifyRestoreOperator(task_id="verify", inspection=found, target=ensure.output, **settings)
-        inspect >> validate >> ensure >> load >> verify
+        if checked is None:
+            inspect >> validate >> ensure >> load >> verify
+        else:
+            apply = ApplyChangesOperator(task_id="apply_changes", inspection=found, target=ensure.output, **settings)
+            inspect >> validate >> checked >> ensure >> load >> apply >> verify
     return inspect, verify
 
 
