@@ -75,7 +75,7 @@ class PitrApi:
                 raise constraint_error(days, "pointInTimeRecoverySpecification.recoveryPeriodInDays",
                                        "Member must have value less than or equal to 35")
         table = self.table(upstream, request.get("TableName"))
-        if table.status != "ACTIVE":
+        if table.status == "CREATING":  # AWS: for a few seconds after a table is created; retry
             raise ApiError("ContinuousBackupsUnavailableException", "Backups have not yet been enabled for this table")
         followed = table.followed
         if not enabled:
