@@ -58,7 +58,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="also seed a 1M-item table and measure one export worker on it (slow)")
     p.add_argument("--profile", action="store_true", help="also cProfile one export worker and the floor")
     p.add_argument("--skip", default="", help="comma-separated contender groups to skip: "
-                   "floor,ours,provider,dynamodump,restore,memory,identity,rate,pitr")
+                   "floor,ours,provider,dynamodump,restore,memory,identity,rate,pitr,asof")
+    p.add_argument("--asof-items", type=int, default=None,
+                   help="items in the as-of restore's own table (default: --items)")
     p.add_argument("--out", type=Path, default=REPO / "bench-results")
     p.add_argument("--seed-processes", type=int, default=max(2, cores * 2))
     return p.parse_args(argv)
@@ -199,6 +201,10 @@ def run_all(bench: Bench, skip: set[str]) -> int:
         m.extra.update(dynamodump_scan_phase(dump_path / table, n))
     if "restore" not in skip:
         run_restores(bench, ddb, table, n, binary, local)
+    if "asof" not in skip:
+        from bench.asof import run_asof
+
+        bench.checks["asof_restore"] = run_asof(bench, BUCKET, STATE, PY, BIG)
     if "memory" not in skip:
         for count, name in memory_tables.items():
             m = bench.run(f"ours: one export worker, {count:,} items", bench.export_command(

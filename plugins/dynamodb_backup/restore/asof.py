@@ -85,6 +85,15 @@ class LinkFiles:
                    [SourceFile.from_dict(f) for f in data["files"]])
 
 
+#: Changes smaller than this are validated and applied in the restore's own process: starting worker
+#: processes (each importing botocore and making clients) costs more than a small night's writes.
+INLINE_BYTES = 16 * 1024 * 1024
+
+
+def worth_processes(processes: int, files: list[SourceFile]) -> int:
+    return processes if sum(f.size for f in files) > INLINE_BYTES else 1
+
+
 def plan_links(s3: Any, chain: Chain) -> list[LinkFiles]:
     """Every link's files, checked against its folder and manifests (nothing is read from the data yet)."""
     return [LinkFiles.of(s3, link) for link in chain.links]
@@ -133,7 +142,7 @@ def apply_links(make_client: ClientFactory, request: RestoreRequest, links: list
         log.info("link %d of %d: applying %s at %.0f write units/s", number, len(links), link.describe(), rate)
         calls = [(make_client, request, request.folder, share, rules, rate / len(shares), 1 / len(shares),
                   f"link {number} worker {i}") for i, share in enumerate(shares)]
-        for result in _map(processes, _apply_share, calls):
+        for result in _map(worth_processes(processes, link.files), _apply_share, calls):
             total.merge(result)
     return total
 
@@ -199,7 +208,9 @@ def run_as_of(make_client: ClientFactory, request: RestoreRequest, base: S3Locat
     request = replace(request, folder=chain.full.folder)
     links = plan_links(s3, chain)
     prepared = prepare_restore(make_client, request, processes)
-    reports = list(_map(processes, _validate_link, [(make_client, link, prepared.rules) for link in links]))
+    every_file = [file for link in links for file in link.files]
+    reports = list(_map(worth_processes(processes, every_file), _validate_link,
+                        [(make_client, link, prepared.rules) for link in links]))
     for link, report in zip(links, reports, strict=True):
         log.info("%s: %d changes valid (%d puts, %d deletes)", link.describe(), report.changes, report.puts,
                  report.deletes)
