@@ -196,12 +196,14 @@ def find_chain(s3: Any, base: S3Location, table: str, moment: datetime) -> Chain
     end = full.end
     while end < moment:
         starting = [link for link in links if link.start == end]
-        strangers = [link for link in starting if not link.same_table(full)]
+        last = chain.links[-1] if chain.links else full  # a link must be of the full's table, and of the link before
+        strangers = [link for link in starting if not (link.same_table(full) and link.same_table(last))]
         if strangers:
             other = strangers[0]
             raise _gap(end, other.end, folders, f"{other.folder.uri}/ holds changes of another table "
                        f"({other.table[0]} created {other.table[1]}, chain table id {other.table_id}), not of "
-                       f"the full {full.folder.uri}/ ({full.table[0]} created {full.table[1]})")
+                       f"{last.folder.uri}/'s ({last.table[0]} created {last.table[1]}, chain table id "
+                       f"{last.table_id})")
         if not starting:
             later = [link.start for link in links if link.start > end and link.same_table(full)]
             raise _gap(end, min(later) if later else moment, folders)
