@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import re
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +14,7 @@ from demo_data import TABLE_SPECS, create_table, put_items, referrer_items
 from dynamodb_backup.formats.codec import decode_line
 from dynamodb_backup.formats.layout import SUCCESS
 from dynamodb_backup.formats.manifest import parse_manifest
+from dynamodb_backup.pitr.steps import check_restorable
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 DATE = datetime(2024, 6, 1, 2, 0, 0, tzinfo=UTC)
@@ -145,7 +145,7 @@ def _task_states(run) -> dict[str, str]:
 
 
 def test_dag_test_pitr_run_waits_for_its_moment_then_seals_the_table_as_it_was(
-        local_aws, pitr_standin, airflow_db, s3_bucket, table_name, tmp_path, monkeypatch, capsys):
+        local_aws, pitr_standin, airflow_db, s3_bucket, table_name, tmp_path, monkeypatch):
     """The run's moment is "now": it must wait (deferred) for the trailing window, then export and convert."""
     # A lag well beyond dag.test()'s own start-up (about 12 s here), so the plan surely finds "wait".
     standin = pitr_standin(lag_seconds=30, min_export_seconds=1)
@@ -163,16 +163,24 @@ def test_dag_test_pitr_run_waits_for_its_moment_then_seals_the_table_as_it_was(
     while datetime.now(UTC) <= moment:  # and before every later one
         time.sleep(0.05)
     put_items(ddb, table_name, ({**item, "host": {"S": "after"}} for item in referrer_items(50, seed=3)))
-    capsys.readouterr()
+    verdicts: list[tuple[str, str]] = []  # (who asked, the answer): the plan task, then its trigger
+
+    def spy(who: str):
+        def check(*args, **kwargs):
+            verdict = check_restorable(*args, **kwargs)
+            verdicts.append((who, verdict))
+            return verdict
+        return check
+
+    monkeypatch.setattr("dynamodb_backup.operators.backup.check_restorable", spy("plan"))
+    monkeypatch.setattr("dynamodb_backup.triggers.pitr.check_restorable", spy("trigger"))
 
     run = dag.test(logical_date=moment, run_conf={"max_workers": 2})
 
     states = _task_states(run)
     assert run.state == "success", states
-    out = capsys.readouterr().out
-    verdicts = re.findall(rf"export time {moment:%Y-%m-%dT%H:%M:%S}Z: (\w+)", out)
     # The plan found "wait" and deferred; the trigger polled until "ready".
-    assert verdicts[0] == "wait" and verdicts[-1] == "ready", verdicts
+    assert verdicts[0] == ("plan", "wait") and verdicts[-1] == ("trigger", "ready"), verdicts
     assert states["export_segments"] == "skipped" and states["convert"] == "success" and states["seal"] == "success"
     prefix = f"nightly/{table_name}/{moment:%Y-%m-%d-%H-%M-%S}/"
     sidecar = json.loads(s3.get_object(Bucket=s3_bucket, Key=prefix + "_dynamodb_backup.json")["Body"].read())
