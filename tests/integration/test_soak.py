@@ -298,7 +298,8 @@ def test_twenty_trials(local_aws, source, s3_bucket, tmp_path):
             outcomes.append(future.result())
             print(outcomes[-1].line())
         except Exception as exc:
-            failures.append(f"seed {seed}: {exc!r}"[:2000])
+            text = f"seed {seed}: {exc!r}"
+            failures.append(text if len(text) < 4000 else f"{text[:1000]} [...] {text[-3000:]}")
     assert not failures, "\n".join(failures)
     # Every kill landed mid-run and every rerun resumed from the killed run's checkpoints.
     assert all(o.export_landed and o.export_resumed for o in outcomes), [o.line() for o in outcomes]
