@@ -46,6 +46,8 @@ def number_input(dialog: Any, param: str) -> Any:
 
 
 def test_trigger_form_runs_a_backup(e2e, page, artifacts):
+    from playwright.sync_api import expect
+
     af, table = e2e.airflow, e2e.tables.ui
     dag_id = e2e.dag_id(table)
 
@@ -88,8 +90,7 @@ def test_trigger_form_runs_a_backup(e2e, page, artifacts):
     ratio.press("Tab")
     segments.fill("6")
     segments.press("Tab")
-    page.wait_for_timeout(300)
-    assert submit.is_enabled()
+    expect(submit).to_be_enabled(timeout=30_000)  # waits for the form to take the values, not a fixed time
     ratio.scroll_into_view_if_needed()
     page.screenshot(path=str(artifacts / "ui-trigger-form.png"))
 
