@@ -12,9 +12,11 @@ differing buckets are re-read on both sides to name keys.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from dynamodb_backup.aws.tableinfo import describe_table, table_identity
 from dynamodb_backup.aws.throttle import TokenBucket
@@ -56,6 +58,7 @@ from dynamodb_backup.restore.verify import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -85,13 +88,19 @@ class LinkFiles:
                    [SourceFile.from_dict(f) for f in data["files"]])
 
 
-#: Changes smaller than this are validated and applied in the restore's own process: starting worker
-#: processes (each importing botocore and making clients) costs more than a small night's writes.
+#: Changes smaller than this are validated and applied on threads of the restore's own process:
+#: starting worker processes (each importing botocore and making clients) costs more than a small
+#: night's writes, which mostly wait on DynamoDB anyway.
 INLINE_BYTES = 16 * 1024 * 1024
 
 
-def worth_processes(processes: int, files: list[SourceFile]) -> int:
-    return processes if sum(f.size for f in files) > INLINE_BYTES else 1
+def _side_by_side(processes: int, files: list[SourceFile], function: Callable[..., T],
+                  calls: list[tuple[Any, ...]]) -> list[T]:
+    """``function(*call)`` for every call: in worker processes for big work, on threads for small."""
+    if sum(f.size for f in files) > INLINE_BYTES:
+        return list(_map(processes, function, calls))
+    with ThreadPoolExecutor(max_workers=max(1, min(processes, len(calls))), thread_name_prefix="link") as pool:
+        return list(pool.map(lambda call: function(*call), calls))
 
 
 def plan_links(s3: Any, chain: Chain) -> list[LinkFiles]:
@@ -142,7 +151,7 @@ def apply_links(make_client: ClientFactory, request: RestoreRequest, links: list
         log.info("link %d of %d: applying %s at %.0f write units/s", number, len(links), link.describe(), rate)
         calls = [(make_client, request, request.folder, share, rules, rate / len(shares), 1 / len(shares),
                   f"link {number} worker {i}") for i, share in enumerate(shares)]
-        for result in _map(worth_processes(processes, link.files), _apply_share, calls):
+        for result in _side_by_side(processes, link.files, _apply_share, calls):
             total.merge(result)
     return total
 
@@ -209,8 +218,8 @@ def run_as_of(make_client: ClientFactory, request: RestoreRequest, base: S3Locat
     links = plan_links(s3, chain)
     prepared = prepare_restore(make_client, request, processes)
     every_file = [file for link in links for file in link.files]
-    reports = list(_map(worth_processes(processes, every_file), _validate_link,
-                        [(make_client, link, prepared.rules) for link in links]))
+    reports = _side_by_side(processes, every_file, _validate_link, [(make_client, link, prepared.rules)
+                                                                     for link in links])
     for link, report in zip(links, reports, strict=True):
         log.info("%s: %d changes valid (%d puts, %d deletes)", link.describe(), report.changes, report.puts,
                  report.deletes)
