@@ -19,7 +19,7 @@ from demo_data import TABLE_SPECS, all_types_items, create_table, put_items, ref
 from dynamodb_backup.aws.throttle import TokenBucket
 from dynamodb_backup.backup.export import ExportSettings, export_share
 from dynamodb_backup.backup.job import BackupRequest, plan_backup, run_backup, seal_backup
-from dynamodb_backup.backup.scan import scan_segment
+from dynamodb_backup.backup.scan import _take_raw_body, install_raw_scan, scan_page, scan_segment
 from dynamodb_backup.commands import client_factory
 from dynamodb_backup.errors import BackupFolderError, ParameterError
 from dynamodb_backup.formats.codec import canonical_bytes, decode_line
@@ -240,3 +240,17 @@ def test_consistent_read_reaches_every_scan_call(local_aws, s3_bucket, table_nam
         sidecar = run_backup(recording, request)
         assert sidecar is not None and sidecar.item_count == 300
         assert len(seen) >= 3 and set(seen) == {consistent}
+
+
+def test_raw_scan_hook_installed_by_two_threads_still_reads_every_page(local_aws, table_name):
+    """Threads share a client (a copy scans four segments at once) and may both install the raw-body
+    hook; a second run of the hook used to parse the b"{}" the first left, and every Scan then failed
+    as malformed. Found by the soak."""
+    ddb = local_aws.dynamodb_client()
+    items = make_table(ddb, table_name, "referrer", 50)
+    install_raw_scan(ddb)
+    delattr(ddb, "_dynamodb_backup_raw_scan_hook")  # as if a second thread had passed the check too
+    install_raw_scan(ddb)  # botocore keeps one registration (same unique_id)
+    ddb.meta.events.register("before-parse.dynamodb.Scan", _take_raw_body)  # and even a true duplicate
+    page = scan_page(ddb, True, TableName=table_name)
+    assert page.scanned == len(page.items) == len(items)

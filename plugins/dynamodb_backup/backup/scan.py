@@ -26,7 +26,9 @@ _HOOKED_ATTR = "_dynamodb_backup_raw_scan_hook"
 
 def _take_raw_body(response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any) -> None:
     """botocore ``before-parse`` hook: keep the body for ourselves, give the parser nothing."""
-    if getattr(_raw, "active", False) and response_dict["status_code"] < 300:
+    if getattr(_raw, "active", False) and response_dict["status_code"] < 300 and (
+        "RawBody" not in customized_response_dict  # taken already: never parse the b"{}" left behind
+    ):
         # A page is ~100k fresh containers; the cyclic GC firing during the decode costs 10x
         # the decode itself (measured). Decoded JSON has no cycles, so pausing it is safe.
         enabled = gc.isenabled()
@@ -40,9 +42,13 @@ def _take_raw_body(response_dict: dict[str, Any], customized_response_dict: dict
 
 
 def install_raw_scan(client: Any) -> None:
-    """Register the raw-body hook on a boto3 DynamoDB client (once per client)."""
+    """Register the raw-body hook on a boto3 DynamoDB client (once per client).
+
+    Threads share a client (a copy scans four segments at once), so two may get here together:
+    the ``unique_id`` makes botocore keep one registration whatever the race.
+    """
     if not getattr(client, _HOOKED_ATTR, False):
-        client.meta.events.register("before-parse.dynamodb.Scan", _take_raw_body)
+        client.meta.events.register("before-parse.dynamodb.Scan", _take_raw_body, unique_id=_HOOKED_ATTR)
         setattr(client, _HOOKED_ATTR, True)
 
 
