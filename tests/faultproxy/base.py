@@ -213,18 +213,29 @@ class FaultProxy:
                 pass
 
             def _read_body(self) -> bytes:
+                """The whole body, or ConnectionError: a client killed mid-request (a SIGKILLed worker)
+                must not have its truncated request forwarded, which no real service would accept."""
                 if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
                     chunks: list[bytes] = []
                     while True:
-                        size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                        line = self.rfile.readline()
+                        if not line:
+                            raise ConnectionResetError("client went away mid-body")
+                        size = int(line.split(b";")[0].strip() or b"0", 16)
                         if size == 0:
                             while self.rfile.readline() not in (b"\r\n", b"\n", b""):
                                 pass
                             return b"".join(chunks)
-                        chunks.append(self.rfile.read(size))
+                        chunk = self.rfile.read(size)
+                        if len(chunk) < size:
+                            raise ConnectionResetError("client went away mid-body")
+                        chunks.append(chunk)
                         self.rfile.readline()
                 length = int(self.headers.get("Content-Length") or 0)
-                return self.rfile.read(length) if length else b""
+                body = self.rfile.read(length) if length else b""
+                if len(body) < length:
+                    raise ConnectionResetError(f"client went away after {len(body)} of {length} bytes")
+                return body
 
             def _drop(self) -> None:
                 self.close_connection = True

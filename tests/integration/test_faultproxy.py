@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 import time
 
 import boto3
@@ -165,3 +166,16 @@ def test_s3_faults_on_uploads_only(local_aws, s3_bucket):
         proxy.faults = S3Faults()
         s3.upload_part(Bucket=s3_bucket, Key="m", UploadId=upload, PartNumber=1, Body=b"y")
         assert proxy.counters["drop_before"] == 1
+
+
+def test_a_client_killed_mid_upload_is_not_forwarded(local_aws, s3_bucket):
+    """A SIGKILLed process leaves half a PutObject behind; S3 would never store it, so the proxy must not
+    forward it (moto would store the stub under the full object's checksum, unreadable later)."""
+    with S3FaultProxy(local_aws.s3_url, faults=S3Faults()) as proxy:
+        host, port = proxy.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port))) as conn:
+            conn.sendall(f"PUT /{s3_bucket}/half HTTP/1.1\r\nHost: {host}\r\nContent-Length: 100\r\n\r\n".encode()
+                         + b"only ten b")
+            conn.shutdown(socket.SHUT_WR)
+            assert conn.recv(100) == b""  # closed without an answer
+    assert "Contents" not in local_aws.s3_client().list_objects_v2(Bucket=s3_bucket, Prefix="half")
