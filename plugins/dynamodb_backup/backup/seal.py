@@ -125,7 +125,7 @@ def finalize_backup(
 
     if write_manifest:
         manifest = render_manifest(folder.url_of(f.name) for f in files)
-        s3.put_object(Bucket=folder.bucket, Key=folder.key(MANIFEST), Body=manifest, **put_extra)
+        _put(s3, folder, MANIFEST, manifest, put_extra)
     sidecar = Sidecar(
         table=table_summary(description),
         logical_date=logical_date.astimezone(UTC).isoformat(),
@@ -139,12 +139,17 @@ def finalize_backup(
         tags=tags or [],
         source=source or {"mode": "scan"},
     )
-    s3.put_object(Bucket=folder.bucket, Key=folder.key(SIDECAR), Body=sidecar.to_json(), **put_extra)
-    s3.put_object(Bucket=folder.bucket, Key=folder.key(SUCCESS), Body=b"", **put_extra)
+    _put(s3, folder, SIDECAR, sidecar.to_json(), put_extra)
+    _put(s3, folder, SUCCESS, b"", put_extra)
     log.info(
         "sealed %s: %d items in %d files, %d bytes", folder, sidecar.item_count, len(files), sidecar.byte_count
     )
     return sidecar
+
+
+def _put(s3: Any, folder: S3Location, name: str, body: bytes, put_extra: dict[str, Any]) -> None:
+    """One small object, retried on throttling, 5xx and dropped connections like every other write."""
+    call_with_retries(lambda: s3.put_object(Bucket=folder.bucket, Key=folder.key(name), Body=body, **put_extra))
 
 
 def _nested_sizes(s3: Any, folder: S3Location) -> dict[str, int]:
