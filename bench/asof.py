@@ -131,7 +131,6 @@ def prepare(dynalite_url: str, s3_url: str, items: int, bucket: str, state: Path
     return standin, AsOfSetup(table, base.uri, iso(times[-1]), folder.uri, len(present), changes, nights)
 
 
-
 def run_asof(bench: Any, bucket: str, state: Path, python: str, big: str) -> dict[str, Any]:
     """Both restores, measured by ``bench.run``; returns the figures for the results' checks."""
     procs, items = bench.args.processes, bench.args.asof_items or bench.args.items
