@@ -419,8 +419,8 @@ def test_the_roles_statements_grant_the_reads_that_verify_and_replace_need_on_ta
     by_sid = {s["Sid"]: set(as_list(s["Action"])) for s in POLICY["Statement"]}
     reads = {"dynamodb:DescribeTable", "dynamodb:Scan", "dynamodb:DescribeTimeToLive", "dynamodb:ListTagsOfResource"}
     assert by_sid[SID_SOURCES] == reads
-    assert reads | {"dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:CreateTable",
-                    "dynamodb:UpdateTimeToLive", "dynamodb:TagResource"} == by_sid[SID_TARGETS]
+    assert reads | {"dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:BatchGetItem",
+                    "dynamodb:CreateTable", "dynamodb:UpdateTimeToLive", "dynamodb:TagResource"} == by_sid[SID_TARGETS]
     assert by_sid[SID_PITR] == {"dynamodb:DescribeContinuousBackups", "dynamodb:ExportTableToPointInTime",
                                 "dynamodb:DescribeExport"}
     assert {"s3:PutObjectAcl", "s3:AbortMultipartUpload"} <= by_sid[SID_PREFIX]  # DynamoDB's export needs them
@@ -586,6 +586,9 @@ NOT_IN_THE_RUN = {
                                        "to name the item it refuses",
     (SID_TARGETS, "dynamodb:DeleteItem"): "applying an incremental link deletes item by item only when DynamoDB "
                                           "refuses a whole batch, to name the key it refuses",
+    (SID_TARGETS, "dynamodb:BatchGetItem"): "restore --apply reads the keys a link changes before and after "
+                                            "applying it, and --keys/--partition-key read the restored items "
+                                            "back; the run restores whole tables",
     (SID_TARGETS, "dynamodb:UpdateTimeToLive"): "restore and copy turn TTL on when the source had it; "
                                                 "dynalite has no TTL, so the run's source cannot",
 }
