@@ -46,6 +46,8 @@ class BackupSummary:
     data_files: int | None = None
     data_bytes: int | None = None
     """From our sidecar when there is one (a native-format folder keeps its data files nested)."""
+    source: dict[str, Any] | None = None
+    """The sidecar's ``source`` (mode, export, incremental ``chain``); None without a sidecar."""
 
     @property
     def taken_at(self) -> datetime | None:
@@ -92,7 +94,7 @@ def summarize(s3: Any, listing: FolderListing) -> BackupSummary:
         return BackupSummary(listing, None, None, len(listing.data_files), listing.data_bytes)
     sidecar = read_sidecar(s3, listing.folder)
     return BackupSummary(listing, sidecar.item_count, str(sidecar.source.get("mode", "scan")), len(sidecar.files),
-                         sidecar.byte_count)
+                         sidecar.byte_count, dict(sidecar.source))
 
 
 def list_backups(s3: Any, base: S3Location) -> list[BackupSummary]:
