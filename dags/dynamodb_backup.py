@@ -66,6 +66,8 @@ def backup_dag(backup: TableBackup) -> DAG:
         put_extra["ExpectedBucketOwner"] = backup.expected_bucket_owner
     default_args: dict[str, Any] = {"retries": 2, "retry_delay": timedelta(seconds=30),
                                     "retry_exponential_backoff": True}
+    if backup.queue:  # Celery: only workers listening on this queue take the table's tasks (mapped ones too)
+        default_args["queue"] = backup.queue
     if backup.failure_sns_topic_arn or backup.failure_http_conn_id:
         # Task-level, so the notice carries the exception and log URL, and fires after the last retry.
         default_args["on_failure_callback"] = failure_notifier(

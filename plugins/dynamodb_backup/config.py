@@ -21,6 +21,7 @@ from dynamodb_backup.formats.layout import check_bucket, check_prefix, check_tab
 from dynamodb_backup.incremental.schedule import check_incremental_schedule
 from dynamodb_backup.pitr import INCREMENTAL, MODES, NATIVE, OUTPUT_FORMATS, SCAN
 
+_QUEUE_RE = re.compile(r"[A-Za-z0-9_.-]{1,200}")
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -53,6 +54,8 @@ class TableBackup:
     file_max_items: int = 100_000
     #: Airflow pool for the export workers (caps exporters across all tables); None: the default pool.
     pool: str | None = None
+    #: Celery queue for all of this table's tasks (workers started with ``-q`` naming it); None: the default queue.
+    queue: str | None = None
     #: Optional nightly restore of each finished backup into another table.
     restore_to_table: str | None = None
     restore_write_ratio: float = 0.5
@@ -107,6 +110,8 @@ class TableBackup:
         if self.restore_to_table is not None:
             check_table_name(self.restore_to_table, "restore_to_table")
             check_ratio(self.restore_write_ratio, "restore_write_ratio")
+        if self.queue is not None and not (isinstance(self.queue, str) and _QUEUE_RE.fullmatch(self.queue)):
+            raise ParameterError(f"queue must be a Celery queue name (letters, digits, _ . -), got {self.queue!r}")
         if not isinstance(self.restore_replace, bool):
             raise ParameterError(f"restore_replace must be true or false, got {self.restore_replace!r}")
 
