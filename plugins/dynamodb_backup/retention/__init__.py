@@ -1,0 +1,1 @@
+"""Retention: which backup folders go (``plan``, pure), what S3 holds (``inventory``), deleting (``delete``)."""
