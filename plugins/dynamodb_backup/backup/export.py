@@ -47,6 +47,7 @@ from dynamodb_backup.aws.tableinfo import describe_table
 from dynamodb_backup.aws.throttle import CapacityWatcher, TokenBucket
 from dynamodb_backup.backup.plan import WorkerShare
 from dynamodb_backup.backup.scan import scan_segment, wire_key_to_client
+from dynamodb_backup.backup.usage import UsageTimeline
 from dynamodb_backup.formats.codec.datapipeline import encode_item, encode_wire_item
 from dynamodb_backup.formats.layout import S3Location, data_file_name
 from dynamodb_backup.formats.sidecar import FileRecord
@@ -76,6 +77,10 @@ class WorkerResult:
     consumed_read_units: float
     started: str
     finished: str
+    #: Read units this attempt consumed per 5 s (:class:`~dynamodb_backup.backup.usage.UsageTimeline`).
+    usage: dict[str, Any] | None = None
+    #: The read units per second this worker was allowed (its share of the ratio) when it started.
+    read_rate: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -87,6 +92,7 @@ class WorkerResult:
             files=[FileRecord.from_dict(f) for f in data["files"]], items=int(data["items"]),
             bytes=int(data["bytes"]), consumed_read_units=float(data["consumed_read_units"]),
             started=str(data["started"]), finished=str(data["finished"]),
+            usage=data.get("usage"), read_rate=None if data.get("read_rate") is None else float(data["read_rate"]),
         )
 
 
@@ -227,6 +233,7 @@ def export_share(
     progress = Progress(f"worker {share.worker}", expected_items, log)
     files: list[FileRecord] = []
     earlier_consumed = 0.0
+    usage = UsageTimeline()
     checkpoints = {s: load_checkpoint(s3, folder, s, owner_extra(settings.put_extra)) for s in share.segments}
     present = list_folder(s3, folder) if any(checkpoints.values()) else {}
     for segment in share.segments:
@@ -241,20 +248,20 @@ def export_share(
                 continue
             log.info("segment %d: resuming after %d files", segment, len(resumed.files))
         files.extend(_export_segment(dynamodb, s3, table, folder, share, segment, settings, bucket, watcher,
-                                     progress, extension, resumed, started))
+                                     progress, extension, resumed, started, usage))
     progress.done()
     return WorkerResult(
         worker=share.worker, segments=list(share.segments), files=files,
         items=sum(f.items for f in files), bytes=sum(f.bytes for f in files),
         consumed_read_units=bucket.charged - charged_before + earlier_consumed, started=started,
-        finished=utcnow(),
+        finished=utcnow(), usage=usage.to_dict(), read_rate=share.read_rate,
     )
 
 
 def _export_segment(
     dynamodb: Any, s3: Any, table: str, folder: S3Location, share: WorkerShare, segment: int,
     settings: ExportSettings, bucket: TokenBucket, watcher: CapacityWatcher | None, progress: Progress,
-    extension: str, resumed: SegmentCheckpoint | None, started: str,
+    extension: str, resumed: SegmentCheckpoint | None, started: str, usage: UsageTimeline | None = None,
 ) -> list[FileRecord]:
     """Scan one segment (from its checkpoint, if any) into files; return the files it now has."""
     encode = encode_wire_item if settings.raw_scan else encode_item
@@ -299,6 +306,8 @@ def _export_segment(
         ):
             if key_names is None and page.last_key:
                 key_names = sorted(page.last_key)
+            if usage is not None:
+                usage.add(page.consumed)
             if page.items:
                 lines = [encode(item) for item in page.items]
                 writer.write_lines(lines, page.items)

@@ -121,6 +121,7 @@ def seal_backup(dynamodb: Any, s3: Any, request: BackupRequest, plan: BackupPlan
         s3, plan.folder, results, description=info.description, total_segments=plan.total_segments,
         compression=request.settings.compression, logical_date=request.logical_date,
         time_to_live=info.time_to_live, tags=info.tags, put_extra=request.settings.put_extra, source=source,
+        read_rate=plan.read_rate,
     )
 
 

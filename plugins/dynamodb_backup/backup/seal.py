@@ -93,6 +93,7 @@ def finalize_backup(
     source: dict[str, Any] | None = None,
     snapshot: tuple[str, str] | None = None,
     write_manifest: bool = True,
+    read_rate: float | None = None,
 ) -> Sidecar:
     """Check the workers covered every segment, then write manifest, sidecar and ``_SUCCESS`` last.
 
@@ -138,6 +139,8 @@ def finalize_backup(
         time_to_live=time_to_live,
         tags=tags or [],
         source=source or {"mode": "scan"},
+        workers=[worker_record(r) for r in sorted(results, key=lambda r: r.worker)],
+        read_rate=read_rate,
     )
     _put(s3, folder, SIDECAR, sidecar.to_json(), put_extra)
     _put(s3, folder, SUCCESS, b"", put_extra)
@@ -145,6 +148,13 @@ def finalize_backup(
         "sealed %s: %d items in %d files, %d bytes", folder, sidecar.item_count, len(files), sidecar.byte_count
     )
     return sidecar
+
+
+def worker_record(result: WorkerResult) -> dict[str, Any]:
+    """What the sidecar keeps of one worker: its share, totals and read units per interval (not its files)."""
+    record = {k: v for k, v in result.to_dict().items() if k != "files"}
+    record["files"] = len(result.files)
+    return record
 
 
 def _put(s3: Any, folder: S3Location, name: str, body: bytes, put_extra: dict[str, Any]) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from botocore.exceptions import ClientError
 
 from dynamodb_backup.errors import BackupFolderError, ParameterError
@@ -127,3 +128,116 @@ def age(moment: datetime | None, now: datetime | None = None) -> str:
         if seconds >= size:
             return f"{seconds / size:.0f}{unit}"
     return f"{max(seconds, 0):.0f}s"
+
+
+# --------------------------------------------------------------------------- paged listing (the console)
+
+#: Restore drill records: ``<base>/<table>/_drills/<folder name>.json``.
+DRILLS = "_drills"
+
+
+def child_names(s3: Any, base: S3Location) -> list[str]:
+    """Names of the "folders" directly under ``base`` (ListObjectsV2 with a delimiter), sorted."""
+    names: list[str] = []
+    prefix = base.key("") if base.prefix else ""
+    try:
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=base.bucket, Prefix=prefix, Delimiter="/")
+        for page in pages:
+            names.extend(p["Prefix"][len(prefix):].rstrip("/") for p in page.get("CommonPrefixes", []))
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchBucket", "404"):
+            raise ParameterError(f"bucket: S3 bucket {base.bucket!r} does not exist") from None
+        raise
+    return sorted(names)
+
+
+def dated_folder_names(s3: Any, table_base: S3Location) -> list[str]:
+    """The dated backup folders of one table (``<base>/<table>/``), oldest first: one call per 1,000."""
+    return [name for name in child_names(s3, table_base) if parse_folder_name(name) is not None]
+
+
+def folder_listings(s3: Any, table_base: S3Location, names: list[str]) -> dict[str, FolderListing]:
+    """The listings of ``names`` (folders of one table), read in one key range, not one call per folder.
+
+    Folder names sort as their dates, so a page of neighbouring folders is one contiguous range of keys:
+    start after the first folder's name and stop past the last one. Nested keys (``_checkpoints/``, a
+    kept native export) are left out, as :func:`scan_listings` leaves them out of a folder's sizes.
+    """
+    if not names:
+        return {}
+    wanted = set(names)
+    first, last = min(names), max(names)
+    base = table_base.key("")
+    end = base + last + "/\U0010ffff"
+    sizes: dict[str, dict[str, int]] = {name: {} for name in names}
+    newest: dict[str, datetime] = {}
+    pages = s3.get_paginator("list_objects_v2").paginate(
+        Bucket=table_base.bucket, Prefix=base, StartAfter=base + first)
+    for page in pages:
+        contents = page.get("Contents", [])
+        for obj in contents:
+            key: str = obj["Key"]
+            if key > end:
+                break
+            folder, _, name = key[len(base):].partition("/")
+            if folder not in wanted or "/" in name:
+                continue
+            sizes[folder][name] = int(obj["Size"])
+            modified = obj.get("LastModified")
+            if modified is not None and (folder not in newest or modified > newest[folder]):
+                newest[folder] = modified
+        if contents and contents[-1]["Key"] > end:
+            break
+    return {name: FolderListing(table_base.child(name), sizes[name], newest.get(name)) for name in names}
+
+
+def success_time(s3: Any, folder: S3Location) -> datetime | None:
+    """When ``_SUCCESS`` was written (the backup completed), or None when the folder has none."""
+    try:
+        head = s3.head_object(Bucket=folder.bucket, Key=folder.key(SUCCESS))
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+            return None
+        raise
+    modified: datetime | None = head.get("LastModified")
+    return modified
+
+
+def newest_complete_folder(s3: Any, table_base: S3Location, names: list[str],
+                           max_checks: int = 20) -> tuple[str, datetime] | None:
+    """The newest of ``names`` (oldest first) with ``_SUCCESS``, and when it completed.
+
+    A HEAD per folder from the newest down: normally one or two (a running or failed night first).
+    """
+    for name in list(reversed(names))[:max_checks]:
+        done = success_time(s3, table_base.child(name))
+        if done is not None:
+            return name, done
+    return None
+
+
+def drill_keys(s3: Any, table_base: S3Location) -> dict[str, str]:
+    """Restore drill records of one table, by backup folder name: one listing of ``_drills/``."""
+    drills = table_base.child(DRILLS)
+    prefix = drills.key("")
+    found: dict[str, str] = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=drills.bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            name = obj["Key"][len(prefix):]
+            if name.endswith(".json") and "/" not in name:
+                found[name[:-len(".json")]] = obj["Key"]
+    return found
+
+
+def read_drill(s3: Any, bucket: str, key: str) -> dict[str, Any]:
+    """A drill record, read defensively: whatever is wrong with it becomes ``result: "unreadable"``."""
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        doc = orjson.loads(body)
+    except (ClientError, orjson.JSONDecodeError) as exc:
+        return {"result": "unreadable", "error": str(exc)[:200]}
+    if not isinstance(doc, dict):
+        return {"result": "unreadable", "error": "not a JSON object"}
+    result = doc.get("result")
+    doc["result"] = result if result in ("passed", "failed") else "unreadable"
+    return doc

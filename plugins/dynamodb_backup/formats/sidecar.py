@@ -58,6 +58,11 @@ class Sidecar:
     tags: list[dict[str, str]] = field(default_factory=list)
     #: Where the data came from: ``{"mode": "scan"}``, or ``{"mode": "pitr", "export_arn": ..., ...}``.
     source: dict[str, Any] = field(default_factory=lambda: {"mode": "scan"})
+    #: Per export worker: segments, items, bytes, started, finished, consumed read units and ``usage``, the
+    #: read units it consumed per 5 s (``{"interval_seconds", "start", "units"}``). Empty in older sidecars.
+    workers: list[dict[str, Any]] = field(default_factory=list)
+    #: Read units per second the whole run was allowed (ratio x capacity); None in older sidecars and pitr.
+    read_rate: float | None = None
     format: int = SIDECAR_FORMAT
     tool: str = f"dynamodb-backup {__version__}"
 
@@ -89,6 +94,8 @@ class Sidecar:
                 consumed_read_units=float(doc.get("consumed_read_units", 0.0)),
                 time_to_live=doc.get("time_to_live"), tags=list(doc.get("tags") or []),
                 source=dict(doc.get("source") or {"mode": "scan"}), tool=str(doc.get("tool", "")),
+                workers=[w for w in doc.get("workers") or [] if isinstance(w, dict)],
+                read_rate=None if doc.get("read_rate") is None else float(doc["read_rate"]),
             )
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise BackupFolderError(f"{where}: sidecar is not readable ({exc!r})") from None

@@ -1,0 +1,317 @@
+"""What the console shows, built from S3: tables, a page of backups, one run's workers and capacity."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from dynamodb_backup.backup.usage import UsageTimeline, merge, per_second
+from dynamodb_backup.config import TableBackup
+from dynamodb_backup.errors import BackupError
+from dynamodb_backup.formats.catalog import (
+    FolderListing,
+    child_names,
+    dated_folder_names,
+    drill_keys,
+    folder_listings,
+    newest_complete_folder,
+    read_drill,
+    read_sidecar,
+)
+from dynamodb_backup.formats.layout import SIDECAR, S3Location, parse_folder_name
+from dynamodb_backup.formats.sidecar import Sidecar
+
+PAGE_SIZE = 25
+#: S3 calls a page makes at once (sidecars, drills, one HEAD per table).
+PARALLEL = 8
+RUNNING_STATES = ("queued", "running", "restarting", "up_for_retry", "scheduled", "deferred")
+
+
+@dataclass(frozen=True)
+class TableSource:
+    """A table the page shows: from the backups file, or found under a configured prefix."""
+
+    table: str
+    base: S3Location
+    schedule: str | None = None
+    aws_conn_id: str = "aws_default"
+    configured: bool = True
+
+    @property
+    def table_base(self) -> S3Location:
+        return self.base.child(self.table)
+
+    @property
+    def dag_id(self) -> str | None:
+        return f"dynamodb_backup_{self.table}" if self.configured else None
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """The Airflow run that wrote a folder (looked up by the shell)."""
+
+    dag_id: str
+    run_id: str
+    state: str
+
+
+RunLookup = Callable[[str, list[str]], dict[str, RunRef]]
+"""(dag_id, folder names) -> the runs that wrote them, by folder name."""
+
+
+def table_sources(backups: Iterable[TableBackup], found: dict[S3Location, list[str]] | None = None
+                  ) -> list[TableSource]:
+    """The configured tables, then any other table folder found under their prefixes (unscheduled)."""
+    sources = [TableSource(b.table, S3Location(b.bucket, b.prefix), b.schedule, b.aws_conn_id) for b in backups]
+    known = {(s.base, s.table) for s in sources}
+    conn_of = {s.base: s.aws_conn_id for s in sources}
+    for base, tables in (found or {}).items():
+        for table in tables:
+            if (base, table) not in known and not table.startswith(("_", ".")):
+                sources.append(TableSource(table, base, None, conn_of.get(base, "aws_default"), configured=False))
+                known.add((base, table))
+    return sources
+
+
+def discover_tables(s3_for: Callable[[str], Any], sources: list[TableSource]) -> dict[S3Location, list[str]]:
+    """Table folders under each configured prefix (one delimiter listing per prefix)."""
+    bases = {s.base: s.aws_conn_id for s in sources}
+    return {base: child_names(s3_for(conn), base) for base, conn in bases.items()}
+
+
+def allowed_age(schedule: str | None) -> timedelta | None:
+    """How old the newest complete backup may be: one interval of the schedule, plus half of one (at least
+    an hour) for the run itself. None for unscheduled tables (never highlighted)."""
+    if not schedule or schedule.startswith("@once") or schedule == "@continuous":
+        return None
+    from croniter import croniter  # Airflow's own dependency
+
+    from dynamodb_backup.incremental.schedule import PRESETS
+
+    try:
+        fires = croniter(PRESETS.get(schedule, schedule), datetime(2025, 1, 6, tzinfo=UTC))
+        first, second = fires.get_next(datetime), fires.get_next(datetime)
+    except (ValueError, KeyError):
+        return None
+    interval = second - first
+    return interval + max(interval / 2, timedelta(hours=1))
+
+
+@dataclass
+class TableRow:
+    source: TableSource
+    newest: str | None = None
+    """Folder name of the newest complete backup."""
+    completed: datetime | None = None
+    """When its ``_SUCCESS`` was written."""
+    folders: int = 0
+    allowed: timedelta | None = None
+    error: str | None = None
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def age(self) -> timedelta | None:
+        return None if self.completed is None else self.now - self.completed
+
+    @property
+    def stale(self) -> bool:
+        """Highlighted: scheduled, and no complete backup within what the schedule allows."""
+        if self.allowed is None:
+            return False
+        age = self.age
+        return age is None or age > self.allowed
+
+
+def table_rows(s3_for: Callable[[str], Any], sources: list[TableSource], now: datetime | None = None
+               ) -> list[TableRow]:
+    """One row per table: its newest complete backup and age (two or three S3 calls per table, in parallel)."""
+    now = now or datetime.now(UTC)
+
+    def row(source: TableSource) -> TableRow:
+        result = TableRow(source, allowed=allowed_age(source.schedule), now=now)
+        try:
+            s3 = s3_for(source.aws_conn_id)
+            names = dated_folder_names(s3, source.table_base)
+            result.folders = len(names)
+            newest = newest_complete_folder(s3, source.table_base, names)
+            if newest is not None:
+                result.newest, result.completed = newest
+        except Exception as exc:  # one unreadable table must not hide the others
+            result.error = f"{type(exc).__name__}: {exc}"[:300]
+        return result
+
+    with ThreadPoolExecutor(PARALLEL) as pool:
+        return list(pool.map(row, sources))
+
+
+@dataclass
+class BackupRow:
+    name: str
+    folder: S3Location
+    status: str
+    """complete, running or partial."""
+    listing: FolderListing
+    sidecar: Sidecar | None = None
+    drill: dict[str, Any] | None = None
+    run: RunRef | None = None
+    error: str | None = None
+
+    @property
+    def logical_date(self) -> str:
+        if self.sidecar is not None:
+            return self.sidecar.logical_date
+        moment = parse_folder_name(self.name)
+        return moment.isoformat() if moment else "?"
+
+    @property
+    def mode(self) -> str | None:
+        return None if self.sidecar is None else str(self.sidecar.source.get("mode", "scan"))
+
+    @property
+    def items(self) -> int | None:
+        return None if self.sidecar is None else self.sidecar.item_count
+
+    @property
+    def size(self) -> int:
+        return self.sidecar.byte_count if self.sidecar is not None else self.listing.data_bytes
+
+    @property
+    def files(self) -> int:
+        return len(self.sidecar.files) if self.sidecar is not None else len(self.listing.data_files)
+
+    @property
+    def duration(self) -> float | None:
+        if self.sidecar is None:
+            return None
+        try:
+            start = datetime.fromisoformat(self.sidecar.snapshot_start)
+            end = datetime.fromisoformat(self.sidecar.snapshot_end)
+        except ValueError:
+            return None
+        return (end - start).total_seconds()
+
+    @property
+    def read_units(self) -> float | None:
+        return None if self.sidecar is None else self.sidecar.consumed_read_units
+
+
+@dataclass
+class BackupPage:
+    source: TableSource
+    rows: list[BackupRow]
+    total: int
+    before: str | None
+    """The cursor this page was asked with (None: the newest)."""
+    next_before: str | None
+    """Cursor of the next (older) page, None when this is the last."""
+
+
+def backup_page(s3: Any, source: TableSource, before: str | None = None, size: int = PAGE_SIZE,
+                runs: RunLookup | None = None) -> BackupPage:
+    """One page of a table's backups, newest first.
+
+    S3 calls: one delimiter listing of the table's folders, one listing of ``_drills/``, one key range
+    for the page's folders, then the page's sidecars and drill records in parallel -- never one call
+    per folder the table has.
+    """
+    names = dated_folder_names(s3, source.table_base)
+    older = [n for n in names if before is None or n < before]
+    page_names = list(reversed(older[-size:])) if older else []
+    listings = folder_listings(s3, source.table_base, page_names)
+    drills = drill_keys(s3, source.table_base)
+    found_runs = runs(source.dag_id, page_names) if runs is not None and source.dag_id else {}
+
+    def row(name: str) -> BackupRow:
+        listing = listings[name]
+        run = found_runs.get(name)
+        status = "complete" if listing.complete else (
+            "running" if run is not None and run.state in RUNNING_STATES else "partial")
+        result = BackupRow(name, listing.folder, status, listing, run=run)
+        try:
+            if SIDECAR in listing.sizes:
+                result.sidecar = read_sidecar(s3, listing.folder)
+        except BackupError as exc:
+            result.error = str(exc)
+        if name in drills:
+            result.drill = read_drill(s3, source.table_base.bucket, drills[name])
+        return result
+
+    with ThreadPoolExecutor(PARALLEL) as pool:
+        rows = list(pool.map(row, page_names))
+    more = len(older) > len(page_names)
+    return BackupPage(source, rows, len(names), before, page_names[-1] if more and page_names else None)
+
+
+@dataclass
+class WorkerRow:
+    worker: int
+    segments: list[int]
+    items: int
+    bytes: int
+    seconds: float | None
+    read_units: float
+    read_rate: float | None
+    usage: UsageTimeline
+
+    @property
+    def items_per_second(self) -> float | None:
+        return self.items / self.seconds if self.seconds else None
+
+    @property
+    def megabytes(self) -> float:
+        return self.bytes / 1e6
+
+
+@dataclass
+class RunView:
+    """A run's folder: status, per-worker figures and units per second against the allowed line."""
+
+    folder: S3Location
+    complete: bool
+    sidecar: Sidecar | None
+    workers: list[WorkerRow]
+    usage: UsageTimeline
+    allowed_rate: float | None
+
+    @property
+    def series(self) -> list[tuple[float, float]]:
+        return per_second(self.usage)
+
+
+def _seconds(started: Any, finished: Any) -> float | None:
+    try:
+        return (datetime.fromisoformat(str(finished)) - datetime.fromisoformat(str(started))).total_seconds()
+    except ValueError:
+        return None
+
+
+def worker_rows(records: list[dict[str, Any]]) -> list[WorkerRow]:
+    """The sidecar's workers, read defensively (an older sidecar has none; a field may be missing)."""
+    rows = []
+    for record in records:
+        try:
+            rows.append(WorkerRow(
+                worker=int(record.get("worker", len(rows))), segments=[int(s) for s in record.get("segments") or []],
+                items=int(record.get("items") or 0), bytes=int(record.get("bytes") or 0),
+                seconds=_seconds(record.get("started"), record.get("finished")),
+                read_units=float(record.get("consumed_read_units") or 0.0),
+                read_rate=None if record.get("read_rate") is None else float(record["read_rate"]),
+                usage=UsageTimeline.from_dict(record.get("usage"))))
+        except (TypeError, ValueError):
+            continue
+    return rows
+
+
+def run_view(s3: Any, folder: S3Location) -> RunView:
+    """What the run tab shows for ``folder`` (the sidecar when sealed; otherwise what the folder holds)."""
+    parent, _, name = folder.prefix.rpartition("/")
+    listing = folder_listings(s3, S3Location(folder.bucket, parent), [name])[name]
+    sidecar = read_sidecar(s3, folder) if SIDECAR in listing.sizes else None
+    workers = worker_rows(sidecar.workers) if sidecar is not None else []
+    allowed = sidecar.read_rate if sidecar is not None else None
+    if allowed is None and workers and all(w.read_rate is not None for w in workers):
+        allowed = sum(w.read_rate or 0.0 for w in workers)
+    return RunView(folder, listing.complete, sidecar, workers, merge(w.usage for w in workers), allowed)
