@@ -88,30 +88,31 @@ def delete_versions(s3: Any, bucket: str, entries: list[dict[str, str]], outcome
 
         refused = call_with_retries(send).get("Errors", [])
         outcome.deleted += len(batch) - len(refused)
+        sent = {entry["Key"]: entry["VersionId"] for entry in batch}
         for error in refused:
-            what = f"{error.get('Key')} ({error.get('VersionId', 'null')})"
-            if error.get("Code") == "AccessDenied" and is_locked(s3, bucket, error["Key"], error.get("VersionId")):
+            version = error.get("VersionId") or sent.get(error.get("Key", ""), "null")
+            what = f"{error.get('Key')} ({version})"
+            if error.get("Code") == "AccessDenied" and is_locked(s3, bucket, error["Key"], version):
                 outcome.locked.append(what)
             else:
                 outcome.errors.append(f"{what}: {error.get('Code')} {error.get('Message', '')}".strip())
 
 
 def is_locked(s3: Any, bucket: str, key: str, version: str | None, now: datetime | None = None) -> bool:
-    """Whether Object Lock holds this version now: a legal hold ON, or a retention date still ahead."""
+    """Whether Object Lock holds this version now: a legal hold ON, or a retention date still ahead.
+
+    Read with HeadObject, which reports both (given s3:GetObjectRetention and s3:GetObjectLegalHold).
+    """
     which = {"VersionId": version} if version and version != "null" else {}
     try:
-        hold = s3.get_object_legal_hold(Bucket=bucket, Key=key, **which)
-        if hold.get("LegalHold", {}).get("Status") == "ON":
-            return True
+        head = s3.head_object(Bucket=bucket, Key=key, **which)
     except ClientError as exc:
-        log.debug("no legal hold on %s (%s)", key, exc.response.get("Error", {}).get("Code"))
-    try:
-        retention = s3.get_object_retention(Bucket=bucket, Key=key, **which).get("Retention", {})
-    except ClientError as exc:
-        log.debug("no retention on %s (%s)", key, exc.response.get("Error", {}).get("Code"))
+        log.warning("cannot read the lock of %s (%s): %s", key, version, exc)
         return False
-    until = retention.get("RetainUntilDate")
-    return bool(retention.get("Mode")) and until is not None and until > (now or datetime.now(UTC))
+    if head.get("ObjectLockLegalHoldStatus") == "ON":
+        return True
+    until = head.get("ObjectLockRetainUntilDate")
+    return bool(head.get("ObjectLockMode")) and until is not None and until > (now or datetime.now(UTC))
 
 
 def delete_folder(s3: Any, folder: S3Location, extra: dict[str, Any] | None = None) -> DeleteOutcome:
