@@ -16,10 +16,12 @@ import yaml
 
 from dynamodb_backup.aws.s3writer import COMPRESSIONS
 from dynamodb_backup.backup.plan import DEFAULT_ON_DEMAND_CAPACITY, check_ratio
+from dynamodb_backup.drill.settings import DrillSettings
 from dynamodb_backup.errors import ParameterError
 from dynamodb_backup.formats.layout import check_bucket, check_prefix, check_table_name
 from dynamodb_backup.incremental.schedule import check_incremental_schedule
 from dynamodb_backup.pitr import INCREMENTAL, MODES, NATIVE, OUTPUT_FORMATS, SCAN
+from dynamodb_backup.retention.plan import RetentionPolicy
 
 _QUEUE_RE = re.compile(r"[A-Za-z0-9_.-]{1,200}")
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -68,6 +70,18 @@ class TableBackup:
     failure_http_conn_id: str | None = None
     sse_kms_key_id: str | None = None
     expected_bucket_owner: str | None = None
+    #: ``{keep_days, keep_min}``: after each seal, delete backups past retention (null: keep everything).
+    retention: Any = None
+    #: ``{schedule, write_ratio, scratch_suffix}``: a restore drill DAG for the table (null: none).
+    drill: Any = None
+
+    @property
+    def retention_policy(self) -> RetentionPolicy | None:
+        return RetentionPolicy.parse(self.retention)
+
+    @property
+    def drill_settings(self) -> DrillSettings | None:
+        return DrillSettings.parse(self.drill)
 
     @property
     def dag_id(self) -> str:
@@ -114,6 +128,8 @@ class TableBackup:
             raise ParameterError(f"queue must be a Celery queue name (letters, digits, _ . -), got {self.queue!r}")
         if not isinstance(self.restore_replace, bool):
             raise ParameterError(f"restore_replace must be true or false, got {self.restore_replace!r}")
+        RetentionPolicy.parse(self.retention)
+        DrillSettings.parse(self.drill)
 
 
 def _substitute(value: Any, environ: dict[str, str]) -> Any:
@@ -143,6 +159,9 @@ def load_backups(path: Path, environ: dict[str, str] | None = None) -> list[Tabl
         if not isinstance(entry, dict):
             raise ParameterError(f"{where}: expected a mapping")
         merged = {**defaults, **entry}
+        for nested in ("retention", "drill"):  # an entry's mapping refines the defaults' one (null turns it off)
+            if isinstance(defaults.get(nested), dict) and isinstance(entry.get(nested), dict):
+                merged[nested] = {**defaults[nested], **entry[nested]}
         unknown = sorted(set(merged) - known)
         if unknown:
             raise ParameterError(f"{where}: unknown settings {unknown}")
