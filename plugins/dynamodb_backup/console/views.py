@@ -96,7 +96,7 @@ def allowed_age(schedule: str | None) -> timedelta | None:
         first, second = fires.get_next(datetime), fires.get_next(datetime)
     except (ValueError, KeyError):
         return None
-    interval = second - first
+    interval: timedelta = second - first
     return interval + max(interval / 2, timedelta(hours=1))
 
 
@@ -290,7 +290,7 @@ def _seconds(started: Any, finished: Any) -> float | None:
 
 def worker_rows(records: list[dict[str, Any]]) -> list[WorkerRow]:
     """The sidecar's workers, read defensively (an older sidecar has none; a field may be missing)."""
-    rows = []
+    rows: list[WorkerRow] = []
     for record in records:
         try:
             rows.append(WorkerRow(

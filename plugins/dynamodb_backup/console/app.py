@@ -1,0 +1,199 @@
+"""The console's FastAPI app: the thin shell around :mod:`views` and :mod:`render`.
+
+It runs inside Airflow's api-server (mounted at ``/dynamodb-backups`` by the plugin) and gets
+from Airflow what the core cannot: the user (Airflow's own ``get_user``: a bearer token or the
+UI's session cookie; nothing is served without one), the AWS connection (the provider's hook),
+and the DAG runs that wrote each folder (the metadata database). Airflow modules are imported
+inside the functions that use them: every Airflow process loads plugins, and only the api-server
+serves this app.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse
+
+from dynamodb_backup.config import TableBackup, load_backups
+from dynamodb_backup.console import render
+from dynamodb_backup.console.views import (
+    RunRef,
+    TableSource,
+    backup_page,
+    discover_tables,
+    run_view,
+    table_rows,
+    table_sources,
+)
+from dynamodb_backup.errors import BackupError, ParameterError
+from dynamodb_backup.formats.layout import S3Location, check_table_name, folder_name
+
+URL_PREFIX = "/dynamodb-backups"
+BACKUP_DAG_PREFIX = "dynamodb_backup_"
+
+
+async def authenticated(request: Request) -> Any:
+    """Airflow's own ``get_user``: 401 without a token or session cookie, 403 with a bad one."""
+    from airflow.api_fastapi.core_api.security import bearer_scheme, get_user
+
+    credentials = await bearer_scheme(request)
+    return await get_user(request, None, credentials)
+
+
+def backups_file() -> Path:
+    default = Path(__file__).resolve().parents[3] / "include" / "backups.yaml"
+    return Path(os.environ.get("DYNAMODB_BACKUPS_FILE") or default)
+
+
+def configured() -> list[TableBackup]:
+    return load_backups(backups_file())
+
+
+@functools.lru_cache(maxsize=8)
+def s3_client(aws_conn_id: str) -> Any:
+    from dynamodb_backup.operators.clients import aws_client
+
+    return aws_client("s3", aws_conn_id)
+
+
+def ui_base() -> str:
+    """The path Airflow's UI is served under ("" at the root), for links out of the console."""
+    from airflow.configuration import conf
+
+    return urlparse(conf.get("api", "base_url", fallback="") or "").path.rstrip("/")
+
+
+def find_runs(dag_id: str, names: list[str]) -> dict[str, RunRef]:
+    """The runs of ``dag_id`` whose logical date (or, without one, run_after) names these folders."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import or_, select
+
+    from dynamodb_backup.formats.layout import parse_folder_name
+
+    dates = [d for d in (parse_folder_name(n) for n in names) if d is not None]
+    if not dates:
+        return {}
+    found: dict[str, RunRef] = {}
+    with create_session() as session:
+        rows = session.execute(select(DagRun.run_id, DagRun.logical_date, DagRun.run_after, DagRun.state).where(
+            DagRun.dag_id == dag_id, or_(DagRun.logical_date.in_(dates), DagRun.run_after.in_(dates)))).all()
+    for run_id, logical, after, state in rows:
+        moment = logical or after
+        if moment is not None:
+            found.setdefault(folder_name(moment), RunRef(dag_id, str(run_id), str(state)))
+    return found
+
+
+def plan_folder(dag_id: str, run_id: str) -> str | None:
+    """The folder a backup run wrote, from its plan task's XCom (it knows pitr and incremental dates)."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        value = session.execute(select(XComModel.value).where(
+            XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.task_id == "plan",
+            XComModel.key == "plan", XComModel.map_index == -1)).scalar()
+    if isinstance(value, str | bytes):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    folder = value.get("folder") if isinstance(value, dict) else None
+    return str(folder) if folder else None
+
+
+def _source(table: str, base: str | None) -> TableSource:
+    check_table_name(table)
+    for backup in configured():
+        location = S3Location(backup.bucket, backup.prefix)
+        if backup.table == table and (base is None or base == location.uri):
+            return TableSource(table, location, backup.schedule, backup.aws_conn_id)
+    if base is None:
+        raise HTTPException(404, f"table {table!r} is not in {backups_file()}; give base=s3://bucket/prefix")
+    location = S3Location.parse(base, "base")
+    if location not in {S3Location(b.bucket, b.prefix) for b in configured()}:
+        raise HTTPException(404, f"base {base!r} is not a prefix of the backups file")
+    return TableSource(table, location, None, configured_conn(location), configured=False)
+
+
+def configured_conn(location: S3Location) -> str:
+    return next((b.aws_conn_id for b in configured() if S3Location(b.bucket, b.prefix) == location), "aws_default")
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(title="DynamoDB backups", dependencies=[Depends(authenticated)])
+
+    @app.exception_handler(ParameterError)
+    async def bad_parameter(request: Request, exc: ParameterError) -> HTMLResponse:
+        return HTMLResponse(render.message_html("Bad request", str(exc)), status_code=400)
+
+    @app.get("/", response_class=HTMLResponse)
+    def tables_page() -> str:
+        return render.tables_html(_rows(), URL_PREFIX)
+
+    @app.get("/api/tables")
+    def tables_json() -> list[dict[str, Any]]:
+        return [{"table": r.source.table, "base": r.source.base.uri, "schedule": r.source.schedule,
+                 "newest": r.newest, "completed": r.completed.isoformat() if r.completed else None,
+                 "age_seconds": r.age.total_seconds() if r.age else None, "stale": r.stale, "folders": r.folders,
+                 "error": r.error} for r in _rows()]
+
+    @app.get("/tables/{table}", response_class=HTMLResponse)
+    def backups(table: str, base: str | None = None, before: str | None = None) -> str:
+        source = _source(table, base)
+        page = backup_page(s3_client(source.aws_conn_id), source, before, runs=find_runs)
+        return render.backups_html(page, URL_PREFIX, ui_base())
+
+    @app.get("/api/tables/{table}/backups")
+    def backups_json(table: str, base: str | None = None, before: str | None = None,
+                     size: int = Query(25, ge=1, le=200)) -> dict[str, Any]:
+        source = _source(table, base)
+        page = backup_page(s3_client(source.aws_conn_id), source, before, size, runs=find_runs)
+        return {"table": table, "total": page.total, "next_before": page.next_before, "backups": [
+            {"folder": r.folder.uri, "status": r.status, "logical_date": r.logical_date, "mode": r.mode,
+             "items": r.items, "bytes": r.size, "files": r.files, "duration_seconds": r.duration,
+             "read_units": r.read_units, "drill": r.drill, "run": asdict(r.run) if r.run else None,
+             "snapshot_start": r.sidecar.snapshot_start if r.sidecar else None,
+             "snapshot_end": r.sidecar.snapshot_end if r.sidecar else None, "error": r.error}
+            for r in page.rows]}
+
+    @app.get("/restore", response_class=HTMLResponse)
+    def restore_form(folder: str) -> str:
+        location = S3Location.parse(folder, "folder")
+        table = location.prefix.rsplit("/", 2)[-2] if location.prefix.count("/") >= 1 else "?"
+        defaults: dict[str, object] = {"write_ratio": 0.5, "create_table": False, "verify": True}
+        return render.restore_html(location, table, URL_PREFIX, ui_base(), defaults)
+
+    @app.get("/run/{dag_id}/{run_id}", response_class=HTMLResponse)
+    def run_tab(dag_id: str, run_id: str) -> str:
+        if not dag_id.startswith(BACKUP_DAG_PREFIX):
+            return render.message_html("Not a backup run", f"{dag_id} is not a DynamoDB backup DAG")
+        folder = plan_folder(dag_id, run_id)
+        if folder is None:
+            return render.message_html("No folder yet", f"{run_id} has not planned its backup folder yet")
+        location = S3Location.parse(folder, "folder")
+        table = dag_id[len(BACKUP_DAG_PREFIX):]
+        conn = next((b.aws_conn_id for b in configured() if b.table == table), "aws_default")
+        try:
+            view = run_view(s3_client(conn), location)
+        except BackupError as exc:
+            return render.message_html("Unreadable folder", str(exc))
+        return render.run_html(view, dag_id, run_id)
+
+    return app
+
+
+def _rows() -> list[Any]:
+    backups = configured()
+    sources = table_sources(backups)
+    sources = table_sources(backups, discover_tables(s3_client, sources))
+    return table_rows(s3_client, sources)
