@@ -24,6 +24,7 @@ class E2ETables:
     backfill: str = f"e2e-backfill-{SUFFIX}"
     ui: str = f"e2e-ui-{SUFFIX}"
     pitr: str = f"e2e-pitr-{SUFFIX}"
+    console: str = f"e2e-console-{SUFFIX}"
 
 
 @dataclass

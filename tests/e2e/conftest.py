@@ -33,7 +33,7 @@ from local_airflow import start_airflow  # noqa: E402
 def e2e(local_aws: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
     tables = E2ETables()
     ddb = local_aws.dynamodb_client()
-    for name in (tables.logs, tables.backfill, tables.ui):
+    for name in (tables.logs, tables.backfill, tables.ui, tables.console):
         create_table(ddb, name, TABLE_SPECS["ReferrerCounts"])
         put_items(ddb, name, referrer_items(600))
     # Its history takes minutes to write: start it now, so the wait overlaps Airflow's start and the other tests.
@@ -46,7 +46,7 @@ def e2e(local_aws: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2
         "defaults": {"bucket": bucket, "prefix": prefix, "schedule": None, "read_ratio": 1.0,
                      "max_workers": 2, "segments": 4},
         "backups": [{"table": tables.logs}, {"table": tables.backfill, "schedule": "@daily"},
-                    {"table": tables.ui}],
+                    {"table": tables.ui}, {"table": tables.console}],
     }))
     env = {
         **e2e_conn_env(local_aws),
@@ -64,7 +64,7 @@ def e2e(local_aws: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2
     airflow = start_airflow(work / "home", REPO_ROOT / "dags", env,
                             log_uri=f"s3://{log_bucket}/{log_prefix}", buckets=[bucket])
     try:
-        for table in (tables.logs, tables.backfill, tables.ui):
+        for table in (tables.logs, tables.backfill, tables.ui, tables.console):
             airflow.wait_for_dag(f"dynamodb_backup_{table}")
         yield E2E(airflow=airflow, local_aws=local_aws, bucket=bucket, prefix=prefix,
                   log_bucket=log_bucket, log_prefix=log_prefix, tables=tables, backups_file=backups,
