@@ -15,10 +15,12 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__UNIT_TEST_MODE := False
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)/include
 
-.PHONY: install test-packages run test test-fast lint local-aws stop bench airflow clean
+.PHONY: install test-packages celery-packages run test test-fast lint local-aws stop bench airflow airflow-celery clean
 
 #: Debian packages `make test` needs (package:binary:what needs it); installed when missing.
-TEST_PACKAGES := chromium:/usr/bin/chromium:tests/e2e/test_ui_trigger.py
+#: Debian packages of the Celery stack (make airflow-celery, tests/e2e/test_celery_workers.py).
+CELERY_PACKAGES := postgresql:/usr/lib/postgresql:include/local_celery.py redis-server:redis-server:include/local_celery.py
+TEST_PACKAGES := chromium:/usr/bin/chromium:tests/e2e/test_ui_trigger.py $(CELERY_PACKAGES)
 
 install: $(VENV)/.installed $(VENV)/.package node_modules/.installed
 
@@ -50,7 +52,14 @@ local-aws: install  ## start dynalite, moto and the PITR stand-in (the DynamoDB 
 airflow: install  ## a real local Airflow (LocalExecutor) wired to local AWS; prints the UI address and login
 	@$(PY) include/local_airflow.py start
 
-stop:  ## stop everything `make local-aws` / `make airflow` started, by PID
+celery-packages:  ## install CELERY_PACKAGES with apt-get when missing, or say in one line what to install
+	@bash include/system_packages.sh "make airflow-celery" $(CELERY_PACKAGES)
+
+airflow-celery: celery-packages install  ## a distributed Airflow: Postgres, Redis, CeleryExecutor, two workers; prints the UI address and login
+	@$(PY) include/local_celery.py start
+
+stop:  ## stop everything `make local-aws` / `make airflow` / `make airflow-celery` started, by PID
+	-@$(PY) include/local_celery.py stop
 	-@$(PY) include/local_airflow.py stop
 	@$(PY) include/local_aws.py stop
 

@@ -11,7 +11,7 @@
 #
 #   bash include/system_packages.sh "make test" chromium:/usr/bin/chromium:tests/e2e/test_ui_trigger.py
 #
-# Postgres or Redis later: add postgresql:/usr/lib/postgresql:... or redis-server:redis-server:...
+# The Celery stack adds postgresql:/usr/lib/postgresql:... and redis-server:redis-server:... (CELERY_PACKAGES).
 set -euo pipefail
 
 target="${1:?usage: system_packages.sh TARGET PACKAGE:BINARY[:WHY] ...}"
