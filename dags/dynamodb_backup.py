@@ -1,7 +1,7 @@
 """Nightly DynamoDB backups: one DAG per table listed in include/backups.yaml.
 
     plan ─┬─> export_segments (mapped) ───────────────────────────────┬─> seal [──> restore_to_<table>]
-          └─> start_export ──> wait_for_export ──> convert (mapped) ───┘
+          └─> start_export ──> wait_for_export ──> convert (mapped) ───┘      [──> prune]
 
 plan decides the run's mode. scan: it splits a parallel scan into segments
 shared by a bounded number of workers, and each worker streams its segments to
@@ -9,7 +9,9 @@ S3 in Data Pipeline's format. pitr: DynamoDB exports the table as it was at the
 run's date (no read capacity; the wait runs in the triggerer), and convert turns
 the export's files into the same lines. incremental: the same path exports the
 run's data interval as a link of changes (kept native), or a full now and then.
-The other path skips itself. seal writes the manifest, our sidecar, and _SUCCESS last.
+The other path skips itself. seal writes the manifest, our sidecar, and _SUCCESS last,
+and emits an Asset event for s3://bucket/prefix/table (extra: folder, items, bytes, dates, mode).
+With retention set, prune then deletes the table's backups past keep_days (keeping keep_min).
 An entry with restore_to_table also loads each night's backup into that table
 (a staging copy, say; restore_replace recreates it first, so it matches
 exactly). A failed task sends a notice to the configured SNS topic or webhook
@@ -28,11 +30,17 @@ from airflow.sdk.definitions.timetables.interval import CronDataIntervalTimetabl
 
 from dynamodb_backup.config import TableBackup, load_backups
 from dynamodb_backup.incremental.schedule import cron_of
-from dynamodb_backup.operators.backup import ExportSegmentsOperator, PlanBackupOperator, SealBackupOperator
+from dynamodb_backup.operators.backup import (
+    ExportSegmentsOperator,
+    PlanBackupOperator,
+    SealBackupOperator,
+    backup_asset,
+)
 from dynamodb_backup.operators.notify import failure_notifier
 from dynamodb_backup.operators.params import backup_params
 from dynamodb_backup.operators.pitr import ConvertExportOperator, StartExportOperator, WaitForExportOperator
 from dynamodb_backup.operators.restore import add_restore_tasks
+from dynamodb_backup.operators.retention import PruneBackupsOperator
 from dynamodb_backup.pitr import INCREMENTAL
 
 BACKUPS_FILE = Path(
@@ -108,9 +116,16 @@ def backup_dag(backup: TableBackup) -> DAG:
             task_id="convert", plan=plan_summary, pool=pool, **settings
         ).expand(share=wait.output)
         seal = SealBackupOperator(task_id="seal", plan=plan_summary, results_from=[export.task_id, convert.task_id],
-                                  export_task=wait.task_id, **settings)
+                                  export_task=wait.task_id,
+                                  outlets=[backup_asset(backup.bucket, backup.prefix, backup.table)], **settings)
         plan >> export >> seal
         plan >> start >> wait >> convert >> seal
+        policy = backup.retention_policy
+        if policy is not None:
+            seal >> PruneBackupsOperator(task_id="prune", table=FROM_PARAMS["table"], bucket=FROM_PARAMS["bucket"],
+                                         prefix=FROM_PARAMS["prefix"], aws_conn_id=FROM_PARAMS["aws_conn_id"],
+                                         policy=policy, plan=plan_summary,
+                                         expected_bucket_owner=backup.expected_bucket_owner)
         if backup.restore_to_table:
             add_restore_tasks(dag, seal, seal.output, target_table=backup.restore_to_table,
                               write_ratio=backup.restore_write_ratio, replace_table=backup.restore_replace,

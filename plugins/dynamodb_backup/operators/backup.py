@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from airflow.sdk import BaseOperator, Context
+from airflow.sdk import Asset, BaseOperator, Context
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from dynamodb_backup.backup.export import ExportSettings, WorkerResult, export_share
@@ -194,6 +194,11 @@ class ExportSegmentsOperator(ShareTask):
         return result.to_dict()
 
 
+def backup_asset(bucket: str, prefix: str, table: str) -> Asset:
+    """The Asset a table's backups update: ``s3://bucket/prefix/table`` (one event per sealed backup)."""
+    return Asset(S3Location(bucket, prefix).child(table).uri)
+
+
 class SealBackupOperator(BackupFields):
     """Check every segment (or native file) was exported once, then write manifest, sidecar and ``_SUCCESS``.
 
@@ -242,6 +247,14 @@ class SealBackupOperator(BackupFields):
         except BackupFolderError as exc:
             # Workers' results do not cover the table; retrying the seal cannot fix that.
             raise AirflowFailException(str(exc)) from exc
+        # One Asset event per sealed backup (outlets: the table's s3://bucket/prefix/table), for DAGs that wait on it.
+        event = {"folder": folder.uri, "items": sidecar.item_count, "bytes": sidecar.byte_count,
+                 "files": len(sidecar.files), "logical_date": sidecar.logical_date,
+                 "snapshot_start": sidecar.snapshot_start, "snapshot_end": sidecar.snapshot_end,
+                 "mode": sidecar.source.get("mode"), "table": request.table}
+        for asset in self.outlets:
+            if isinstance(asset, Asset):
+                context["outlet_events"][asset].extra = event
         return {"folder": folder.uri, "items": sidecar.item_count, "files": len(sidecar.files),
                 "bytes": sidecar.byte_count, "mode": sidecar.source.get("mode")}
 
