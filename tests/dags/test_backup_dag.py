@@ -35,7 +35,7 @@ def test_one_dag_per_configured_table(monkeypatch):
     assert {"dynamodb_backup_ReferrerCounts", "dynamodb_backup_AllTypes"} <= set(bag.dags)
     dag = bag.dags["dynamodb_backup_ReferrerCounts"]
     assert [t.task_id for t in dag.topological_sort()] == [
-        "plan", "export_segments", "start_export", "wait_for_export", "convert", "seal"]
+        "plan", "export_segments", "start_export", "wait_for_export", "convert", "seal", "prune"]
     assert dag.task_dict["seal"].upstream_task_ids == {"plan", "export_segments", "convert"}
     assert dag.params["mode"] == "scan" and dag.params["format"] == "datapipeline"
     assert dag.params["read_ratio"] == 0.25
