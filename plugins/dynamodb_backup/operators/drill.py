@@ -1,0 +1,110 @@
+"""Restore drill tasks around the restore's own (``restore_tasks``): pick the backup, then clean up and record.
+
+    start ──> restore.inspect >> validate >> ensure_table >> load >> verify ──> finish (all_done)
+
+finish deletes the scratch table whatever happened, writes the drill record beside the backup
+(``drill.record``), and fails (sending the failure notice) when the drill did not pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from airflow.sdk import BaseOperator, Context
+from airflow.sdk.exceptions import AirflowFailException
+
+from dynamodb_backup.aws.tablecreate import table_exists, wait_until_gone
+from dynamodb_backup.drill.record import make_record, write_drill
+from dynamodb_backup.errors import BackupError
+from dynamodb_backup.formats.catalog import latest_complete
+from dynamodb_backup.formats.layout import S3Location, check_table_name
+from dynamodb_backup.operators.clients import aws_client
+
+RESTORE_GROUP = "restore"
+
+
+def delete_scratch(dynamodb: Any, table: str) -> bool:
+    """Delete the scratch table if it exists (a drill's own table: never the source); True if it was there."""
+    if table_exists(dynamodb, table) is None:
+        return False
+    dynamodb.delete_table(TableName=table)
+    wait_until_gone(dynamodb, table)
+    return True
+
+
+class _DrillFields(BaseOperator):
+    template_fields: Sequence[str] = ("table", "bucket", "prefix", "scratch_table", "aws_conn_id")
+
+    def __init__(self, *, table: str, bucket: str, prefix: str, scratch_table: str,
+                 aws_conn_id: str = "aws_default", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.table, self.bucket, self.prefix = table, bucket, prefix
+        self.scratch_table, self.aws_conn_id = scratch_table, aws_conn_id
+
+    def scratch(self) -> str:
+        name = check_table_name(str(self.scratch_table), "scratch_table")
+        if name == str(self.table):
+            raise AirflowFailException(f"scratch_table {name!r} is the source table itself: refusing")
+        return name
+
+
+class StartDrillOperator(_DrillFields):
+    """The newest complete backup of the table; a scratch table left by an earlier drill is deleted first."""
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        started = datetime.now(UTC)
+        base = S3Location.parse(f"s3://{self.bucket}/{self.prefix}", "bucket/prefix")
+        try:
+            folder = latest_complete(aws_client("s3", self.aws_conn_id), base, check_table_name(str(self.table)))
+        except BackupError as exc:
+            raise AirflowFailException(str(exc)) from exc
+        if delete_scratch(aws_client("dynamodb", self.aws_conn_id), self.scratch()):
+            self.log.warning("deleted %s, left behind by an earlier drill", self.scratch())
+        self.log.info("drilling %s/ into the scratch table %s", folder.uri, self.scratch())
+        return {"folder": folder.uri, "started": started.isoformat(), "scratch_table": self.scratch()}
+
+
+class FinishDrillOperator(_DrillFields):
+    """Delete the scratch table (always), record the result beside the backup, fail if the drill failed."""
+
+    template_fields: Sequence[str] = (*_DrillFields.template_fields, "start", "verified")
+
+    def __init__(self, *, start: Any, verified: Any, put_extra: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("trigger_rule", "all_done")
+        super().__init__(**kwargs)
+        self.start, self.verified, self.put_extra = start, verified, put_extra or {}
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        removed = delete_scratch(aws_client("dynamodb", self.aws_conn_id), self.scratch())
+        self.log.info("scratch table %s %s", self.scratch(), "deleted" if removed else "was not there")
+        finished = datetime.now(UTC)
+        if not isinstance(self.start, dict):
+            raise AirflowFailException("the drill found no backup to restore (see the start task's log)")
+        verified = self.verified if isinstance(self.verified, dict) else {}
+        passed = bool(verified.get("verified")) and bool(verified.get("match", True))
+        error = None if passed else self._what_failed(context)
+        record = make_record(
+            folder=self.start["folder"], passed=passed, started=datetime.fromisoformat(self.start["started"]),
+            finished=finished, items=verified.get("table_items"), scratch_table=self.scratch(), error=error,
+            dag_id=self.dag_id, run_id=str(context["run_id"]))
+        uri = write_drill(aws_client("s3", self.aws_conn_id), record, self.put_extra)
+        self.log.info("drill %s: %s", record["result"], uri)
+        if not passed:
+            raise AirflowFailException(f"restore drill of {self.start['folder']}/ failed: {error}")
+        return record
+
+    def _what_failed(self, context: Context) -> str:
+        """Which restore step did not succeed (its log has the error)."""
+        try:
+            states = context["ti"].get_task_states(dag_id=self.dag_id, task_group_id=RESTORE_GROUP,
+                                                   run_ids=[str(context["run_id"])])
+            mine = states.get(str(context["run_id"]), {})
+        except Exception as exc:  # the states are only a better message; the verdict does not depend on them
+            self.log.warning("could not read the restore's task states: %s", exc)
+            mine = {}
+        bad = sorted({task for task, state in mine.items() if state == "failed"})
+        if bad:
+            return f"{', '.join(bad)} failed (see its log)"
+        return "the restore was not verified (see the restore tasks' logs)"
