@@ -81,3 +81,27 @@ def test_pages_drills_and_read_units_of_real_backups(local_aws, s3_bucket, table
                              now=datetime.now(UTC) + timedelta(days=30))[0]
     assert not unscheduled.stale
     assert "class='stale'" in render.tables_html([late], "/dynamodb-backups")
+
+
+def test_a_restore_records_its_write_units_beside_its_checkpoints(local_aws, s3_bucket, table_name):
+    from dynamodb_backup.restore.checkpoint import default_checkpoint_base
+    from dynamodb_backup.restore.job import RestoreRequest, run_restore
+
+    ddb, s3 = local_aws.dynamodb_client(), local_aws.s3_client()
+    local_aws.create_table(table_name)
+    put_items(ddb, table_name, items(200))
+    base = S3Location(s3_bucket, "b")
+    run_backup(client_factory(), BackupRequest(table=table_name, destination=base, logical_date=DAYS[0],
+                                               read_ratio=1.0, segments=2, max_workers=2))
+    folder = backup_folder(base, table_name, DAYS[0])
+    outcome = run_restore(client_factory(), RestoreRequest(folder=folder, table=f"{table_name}-r", write_ratio=1.0,
+                                                           workers=2, create_table=True, run_id="run-1"))
+    assert outcome.load.items == 200
+    prefix = default_checkpoint_base(folder).key("")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=s3_bucket, Prefix=prefix).get("Contents", [])
+            if ".write-units/" in o["Key"]]
+    assert keys, f"no write units recorded under {prefix}"
+    records = [orjson.loads(s3.get_object(Bucket=s3_bucket, Key=k)["Body"].read()) for k in keys]
+    recorded = sum(sum(r["usage"]["units"]) for r in records)
+    assert abs(recorded - outcome.load.consumed_write_units) < 0.01, (recorded, outcome.load.consumed_write_units)
+    assert all(r["write_rate"] > 0 and r["usage"]["interval_seconds"] == 5.0 for r in records)

@@ -17,13 +17,16 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+import orjson
 from botocore.exceptions import ClientError
 
 from dynamodb_backup.aws.retry import call_with_retries
 from dynamodb_backup.aws.throttle import TokenBucket
+from dynamodb_backup.backup.usage import UsageTimeline
 from dynamodb_backup.errors import BackupError
 from dynamodb_backup.formats.codec.canonical import key_of
 from dynamodb_backup.formats.codec.validate import item_size
+from dynamodb_backup.formats.layout import S3Location
 
 log = logging.getLogger(__name__)
 
@@ -206,3 +209,29 @@ def _target(request: dict[str, Any]) -> dict[str, Any]:
         return item
     keys: dict[str, Any] = request["DeleteRequest"]["Key"]
     return keys
+
+
+def write_units_location(checkpoints: S3Location) -> S3Location:
+    """Where a restore run records its write units per 5 s: ``<checkpoints>.write-units/``.
+
+    A sibling of the run's finished-file markers (``_restore_checkpoints/<folder>/<target>/<run id>``), not
+    inside them, so clearing the markers after a good restore keeps the record; like the markers it sits
+    beside the backup folder, never in it.
+    """
+    return S3Location(checkpoints.bucket, checkpoints.prefix + ".write-units")
+
+
+def save_write_units(s3: Any, checkpoints: S3Location, label: str, timeline: UsageTimeline, rate: float,
+                     extra: Mapping[str, Any] | None = None) -> S3Location | None:
+    """Record one load worker's write units per interval and its allowed rate; best effort (a read-only
+    bucket only loses the chart)."""
+    location = write_units_location(checkpoints)
+    body = orjson.dumps({"worker": label, "write_rate": rate, "usage": timeline.to_dict(),
+                         "consumed_write_units": timeline.total})
+    try:
+        call_with_retries(lambda: s3.put_object(Bucket=location.bucket, Key=location.key(f"{label}.json"),
+                                                Body=body, **dict(extra or {})))
+    except ClientError as exc:
+        log.warning("could not record write units under %s: %s", location, exc.response.get("Error", {}))
+        return None
+    return location
