@@ -28,16 +28,17 @@ from dynamodb_backup.aws.tablecreate import (
     wait_until_gone,
 )
 from dynamodb_backup.aws.tableinfo import describe_table, read_table_info, table_identity
-from dynamodb_backup.aws.throttle import CapacityWatcher, TokenBucket
+from dynamodb_backup.aws.throttle import CapacityWatcher
 from dynamodb_backup.backup.plan import DEFAULT_ON_DEMAND_CAPACITY, TableFacts, capacity_rate, retune_index_scales
+from dynamodb_backup.backup.usage import RecordingBucket
 from dynamodb_backup.errors import BackupFolderError, CodecError, ParameterError
 from dynamodb_backup.formats.codec.datapipeline import decode_line
 from dynamodb_backup.progress import Progress
-from dynamodb_backup.restore.checkpoint import Checkpoints
+from dynamodb_backup.restore.checkpoint import Checkpoints, safe_part
 from dynamodb_backup.restore.fastwrite import WireBatchWriter
 from dynamodb_backup.restore.inspection import BackupSource, SourceFile
 from dynamodb_backup.restore.keyschema import KeyRules, key_description, parse_key_schema, show_key_schema
-from dynamodb_backup.restore.load import BatchWriter
+from dynamodb_backup.restore.load import BatchWriter, save_write_units
 from dynamodb_backup.restore.reader import FileItems
 from dynamodb_backup.restore.verify import BucketedDigest
 
@@ -291,7 +292,7 @@ def load_files(dynamodb: Any, s3: Any, bucket: str, files: list[SourceFile], tab
     indexes within the same share of their own capacity. ``fast_path=False``
     sends every item through botocore's serializer (the plain path).
     """
-    token_bucket = TokenBucket(rate)
+    token_bucket = RecordingBucket(rate)  # also records write units per 5 s, kept beside the checkpoints
     watcher = CapacityWatcher(token_bucket, current_rate) if current_rate else None
     scales = index_scales if index_scales is not None else {}  # shared with current_rate, which may update it
     writer = BatchWriter(dynamodb, table, key_names, token_bucket, index_scales=scales, sleep=sleep)
@@ -349,6 +350,8 @@ def load_files(dynamodb: Any, s3: Any, bucket: str, files: list[SourceFile], tab
     progress.done()
     result.consumed_write_units = writer.stats.consumed_write_units + fast.stats.consumed_write_units
     result.unprocessed_retries = writer.stats.unprocessed_retries + fast.stats.unprocessed_retries
+    if checkpoints is not None and token_bucket.timeline.units:
+        save_write_units(checkpoints.s3, checkpoints.location, safe_part(label), token_bucket.timeline, rate)
     return result
 
 
