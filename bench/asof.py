@@ -147,9 +147,8 @@ def run_asof(bench: Any, bucket: str, state: Path, python: str, big: str) -> dic
     runs = []
     for number, (label, source) in enumerate(sources.items()):
         target = f"{setup.table}-restore-{number}"
-        delete_table(ddb, target)
         m = bench.run(label, [python, "-m", "dynamodb_backup", "restore", *source, "--table", target, *common],
-                      setup.final_items)
+                      setup.final_items, before=functools.partial(delete_table, ddb, target))
         if m.returncode == 0:
             m.extra["restored_items"] = count_items(bench.ddb_url, target)
         runs.append(m)

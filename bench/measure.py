@@ -30,6 +30,8 @@ class Measurement:
     cpu_seconds: float
     peak_rss_mb: float
     server_cpu_seconds: float | None = None
+    s3_cpu_seconds: float | None = None
+    """The local S3's (moto's) CPU: on two cores it competes with both the client and DynamoDB."""
     returncode: int = 0
     note: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -69,10 +71,11 @@ def run_measured(
     cwd: Path | None = None,
     log_path: Path | None = None,
     server_pids: Sequence[int] = (),
+    s3_pids: Sequence[int] = (),
     timeout: float = 3600.0,
 ) -> Measurement:
     """Run ``command``, wait for it with ``os.wait4``, and return its measurement."""
-    before = server_cpu(server_pids)
+    before, s3_before = server_cpu(server_pids), server_cpu(s3_pids)
     out = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
     try:
         start = time.perf_counter()
@@ -93,11 +96,26 @@ def run_measured(
     finally:
         if log_path:
             out.close()  # type: ignore[union-attr]
-    after = server_cpu(server_pids)
+    after, s3_after = server_cpu(server_pids), server_cpu(s3_pids)
     return Measurement(
         name=name, items=items, seconds=seconds,
         cpu_seconds=usage.ru_utime + usage.ru_stime,
         peak_rss_mb=usage.ru_maxrss / 1024.0,  # Linux reports KiB
         server_cpu_seconds=(after - before) if before is not None and after is not None else None,
+        s3_cpu_seconds=(s3_after - s3_before) if s3_pids and s3_before is not None and s3_after is not None else None,
         returncode=proc.returncode,
     )
+
+
+def median_run(runs: Sequence[Measurement]) -> Measurement:
+    """The run with the median wall time (of the successful ones, if any), with every run's figures in ``extra``.
+
+    A failed run is never hidden: if any failed, the median's ``returncode`` is the first failure's.
+    """
+    ok = [m for m in runs if m.returncode == 0] or list(runs)
+    chosen = sorted(ok, key=lambda m: m.seconds)[(len(ok) - 1) // 2]
+    failed = [m.returncode for m in runs if m.returncode != 0]
+    chosen.returncode = failed[0] if failed else 0
+    chosen.extra["runs_seconds"] = [round(m.seconds, 2) for m in runs]
+    chosen.extra["runs_items_per_second"] = [round(m.items_per_second, 1) for m in runs]
+    return chosen

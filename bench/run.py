@@ -13,12 +13,13 @@ CPU. Writes bench-results/results.json, results.md and items_per_second.png.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,8 +33,8 @@ import boto3  # noqa: E402
 
 from bench import report  # noqa: E402
 from bench.identity import check_fast_path_identity  # noqa: E402
-from bench.measure import Measurement, run_measured  # noqa: E402
-from bench.seed import count_items, delete_table, seed_table  # noqa: E402
+from bench.measure import Measurement, median_run, run_measured  # noqa: E402
+from bench.seed import count_items, create_table, delete_table, seed_table  # noqa: E402
 from bench.verify import sample_matches  # noqa: E402
 from local_aws import free_port, start_dynalite, start_moto  # noqa: E402
 
@@ -58,10 +59,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="also seed a 1M-item table and measure one export worker on it (slow)")
     p.add_argument("--profile", action="store_true", help="also cProfile one export worker and the floor")
     p.add_argument("--skip", default="", help="comma-separated contender groups to skip: "
-                   "floor,ours,provider,dynamodump,restore,memory,identity,rate,pitr,asof")
+                   "ceiling,floor,ours,provider,dynamodump,restore,memory,identity,rate,pitr,asof")
     p.add_argument("--asof-items", type=int, default=None,
                    help="items in the as-of restore's own table (default: --items)")
     p.add_argument("--out", type=Path, default=REPO / "bench-results")
+    p.add_argument("--repeats", type=int, default=3, help="runs per contender; the median is reported (default 3)")
     p.add_argument("--seed-processes", type=int, default=max(2, cores * 2))
     return p.parse_args(argv)
 
@@ -85,10 +87,12 @@ def dynamodump_bin() -> Path | None:
 
 
 class Bench:
-    def __init__(self, args: argparse.Namespace, ddb_url: str, s3_url: str, server_pids: list[int]) -> None:
+    def __init__(self, args: argparse.Namespace, ddb_url: str, s3_url: str, server_pids: list[int],
+                 s3_pids: list[int] | None = None) -> None:
         self.args = args
         self.ddb_url, self.s3_url = ddb_url, s3_url
         self.server_pids = server_pids
+        self.s3_pids = s3_pids or []
         self.logs = args.out / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.env = dict(os.environ)
@@ -108,15 +112,30 @@ class Bench:
         self.memory: list[Measurement] = []
         self.checks: dict[str, Any] = {}
 
-    def run(self, name: str, command: list[str], items: int, *, record: bool = True,
-            cwd: Path | None = None) -> Measurement:
-        log.info("running %s", name)
-        slug = "".join(c if c.isalnum() else "-" for c in name).strip("-")
-        m = run_measured(name, command, items, env=self.env, cwd=cwd or REPO,
-                         log_path=self.logs / f"{slug}.log", server_pids=self.server_pids)
-        log.info("%s: %.1f s, %.0f items/s, CPU %.1f s, peak RSS %.0f MB%s", name, m.seconds,
-                 m.items_per_second, m.cpu_seconds, m.peak_rss_mb,
-                 "" if m.returncode == 0 else f"  FAILED rc={m.returncode}, see {self.logs / slug}.log")
+    def run(self, name: str, command: list[str], items: int, *, record: bool = True, cwd: Path | None = None,
+            repeats: int | None = None, before: Callable[[], None] | None = None,
+            after: Callable[[Measurement, Path], None] | None = None) -> Measurement:
+        """Run a contender ``repeats`` times (``--repeats``) and keep the median run by wall time.
+
+        ``before`` runs ahead of every repeat, unmeasured (e.g. dropping a restore's target);
+        ``after`` reads each run's output (its log, its sidecar) into the run's ``extra``.
+        """
+        runs: list[Measurement] = []
+        for attempt in range(repeats or self.args.repeats):
+            if before is not None:
+                before()
+            log.info("running %s (%d)", name, attempt + 1)
+            slug = "".join(c if c.isalnum() else "-" for c in name).strip("-")
+            log_path = self.logs / f"{slug}-{attempt + 1}.log"
+            m = run_measured(name, command, items, env=self.env, cwd=cwd or REPO, log_path=log_path,
+                             server_pids=self.server_pids, s3_pids=self.s3_pids)
+            if m.returncode == 0 and after is not None:
+                after(m, log_path)
+            log.info("%s: %.1f s, %.0f items/s, CPU %.1f s, peak RSS %.0f MB%s", name, m.seconds,
+                     m.items_per_second, m.cpu_seconds, m.peak_rss_mb,
+                     "" if m.returncode == 0 else f"  FAILED rc={m.returncode}, see {log_path}")
+            runs.append(m)
+        m = median_run(runs)
         if record:
             self.results.append(m)
         return m
@@ -141,8 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         moto = start_moto(free_port(), STATE)
         os.environ.update({"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
                            "AWS_DEFAULT_REGION": "us-east-1"})
-        pids = [p for p in (dynalite.pid, moto.pid) if p is not None]
-        bench = Bench(args, dynalite.url, moto.url, pids[:1])  # server CPU: DynamoDB's only
+        bench = Bench(args, dynalite.url, moto.url, [dynalite.pid] if dynalite.pid else [],
+                      [moto.pid] if moto.pid else [])
         return run_all(bench, skip)
     finally:
         if moto is not None:
@@ -170,6 +189,10 @@ def run_all(bench: Bench, skip: set[str]) -> int:
         bench.checks["fast_path_identity"] = check_fast_path_identity(bench.ddb_url, bench.s3_url, BUCKET)
         log.info("fast path identity: %s", bench.checks["fast_path_identity"])
 
+    if "ceiling" not in skip:
+        bench.run(f"ceiling: raw HTTP scan (orjson), {procs} proc, {segs} seg",
+                  [PY, "-m", "bench.ceiling", "scan", "--endpoint", bench.ddb_url, "--table", table,
+                   "--segments", str(segs), "--processes", str(procs)], n, after=check_printed(n))
     if "floor" not in skip:
         bench.run(f"floor: boto3 parallel scan, {procs} proc, {segs} seg",
                   [PY, "-m", "bench.floor", "--endpoint", bench.ddb_url, "--table", table,
@@ -179,10 +202,12 @@ def run_all(bench: Bench, skip: set[str]) -> int:
                    "--segments", str(segs), "--processes", "1"], n)
     ours: Measurement | None = None
     if "ours" not in skip:
-        ours = bench.run(f"ours: export gzip, {procs} proc, {segs} seg",
-                         bench.export_command(table, "ours-gzip", "gzip", procs, segs), n)
-        bench.run(f"ours: export uncompressed, {procs} proc, {segs} seg",
-                  bench.export_command(table, "ours-none", "none", procs, segs), n)
+        for compression in ("gzip", "none"):
+            prefix = f"ours-{compression}"
+            m = bench.run(f"ours: export {'gzip' if compression == 'gzip' else 'uncompressed'}, {procs} proc, "
+                          f"{segs} seg", bench.export_command(table, prefix, compression, procs, segs), n,
+                          after=items_from_sidecar(s3, f"s3://{BUCKET}/{prefix}/{table}/{FOLDER_DATE}"))
+            ours = ours or m
     if "pitr" not in skip:
         bench.checks["pitr_conversion"] = run_pitr(bench, table, n, ours)
     if "provider" not in skip:
@@ -195,9 +220,8 @@ def run_all(bench: Bench, skip: set[str]) -> int:
     local = ["--host", "127.0.0.1", "--port", bench.ddb_url.rsplit(":", 1)[1],
              "--accessKey", "local", "--secretKey", "local", "-r", "us-east-1", "--dumpPath", str(dump_path)]
     if binary and "dynamodump" not in skip:
-        shutil.rmtree(dump_path, ignore_errors=True)
         m = bench.run("dynamodump backup, 1 proc", [str(binary), "-m", "backup", "-s", table, *local], n,
-                      cwd=STATE)
+                      cwd=STATE, before=functools.partial(shutil.rmtree, dump_path, ignore_errors=True))
         m.extra.update(dynamodump_scan_phase(dump_path / table, n))
     if "restore" not in skip:
         run_restores(bench, ddb, table, n, binary, local)
@@ -208,7 +232,7 @@ def run_all(bench: Bench, skip: set[str]) -> int:
     if "memory" not in skip:
         for count, name in memory_tables.items():
             m = bench.run(f"ours: one export worker, {count:,} items", bench.export_command(
-                name, "memory", "gzip", 1, segs), count, record=False)
+                name, "memory", "gzip", 1, segs), count, record=False, repeats=1)
             bench.memory.append(m)
     if "rate" not in skip:
         bench.checks["rate_accuracy"] = rate_accuracy(bench)
@@ -270,31 +294,95 @@ def dynamodump_scan_phase(folder: Path, items: int) -> dict[str, Any]:
             "scan_phase_items_per_second": round(items / seconds, 1) if seconds > 0 else None}
 
 
+def check_printed(expected: int) -> Callable[[Measurement, Path], None]:
+    """A ceiling run must have read or written every item: its last line says how many."""
+    def after(m: Measurement, log_path: Path) -> None:
+        last = log_path.read_text().strip().splitlines()[-1]
+        m.extra["items_done"] = int(last.split()[1])
+        if m.extra["items_done"] != expected:
+            m.returncode = m.returncode or 3
+            m.note = f"did {m.extra['items_done']} items, not {expected}"
+    return after
+
+
+def items_from_sidecar(s3: Any, folder: str) -> Callable[[Measurement, Path], None]:
+    """Count an export's items from what it wrote (its sidecar), not from what was asked."""
+    from dynamodb_backup.formats.catalog import read_sidecar
+    from dynamodb_backup.formats.layout import S3Location
+
+    def after(m: Measurement, _log: Path) -> None:
+        m.items = read_sidecar(s3, S3Location.parse(folder)).item_count
+    return after
+
+
+def restore_phases(expected: int) -> Callable[[Measurement, Path], None]:
+    """Read the restore's own ``loaded N items`` and ``phases: validate .. s, load .. s, verify .. s`` lines."""
+    def after(m: Measurement, log_path: Path) -> None:
+        for line in log_path.read_text().splitlines():
+            if line.startswith("loaded ") and "items" in line:
+                m.extra["loaded_items"] = int(line.split()[1])
+            elif line.startswith("phases: "):
+                m.extra["phase_seconds"] = {p.split()[0]: float(p.split()[1]) for p in line[8:].split(", ")}
+        load = m.extra.get("phase_seconds", {}).get("load")
+        if load:
+            m.extra["load_items_per_second"] = round(m.extra.get("loaded_items", 0) / load, 1)
+        if m.extra.get("loaded_items") != expected:
+            m.returncode = m.returncode or 3
+            m.note = f"loaded {m.extra.get('loaded_items')} items, not {expected}"
+    return after
+
+
 def run_restores(bench: Bench, ddb: Any, table: str, n: int, binary: Path | None, local: list[str]) -> None:
     procs = bench.args.processes
-    ours_target, dd_target = f"{table}-restore-ours", f"{table}-restore-dynamodump"
-    commands_dir = REPO / "plugins" / "dynamodb_backup" / "commands"
-    if (commands_dir / "restore.py").exists():
-        delete_table(ddb, ours_target)
-        folder = f"s3://{BUCKET}/ours-gzip/{table}/{FOLDER_DATE}"
-        m = bench.run(f"ours: restore gzip, {procs} proc", [
-            PY, "-m", "dynamodb_backup", "restore", folder, "--table", ours_target, "--create-table",
-            "--write-ratio", "1.5", "--workers", str(procs), "--on-demand-capacity", BIG,
-            "--no-verify", "--no-checkpoints"], n)
-        if m.returncode == 0:
-            m.extra["restored_items"] = count_items(bench.ddb_url, ours_target)
-            m.extra["sample_matches"] = sample_matches(ddb, ours_target, n)
-    else:
-        log.warning("no restore command yet: skipping our restore")
-    if binary is not None and (bench.args.out / "logs").exists():
+    target = f"{table}-restore-ours"
+    folder = f"s3://{BUCKET}/ours-gzip/{table}/{FOLDER_DATE}"
+    drop_target = functools.partial(delete_table, ddb, target)
+
+    def restore(workers: int, *flags: str) -> list[str]:
+        return [PY, "-m", "dynamodb_backup", "restore", folder, "--table", target, "--create-table",
+                "--write-ratio", "1.5", "--workers", str(workers), "--on-demand-capacity", BIG, *flags]
+
+    # The write ceiling: the same items as BatchWriteItem bodies built before the clock starts.
+    bodies = STATE / f"{table}-batch-bodies.jsonl"
+    ceiling_target = f"{table}-ceiling-write"
+    if not bodies.exists():
+        run_measured("ceiling: prepare BatchWriteItem bodies", [
+            PY, "-m", "bench.ceiling", "prepare-writes", "--endpoint", bench.ddb_url, "--source", table,
+            "--table", ceiling_target, "--out", str(bodies)], n, env=bench.env, cwd=REPO)
+
+    def fresh_ceiling_target() -> None:
+        delete_table(ddb, ceiling_target)
+        create_table(ddb, ceiling_target)
+    bench.run(f"ceiling: raw HTTP BatchWriteItem (precomputed), {procs} proc", [
+        PY, "-m", "bench.ceiling", "write", "--endpoint", bench.ddb_url, "--bodies", str(bodies),
+        "--processes", str(procs)], n, before=fresh_ceiling_target, after=check_printed(n))
+    m = bench.run(f"ours: restore gzip, {procs} proc, as a user runs it (verify + checkpoints)",
+                  restore(procs), n, before=drop_target, after=restore_phases(n))
+    if m.returncode == 0:
+        m.extra["sample_matches"] = sample_matches(ddb, target, n)
+    bench.run(f"ours: restore gzip, {procs} proc, fast flags (--no-verify --no-checkpoints)",
+              restore(procs, "--no-verify", "--no-checkpoints"), n, before=drop_target, after=restore_phases(n))
+    # Worker scaling: the load phase's rate with 1 to 4 workers (one run each) against the same server.
+    scaling = []
+    for workers in (1, 2, 3, 4):
+        s = bench.run(f"ours: restore, {workers} workers (scaling, fast flags)",
+                      restore(workers, "--no-verify", "--no-checkpoints"), n, record=False, repeats=1,
+                      before=drop_target, after=restore_phases(n))
+        scaling.append({"workers": workers, "seconds": round(s.seconds, 2),
+                        "load_items_per_second": s.extra.get("load_items_per_second"),
+                        "cpu_seconds": round(s.cpu_seconds, 1),
+                        "server_cpu_seconds": round(s.server_cpu_seconds or 0, 1), "returncode": s.returncode})
+    bench.checks["restore_worker_scaling"] = scaling
+    if binary is not None:
         if not (STATE / "dump" / table / "data").exists():
             log.info("no dynamodump backup on disk: taking one (not measured)")
             run_measured("dynamodump backup (setup)", [str(binary), "-m", "backup", "-s", table, *local], n,
                          env=bench.env, cwd=STATE)
-        delete_table(ddb, dd_target)
+        dd_target = f"{table}-restore-dynamodump"
         m = bench.run("dynamodump restore, 1 proc", [
             str(binary), "-m", "restore", "-s", table, "-d", dd_target, *local,
-            "--billingMode", "PAY_PER_REQUEST", "--noConfirm"], n, cwd=STATE)
+            "--billingMode", "PAY_PER_REQUEST", "--noConfirm"], n, cwd=STATE,
+            before=functools.partial(delete_table, ddb, dd_target))
         if m.returncode == 0:
             m.extra["restored_items"] = count_items(bench.ddb_url, dd_target)
             m.extra["sample_matches"] = sample_matches(ddb, dd_target, n)
@@ -317,6 +405,9 @@ def write_outputs(bench: Bench, ours: Measurement | None, seeding: list[dict[str
     print("\ntargets:")
     for t in targets:
         print(f"  [{'met' if t['met'] else 'MISSED'}] {t['target']}: {t['figure']}")
+    for m in bench.results:
+        if "phase_seconds" in m.extra:
+            print(f"  {m.name}: phases {m.extra['phase_seconds']}, load {m.extra.get('load_items_per_second')} items/s")
     for name, value in bench.checks.items():
         if name not in ("profile", "rate_accuracy"):
             print(f"check {name}: {value}")

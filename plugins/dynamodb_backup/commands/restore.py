@@ -124,6 +124,7 @@ def _run_folder(args: argparse.Namespace) -> int:
           f"{_table_fate(outcome.target)} table {request.table}")
     print(f"loaded {outcome.load.items} items ({outcome.load.files_loaded} files, {outcome.load.files_skipped} "
           f"skipped as already done, {outcome.load.consumed_write_units:.0f} write units)")
+    print("phases: " + ", ".join(f"{phase} {seconds:.2f} s" for phase, seconds in outcome.seconds.items()))
     if outcome.verify is None:
         return 0
     print(outcome.verify.summary())

@@ -7,6 +7,7 @@ inspect -> check the target (read-only) -> validate the shares -> ensure the tab
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -110,6 +111,8 @@ class RestoreOutcome:
     target: dict[str, Any]
     load: LoadResult
     verify: VerifyReport | None
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Wall time of each phase: validate (inspection included), load (target creation included), verify."""
 
 
 def _validate_share(make_client: ClientFactory, bucket: str, files: list[SourceFile],
@@ -194,16 +197,22 @@ def load_prepared(make_client: ClientFactory, request: RestoreRequest, prepared:
 def run_restore(make_client: ClientFactory, request: RestoreRequest, processes: int = 1) -> RestoreOutcome:
     """Restore ``request.folder`` into ``request.table``; nothing is written unless every file is valid."""
     make_client = ClientCache.wrap(make_client)
+    started = time.perf_counter()
     prepared = prepare_restore(make_client, request, processes)
+    seconds = {"validate": time.perf_counter() - started}
+    started = time.perf_counter()
     target = ensure_restore_target(make_client, request, prepared)
     load = load_prepared(make_client, request, prepared, processes)
+    seconds["load"] = time.perf_counter() - started
     s3, dynamodb = make_client("s3"), make_client("dynamodb")
     source, validation = prepared.source, prepared.validation
     report = None
     if request.verify:
+        started = time.perf_counter()
         report = verify_restore(dynamodb, s3, source, request.table, was_empty=bool(target["was_empty"]),
                                 backup=validation.digest, key_names=prepared.rules.key_names)
         checkpoints = request.checkpoints_for(s3, source.folder)
         if report.match and checkpoints:
             checkpoints.clear()
-    return RestoreOutcome(source, validation, target, load, report)
+        seconds["verify"] = time.perf_counter() - started
+    return RestoreOutcome(source, validation, target, load, report, seconds)
