@@ -17,11 +17,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from dynamodb_backup.aws.tableinfo import describe_table
+from dynamodb_backup.aws.tableinfo import describe_table, table_identity
 from dynamodb_backup.backup.job import BackupRequest
 from dynamodb_backup.formats.catalog import read_sidecar, scan_listings
 from dynamodb_backup.formats.layout import S3Location, backup_folder, parse_folder_name
 from dynamodb_backup.formats.sidecar import Sidecar
+from dynamodb_backup.incremental.chain import FULL, INCREMENTAL, Link, link_of
 from dynamodb_backup.pitr.job import EXPORT_TIMEOUT, convert_all, poll, wait_restorable
 from dynamodb_backup.pitr.native import describe_export
 from dynamodb_backup.pitr.steps import begin_export, conversion_shares, open_pitr_folder, seal_pitr
@@ -32,24 +33,9 @@ log = logging.getLogger(__name__)
 Role = Literal["full", "incremental"]
 
 
-def table_identity(description: dict[str, Any]) -> str:
-    """What tells a table from an earlier one of the same name (a re-created table starts a new chain)."""
-    return str(description.get("TableId") or f"{description.get('TableArn')}@{description.get('CreationDateTime')}")
-
-
-@dataclass(frozen=True)
-class ChainPoint:
-    """A complete folder of the table that a chain can stand on: a full at ``moment``, or a link ending there."""
-
-    moment: datetime
-    folder: S3Location
-    role: Role
-    table_id: str | None
-    source: dict[str, Any]
-
-
-def chain_points(s3: Any, base: S3Location, table: str) -> list[ChainPoint]:
-    """The table's complete pitr fulls and incremental links under ``base``, oldest first."""
+def chain_points(s3: Any, base: S3Location, table: str) -> list[Link]:
+    """The table's complete pitr fulls and incremental links directly under ``<base>/<table>/``, oldest first
+    (one listing; a link read off each complete folder's sidecar by :func:`chain.link_of`)."""
     table_base = base.child(table)
     points = []
     for listing in scan_listings(s3, table_base):
@@ -58,20 +44,15 @@ def chain_points(s3: Any, base: S3Location, table: str) -> list[ChainPoint]:
             continue
         if parse_folder_name(folder.prefix.rsplit("/", 1)[-1]) is None:
             continue
-        point = _point(folder, read_sidecar(s3, folder))
-        if point is not None:
-            points.append(point)
-    return sorted(points, key=lambda p: (p.moment, p.role == "incremental"))
+        link = link_of(folder, read_sidecar(s3, folder))
+        if link is not None:
+            points.append(link)
+    return sorted(points, key=lambda p: (p.end, p.role == INCREMENTAL))
 
 
-def _point(folder: S3Location, sidecar: Sidecar) -> ChainPoint | None:
-    source = sidecar.source
-    table_id = (source.get("chain") or {}).get("table_id") or table_identity(sidecar.table)
-    if source.get("mode") == "pitr" and source.get("export_time"):
-        return ChainPoint(utc(datetime.fromisoformat(source["export_time"])), folder, "full", table_id, source)
-    if source.get("mode") == "incremental" and source.get("export_to"):
-        return ChainPoint(utc(datetime.fromisoformat(source["export_to"])), folder, "incremental", table_id, source)
-    return None
+def identity_of(link: Link) -> str:
+    """The table a link was made from: the chain's recorded id, else the one its sidecar's description gives."""
+    return link.table_id or table_identity(link.sidecar.table)
 
 
 @dataclass(frozen=True)
@@ -88,13 +69,13 @@ class LinkPlan:
         return f"{what} into {self.folder} ({self.reason})"
 
 
-def plan_link(points: list[ChainPoint], base: S3Location, table: str, table_id: str, start: datetime,
+def plan_link(points: list[Link], base: S3Location, table: str, table_id: str, start: datetime,
               end: datetime, full_every: timedelta) -> LinkPlan:
     """Full or incremental for the data interval ``[start, end)``, given the chain so far."""
     start, end = utc(start), utc(end)
     folder = backup_folder(base, table, end)
-    mine = [p for p in points if p.table_id == table_id]
-    previous = next((p for p in reversed(mine) if p.moment == start), None)
+    mine = [p for p in points if identity_of(p) == table_id]
+    previous = next((p for p in reversed(mine) if p.end == start), None)
     full = _full_of(previous, mine) if previous else None
 
     def as_full(reason: str) -> LinkPlan:
@@ -104,22 +85,22 @@ def plan_link(points: list[ChainPoint], base: S3Location, table: str, table_id: 
         return as_full("the first backup of this table's chain" if not points else
                        "the table was re-created since the last chain (another TableId)")
     if previous is None:
-        last = max(p.moment for p in mine)
+        last = max(p.end for p in mine)
         return as_full(f"the chain has a gap: nothing reaches {iso(start)} (its last point is {iso(last)})")
     if full is None:
         return as_full(f"the chain reaching {iso(start)} has lost its full backup")
-    if end - full.moment > full_every:
-        return as_full(f"the last full ({iso(full.moment)}) is older than full_every ({full_every})")
+    if end - full.end > full_every:
+        return as_full(f"the last full ({iso(full.end)}) is older than full_every ({full_every})")
     return LinkPlan("incremental", start, end, folder, {
         "role": "incremental", "table_id": table_id, "full": full.folder.uri, "previous": previous.folder.uri,
     }, f"builds on {previous.folder.uri}")
 
 
-def _full_of(point: ChainPoint, points: list[ChainPoint]) -> ChainPoint | None:
-    if point.role == "full":
+def _full_of(point: Link, points: list[Link]) -> Link | None:
+    if point.role == FULL:
         return point
-    wanted = (point.source.get("chain") or {}).get("full")
-    return next((p for p in points if p.role == "full" and p.folder.uri == wanted), None)
+    wanted = (point.sidecar.source.get("chain") or {}).get("full")
+    return next((p for p in points if p.role == FULL and p.folder.uri == wanted), None)
 
 
 def plan_for_table(dynamodb: Any, s3: Any, request: BackupRequest, start: datetime, end: datetime,
