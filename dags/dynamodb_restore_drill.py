@@ -46,16 +46,16 @@ def drill_dag(backup: TableBackup) -> DAG | None:
         schedule=settings.schedule, start_date=datetime(2024, 1, 1), catchup=False, max_active_runs=1,
         default_args={"retries": 0}, render_template_as_native_obj=True, tags=["dynamodb", "drill"],
     ) as dag:
-        start = StartDrillOperator(task_id="start", **where)
+        notify = None
+        if backup.failure_sns_topic_arn or backup.failure_http_conn_id:
+            notify = failure_notifier(sns_topic_arn=backup.failure_sns_topic_arn,
+                                      http_conn_id=backup.failure_http_conn_id, aws_conn_id=backup.aws_conn_id)
+        start = StartDrillOperator(task_id="start", on_failure_callback=notify, **where)
         first, verify = restore_tasks({
             "source": start.output, "target_table": scratch, "write_ratio": settings.write_ratio,
             "aws_conn_id": backup.aws_conn_id, "create_table": True, "replace_table": False, "verify": True,
             "on_demand_capacity": backup.on_demand_capacity, "put_extra": put_extra,
         }, group_id=RESTORE_GROUP)
-        notify = None
-        if backup.failure_sns_topic_arn or backup.failure_http_conn_id:
-            notify = failure_notifier(sns_topic_arn=backup.failure_sns_topic_arn,
-                                      http_conn_id=backup.failure_http_conn_id, aws_conn_id=backup.aws_conn_id)
         finish = FinishDrillOperator(task_id="finish", start=start.output, verified=verify.output,
                                      put_extra=put_extra, on_failure_callback=notify, **where)
         start >> first

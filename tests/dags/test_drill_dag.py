@@ -97,3 +97,27 @@ def test_a_corrupted_backup_fails_the_drill_records_why_and_sends_the_notice(
     messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=2).get("Messages", [])
     bodies = [json.loads(m["Body"]).get("Message", "") for m in messages]
     assert len(bodies) == 1 and "finish" in bodies[0] and dag.dag_id in bodies[0], bodies
+
+
+def test_a_table_never_backed_up_skips_its_drill_without_a_record_or_a_notice(
+        local_aws, airflow_db, s3_bucket, table_name, tmp_path, monkeypatch):
+    """A new install's first drill (the weekly schedule fires at once) has nothing to prove yet: it skips."""
+    local_aws.create_table(table_name)
+    sns, sqs = local_aws.sns_client(), local_aws.client("sqs")
+    topic = sns.create_topic(Name=f"drill-skip-{table_name}"[:250])["TopicArn"]
+    queue = sqs.create_queue(QueueName=f"qs-{table_name}"[:80])["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    dag = drill_dag(monkeypatch, local_aws, tmp_path, s3_bucket, table_name, failure_sns_topic_arn=topic)
+
+    run = dag.test()
+
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert states["start"] == "skipped" and states["finish"] == "skipped", states
+    assert not s3_keys(local_aws.s3_client(), s3_bucket), "no record, nothing written"
+    assert sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1).get("Messages", []) == []
+    assert table_exists(local_aws.dynamodb_client(), f"{table_name}-drill") is None
+
+
+def s3_keys(s3, bucket: str) -> list[str]:
+    return [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]

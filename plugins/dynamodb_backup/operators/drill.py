@@ -13,12 +13,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from dynamodb_backup.aws.tablecreate import table_exists, wait_until_gone
 from dynamodb_backup.drill.record import make_record, write_drill
 from dynamodb_backup.errors import BackupError
-from dynamodb_backup.formats.catalog import latest_complete
+from dynamodb_backup.formats.catalog import latest_complete, scan_listings
 from dynamodb_backup.formats.layout import S3Location, check_table_name
 from dynamodb_backup.operators.clients import aws_client
 
@@ -51,13 +51,22 @@ class _DrillFields(BaseOperator):
 
 
 class StartDrillOperator(_DrillFields):
-    """The newest complete backup of the table; a scratch table left by an earlier drill is deleted first."""
+    """The newest complete backup of the table; a scratch table left by an earlier drill is deleted first.
+
+    A table with no backup folder at all (a new install, before its first night) skips the drill,
+    and the skip runs through the restore and finish: there is nothing to prove yet. A table whose
+    folders are all incomplete fails it.
+    """
 
     def execute(self, context: Context) -> dict[str, Any]:
         started = datetime.now(UTC)
         base = S3Location.parse(f"s3://{self.bucket}/{self.prefix}", "bucket/prefix")
+        table = check_table_name(str(self.table))
+        s3 = aws_client("s3", self.aws_conn_id)
+        if not scan_listings(s3, base.child(table)):
+            raise AirflowSkipException(f"no backup of {table} under {base}/ yet: nothing to drill")
         try:
-            folder = latest_complete(aws_client("s3", self.aws_conn_id), base, check_table_name(str(self.table)))
+            folder = latest_complete(s3, base, table)
         except BackupError as exc:
             raise AirflowFailException(str(exc)) from exc
         if delete_scratch(aws_client("dynamodb", self.aws_conn_id), self.scratch()):
@@ -67,12 +76,16 @@ class StartDrillOperator(_DrillFields):
 
 
 class FinishDrillOperator(_DrillFields):
-    """Delete the scratch table (always), record the result beside the backup, fail if the drill failed."""
+    """Delete the scratch table (always), record the result beside the backup, fail if the drill failed.
+
+    It runs once its upstream is done with at least one success (start found a backup): a skipped
+    drill skips it, and a failed start sends its own notice.
+    """
 
     template_fields: Sequence[str] = (*_DrillFields.template_fields, "start", "verified")
 
     def __init__(self, *, start: Any, verified: Any, put_extra: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        kwargs.setdefault("trigger_rule", "all_done")
+        kwargs.setdefault("trigger_rule", "all_done_min_one_success")
         super().__init__(**kwargs)
         self.start, self.verified, self.put_extra = start, verified, put_extra or {}
 
