@@ -131,9 +131,9 @@ def _create_database(pg: Postgres) -> None:
         conn.close()
 
 
-def stop_postgres(pid: int, timeout: float = 30.0) -> bool:
-    """Fast shutdown (SIGINT) of the postmaster ``pid``; SIGQUIT if it lingers. True when it is gone."""
-    for sig, wait in ((signal.SIGINT, timeout), (signal.SIGQUIT, 5.0)):
+def signal_until_gone(pid: int, steps: tuple[tuple[signal.Signals, float], ...]) -> bool:
+    """Send each signal in turn, waiting up to its seconds for ``pid`` to go. True when it is gone."""
+    for sig, wait in steps:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
         deadline = time.monotonic() + wait
@@ -142,6 +142,11 @@ def stop_postgres(pid: int, timeout: float = 30.0) -> bool:
         if not pid_alive(pid):
             return True
     return False
+
+
+def stop_postgres(pid: int, timeout: float = 30.0) -> bool:
+    """Fast shutdown (SIGINT) of the postmaster ``pid``; SIGQUIT if it lingers. True when it is gone."""
+    return signal_until_gone(pid, ((signal.SIGINT, timeout), (signal.SIGQUIT, 5.0)))
 
 
 @dataclass
@@ -189,12 +194,4 @@ def start_redis(root: Path, port: int, timeout: float = 20.0) -> Redis:
 
 
 def stop_redis(pid: int, timeout: float = 10.0) -> bool:
-    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
-        deadline = time.monotonic() + wait
-        while pid_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if not pid_alive(pid):
-            return True
-    return False
+    return signal_until_gone(pid, ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)))

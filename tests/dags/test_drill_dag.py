@@ -34,6 +34,16 @@ def setup_backups(local_aws, bucket: str, table: str, n: int) -> S3Location:
     return backup_folder(S3Location(bucket, "b"), table, NEW)
 
 
+def notice_queue(local_aws, table: str) -> tuple[str, str]:
+    """A failure topic whose notices land in an SQS queue the test can read: (topic ARN, queue URL)."""
+    sns, sqs = local_aws.sns_client(), local_aws.client("sqs")
+    topic = sns.create_topic(Name=f"drill-{table}"[:250])["TopicArn"]
+    queue = sqs.create_queue(QueueName=f"q-{table}"[:80])["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    return topic, queue
+
+
 def drill_dag(monkeypatch, local_aws, tmp_path, bucket: str, table: str, **defaults):
     from airflow.dag_processing.dagbag import DagBag
 
@@ -79,11 +89,8 @@ def test_a_corrupted_backup_fails_the_drill_records_why_and_sends_the_notice(
             if o["Key"].endswith(".gz")]
     s3.put_object(Bucket=s3_bucket, Key=data[0], Body=b"not gzip at all")  # the damage the drill must find
     local_aws.create_table(f"{table_name}-drill")  # a scratch table an earlier, killed drill left behind
-    sns, sqs = local_aws.sns_client(), local_aws.client("sqs")
-    topic = sns.create_topic(Name=f"drill-{table_name}"[:250])["TopicArn"]
-    queue = sqs.create_queue(QueueName=f"q-{table_name}"[:80])["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    sqs = local_aws.client("sqs")
+    topic, queue = notice_queue(local_aws, table_name)
     dag = drill_dag(monkeypatch, local_aws, tmp_path, s3_bucket, table_name, failure_sns_topic_arn=topic)
 
     run = dag.test()
@@ -103,11 +110,8 @@ def test_a_table_never_backed_up_skips_its_drill_without_a_record_or_a_notice(
         local_aws, airflow_db, s3_bucket, table_name, tmp_path, monkeypatch):
     """A new install's first drill (the weekly schedule fires at once) has nothing to prove yet: it skips."""
     local_aws.create_table(table_name)
-    sns, sqs = local_aws.sns_client(), local_aws.client("sqs")
-    topic = sns.create_topic(Name=f"drill-skip-{table_name}"[:250])["TopicArn"]
-    queue = sqs.create_queue(QueueName=f"qs-{table_name}"[:80])["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    sqs = local_aws.client("sqs")
+    topic, queue = notice_queue(local_aws, table_name)
     dag = drill_dag(monkeypatch, local_aws, tmp_path, s3_bucket, table_name, failure_sns_topic_arn=topic)
 
     run = dag.test()
