@@ -222,11 +222,12 @@ def write_units_location(checkpoints: S3Location) -> S3Location:
 
 
 def save_write_units(s3: Any, checkpoints: S3Location, label: str, timeline: UsageTimeline, rate: float,
-                     extra: Mapping[str, Any] | None = None) -> S3Location | None:
+                     extra: Mapping[str, Any] | None = None,
+                     figures: Mapping[str, Any] | None = None) -> S3Location | None:
     """Record one load worker's write units per interval and its allowed rate; best effort (a read-only
-    bucket only loses the chart)."""
+    bucket only loses the chart). ``figures`` (items, bytes, files, started, finished) go in the record too."""
     location = write_units_location(checkpoints)
-    body = orjson.dumps({"worker": label, "write_rate": rate, "usage": timeline.to_dict(),
+    body = orjson.dumps({**dict(figures or {}), "worker": label, "write_rate": rate, "usage": timeline.to_dict(),
                          "consumed_write_units": timeline.total})
     try:
         call_with_retries(lambda: s3.put_object(Bucket=location.bucket, Key=location.key(f"{label}.json"),

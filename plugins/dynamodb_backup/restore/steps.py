@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -272,6 +273,8 @@ class LoadResult:
     files_skipped: int = 0
     consumed_write_units: float = 0.0
     unprocessed_retries: int = 0
+    write_units: str | None = None
+    """Where the run's write units per 5 s are recorded (``save_write_units``), for the console's chart."""
 
     def merge(self, other: LoadResult) -> None:
         self.items += other.items
@@ -279,6 +282,7 @@ class LoadResult:
         self.files_skipped += other.files_skipped
         self.consumed_write_units += other.consumed_write_units
         self.unprocessed_retries += other.unprocessed_retries
+        self.write_units = self.write_units or other.write_units
 
 
 def load_files(dynamodb: Any, s3: Any, bucket: str, files: list[SourceFile], table: str, key_names: list[str],
@@ -316,6 +320,7 @@ def load_files(dynamodb: Any, s3: Any, bucket: str, files: list[SourceFile], tab
         return writer.stats.consumed_write_units + fast.stats.consumed_write_units
 
     result = LoadResult()
+    started, written_items, written_bytes = datetime.now(UTC).isoformat(), 0, 0  # this attempt's, for the record
     progress = Progress(label, sum(f.items or 0 for f in files), log)
     for file in files:
         url = f"s3://{bucket}/{file.key}"
@@ -344,6 +349,8 @@ def load_files(dynamodb: Any, s3: Any, bucket: str, files: list[SourceFile], tab
             raise BackupFolderError(f"{url}: held {items.items} items while loading, expected {file.items}")
         result.items += items.items
         result.files_loaded += 1
+        written_items += items.items
+        written_bytes += items.reader.stored_bytes
         if checkpoints:
             checkpoints.mark(file, url, items.items)
         log.info("%s: %d items written", url, items.items)
@@ -351,7 +358,11 @@ def load_files(dynamodb: Any, s3: Any, bucket: str, files: list[SourceFile], tab
     result.consumed_write_units = writer.stats.consumed_write_units + fast.stats.consumed_write_units
     result.unprocessed_retries = writer.stats.unprocessed_retries + fast.stats.unprocessed_retries
     if checkpoints is not None and token_bucket.timeline.units:
-        save_write_units(checkpoints.s3, checkpoints.location, safe_part(label), token_bucket.timeline, rate)
+        saved = save_write_units(checkpoints.s3, checkpoints.location, safe_part(label), token_bucket.timeline, rate,
+                                 figures={"items": written_items, "bytes": written_bytes, "started": started,
+                                          "finished": datetime.now(UTC).isoformat(), "files": result.files_loaded,
+                                          "files_skipped": result.files_skipped})
+        result.write_units = saved.uri if saved is not None else None
     return result
 
 
