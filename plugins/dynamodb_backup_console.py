@@ -19,7 +19,8 @@ class DynamoDBBackupConsole(AirflowPlugin):
         # A plain link (no url_route): the page is a whole browser page, so its links to runs and logs,
         # and the restore form's call to the REST API, work (the UI's plugin iframe is sandboxed).
         {"name": "DynamoDB backups", "href": f"{URL_PREFIX}/", "destination": "nav", "category": "browse"},
-        # A tab on every run page; the app answers "not a backup run" for other DAGs.
+        # A tab on every run page: a backup run's read units, a restore (or drill) run's write units; the app
+        # answers "not a backup or restore run" for other DAGs.
         {"name": "Backup folder", "href": URL_PREFIX + "/run/{DAG_ID}/{RUN_ID}", "destination": "dag_run",
          "url_route": "dynamodb-backup-run"},
     ]

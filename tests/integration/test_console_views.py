@@ -11,7 +11,7 @@ from dynamodb_backup.backup.export import ExportSettings
 from dynamodb_backup.backup.job import BackupRequest, run_backup
 from dynamodb_backup.commands import client_factory
 from dynamodb_backup.console import render
-from dynamodb_backup.console.views import RunRef, TableSource, backup_page, run_view, table_rows
+from dynamodb_backup.console.views import RunRef, TableSource, backup_page, restore_view, run_view, table_rows
 from dynamodb_backup.formats.catalog import DRILLS
 from dynamodb_backup.formats.layout import SIDECAR, SUCCESS, S3Location, backup_folder
 
@@ -105,3 +105,14 @@ def test_a_restore_records_its_write_units_beside_its_checkpoints(local_aws, s3_
     recorded = sum(sum(r["usage"]["units"]) for r in records)
     assert abs(recorded - outcome.load.consumed_write_units) < 0.01, (recorded, outcome.load.consumed_write_units)
     assert all(r["write_rate"] > 0 and r["usage"]["interval_seconds"] == 5.0 for r in records)
+
+    # The run tab's view, from the location the load returned: per-worker figures and the chart.
+    assert outcome.load.write_units is not None
+    view = restore_view(s3, S3Location.parse(outcome.load.write_units), folder, f"{table_name}-r")
+    assert view.kind == "write" and view.complete and len(view.workers) == len(records) == 2
+    assert sum(w.items for w in view.workers) == 200 and all(w.bytes > 0 and w.seconds is not None
+                                                             for w in view.workers)
+    assert abs(view.usage.total - outcome.load.consumed_write_units) < 0.01
+    assert view.allowed_rate == sum(r["write_rate"] for r in records)
+    html = render.run_html(view, "dynamodb_restore", "run-1")
+    assert "Write units consumed per second" in html and "class='allowed'" in html and "write units/s" in html

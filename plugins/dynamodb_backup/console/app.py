@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from botocore.exceptions import ClientError
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 
@@ -28,6 +29,7 @@ from dynamodb_backup.console.views import (
     TableSource,
     backup_page,
     discover_tables,
+    restore_view,
     run_view,
     table_rows,
     table_sources,
@@ -37,6 +39,8 @@ from dynamodb_backup.formats.layout import S3Location, check_table_name, folder_
 
 URL_PREFIX = "/dynamodb-backups"
 BACKUP_DAG_PREFIX = "dynamodb_backup_"
+#: The restore DAG and the restore drills (``dynamodb_restore_drill_<table>``).
+RESTORE_DAG_PREFIX = "dynamodb_restore"
 
 
 async def authenticated(request: Request) -> Any:
@@ -92,6 +96,15 @@ def find_runs(dag_id: str, names: list[str]) -> dict[str, RunRef]:
     return found
 
 
+def _decoded(value: Any) -> Any:
+    if isinstance(value, str | bytes):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return None
+    return value
+
+
 def plan_folder(dag_id: str, run_id: str) -> str | None:
     """The folder a backup run wrote, from its plan task's XCom (it knows pitr and incremental dates)."""
     from airflow.models.xcom import XComModel
@@ -99,16 +112,66 @@ def plan_folder(dag_id: str, run_id: str) -> str | None:
     from sqlalchemy import select
 
     with create_session() as session:
-        value = session.execute(select(XComModel.value).where(
+        value = _decoded(session.execute(select(XComModel.value).where(
             XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.task_id == "plan",
-            XComModel.key == "plan", XComModel.map_index == -1)).scalar()
-    if isinstance(value, str | bytes):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return None
+            XComModel.key == "plan", XComModel.map_index == -1)).scalar())
     folder = value.get("folder") if isinstance(value, dict) else None
     return str(folder) if folder else None
+
+
+def restore_xcoms(dag_id: str, run_id: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]], dict[str, Any]]:
+    """A restore run's inspection (``inspect``'s XCom), its load workers' results and the run's conf.
+
+    The task ids are ``inspect``/``load`` in the restore DAG and ``<group>.inspect``/``<group>.load`` where
+    ``restore_tasks`` sits in a task group (the drills)."""
+    from airflow.models.dagrun import DagRun
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(select(XComModel.task_id, XComModel.key, XComModel.value).where(
+            XComModel.dag_id == dag_id, XComModel.run_id == run_id,
+            XComModel.key.in_(("inspection", "return_value")))).all()
+        conf = session.execute(select(DagRun.conf).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)).scalar()
+    inspection, loads = None, []
+    for task_id, key, value in rows:
+        step = str(task_id).rpartition(".")[2]
+        value = _decoded(value)
+        if step == "inspect" and key == "inspection" and isinstance(value, dict):
+            inspection = value
+        elif step == "load" and key == "return_value" and isinstance(value, dict):
+            loads.append(value)
+    return inspection, loads, dict(conf or {})
+
+
+def _restore_tab(dag_id: str, run_id: str) -> str | None:
+    """The run tab of a restore (or drill) run; None when the run restores nothing (not a restore DAG)."""
+    from dynamodb_backup.restore.checkpoint import default_checkpoint_base, safe_part
+    from dynamodb_backup.restore.load import write_units_location
+
+    inspection, loads, conf = restore_xcoms(dag_id, run_id)
+    if inspection is None:
+        return None
+    folder = S3Location.parse(str(inspection["source"]["folder"]), "folder")
+    recorded = sorted({str(r["write_units"]) for r in loads if r.get("write_units")})
+    target = conf.get("target_table")
+    if recorded:  # where the load workers said they recorded their units
+        record = S3Location.parse(recorded[0], "write_units")
+        target = target or record.prefix.rsplit("/", 2)[-2]
+    elif target:  # a run from before loads returned it: where load_files records them for this run
+        checkpoint_uri = conf.get("checkpoint_uri")
+        base = S3Location.parse(checkpoint_uri, "checkpoint_uri") if checkpoint_uri else default_checkpoint_base(
+            folder)
+        record = write_units_location(base.child(safe_part(str(target)), safe_part(run_id)))
+    else:
+        return render.message_html("No write units yet", f"{run_id} has not finished a load worker yet")
+    try:
+        view = restore_view(s3_client(str(conf.get("aws_conn_id") or configured_conn(folder))), record, folder,
+                            None if target is None else str(target))
+    except (BackupError, ClientError) as exc:
+        return render.message_html("Unreadable record", str(exc))
+    return render.run_html(view, dag_id, run_id)
 
 
 def _source(table: str, base: str | None) -> TableSource:
@@ -176,7 +239,9 @@ def create_app() -> FastAPI:
     @app.get("/run/{dag_id}/{run_id}", response_class=HTMLResponse)
     def run_tab(dag_id: str, run_id: str) -> str:
         if not dag_id.startswith(BACKUP_DAG_PREFIX):
-            return render.message_html("Not a backup run", f"{dag_id} is not a DynamoDB backup DAG")
+            restore = _restore_tab(dag_id, run_id) if dag_id.startswith(RESTORE_DAG_PREFIX) else None
+            return restore or render.message_html("Not a backup or restore run",
+                                                  f"{dag_id} is not a DynamoDB backup or restore DAG")
         folder = plan_folder(dag_id, run_id)
         if folder is None:
             return render.message_html("No folder yet", f"{run_id} has not planned its backup folder yet")

@@ -162,8 +162,8 @@ def chart_svg(series: list[tuple[float, float]], allowed: float | None, width: i
               unit: str = "read units/s") -> str:
     """Units per second over the run (a step line) against the allowed rate (a dashed line)."""
     if not series:
-        return "<p class='muted'>No capacity was recorded for this run (a backup sealed before 5 s intervals " \
-               "were recorded, or a pitr export, which reads no capacity).</p>"
+        return "<p class='muted'>No capacity was recorded for this run (one recorded before 5 s intervals " \
+               "were, a pitr export, which reads no capacity, or a restore still loading).</p>"
     left, bottom, top, right = 60, 30, 10, 10
     span = max(series[-1][0] + (series[1][0] - series[0][0] if len(series) > 1 else 5.0), 1.0)
     peak = max(max(v for _, v in series), allowed or 0.0, 1e-9) * 1.1
@@ -199,25 +199,40 @@ def chart_svg(series: list[tuple[float, float]], allowed: float | None, width: i
 
 
 def run_html(view: RunView, dag_id: str, run_id: str) -> str:
+    """A run's tab: per-worker items, MB, items/s and units, then units per second against the allowed line.
+    The same page for a backup (read units, from its sidecar) and a restore (write units, from its record)."""
+    kind = view.kind
     rows = "".join(
-        f"<tr><td>{w.worker}</td><td>{escape(','.join(map(str, w.segments)))}</td><td class='n'>{w.items:,}</td>"
+        f"<tr><td>{escape(w.worker)}</td><td>{escape(w.work)}</td><td class='n'>{w.items:,}</td>"
         f"<td class='n'>{w.megabytes:,.2f}</td><td class='n'>{_num(w.items_per_second)}</td>"
-        f"<td class='n'>{_duration(w.seconds)}</td><td class='n'>{w.read_units:,.1f}</td>"
-        f"<td class='n'>{_num(w.read_rate, 1)}</td></tr>" for w in view.workers)
-    status = "complete" if view.complete else "not sealed (no _SUCCESS)"
-    totals = ""
-    if view.sidecar is not None:
-        totals = (f"<p>{view.sidecar.item_count:,} items, {view.sidecar.byte_count:,} bytes in "
-                  f"{len(view.sidecar.files)} files; mode {escape(str(view.sidecar.source.get('mode', 'scan')))}; "
-                  f"read {escape(view.sidecar.snapshot_start)} to {escape(view.sidecar.snapshot_end)}; "
-                  f"{view.sidecar.consumed_read_units:,.1f} read units.</p>")
-    body = (f"<h2>{escape(view.folder.uri)}/</h2><p class='status-{'complete' if view.complete else 'partial'}'>"
-            f"{status}</p>{totals}<table><thead><tr><th>Worker</th><th>Segments</th><th>Items</th><th>MB</th>"
-            "<th>Items/s</th><th>Duration</th><th>Read units</th><th>Allowed units/s</th></tr></thead>"
-            f"<tbody>{rows}</tbody></table><h3>Read units consumed per second</h3>"
-            f"{chart_svg(view.series, view.allowed_rate)}"
+        f"<td class='n'>{_duration(w.seconds)}</td><td class='n'>{w.units:,.1f}</td>"
+        f"<td class='n'>{_num(w.rate, 1)}</td></tr>" for w in view.workers)
+    if kind == "write":
+        heading = f"Restore of {escape(view.folder.uri)}/ into {escape(view.target or '?')}"
+        status = (f"{len(view.workers)} load workers recorded their write units in "
+                  f"{escape(view.record.uri if view.record else '?')}/" if view.complete
+                  else "no load worker has recorded its write units yet (each records when it finishes)")
+        totals = (f"<p>{sum(w.items for w in view.workers):,} items written, {view.usage.total:,.1f} write units.</p>"
+                  if view.workers else "")
+        work, line = "Files", "write ratio x the target's write capacity when the load started"
+    else:
+        heading = f"{escape(view.folder.uri)}/"
+        status = "complete" if view.complete else "not sealed (no _SUCCESS)"
+        totals = ""
+        sidecar = view.sidecar
+        if sidecar is not None:
+            totals = (f"<p>{sidecar.item_count:,} items, {sidecar.byte_count:,} bytes in {len(sidecar.files)} "
+                      f"files; mode {escape(str(sidecar.source.get('mode', 'scan')))}; read "
+                      f"{escape(sidecar.snapshot_start)} to {escape(sidecar.snapshot_end)}; "
+                      f"{sidecar.consumed_read_units:,.1f} read units.</p>")
+        work, line = "Segments", "read ratio x the table's read capacity when the run was planned"
+    body = (f"<h2>{heading}</h2><p class='status-{'complete' if view.complete else 'partial'}'>"
+            f"{status}</p>{totals}<table><thead><tr><th>Worker</th><th>{work}</th><th>Items</th><th>MB</th>"
+            f"<th>Items/s</th><th>Duration</th><th>{kind.capitalize()} units</th><th>Allowed units/s</th></tr>"
+            f"</thead><tbody>{rows}</tbody></table><h3>{kind.capitalize()} units consumed per second</h3>"
+            f"{chart_svg(view.series, view.allowed_rate, unit=f'{kind} units/s')}"
             "<p class='muted'>Blue: units consumed in each 5 s interval, per second, all workers together. Red "
-            "dashed: read ratio x the table's read capacity when the run was planned.</p>")
+            f"dashed: {line}.</p>")
     return _page(f"{dag_id} {run_id}", body)
 
 

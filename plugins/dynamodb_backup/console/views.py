@@ -17,6 +17,7 @@ from dynamodb_backup.formats.catalog import (
     dated_folder_names,
     drill_keys,
     folder_listings,
+    json_records,
     newest_complete_folder,
     read_drill,
     read_sidecar,
@@ -247,13 +248,17 @@ def backup_page(s3: Any, source: TableSource, before: str | None = None, size: i
 
 @dataclass
 class WorkerRow:
-    worker: int
-    segments: list[int]
+    """One worker of a run: an export worker (read units) or a restore's load worker (write units)."""
+
+    worker: str
+    work: str
+    """What it worked on: its segments (export) or files (restore)."""
     items: int
     bytes: int
     seconds: float | None
-    read_units: float
-    read_rate: float | None
+    units: float
+    rate: float | None
+    """The units per second it was allowed."""
     usage: UsageTimeline
 
     @property
@@ -267,14 +272,23 @@ class WorkerRow:
 
 @dataclass
 class RunView:
-    """A run's folder: status, per-worker figures and units per second against the allowed line."""
+    """A run's workers and units per second against the allowed line: an export's read units (from the
+    folder's sidecar) or a restore's write units (from its record beside the checkpoints)."""
 
     folder: S3Location
+    """The folder the backup wrote, or the one the restore read."""
     complete: bool
+    """Export: the folder has ``_SUCCESS``. Restore: its load workers recorded their units."""
     sidecar: Sidecar | None
     workers: list[WorkerRow]
     usage: UsageTimeline
     allowed_rate: float | None
+    kind: str = "read"
+    """read (a backup) or write (a restore)."""
+    target: str | None = None
+    """The restore's target table."""
+    record: S3Location | None = None
+    """Where a restore's write units were read from."""
 
     @property
     def series(self) -> list[tuple[float, float]]:
@@ -288,30 +302,53 @@ def _seconds(started: Any, finished: Any) -> float | None:
         return None
 
 
-def worker_rows(records: list[dict[str, Any]]) -> list[WorkerRow]:
-    """The sidecar's workers, read defensively (an older sidecar has none; a field may be missing)."""
+def _work(record: dict[str, Any]) -> str:
+    if record.get("segments"):
+        return ",".join(str(int(s)) for s in record["segments"])
+    files, skipped = int(record.get("files") or 0), int(record.get("files_skipped") or 0)
+    return f"{files} files" + (f" ({skipped} skipped: done before)" if skipped else "")
+
+
+def worker_rows(records: list[dict[str, Any]], kind: str = "read") -> list[WorkerRow]:
+    """Workers' records (a sidecar's ``workers``, or a restore's write-unit records), read defensively: an
+    older record has no usage or no items, a field may be missing."""
     rows: list[WorkerRow] = []
+    rate = f"{kind}_rate"
     for record in records:
         try:
             rows.append(WorkerRow(
-                worker=int(record.get("worker", len(rows))), segments=[int(s) for s in record.get("segments") or []],
+                worker=str(record.get("worker", len(rows))), work=_work(record),
                 items=int(record.get("items") or 0), bytes=int(record.get("bytes") or 0),
                 seconds=_seconds(record.get("started"), record.get("finished")),
-                read_units=float(record.get("consumed_read_units") or 0.0),
-                read_rate=None if record.get("read_rate") is None else float(record["read_rate"]),
+                units=float(record.get(f"consumed_{kind}_units") or 0.0),
+                rate=None if record.get(rate) is None else float(record[rate]),
                 usage=UsageTimeline.from_dict(record.get("usage"))))
         except (TypeError, ValueError):
             continue
     return rows
 
 
+def _summed_rate(workers: list[WorkerRow]) -> float | None:
+    """The run's allowed rate: its workers' shares added up (None unless every worker recorded one)."""
+    if workers and all(w.rate is not None for w in workers):
+        return sum(w.rate or 0.0 for w in workers)
+    return None
+
+
 def run_view(s3: Any, folder: S3Location) -> RunView:
-    """What the run tab shows for ``folder`` (the sidecar when sealed; otherwise what the folder holds)."""
+    """What the run tab shows for a backup's ``folder`` (the sidecar when sealed; otherwise what it holds)."""
     parent, _, name = folder.prefix.rpartition("/")
     listing = folder_listings(s3, S3Location(folder.bucket, parent), [name])[name]
     sidecar = read_sidecar(s3, folder) if SIDECAR in listing.sizes else None
     workers = worker_rows(sidecar.workers) if sidecar is not None else []
-    allowed = sidecar.read_rate if sidecar is not None else None
-    if allowed is None and workers and all(w.read_rate is not None for w in workers):
-        allowed = sum(w.read_rate or 0.0 for w in workers)
+    allowed = sidecar.read_rate if sidecar is not None and sidecar.read_rate is not None else _summed_rate(workers)
     return RunView(folder, listing.complete, sidecar, workers, merge(w.usage for w in workers), allowed)
+
+
+def restore_view(s3: Any, record: S3Location, folder: S3Location, target: str | None) -> RunView:
+    """What the run tab shows for a restore: each load worker's record under ``record``
+    (``restore.load.write_units_location``), their write units per second against ratio x capacity."""
+    records = sorted(json_records(s3, record), key=lambda r: (len(str(r.get("worker"))), str(r.get("worker"))))
+    workers = worker_rows(records, "write")
+    return RunView(folder, bool(workers), None, workers, merge(w.usage for w in workers), _summed_rate(workers),
+                   "write", target, record)

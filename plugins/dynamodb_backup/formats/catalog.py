@@ -241,3 +241,20 @@ def read_drill(s3: Any, bucket: str, key: str) -> dict[str, Any]:
     result = doc.get("result")
     doc["result"] = result if result in ("passed", "failed") else "unreadable"
     return doc
+
+
+def json_records(s3: Any, location: S3Location) -> list[dict[str, Any]]:
+    """The JSON objects directly under ``location`` (a restore's write-unit records), in key order;
+    an unreadable one is left out (the page shows what it can)."""
+    prefix = location.key("")
+    keys = [obj["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=location.bucket, Prefix=prefix)
+            for obj in page.get("Contents", []) if obj["Key"].endswith(".json") and "/" not in obj["Key"][len(prefix):]]
+    records = []
+    for key in sorted(keys):
+        try:
+            doc = orjson.loads(s3.get_object(Bucket=location.bucket, Key=key)["Body"].read())
+        except (ClientError, orjson.JSONDecodeError):
+            continue
+        if isinstance(doc, dict):
+            records.append(doc)
+    return records
