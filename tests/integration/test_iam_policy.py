@@ -4,20 +4,25 @@
   to narrow its ``Resource`` to. ``narrow`` does exactly that with the real ARNs of a run (the
   DynamoDB region and account read from the ``TableArn`` DescribeTable returns, the bucket, the
   prefix, the topic, the key), and the run -- a scan export, a pitr export, a plain and a
-  replacing restore, a copy and a notice -- must make no call the narrowed policy denies.
+  replacing restore, a copy, a notice, a restore drill and two prunes (one refused by Object Lock,
+  one after the lock is lifted) -- must make no call the narrowed policy denies.
 * Every call is recorded with a botocore ``before-parameter-build`` hook on every client created
-  (it sees the API parameters; an ``after-call`` hook adds the SSE fields of S3's answer).
+  (it sees the API parameters; an ``after-call`` hook adds the SSE and Object Lock fields of S3's answer).
 * The evaluator: Allow and Deny statements, wildcard actions, ARN matching segment by segment
   (``*`` and ``?`` inside a segment, as IAM does), list Resources, and the ``Condition`` operators
   ``StringEquals`` and ``StringLike`` (any other operator fails the test rather than being ignored;
   a key missing from a request's context fails its condition, as in IAM).
-* A call's IAM requests: one per resource it touches (BatchWriteItem one per table, DeleteObjects
-  one per key), plus the requests AWS makes as the caller on its behalf: S3 asks KMS for SSE-KMS
-  objects (``kms:GenerateDataKey`` for a new object or upload, ``kms:Decrypt`` for a part or a
-  read), with ``kms:ViaService = s3.<region>.amazonaws.com``, and DynamoDB's point-in-time export
-  writes into the caller's bucket (``s3:PutObject``, ``s3:PutObjectAcl``,
-  ``s3:AbortMultipartUpload`` under ``S3Prefix``), which the local stand-in does with its own
-  client where the hook cannot see it. A KMS call made directly has no ``kms:ViaService``.
+* A call's IAM requests: one per resource it touches (BatchWriteItem one per table; DeleteObjects
+  ``s3:DeleteObject`` per key and also ``s3:DeleteObjectVersion`` per key given with a ``VersionId``;
+  a Get/HeadObject with a ``VersionId`` is ``s3:GetObjectVersion`` alone; the Object Lock fields of
+  an answer, which S3 returns only to a caller allowed ``s3:GetObjectRetention`` (mode, retain-until
+  date) or ``s3:GetObjectLegalHold`` (legal hold), are requests for those), plus the requests AWS
+  makes as the caller on its behalf: S3 asks KMS for SSE-KMS objects (``kms:GenerateDataKey`` for
+  a new object or upload, ``kms:Decrypt`` for a part or a read), with ``kms:ViaService =
+  s3.<region>.amazonaws.com``, and DynamoDB's point-in-time export writes into the caller's bucket
+  (``s3:PutObject``, ``s3:PutObjectAcl``, ``s3:AbortMultipartUpload`` under ``S3Prefix``), which
+  the local stand-in does with its own client where the hook cannot see it. A KMS call made
+  directly has no ``kms:ViaService``.
 * The check can fail: narrowed to another table, account, bucket, prefix, key or topic, the run's
   own calls are denied, and each statement left out denies some call of the run.
 * No credential value appears in logs, operator return values / XCom, or the sidecar.
@@ -61,8 +66,11 @@ MOTO_ACCOUNT = "123456789012"
 SID_SOURCES = "ReadSourceTablesNarrowToYourSourceTableArns"
 SID_PITR = "PitrExportSourceTablesNarrowToYourSourceTableArnsAndEachArnSlashExportSlashStar"
 SID_TARGETS = "WriteAndVerifyTargetTablesNarrowToYourRestoreAndCopyTargetTableArns"
+SID_DRILL = "DeleteDrillScratchTablesNarrowToYourScratchTableArns"
 SID_BUCKET = "BackupBucketNarrowToYourBackupBucketArn"
 SID_PREFIX = "BackupObjectsAndRestoreCheckpointsNarrowToYourBucketArnSlashPrefixSlashStar"
+SID_PRUNE_LIST = "PruneListVersionsNarrowToYourBackupBucketArn"
+SID_PRUNE = "PruneOldBackupVersionsNarrowToYourBucketArnSlashPrefixSlashStar"
 SID_NOTICES = "NoticesPublishNarrowToYourFailureTopicArn"
 SID_KMS = "SseKmsOnlyThroughS3NarrowToYourBucketKeyArn"
 SID_REPLACE = "ReplaceTablesNarrowToTheTableArnsYouRestoreWithReplaceTable"
@@ -79,7 +87,13 @@ ACTION_OF = {
     ("s3", "ListMultipartUploads"): "s3:ListBucketMultipartUploads",
     ("s3", "ListParts"): "s3:ListMultipartUploadParts",
     ("s3", "DeleteObjects"): "s3:DeleteObject",
+    ("s3", "ListObjectVersions"): "s3:ListBucketVersions",
 }
+#: Reading a given version needs only the version action (AWS: "s3:GetObject is not required").
+READ_VERSION = {("s3", "GetObject"), ("s3", "HeadObject")}
+#: Object Lock fields of an answer and the action without which S3 leaves them out.
+LOCK_FIELDS = {"ObjectLockMode": "s3:GetObjectRetention", "ObjectLockRetainUntilDate": "s3:GetObjectRetention",
+               "ObjectLockLegalHoldStatus": "s3:GetObjectLegalHold"}
 #: Calls that need no permission.
 FREE = {("sts", "GetCallerIdentity")}
 #: Where DynamoDB's export writes under ``S3Prefix`` (the export's id and files are not in the request).
@@ -100,6 +114,8 @@ class Call:
 
     @property
     def action(self) -> str:
+        if (self.service, self.operation) in READ_VERSION and self.params.get("VersionId"):
+            return "s3:GetObjectVersion"
         return ACTION_OF.get((self.service, self.operation), f"{self.service}:{self.operation}")
 
 
@@ -169,9 +185,15 @@ def requests_of(call: Call, accounts: Accounts) -> list[Request]:
         return requests
     if call.service == "s3":
         bucket = p.get("Bucket", "")
-        if call.operation == "DeleteObjects":
-            return [Request(action, f"arn:aws:s3:::{bucket}/{o['Key']}") for o in p["Delete"]["Objects"]]
+        if call.operation in ("DeleteObjects", "DeleteObject"):
+            # s3:DeleteObject always; a given version (``null`` too) also needs s3:DeleteObjectVersion.
+            entries = p["Delete"]["Objects"] if call.operation == "DeleteObjects" else [p]
+            return [Request(a, f"arn:aws:s3:::{bucket}/{o['Key']}") for o in entries
+                    for a in ("s3:DeleteObject", *(["s3:DeleteObjectVersion"] if "VersionId" in o else []))]
         requests = [Request(action, f"arn:aws:s3:::{bucket}/{p['Key']}" if "Key" in p else f"arn:aws:s3:::{bucket}")]
+        if "Key" in p:  # the lock fields S3 answered with: only a caller allowed to read them gets them
+            locks = sorted({LOCK_FIELDS[f] for f in call.response if f in LOCK_FIELDS})
+            requests += [Request(a, f"arn:aws:s3:::{bucket}/{p['Key']}", by=action) for a in locks]
         if call.operation == "CopyObject":
             source = p["CopySource"]
             source = f"{source['Bucket']}/{source['Key']}" if isinstance(source, dict) else source.lstrip("/")
@@ -287,6 +309,8 @@ class Scope:
     topic_arn: str = ""
     key_arn: str = ""
     replaced: tuple[str, ...] = ()
+    #: A restore drill's scratch tables (``<table>-drill``): restore targets it also deletes.
+    drills: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, ddb: Any, sources: tuple[str, ...], targets: tuple[str, ...], bucket: str, prefix: str,
@@ -305,8 +329,11 @@ NARROWING: dict[str, Callable[[Scope], list[str]]] = {
     SID_SOURCES: lambda s: [s.table(t) for t in s.sources],
     SID_PITR: lambda s: [a for t in s.sources for a in (s.table(t), f"{s.table(t)}/export/*")],
     SID_TARGETS: lambda s: [s.table(t) for t in s.targets],
+    SID_DRILL: lambda s: [s.table(t) for t in s.drills],
     SID_BUCKET: lambda s: [f"arn:aws:s3:::{s.bucket}"],
     SID_PREFIX: lambda s: [f"arn:aws:s3:::{s.bucket}/{s.prefix}/*"],
+    SID_PRUNE_LIST: lambda s: [f"arn:aws:s3:::{s.bucket}"],
+    SID_PRUNE: lambda s: [f"arn:aws:s3:::{s.bucket}/{s.prefix}/*"],
     SID_NOTICES: lambda s: [s.topic_arn] if s.topic_arn else [],
     SID_KMS: lambda s: [s.key_arn] if s.key_arn else [],
     SID_REPLACE: lambda s: [s.table(t) for t in s.replaced],
@@ -352,7 +379,8 @@ def recording() -> Iterator[list[Call]]:
         def after_call(parsed, context, **_):
             call = context.get("iam_test_call")
             if call is not None and isinstance(parsed, dict):
-                call.response = {k: parsed[k] for k in ("ServerSideEncryption", "SSEKMSKeyId") if k in parsed}
+                call.response = {k: parsed[k] for k in ("ServerSideEncryption", "SSEKMSKeyId", *LOCK_FIELDS)
+                                 if k in parsed}
 
         client.meta.events.register("before-parameter-build", before_parameter_build)
         client.meta.events.register("after-call", after_call)
@@ -395,6 +423,15 @@ def test_evaluator_refuses_what_the_policy_does_not_grant():
     table = "arn:aws:dynamodb:eu-west-1:111122223333:table/T"
     assert allowed(POLICY, "dynamodb:Scan", table)
     assert not allowed(POLICY, "dynamodb:DeleteTable", table)
+    # Tables are deleted only by a drill (its scratch table) or a replacing restore (the replace policy).
+    assert [s["Sid"] for s in POLICY["Statement"] if "dynamodb:DeleteTable" in as_list(s["Action"])] == [SID_DRILL]
+    assert allowed(POLICY, "dynamodb:DeleteTable", f"{table}-drill")
+    assert not allowed(POLICY, "dynamodb:DeleteTable", f"{table}-drill2")
+    # Removing a version for good (and reading versions and their locks) is the prune's statement alone.
+    for action in ("s3:DeleteObjectVersion", "s3:GetObjectVersion", "s3:GetObjectRetention", "s3:GetObjectLegalHold"):
+        assert [s["Sid"] for s in POLICY["Statement"] if action in as_list(s["Action"])] == [SID_PRUNE], action
+    assert not allowed(POLICY, "s3:BypassGovernanceRetention", "arn:aws:s3:::b/k")  # a lock is never bypassed
+    assert not allowed(POLICY, "s3:PutObjectLegalHold", "arn:aws:s3:::b/k")
     assert not allowed(POLICY, "dynamodb:UpdateTable", table)
     assert not allowed(POLICY, "dynamodb:UpdateItem", table)
     # Deleting items is for targets only (applying an incremental link), never in the source statement.
@@ -457,9 +494,10 @@ def test_the_evaluator_matches_arns_segment_by_segment_and_evaluates_conditions(
 
 
 def test_the_narrowed_policy_denies_tables_buckets_and_prefixes_outside_it():
-    scope = Scope("us-east-1", Accounts("000000000000"), ("src",), ("dst-staging",), "bkt", "bk",
+    scope = Scope("us-east-1", Accounts("000000000000"), ("src",), ("dst-staging", "src-drill"), "bkt", "bk",
                   topic_arn=f"arn:aws:sns:us-east-1:{MOTO_ACCOUNT}:notices",
-                  key_arn=f"arn:aws:kms:us-east-1:{MOTO_ACCOUNT}:key/k1", replaced=("dst-staging",))
+                  key_arn=f"arn:aws:kms:us-east-1:{MOTO_ACCOUNT}:key/k1", replaced=("dst-staging",),
+                  drills=("src-drill",))
     policy = narrow(with_(POLICY, REPLACE_POLICY), scope)
     assert all("*" not in r or r.endswith(("/export/*", "/bk/*")) for s in policy["Statement"] for r in s["Resource"])
     src, dst = scope.table("src"), scope.table("dst-staging")
@@ -467,7 +505,10 @@ def test_the_narrowed_policy_denies_tables_buckets_and_prefixes_outside_it():
     assert allowing(policy, "dynamodb:Scan", dst) == [SID_TARGETS]
     assert allowing(policy, "dynamodb:DescribeExport", f"{src}/export/01-a") == [SID_PITR]
     assert allowing(policy, "dynamodb:DeleteTable", dst) == [SID_REPLACE]
+    assert allowing(policy, "dynamodb:DeleteTable", scope.table("src-drill")) == [SID_DRILL]
+    assert allowing(policy, "dynamodb:CreateTable", scope.table("src-drill")) == [SID_TARGETS]
     assert not allowed(policy, "dynamodb:DeleteTable", src)
+    assert not allowed(policy, "dynamodb:DeleteTable", scope.table("other-drill"))
     assert not allowed(policy, "dynamodb:BatchWriteItem", src)  # a source is never written
     assert not allowed(policy, "dynamodb:ExportTableToPointInTime", dst)
     for other in (scope.table("other"), table_arn("eu-west-1", "000000000000", "src"),
@@ -476,8 +517,12 @@ def test_the_narrowed_policy_denies_tables_buckets_and_prefixes_outside_it():
             assert not allowed(policy, action, other), (action, other)
     assert allowing(policy, "s3:ListBucket", "arn:aws:s3:::bkt") == [SID_BUCKET]
     assert allowing(policy, "s3:PutObject", "arn:aws:s3:::bkt/bk/t/2024/_SUCCESS") == [SID_PREFIX]
+    assert allowing(policy, "s3:DeleteObjectVersion", "arn:aws:s3:::bkt/bk/t/2024/_SUCCESS") == [SID_PRUNE]
+    assert allowing(policy, "s3:ListBucketVersions", "arn:aws:s3:::bkt") == [SID_PRUNE_LIST]
+    assert not allowed(policy, "s3:ListBucketVersions", "arn:aws:s3:::other")
     for bad in ("arn:aws:s3:::bkt/other/x", "arn:aws:s3:::bkt/bk2/x", "arn:aws:s3:::other/bk/x", "arn:aws:s3:::bkt/x"):
-        assert not allowed(policy, "s3:GetObject", bad) and not allowed(policy, "s3:PutObject", bad), bad
+        for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"):
+            assert not allowed(policy, action, bad), (action, bad)
     assert not allowed(policy, "s3:ListBucket", "arn:aws:s3:::other")
     assert not allowed(policy, "sns:Publish", f"arn:aws:sns:us-east-1:{MOTO_ACCOUNT}:other")
     assert not allowed(policy, "kms:Decrypt", f"arn:aws:kms:us-east-1:{MOTO_ACCOUNT}:key/k2",
@@ -497,8 +542,10 @@ def test_the_narrowed_policy_denies_tables_buckets_and_prefixes_outside_it():
 class Run:
     calls: list[Call]
     scope: Scope
-    #: The tables: source, restored (plain), staging (replaced), copied.
+    #: The tables: source, restored (plain), staging (replaced), copied, drill (a drill's scratch table).
     names: dict[str, str]
+    #: What the two prunes returned (the operator's result: deleted, kept, locked, errors, ...).
+    prunes: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def policy(self) -> dict[str, Any]:
@@ -511,19 +558,58 @@ class Run:
         return denied_calls(self.calls, policy, self.scope.accounts)
 
 
+def versions_of(s3: Any, bucket: str, prefix: str) -> list[dict[str, Any]]:
+    """Every version and delete marker under ``prefix`` (read by the test's own client, not recorded)."""
+    pages = s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix)
+    return [v for page in pages for v in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]]
+
+
+def drill(table: str, scratch: str, bucket: str, put_extra: dict[str, Any]) -> dict[str, Any]:
+    """A restore drill's tasks as its DAG runs them: start (the newest backup; no scratch table left),
+    the restore into the scratch table (the CLI's, which the DAG's restore group shares), and finish
+    (deletes the scratch table, writes the record beside the backup)."""
+    from dynamodb_backup.operators.drill import FinishDrillOperator, StartDrillOperator
+
+    where = {"table": table, "bucket": bucket, "prefix": "bk", "scratch_table": scratch}
+    context: Any = {"run_id": "iam-drill"}
+    start = StartDrillOperator(task_id="start", **where).execute(context)
+    assert run_cli("restore", start["folder"], "--table", scratch, "--create-table", "--workers", "1") == 0
+    verified = {"verified": True, "match": True, "table_items": len(all_types_items())}
+    record = FinishDrillOperator(task_id="finish", start=start, verified=verified, put_extra=put_extra,
+                                 **where).execute(context)
+    assert record["result"] == "passed", record
+    return record
+
+
+def prune(table: str, bucket: str, protect: str) -> dict[str, Any]:
+    """The backup DAG's prune task, never the folder the run wrote: keep_min 1, and keep_days 0 (below what
+    backups.yaml accepts) because the objects of the folder a lock left partial were written seconds ago."""
+    from dynamodb_backup.operators.retention import PruneBackupsOperator
+    from dynamodb_backup.retention.plan import RetentionPolicy
+
+    context: Any = {}
+    return PruneBackupsOperator(task_id="prune", table=table, bucket=bucket, prefix="bk", plan={"folder": protect},
+                                policy=RetentionPolicy(keep_days=0, keep_min=1),
+                                expected_bucket_owner=MOTO_ACCOUNT).execute(context)
+
+
 @pytest.fixture(scope="module")
 def run(local_aws) -> Run:
     """A scan export and a pitr export (SSE-KMS) of one table, a plain restore of the first, a replacing
-    restore of the second, a verified copy, and a failure notice: every call recorded."""
+    restore of the second, a verified copy, a failure notice, a restore drill of the newest backup, and
+    two prunes of the (older) scan backup, in an Object Lock bucket: the first with two of its versions
+    locked (a legal hold, a governance retention), the second after both are lifted. Every call recorded."""
     from dynamodb_backup.operators.notify import publish_sns
     from dynamodb_backup.pitr.job import run_pitr_backup
 
     ddb, s3 = local_aws.dynamodb_client(), local_aws.s3_client()
     uid = uuid.uuid4().hex[:8]
     source = f"t-iam-run-{uid}"
-    names = {"source": source, "restored": f"{source}-r", "staging": f"{source}-staging", "copied": f"{source}-c"}
+    names = {"source": source, "restored": f"{source}-r", "staging": f"{source}-staging", "copied": f"{source}-c",
+             "drill": f"{source}-drill"}
     bucket = f"b-iam-run-{uid}"
-    s3.create_bucket(Bucket=bucket)
+    s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)  # versioned, as Object Lock needs
+    prunes: list[dict[str, Any]] = []
     create_table(ddb, source, TABLE_SPECS["AllTypes"])
     enable_pitr(ddb, source)
     source_arn = ddb.describe_table(TableName=source)["Table"]["TableArn"]
@@ -551,9 +637,31 @@ def run(local_aws) -> Run:
         assert run_cli("copy", "--source-table", source, "--dest-table", names["copied"], "--create-dest",
                        "--verify") == 0
         assert publish_sns(topic, {"event": "dynamodb_backup_failed", "dag_id": f"dynamodb_backup_{source}"})
-    scope = Scope.of(ddb, (source,), (names["restored"], names["staging"], names["copied"]), bucket, "bk",
-                     topic_arn=topic, key_arn=key, replaced=(names["staging"],))
-    return Run(list(calls), scope, names)
+        record = drill(source, names["drill"], bucket, put_extra)
+        assert record["folder"] == pitr_folder  # the newest backup
+        # Retention: the scan backup is past keep_days and not the newest. Two of its versions are locked
+        # (by the test's own client, not recorded): the prune deletes the rest, keeps those and the sidecar.
+        scan_prefix = S3Location.parse(scan_folder).key("")
+        listed = s3.list_objects_v2(Bucket=bucket, Prefix=scan_prefix)["Contents"]  # data files, current versions
+        files = sorted(o["Key"] for o in listed if o["Key"].endswith(".gz") and "/" not in o["Key"][len(scan_prefix):])
+        assert len(files) >= 2, files
+        held, retained = files[0], files[1]
+        s3.put_object_legal_hold(Bucket=bucket, Key=held, LegalHold={"Status": "ON"})
+        s3.put_object_retention(Bucket=bucket, Key=retained, Retention={
+            "Mode": "GOVERNANCE", "RetainUntilDate": datetime.now(UTC) + timedelta(days=1)})
+        prunes.append(prune(source, bucket, pitr_folder))
+        assert {v["Key"] for v in versions_of(s3, bucket, scan_prefix)} == {
+            held, retained, f"{scan_prefix}{SIDECAR}"}, "the locks really refused those deletions"
+        # An administrator lifts the locks (the legal hold off, the governance retention bypassed).
+        s3.put_object_legal_hold(Bucket=bucket, Key=held, LegalHold={"Status": "OFF"})
+        s3.delete_object(Bucket=bucket, Key=retained, VersionId=next(
+            v["VersionId"] for v in versions_of(s3, bucket, retained)), BypassGovernanceRetention=True)
+        prunes.append(prune(source, bucket, pitr_folder))
+        assert versions_of(s3, bucket, scan_prefix) == [], "the second prune removed every version left"
+    scope = Scope.of(ddb, (source,), (names["restored"], names["staging"], names["copied"], names["drill"]),
+                     bucket, "bk", topic_arn=topic, key_arn=key, replaced=(names["staging"],),
+                     drills=(names["drill"],))
+    return Run(list(calls), scope, names, prunes)
 
 
 def test_the_run_made_every_kind_of_call(run):
@@ -562,8 +670,13 @@ def test_the_run_made_every_kind_of_call(run):
                                         "ExportTableToPointInTime", "DescribeExport", "DescribeContinuousBackups",
                                         "DescribeTimeToLive", "ListTagsOfResource", "TagResource")} <= seen
     assert {("s3", "PutObject"), ("s3", "GetObject"), ("s3", "ListObjectsV2"), ("sns", "Publish")} <= seen
+    assert {("s3", "ListObjectVersions"), ("s3", "DeleteObjects"), ("s3", "HeadObject")} <= seen  # the prunes
     actions = {r.action for r in run.requests()}
-    assert {"kms:GenerateDataKey", "kms:Decrypt", "s3:PutObjectAcl"} <= actions
+    assert {"kms:GenerateDataKey", "kms:Decrypt", "s3:PutObjectAcl", "s3:ListBucketVersions", "s3:DeleteObjectVersion",
+            "s3:GetObjectVersion", "s3:GetObjectRetention", "s3:GetObjectLegalHold"} <= actions
+    # The drill deleted its scratch table, and only that one besides the replaced table.
+    deleted = {r.resource for r in run.requests() if r.action == "dynamodb:DeleteTable"}
+    assert deleted == {run.scope.table(run.names["drill"]), run.scope.table(run.names["staging"])}
     assert re.fullmatch(r"\d{12}", run.scope.accounts.dynamodb)
 
 
@@ -625,12 +738,33 @@ def test_verify_and_replace_read_the_targets_under_the_target_statement(run):
 
 
 def test_restore_checkpoints_fall_under_the_backup_prefix_statement(run):
+    """A restore writes and clears its markers under the prefix statement; the prune that deletes a
+    folder removes the markers' versions (delete markers in a versioned bucket) under its own."""
     policy = run.policy
     markers = [r for r in run.requests() if f"/{CHECKPOINT_DIR}/" in r.resource]
-    assert {r.action for r in markers} >= {"s3:PutObject", "s3:DeleteObject"}
+    assert {r.action for r in markers} >= {"s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"}
     for r in markers:
         assert r.resource.startswith(f"arn:aws:s3:::{run.scope.bucket}/{run.scope.prefix}/"), r
-        assert allowing(policy, r.action, r.resource, dict(r.context)) == [SID_PREFIX], r
+        sid = SID_PRUNE if r.action == "s3:DeleteObjectVersion" else SID_PREFIX
+        assert allowing(policy, r.action, r.resource, dict(r.context)) == [sid], r
+
+
+def test_the_prunes_kept_what_object_lock_holds_then_deleted_the_folder(run):
+    """The first prune was refused two versions by Object Lock (read back as locked, not as errors: the
+    lock headers reached it) and kept the folder's sidecar; the second deleted the folder and what lies
+    beside it. The newest backup (the drilled one) and its drill record stay."""
+    first, second = run.prunes
+    scope, source = run.scope, run.names["source"]
+    scan_folder = f"s3://{scope.bucket}/bk/{source}/{DATE:%Y-%m-%d-%H-%M-%S}"
+    assert first["deleted"] == [] and first["errors"] == [] and len(first["locked"]) == 2, first
+    assert second["deleted"] == [scan_folder] and second["locked"] == [] and second["errors"] == [], second
+    assert first["kept"] == second["kept"] and len(second["kept"]) == 1 and second["kept"][0] != scan_folder
+    checks = [r for r in run.requests() if r.action in ("s3:GetObjectRetention", "s3:GetObjectLegalHold")]
+    assert {(r.action, r.by) for r in checks} == {("s3:GetObjectRetention", "s3:GetObjectVersion"),
+                                                  ("s3:GetObjectLegalHold", "s3:GetObjectVersion")}
+    beside = {r.resource for r in run.requests() if r.action == "s3:DeleteObjectVersion"
+              and not r.resource.startswith(f"arn:aws:s3:::{scan_folder[5:]}/")}
+    assert beside and all(f"/{CHECKPOINT_DIR}/" in arn for arn in beside), beside
 
 
 def test_a_wrong_table_narrowing_denies_the_runs_calls(run):
@@ -647,6 +781,8 @@ def test_a_wrong_table_narrowing_denies_the_runs_calls(run):
     assert ("dynamodb:CreateTable", scope.table(names["copied"])) in run.denied(wrong_target)
     wrong_replace = narrow(with_(POLICY, REPLACE_POLICY), replace(scope, replaced=(f"{names['source']}-x-staging",)))
     assert run.denied(wrong_replace) == [("dynamodb:DeleteTable", scope.table(names["staging"]))]
+    wrong_drill = narrow(with_(POLICY, REPLACE_POLICY), replace(scope, drills=(f"{names['source']}-x-drill",)))
+    assert run.denied(wrong_drill) == [("dynamodb:DeleteTable", scope.table(names["drill"]))]
     assert scope.accounts.dynamodb != "999999999999"
     wrong_account = narrow(with_(POLICY, REPLACE_POLICY), replace(scope, accounts=Accounts("999999999999")))
     assert {a for a, _ in run.denied(wrong_account)} >= {"dynamodb:Scan", "dynamodb:BatchWriteItem"}
