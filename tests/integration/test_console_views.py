@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import orjson
 
@@ -12,10 +14,18 @@ from dynamodb_backup.backup.job import BackupRequest, run_backup
 from dynamodb_backup.commands import client_factory
 from dynamodb_backup.console import render
 from dynamodb_backup.console.views import RunRef, TableSource, backup_page, restore_view, run_view, table_rows
-from dynamodb_backup.formats.catalog import DRILLS
+from dynamodb_backup.formats.catalog import DRILLS, read_newest, write_newest
 from dynamodb_backup.formats.layout import SIDECAR, SUCCESS, S3Location, backup_folder
+from dynamodb_backup.retention.inventory import table_folders
 
 DAYS = [datetime(2024, 5, d, tzinfo=UTC) for d in (1, 2, 3)]
+
+
+def counting(s3: Any) -> tuple[Any, Counter[str]]:
+    """``s3`` with a count of the S3 operations it calls."""
+    calls: Counter[str] = Counter()
+    s3.meta.events.register("before-call.s3", lambda model, **_: calls.update([model.name]))
+    return s3, calls
 
 
 def items(n: int) -> list[dict]:
@@ -32,6 +42,22 @@ def test_pages_drills_and_read_units_of_real_backups(local_aws, s3_bucket, table
         request = BackupRequest(table=table_name, destination=base, logical_date=day, read_ratio=1.0, segments=4,
                                 max_workers=2, settings=ExportSettings(file_max_items=100))
         sidecars.append(run_backup(client_factory(), request))
+    # The seal pointed the table's _newest.json at each folder in turn; the tables page reads it and HEADs its
+    # _SUCCESS (no listing), lists only when the pointer is overdue, and retention never sees it as a folder.
+    source = TableSource(table_name, base, "@daily", configured=True)
+    table_base = base.child(table_name)
+    assert read_newest(s3, table_base) == "2024-05-03-00-00-00"
+    assert not write_newest(s3, table_base.child("2024-05-01-00-00-00"))  # a backfill never moves it back
+    counted, calls = counting(local_aws.s3_client())
+    row = table_rows(lambda conn: counted, [source])[0]
+    assert (row.newest, row.listed, row.stale) == ("2024-05-03-00-00-00", False, False)
+    assert calls == {"GetObject": 1, "HeadObject": 1}, calls
+    calls.clear()
+    overdue = table_rows(lambda conn: counted, [source], now=datetime.now(UTC) + timedelta(hours=37))[0]
+    assert overdue.listed and overdue.stale and overdue.newest == "2024-05-03-00-00-00" and calls["ListObjectsV2"]
+    assert [f.uri for f in table_folders(s3, base, table_name)] == [
+        backup_folder(base, table_name, d).uri for d in DAYS]
+
     # The newest night died before its seal (no _SUCCESS, no sidecar); a foreign key sits beside the folders.
     newest = backup_folder(base, table_name, DAYS[2])
     s3.delete_object(Bucket=s3_bucket, Key=newest.key(SUCCESS))
@@ -56,7 +82,6 @@ def test_pages_drills_and_read_units_of_real_backups(local_aws, s3_bucket, table
     assert "<svg" in html and "class='allowed'" in html and "class='consumed'" in html
 
     # A page of two, newest first, then the rest through the cursor.
-    source = TableSource(table_name, base, "@daily", configured=True)
     running = {"2024-05-03-00-00-00": RunRef(source.dag_id or "", "manual__x", "running")}
     page = backup_page(s3, source, size=2, runs=lambda dag_id, names: {n: running[n] for n in names if n in running})
     assert [(r.name, r.status) for r in page.rows] == [("2024-05-03-00-00-00", "running"),
@@ -72,9 +97,10 @@ def test_pages_drills_and_read_units_of_real_backups(local_aws, s3_bucket, table
     html = render.backups_html(page, "/dynamodb-backups", "")
     assert "Restore&hellip;" in html and "/dags/dynamodb_backup_" in html and "drill-passed" in html
 
-    # Overview: the newest complete backup is the 2nd (the 3rd has no _SUCCESS); stale once a day and a half passed.
+    # Overview: the pointer names the 3rd, which has no _SUCCESS now, so the listing finds the 2nd; stale once a
+    # day and a half passed.
     fresh = table_rows(lambda conn: s3, [source])[0]
-    assert fresh.newest == "2024-05-02-00-00-00" and fresh.folders == 3 and not fresh.stale, fresh
+    assert fresh.newest == "2024-05-02-00-00-00" and fresh.listed and not fresh.stale, fresh
     late = table_rows(lambda conn: s3, [source], now=datetime.now(UTC) + timedelta(hours=37))[0]
     assert late.stale
     unscheduled = table_rows(lambda conn: s3, [TableSource(table_name, base, None)],

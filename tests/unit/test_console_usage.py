@@ -30,8 +30,17 @@ def test_timeline_buckets_align_to_the_interval_and_workers_add_up():
 def test_unreadable_timelines_and_workers_are_empty_not_errors():
     assert UsageTimeline.from_dict(None).units == [] and UsageTimeline.from_dict({"units": ["x"]}).units == []
     rows = worker_rows([{"worker": 0, "items": 10, "bytes": 2_000_000, "started": "2024-01-01T00:00:00+00:00",
-                         "finished": "2024-01-01T00:00:05+00:00"}, {"worker": "bad"}])
+                         "finished": "2024-01-01T00:00:05+00:00"}, {"worker": 1, "items": "many"}])
     assert len(rows) == 1 and rows[0].items_per_second == 2.0 and rows[0].megabytes == 2.0
+
+
+def test_a_restore_workers_record_reads_as_write_units():
+    rows = worker_rows([{"worker": "load_0", "files": 3, "files_skipped": 1, "items": 30, "bytes": 10,
+                         "consumed_write_units": 31.5, "write_rate": 12.0, "consumed_read_units": 99.0,
+                         "usage": {"interval_seconds": 5.0, "start": 10.0, "units": [31.5]}}], "write")
+    assert [(r.worker, r.work, r.units, r.rate) for r in rows] == [("load_0", "3 files (1 skipped: done before)",
+                                                                      31.5, 12.0)]
+    assert worker_rows([{"worker": 0, "segments": [0, 2], "read_rate": 4.0}])[0].work == "0,2"
 
 
 def test_recording_bucket_records_each_charge():

@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError
 from dynamodb_backup.aws.retry import call_with_retries
 from dynamodb_backup.backup.export import CHECKPOINTS, WorkerResult, list_folder, owner_extra, utcnow
 from dynamodb_backup.errors import BackupFolderError
+from dynamodb_backup.formats.catalog import NEWEST, write_newest
 from dynamodb_backup.formats.layout import MANIFEST, SIDECAR, SUCCESS, S3Location
 from dynamodb_backup.formats.manifest import render_manifest
 from dynamodb_backup.formats.sidecar import Sidecar, table_summary
@@ -144,6 +145,10 @@ def finalize_backup(
     )
     _put(s3, folder, SIDECAR, sidecar.to_json(), put_extra)
     _put(s3, folder, SUCCESS, b"", put_extra)
+    try:  # the console's tables page reads it instead of listing the table's folders; it checks _SUCCESS itself
+        call_with_retries(lambda: write_newest(s3, folder, put_extra))
+    except ClientError as exc:
+        log.warning("could not point %s at %s: %s", NEWEST, folder, exc.response.get("Error", {}))
     log.info(
         "sealed %s: %d items in %d files, %d bytes", folder, sidecar.item_count, len(files), sidecar.byte_count
     )

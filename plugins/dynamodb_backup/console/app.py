@@ -207,7 +207,7 @@ def create_app() -> FastAPI:
     def tables_json() -> list[dict[str, Any]]:
         return [{"table": r.source.table, "base": r.source.base.uri, "schedule": r.source.schedule,
                  "newest": r.newest, "completed": r.completed.isoformat() if r.completed else None,
-                 "age_seconds": r.age.total_seconds() if r.age else None, "stale": r.stale, "folders": r.folders,
+                 "age_seconds": r.age.total_seconds() if r.age else None, "stale": r.stale, "listed": r.listed,
                  "error": r.error} for r in _rows()]
 
     @app.get("/tables/{table}", response_class=HTMLResponse)

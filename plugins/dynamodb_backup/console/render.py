@@ -60,10 +60,9 @@ def tables_html(rows: list[TableRow], root: str) -> str:
         lines.append(
             f"<tr class='{'stale' if r.stale else 'ok'}' data-table='{table}'><td>{link}</td>"
             f"<td>{escape(r.source.base.uri)}/</td><td>{escape(r.source.schedule or '-')}</td><td>{newest}</td>"
-            f"<td class='n'>{age_cell}</td><td>{_allowed(r.allowed)}</td><td class='n'>{r.folders}</td>"
-            f"<td>{note}</td></tr>")
+            f"<td class='n'>{age_cell}</td><td>{_allowed(r.allowed)}</td><td>{note}</td></tr>")
     body = ("<h1>DynamoDB backups</h1><table><thead><tr><th>Table</th><th>Location</th><th>Schedule</th>"
-            "<th>Newest complete backup</th><th>Age</th><th>Allowed age</th><th>Folders</th><th></th></tr></thead>"
+            "<th>Newest complete backup</th><th>Age</th><th>Allowed age</th><th></th></tr></thead>"
             f"<tbody>{''.join(lines)}</tbody></table>"
             "<p class='muted'>Age: since the newest complete backup's _SUCCESS was written. A scheduled table is "
             "highlighted when that is more than one schedule interval and a half (at least an hour) ago.</p>")

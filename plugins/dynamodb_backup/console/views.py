@@ -18,6 +18,7 @@ from dynamodb_backup.formats.catalog import (
     drill_keys,
     folder_listings,
     json_records,
+    newest_by_pointer,
     newest_complete_folder,
     read_drill,
     read_sidecar,
@@ -108,7 +109,8 @@ class TableRow:
     """Folder name of the newest complete backup."""
     completed: datetime | None = None
     """When its ``_SUCCESS`` was written."""
-    folders: int = 0
+    listed: bool = False
+    """Found by listing the table's folders (no usable pointer, or it was overdue) rather than by the pointer."""
     allowed: timedelta | None = None
     error: str | None = None
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -128,16 +130,24 @@ class TableRow:
 
 def table_rows(s3_for: Callable[[str], Any], sources: list[TableSource], now: datetime | None = None
                ) -> list[TableRow]:
-    """One row per table: its newest complete backup and age (two or three S3 calls per table, in parallel)."""
+    """One row per table: its newest complete backup and age, two S3 calls per table, in parallel.
+
+    The seal's pointer (``catalog.NEWEST``) names the newest folder it sealed; one GET reads it and one HEAD
+    of that folder's ``_SUCCESS`` checks it is still complete. Without a usable pointer (older backups,
+    retention deleted its folder, an overwrite in progress), or when it is older than the schedule allows,
+    the table's folders are listed as before: so a table is only highlighted after a full look, and a
+    folder without ``_SUCCESS`` is never shown as complete.
+    """
     now = now or datetime.now(UTC)
 
     def row(source: TableSource) -> TableRow:
         result = TableRow(source, allowed=allowed_age(source.schedule), now=now)
         try:
             s3 = s3_for(source.aws_conn_id)
-            names = dated_folder_names(s3, source.table_base)
-            result.folders = len(names)
-            newest = newest_complete_folder(s3, source.table_base, names)
+            newest = newest_by_pointer(s3, source.table_base)
+            if newest is None or (result.allowed is not None and now - newest[1] > result.allowed):
+                result.listed = True
+                newest = newest_complete_folder(s3, source.table_base, dated_folder_names(s3, source.table_base))
             if newest is not None:
                 result.newest, result.completed = newest
         except Exception as exc:  # one unreadable table must not hide the others

@@ -216,6 +216,48 @@ def newest_complete_folder(s3: Any, table_base: S3Location, names: list[str],
     return None
 
 
+#: The seal's pointer to a table's newest complete folder: ``<base>/<table>/_newest.json``. A file beside the
+#: dated folders, not a folder, so folder listings (``ls``, retention, the console's pages) never see it.
+NEWEST = "_newest.json"
+
+
+def read_newest(s3: Any, table_base: S3Location, extra: dict[str, Any] | None = None) -> str | None:
+    """The folder name the pointer names, or None (no pointer, or one that does not name a dated folder)."""
+    try:
+        doc = orjson.loads(s3.get_object(Bucket=table_base.bucket, Key=table_base.key(NEWEST),
+                                         **(extra or {}))["Body"].read())
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+            return None
+        raise
+    except orjson.JSONDecodeError:
+        return None
+    name = doc.get("folder") if isinstance(doc, dict) else None
+    return name if isinstance(name, str) and parse_folder_name(name) is not None else None
+
+
+def write_newest(s3: Any, folder: S3Location, put_extra: dict[str, Any] | None = None) -> bool:
+    """Point ``<table>/_newest.json`` at ``folder`` (just sealed) unless it names a newer folder already (a
+    backfill sealing an old date). Returns whether it was written."""
+    parent, _, name = folder.prefix.rpartition("/")
+    table_base = S3Location(folder.bucket, parent)
+    owner = {k: v for k, v in (put_extra or {}).items() if k == "ExpectedBucketOwner"}
+    current = read_newest(s3, table_base, owner)
+    if current is not None and current > name:
+        return False
+    body = orjson.dumps({"folder": name, "sealed": datetime.now(UTC).isoformat(timespec="seconds")})
+    s3.put_object(Bucket=folder.bucket, Key=table_base.key(NEWEST), Body=body, **(put_extra or {}))
+    return True
+
+
+def newest_by_pointer(s3: Any, table_base: S3Location) -> tuple[str, datetime] | None:
+    """The folder the pointer names and when its ``_SUCCESS`` was written: one GET and one HEAD. None when
+    there is no pointer or its folder has no ``_SUCCESS`` (deleted by retention, being overwritten)."""
+    name = read_newest(s3, table_base)
+    done = success_time(s3, table_base.child(name)) if name is not None else None
+    return None if name is None or done is None else (name, done)
+
+
 def drill_keys(s3: Any, table_base: S3Location) -> dict[str, str]:
     """Restore drill records of one table, by backup folder name: one listing of ``_drills/``."""
     drills = table_base.child(DRILLS)
