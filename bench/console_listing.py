@@ -5,7 +5,9 @@ Starts its own moto (S3) on a free port, writes ``--tables`` x ``--days`` sealed
 manifest, a sidecar with two workers' read units per 5 s, _SUCCESS; a weekly restore drill record),
 then times each page the way the console builds it, ``--repeats`` times, and prints the median:
 
-* the tables page (every table's newest complete backup and its age),
+* the tables page (every table's newest complete backup and its age, after finding the tables under the
+  prefix), first as older backups have it (no ``_newest.json`` pointer: each table's folders are listed),
+  then with the pointer the seal writes (one GET and one HEAD per table),
 * a table's first page of 25 backups, and a page a few months back (through the ``before`` cursor),
 * a run tab (one folder's workers and chart).
 
@@ -33,8 +35,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "plugins"), str(ROOT / "include")]
 
 from dynamodb_backup.backup.usage import UsageTimeline  # noqa: E402
-from dynamodb_backup.console.views import TableSource, backup_page, run_view, table_rows  # noqa: E402
-from dynamodb_backup.formats.catalog import DRILLS  # noqa: E402
+from dynamodb_backup.console.views import (  # noqa: E402
+    TableSource,
+    backup_page,
+    discover_tables,
+    run_view,
+    table_rows,
+    table_sources,
+)
+from dynamodb_backup.formats.catalog import DRILLS, write_newest  # noqa: E402
 from dynamodb_backup.formats.layout import MANIFEST, SIDECAR, SUCCESS, S3Location, backup_folder  # noqa: E402
 from dynamodb_backup.formats.sidecar import FileRecord, Sidecar  # noqa: E402
 from local_aws import free_port, start_moto  # noqa: E402
@@ -112,16 +121,29 @@ def main() -> int:
             sources = [TableSource(t, base, "@daily") for t in tables]
             source = sources[0]
             names = [f"{START + timedelta(days=n):%Y-%m-%d-%H-%M-%S}" for n in range(args.days)]
-            figures = [
-                ("tables page (newest complete backup of every table)",
-                 lambda: table_rows(lambda conn: s3, sources)),
-                ("first page of 25 backups", lambda: backup_page(s3, source)),
-                ("a page of 25 backups 3 months back", lambda: backup_page(s3, source, before=names[-90])),
+
+            def tables_page() -> list[Any]:  # as the app builds it: find the tables, then one row each
+                found = table_sources([], discover_tables(lambda conn: s3, sources))
+                rows = table_rows(lambda conn: s3, found)
+                assert len(rows) == args.tables and all(r.newest == names[-1] for r in rows), rows[:1]
+                return rows
+
+            def write_pointers() -> None:
+                for table in tables:  # what the seal of each table's newest night wrote
+                    write_newest(s3, base.child(table, names[-1]))
+
+            figures: list[tuple[str, Callable[[], Any], Callable[[], None] | None]] = [
+                ("tables page, no pointers (older backups: listings)", tables_page, None),
+                ("tables page, with the seal's _newest.json pointers", tables_page, write_pointers),
+                ("first page of 25 backups", lambda: backup_page(s3, source), None),
+                ("a page of 25 backups 3 months back", lambda: backup_page(s3, source, before=names[-90]), None),
                 ("run tab (one folder's workers and chart)",
-                 lambda: run_view(s3, base.child(source.table, names[-1]))),
+                 lambda: run_view(s3, base.child(source.table, names[-1])), None),
             ]
             print(f"{'page':<55} {'median s':>9}  (of {args.repeats})")
-            for label, what in figures:
+            for label, what, setup in figures:
+                if setup is not None:
+                    setup()
                 seconds, _ = median_seconds(what, args.repeats)
                 print(f"{label:<55} {seconds:>9.3f}")
         finally:
