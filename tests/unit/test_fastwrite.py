@@ -109,3 +109,65 @@ def test_bad_line_goes_to_the_fallback_in_order():
     writer.flush()
     assert seen == [(b"{broken", "f")]
     assert client.calls == [1, 1]  # the batch before the bad line was flushed first
+
+
+class GatedClient(FakeClient):
+    """A client whose calls block until the test lets them through, recording what was in flight."""
+
+    def __init__(self, fail_on=None):
+        super().__init__()
+        import threading
+
+        self.gate = threading.Semaphore(0)
+        self.started = threading.Semaphore(0)
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.keys = []
+        self.fail_on = fail_on
+
+    def batch_write_item(self, RequestItems, ReturnConsumedCapacity):
+        from dynamodb_backup.restore import fastwrite
+
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        self.started.release()
+        self.gate.acquire()
+        self.in_flight -= 1
+        body = orjson.loads(fastwrite._pending.body)["RequestItems"]["T"]
+        self.keys += [r["PutRequest"]["Item"]["k"]["S"] for r in body]
+        if self.fail_on is not None and len(self.calls) == self.fail_on:
+            self.calls.append(len(body))
+            raise RuntimeError("the batch in flight failed")
+        return super().batch_write_item(RequestItems, ReturnConsumedCapacity)
+
+
+def test_pipelined_writer_builds_the_next_batch_while_one_is_in_flight_and_keeps_the_order():
+    client = GatedClient()
+    writer = WireBatchWriter(client, "T", ["k"], TokenBucket(1e9), sleep=lambda s: None, pipelined=True)
+    data = lines(60)
+    for line in data[:26]:  # the 26th line sends the first batch and is kept for the second
+        writer.put(line, "f")
+    assert client.started.acquire(timeout=5), "the first batch was sent"
+    for line in data[26:50]:  # put() goes on while batch 1 is in flight: 24 lines, no call needed
+        writer.put(line, "f")
+    assert client.calls == [] and writer.stats.items == 0, "batch 1 is still in flight, nothing returned yet"
+    for _ in range(3):
+        client.gate.release()
+    for line in data[50:]:
+        writer.put(line, "f")
+    writer.flush()
+    assert client.calls == [25, 25, 10] and writer.stats.items == 60
+    assert client.keys == [f"key{i}" for i in range(60)], "written in the order put"
+    assert client.most_in_flight == 1, "never more than one batch in flight"
+
+
+def test_pipelined_writer_raises_the_error_of_the_batch_in_flight_and_sends_nothing_after_it():
+    client = GatedClient(fail_on=0)
+    writer = WireBatchWriter(client, "T", ["k"], TokenBucket(1e9), sleep=lambda s: None, pipelined=True)
+    for _ in range(3):
+        client.gate.release()
+    with pytest.raises(RuntimeError, match="in flight failed"):
+        for line in lines(60):
+            writer.put(line, "f")
+        writer.flush()
+    assert client.calls == [25], "the failed batch was the only call"

@@ -23,6 +23,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -186,9 +187,15 @@ Fallback = Callable[[list[tuple[bytes, str]]], None]
 class WireBatchWriter:
     """Writes backup lines to one table 25 to a call on the fast path, paced by ``bucket``.
 
-    ``put(line, origin)`` takes one raw backup line; ``flush()`` at the end.
-    Unprocessed items are retried with backoff until written; a batch DynamoDB
-    refuses goes to ``fallback`` (which should name the bad line) or raises.
+    ``put(line, origin)`` takes one raw backup line; ``flush()`` at the end (it returns once
+    every line put is written). Unprocessed items are retried with backoff until written; a
+    batch DynamoDB refuses goes to ``fallback`` (which should name the bad line) or raises.
+
+    ``pipelined``: one batch is in flight on a sender thread while the next is decoded, so
+    DynamoDB is never idle waiting for this worker to build its next request (a worker
+    otherwise alternates between the two, and a call's round trip is most of its time).
+    Never more than one: an error of the batch in flight is raised by the next ``put`` that
+    fills a batch, or by ``flush``, and nothing after it is sent.
     """
 
     client: Any
@@ -201,9 +208,12 @@ class WireBatchWriter:
     max_unprocessed_rounds: int = 50
     sleep: Callable[[float], None] = time.sleep
     stats: FastLoadStats = field(default_factory=FastLoadStats)
+    pipelined: bool = False
     _items: list[dict[str, Any]] = field(default_factory=list)
     _lines: list[tuple[bytes, str]] = field(default_factory=list)
     _keys: set[str] = field(default_factory=set)
+    _sender: ThreadPoolExecutor | None = field(default=None, repr=False)
+    _in_flight: Future[None] | None = field(default=None, repr=False)
 
     def put(self, line: bytes, origin: str) -> None:
         try:
@@ -218,17 +228,36 @@ class WireBatchWriter:
             return
         # A batch may not name one key twice; a later copy overwrites, as plain puts do.
         if key in self._keys or len(self._items) == MAX_BATCH_ITEMS:
-            self.flush()
+            self._send()
         self._items.append(item)
         self._lines.append((line, origin))
         self._keys.add(key)
 
     def flush(self) -> None:
+        """Send what is pending and wait until everything put so far is written (or raise its error)."""
+        self._send()
+        self._wait()
+        if self._sender is not None:
+            self._sender.shutdown()
+            self._sender = None
+
+    def _send(self) -> None:
         if not self._items:
             return
         items, lines = self._items, self._lines
         self._items, self._lines, self._keys = [], [], set()
-        self._write(items, lines)
+        self._wait()  # one batch in flight at most, and in order: a later copy of a key lands last
+        if not self.pipelined:
+            self._write(items, lines)
+            return
+        if self._sender is None:
+            self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-write")
+        self._in_flight = self._sender.submit(self._write, items, lines)
+
+    def _wait(self) -> None:
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is not None:
+            in_flight.result()
 
     def _write(self, items: list[dict[str, Any]], lines: list[tuple[bytes, str]]) -> None:
         self.bucket.wait()

@@ -313,9 +313,10 @@ def load_files(dynamodb: Any, s3: Any, bucket: str, files: list[SourceFile], tab
         writer.flush()
 
     # Data Pipeline lines (already validated) go to DynamoDB with only their type keys renamed,
-    # skipping botocore's serializer: half the client CPU per item (measured 100 vs 210 us).
+    # skipping botocore's serializer: half the client CPU per item (measured 100 vs 210 us). One
+    # batch is in flight while the next is decoded (pipelined).
     fast = WireBatchWriter(dynamodb, table, key_names, token_bucket, fallback=plain_path, index_scales=scales,
-                           sleep=sleep)
+                           sleep=sleep, pipelined=True)
     def consumed() -> float:  # write units DynamoDB reported (the bucket's charge may be scaled for indexes)
         return writer.stats.consumed_write_units + fast.stats.consumed_write_units
 
