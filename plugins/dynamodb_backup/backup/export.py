@@ -46,7 +46,7 @@ from dynamodb_backup.aws.s3writer import RollingWriter, S3ObjectWriter, WrittenO
 from dynamodb_backup.aws.tableinfo import describe_table
 from dynamodb_backup.aws.throttle import CapacityWatcher, TokenBucket
 from dynamodb_backup.backup.plan import WorkerShare
-from dynamodb_backup.backup.scan import scan_segment, wire_key_to_client
+from dynamodb_backup.backup.scan import prefetched, scan_segment, wire_key_to_client
 from dynamodb_backup.backup.usage import UsageTimeline
 from dynamodb_backup.formats.codec.datapipeline import encode_item, encode_wire_item
 from dynamodb_backup.formats.layout import S3Location, data_file_name
@@ -299,11 +299,11 @@ def _export_segment(
                            first_part=resumed.next_part if resumed else 0, on_roll=on_roll)
     start_key = wire_key_to_client(resumed.last_key) if resumed and resumed.last_key else None
     try:
-        for page in scan_segment(
+        for page in prefetched(scan_segment(
             dynamodb, table, segment, share.total_segments, bucket,
             raw=settings.raw_scan, consistent=settings.consistent_read, start_key=start_key,
             before_page=watcher.refresh_if_due if watcher else None,
-        ):
+        )):
             if key_names is None and page.last_key:
                 key_names = sorted(page.last_key)
             if usage is not None:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import base64
 import gc
+import queue
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -173,3 +174,56 @@ def scan_segment(
         key = page.last_key
         if not key:
             return
+
+
+T = TypeVar("T")
+_DONE = object()
+
+
+class _Failed:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+def prefetched(pages: Iterator[T]) -> Iterator[T]:
+    """``pages``, with the next one fetched on a thread while the caller works on the current one.
+
+    An export worker otherwise alternates between waiting for a Scan answer and encoding,
+    compressing and uploading it; DynamoDB then idles on this worker's segment meanwhile.
+    One page ahead at most: the thread starts on a page only once the caller has taken the one
+    before, so a worker holds two pages, never more. The thread's error is raised here, after the
+    pages before it; if the caller stops early, the thread ends after the call it is in.
+    """
+    handed: queue.Queue[Any] = queue.Queue()
+    slot = threading.Semaphore(1)
+    stop = threading.Event()
+
+    def wait_for_slot() -> bool:
+        while not stop.is_set():
+            if slot.acquire(timeout=0.2):
+                return True
+        return False
+
+    def fetch() -> None:
+        try:
+            while wait_for_slot():
+                page = next(pages, _DONE)
+                handed.put(page)
+                if page is _DONE:
+                    return
+        except BaseException as exc:  # handed to the caller, who raises it
+            handed.put(_Failed(exc))
+
+    thread = threading.Thread(target=fetch, name="scan-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            value = handed.get()
+            if value is _DONE:
+                return
+            if isinstance(value, _Failed):
+                raise value.exc
+            slot.release()  # the thread may fetch the next page while this one is worked on
+            yield value
+    finally:
+        stop.set()  # the thread ends after the call it is in; nothing waits for that call
