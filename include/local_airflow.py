@@ -145,9 +145,11 @@ def airflow_env(
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        # SQLite serialises writers; the CLI (backfill create) competes with the scheduler, so writers
+        # A metadata database given in ``env`` (the tests' Postgres), else SQLite in the home. SQLite
+        # serialises writers and the CLI (backfill create) competes with the scheduler, so its writers
         # wait up to 60 s for the lock instead of python's default 5 s ("database is locked").
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db?timeout=60",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": (env or {}).get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+        or f"sqlite:///{home}/airflow.db?timeout=60",
         "AIRFLOW__CORE__PARALLELISM": merged.get("AIRFLOW__CORE__PARALLELISM", "4"),
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{DEFAULT_USER}:admin",

@@ -62,6 +62,31 @@ class E2E:
         return body
 
 
+def log_in(page: Any, af: Any) -> None:
+    """Sign in to the Airflow under test in a Playwright page, as its admin user."""
+    page.goto(af.url + "/")
+    page.get_by_label("Username").fill(af.user)
+    page.get_by_label("Password").fill(af.password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(lambda url: "/auth/login" not in url)
+
+
+def e2e_airflow_env(local_aws: Any, backups_file: Path, **extra: str) -> dict[str, str]:
+    """What an Airflow under test runs with: the local AWS endpoints, this session's credentials (in the
+    ``aws_default`` connection too) and its backups file."""
+    return {
+        **e2e_conn_env(local_aws),
+        "AWS_ENDPOINT_URL_DYNAMODB": local_aws.dynamodb_url,
+        "AWS_ENDPOINT_URL_S3": local_aws.s3_url,
+        "AWS_ENDPOINT_URL_SNS": local_aws.sns_url,
+        "AWS_ACCESS_KEY_ID": E2E_ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": E2E_SECRET_KEY,
+        "AWS_DEFAULT_REGION": local_aws.region,
+        "DYNAMODB_BACKUPS_FILE": str(backups_file),
+        **extra,
+    }
+
+
 def e2e_conn_env(local_aws: Any) -> dict[str, str]:
     """The ``aws_default`` connection for the Airflow under test, with this session's credentials."""
     value = {"conn_type": "aws", "login": E2E_ACCESS_KEY, "password": E2E_SECRET_KEY,

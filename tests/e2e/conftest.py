@@ -1,4 +1,4 @@
-"""One real Airflow (``airflow standalone``, LocalExecutor) shared by the end-to-end tests.
+"""One real Airflow (``airflow standalone``, LocalExecutor on Postgres) shared by the end-to-end tests.
 
 The Airflow runs in its own home, on free ports, against the session's dynalite and moto
 (``local_aws`` in tests/conftest.py), with remote task logging to a logs bucket in moto. Its AWS
@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,11 +24,13 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT / "include"))
 
-from airflow_e2e import ARTIFACTS, E2E, E2E_ACCESS_KEY, E2E_SECRET_KEY, SUFFIX, E2ETables, e2e_conn_env  # noqa: E402
+from airflow_e2e import ARTIFACTS, E2E, SUFFIX, E2ETables, e2e_airflow_env  # noqa: E402
 from pitr_history import PitrHistory  # noqa: E402
 
+from celery_backends import start_postgres, stop_postgres  # noqa: E402
 from demo_data import TABLE_SPECS, create_table, put_items, referrer_items  # noqa: E402
 from local_airflow import start_airflow  # noqa: E402
+from local_aws import free_port  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -48,21 +52,23 @@ def e2e(local_aws: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2
         "backups": [{"table": tables.logs}, {"table": tables.backfill, "schedule": "@daily"},
                     {"table": tables.ui}, {"table": tables.console}],
     }))
-    env = {
-        **e2e_conn_env(local_aws),
-        "AWS_ENDPOINT_URL_DYNAMODB": local_aws.dynamodb_url,
-        "AWS_ENDPOINT_URL_S3": local_aws.s3_url,
-        "AWS_ENDPOINT_URL_SNS": local_aws.sns_url,
-        "AWS_ACCESS_KEY_ID": E2E_ACCESS_KEY,
-        "AWS_SECRET_ACCESS_KEY": E2E_SECRET_KEY,
-        "AWS_DEFAULT_REGION": local_aws.region,
-        "DYNAMODB_BACKUPS_FILE": str(backups),
-    }
+    env = e2e_airflow_env(local_aws, backups)
     # The in-process test settings of tests/conftest.py must not leak into the real Airflow.
     for name in ("AIRFLOW__CORE__UNIT_TEST_MODE",):
         os.environ.pop(name, None)
-    airflow = start_airflow(work / "home", REPO_ROOT / "dags", env,
-                            log_uri=f"s3://{log_bucket}/{log_prefix}", buckets=[bucket])
+    # Postgres, not SQLite, as production runs it: the scheduler and a CLI (backfill create) write at
+    # once without "database is locked". Its folder must be reachable by the postgres user.
+    pg_parent = Path(tempfile.mkdtemp(prefix="e2e-pg-"))
+    pg_parent.chmod(0o755)
+    postgres = start_postgres(pg_parent / "postgres", free_port())
+    env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = postgres.url("postgresql+psycopg2")
+    try:
+        airflow = start_airflow(work / "home", REPO_ROOT / "dags", env,
+                                log_uri=f"s3://{log_bucket}/{log_prefix}", buckets=[bucket])
+    except BaseException:
+        stop_postgres(postgres.pid)
+        shutil.rmtree(pg_parent, ignore_errors=True)
+        raise
     try:
         for table in (tables.logs, tables.backfill, tables.ui, tables.console):
             airflow.wait_for_dag(f"dynamodb_backup_{table}")
@@ -72,6 +78,8 @@ def e2e(local_aws: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2
     finally:
         print(f"\nstandalone Airflow memory at the end: {airflow.memory_mb():.0f} MB", file=sys.stderr)
         airflow.stop()
+        stop_postgres(postgres.pid)
+        shutil.rmtree(pg_parent, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow_e2e import E2E_ACCESS_KEY, E2E_SECRET_KEY, SUFFIX, e2e_conn_env
+from airflow_e2e import SUFFIX, e2e_airflow_env
 from celery_e2e import MemoryPeak, all_tries, digest, mapped, tries, wait_for
 
 from demo_data import TABLE_SPECS, create_table, put_items, referrer_items
@@ -69,18 +69,7 @@ def stack(local_aws: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
                      "segments": SEGMENTS, "max_workers": SHARES, "file_max_items": FILE_ITEMS},
         "backups": [{"table": SOURCE}, {"table": ROUTED, "queue": "dynamodb", "segments": 2, "max_workers": 2}],
     }))
-    env = {
-        **e2e_conn_env(local_aws),
-        "AWS_ENDPOINT_URL_DYNAMODB": local_aws.dynamodb_url,
-        "AWS_ENDPOINT_URL_S3": local_aws.s3_url,
-        "AWS_ENDPOINT_URL_SNS": local_aws.sns_url,
-        "AWS_ACCESS_KEY_ID": E2E_ACCESS_KEY,
-        "AWS_SECRET_ACCESS_KEY": E2E_SECRET_KEY,
-        "AWS_DEFAULT_REGION": local_aws.region,
-        "DYNAMODB_BACKUPS_FILE": str(backups),
-        "DYNAMODB_BACKUP_BUCKET": BUCKET,
-        "DYNAMODB_BACKUP_PREFIX": PREFIX,
-    }
+    env = e2e_airflow_env(local_aws, backups, DYNAMODB_BACKUP_BUCKET=BUCKET, DYNAMODB_BACKUP_PREFIX=PREFIX)
     os.environ.pop("AIRFLOW__CORE__UNIT_TEST_MODE", None)
     # pytest's temporary folders are private to root; the postgres user needs a folder it can reach.
     pg_parent = Path(tempfile.mkdtemp(prefix="celery-e2e-pg-"))

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from airflow_e2e import log_in
 from test_ui_trigger import page  # noqa: F401 -- the same Chromium fixture
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -63,11 +64,7 @@ def test_console_page_in_a_browser(e2e, page):  # noqa: F811 -- the fixture impo
     assert rows[table]["newest"] == folder_name and not rows[table]["stale"], rows[table]
 
     # The browser: log in, the Browse menu's page, every table's row.
-    page.goto(af.url + "/")
-    page.get_by_label("Username").fill(af.user)
-    page.get_by_label("Password").fill(af.password)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(lambda url: "/auth/login" not in url)
+    log_in(page, af)
     page.goto(f"{af.url}{PREFIX}/")
     for name in (e2e.tables.logs, e2e.tables.backfill, e2e.tables.ui, table):
         expect(page.locator(f"tr[data-table='{name}']")).to_be_visible()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from airflow_e2e import log_in
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -52,11 +53,7 @@ def test_trigger_form_runs_a_backup(e2e, page, artifacts):
     dag_id = e2e.dag_id(table)
 
     # 1. Log in.
-    page.goto(af.url + "/")
-    page.get_by_label("Username").fill(af.user)
-    page.get_by_label("Password").fill(af.password)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(lambda url: "/auth/login" not in url)
+    log_in(page, af)
 
     # 2. The DAG's trigger form, with the params' titles and descriptions.
     page.goto(f"{af.url}/dags/{dag_id}")
