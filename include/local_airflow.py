@@ -104,8 +104,8 @@ def _plugins_folder(home: Path) -> Path:
     module named after the file, so ``plugins/dynamodb_backup/__main__.py`` would replace the
     process's ``__main__`` and run our CLI on Airflow's argv (its SystemExit would end the
     api-server and the scheduler), and every other module would be imported twice.
-    The project ships no Airflow plugin (only a library, imported through ``PYTHONPATH``), so unless
-    ``plugins/.airflowignore`` keeps the scan out of the package, an empty folder is used.
+    ``plugins/.airflowignore`` keeps the scan out of the package, so only the console's plugin module
+    (``plugins/dynamodb_backup_console.py``) is loaded; without that file an empty folder is used.
     """
     if (REPO_ROOT / "plugins" / ".airflowignore").exists():
         return REPO_ROOT / "plugins"
