@@ -251,10 +251,14 @@ def run_pitr(bench: Bench, table: str, n: int, ours: Measurement | None) -> dict
     standin, arn = prepare(bench.ddb_url, bench.s3_url, table, BUCKET, STATE)
     try:
         runs = {}
+        s3 = boto3.client("s3", endpoint_url=bench.s3_url)
+        destination = f"pitr/{table}/{FOLDER_DATE}"
         for procs in sorted({1, bench.args.processes}):
+            # Each repeat starts from an empty folder: the conversion's checkpoints would skip finished files.
             runs[procs] = bench.run(f"ours: pitr convert (native export -> Data Pipeline), {procs} proc", [
                 PY, "-m", "bench.pitr", "convert", "--export-arn", arn, "--standin", standin.url,
-                "--table", table, "--to", f"s3://{BUCKET}/pitr/{table}/{FOLDER_DATE}", "--processes", str(procs)], n)
+                "--table", table, "--to", f"s3://{BUCKET}/{destination}", "--processes", str(procs)], n,
+                before=functools.partial(clear_prefix, s3, BUCKET, destination + "/"))
     finally:
         standin.stop()
     best = runs[bench.args.processes]
@@ -292,6 +296,14 @@ def dynamodump_scan_phase(folder: Path, items: int) -> dict[str, Any]:
     seconds = max(ends) - start if ends else 0.0
     return {"scan_phase_seconds": round(seconds, 2),
             "scan_phase_items_per_second": round(items / seconds, 1) if seconds > 0 else None}
+
+
+def clear_prefix(s3: Any, bucket: str, prefix: str) -> None:
+    """Delete every object under ``prefix``: a contender that resumes from its checkpoints must start afresh."""
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
 
 
 def check_printed(expected: int) -> Callable[[Measurement, Path], None]:
