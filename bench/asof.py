@@ -104,7 +104,7 @@ def prepare(dynalite_url: str, s3_url: str, items: int, bucket: str, state: Path
     seed_table(dynalite_url, table, items, seed_processes)
     state.mkdir(parents=True, exist_ok=True)
     standin = start_pitr(free_port(), state, upstream_url=dynalite_url, s3_url=s3_url, lag_seconds=0,
-                         min_export_seconds=0, min_incremental_window_seconds=1)
+                         min_export_seconds=0, min_incremental_window_seconds=1, timeout=120)
     make = functools.partial(_client, dynamodb_url=standin.url, s3_url=s3_url)
     ddb = make("dynamodb")
     ddb.update_continuous_backups(TableName=table,
