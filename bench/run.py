@@ -154,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     STATE.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    dynalite = start_dynalite(free_port(), STATE)
+    dynalite = start_dynalite(free_port(), STATE, timeout=180)  # a big kept database opens slowly
     moto = None
     try:
         moto = start_moto(free_port(), STATE)
@@ -224,7 +224,7 @@ def run_all(bench: Bench, skip: set[str]) -> int:
                       cwd=STATE, before=functools.partial(shutil.rmtree, dump_path, ignore_errors=True))
         m.extra.update(dynamodump_scan_phase(dump_path / table, n))
     if "restore" not in skip:
-        run_restores(bench, ddb, table, n, binary, local)
+        run_restores(bench, ddb, table, n, binary if "dynamodump" not in skip else None, local)
     if "asof" not in skip:
         from bench.asof import run_asof
 
