@@ -60,6 +60,9 @@ from local_airflow import (
     DEFAULT_FAILURE_TOPIC,
     DEFAULT_LOG_URI,
     DEFAULT_PASSWORD,
+    DEFAULT_PORT,
+    DEFAULT_STATE_DIR,
+    REPO_ROOT,
     START_TIMEOUT,
     LocalAirflow,
     LocalAirflowError,
@@ -75,9 +78,6 @@ from local_airflow import (
 )
 from local_aws import free_port, pid_alive, port_in_use
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_STATE_DIR = REPO_ROOT / ".state"
-DEFAULT_PORT = 8080
 STATE_FILE = "celery.json"
 #: What every worker listens on unless told otherwise: Airflow's default queue and the one
 #: include/backups.yaml can route big tables to.

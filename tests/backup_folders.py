@@ -12,7 +12,7 @@ from dynamodb_backup.aws.tablecreate import table_exists
 from dynamodb_backup.backup.export import ExportSettings
 from dynamodb_backup.backup.job import BackupRequest, run_backup
 from dynamodb_backup.commands import client_factory
-from dynamodb_backup.formats.codec import encode_item
+from dynamodb_backup.formats.codec import TableDigest, encode_item
 from dynamodb_backup.formats.layout import S3Location, backup_folder
 from dynamodb_backup.formats.manifest import render_manifest
 from dynamodb_backup.restore.job import RestoreOutcome, RestoreRequest, run_restore
@@ -85,6 +85,14 @@ def scan_all(client: Any, table: str) -> list[dict[str, Any]]:
         if "LastEvaluatedKey" not in page:
             return items
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def digest(client: Any, table: str) -> tuple[int, str]:
+    """Item count and order-independent digest of a whole table (a plain boto3 scan: the test's own oracle)."""
+    total = TableDigest()
+    for item in scan_all(client, table):
+        total.add(item)
+    return total.count, total.hexdigest()
 
 
 def exists(client: Any, table: str) -> bool:

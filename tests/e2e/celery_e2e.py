@@ -8,8 +8,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from dynamodb_backup.formats.codec.canonical import TableDigest
-
 T = TypeVar("T")
 
 
@@ -68,14 +66,3 @@ def wait_for(what: str, check: Callable[[], T | None], timeout: float, tick: Cal
         time.sleep(every)
 
 
-def digest(client: Any, table: str) -> tuple[int, str]:
-    """Item count and order-independent digest of a whole table."""
-    total = TableDigest()
-    kwargs: dict[str, Any] = {"TableName": table}
-    while True:
-        page = client.scan(**kwargs)
-        for item in page["Items"]:
-            total.add(item)
-        if "LastEvaluatedKey" not in page:
-            return total.count, total.hexdigest()
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -29,8 +29,9 @@ from typing import Any
 
 import pytest
 from airflow_e2e import SUFFIX, e2e_airflow_env
-from celery_e2e import MemoryPeak, all_tries, digest, mapped, tries, wait_for
+from celery_e2e import MemoryPeak, all_tries, mapped, tries, wait_for
 
+from backup_folders import digest
 from demo_data import TABLE_SPECS, create_table, put_items, referrer_items
 from dynamodb_backup.backup.export import CHECKPOINTS
 from dynamodb_backup.backup.plan import split_segments

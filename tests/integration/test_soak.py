@@ -39,11 +39,11 @@ from pathlib import Path
 
 import pytest
 
+from backup_folders import digest
 from demo_data import TABLE_SPECS, create_table, put_items, referrer_items
 from dynamodb_backup.aws import clients
 from dynamodb_backup.backup.export import CHECKPOINTS, ExportSettings, SegmentCheckpoint, WorkerResult, checkpoint_key
 from dynamodb_backup.backup.job import BackupRequest, plan_backup, seal_backup
-from dynamodb_backup.formats.codec import TableDigest
 from dynamodb_backup.formats.layout import SUCCESS, S3Location
 from faultproxy import DynamoDBFaultProxy, DynamoFaults, S3FaultProxy, S3Faults
 
@@ -88,18 +88,6 @@ VICTIM_READ_RATE = 0.9
 KILLED_WRITE_RATIO, KILLED_COPY_READ_RATIO = "0.25", "0.1"
 #: How often a victim's checkpoints are looked at.
 POLL_SECONDS = 0.2
-
-
-def digest(client, table: str) -> tuple[int, str]:
-    total = TableDigest()
-    kwargs: dict = {"TableName": table}
-    while True:
-        page = client.scan(**kwargs)
-        for item in page["Items"]:
-            total.add(item)
-        if "LastEvaluatedKey" not in page:
-            return total.count, total.hexdigest()
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 @pytest.fixture(scope="module")
