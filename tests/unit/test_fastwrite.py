@@ -147,7 +147,7 @@ def test_pipelined_writer_builds_the_next_batch_while_one_is_in_flight_and_keeps
     data = lines(60)
     for line in data[:26]:  # the 26th line sends the first batch and is kept for the second
         writer.put(line, "f")
-    assert client.started.acquire(timeout=5), "the first batch was sent"
+    assert client.started.acquire(timeout=30), "the first batch was sent"
     for line in data[26:50]:  # put() goes on while batch 1 is in flight: 24 lines, no call needed
         writer.put(line, "f")
     assert client.calls == [] and writer.stats.items == 0, "batch 1 is still in flight, nothing returned yet"

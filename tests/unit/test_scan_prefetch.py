@@ -25,7 +25,7 @@ def test_the_next_page_is_fetched_while_the_caller_works_and_no_more():
     it = prefetched(pages())
     assert next(it) == 0
     caller_busy.set()  # the caller now works on page 0 ...
-    assert second_fetched.wait(5), "... while page 1 is fetched on the thread"
+    assert second_fetched.wait(30), "... while page 1 is fetched on the thread"
     time.sleep(0.3)
     assert fetched == [0, 1], "one page ahead, never further"
     assert list(it) == [1, 2, 3]
@@ -52,11 +52,11 @@ def test_a_caller_that_stops_early_stops_the_thread():
             made.append(i)
             yield i
 
+    before = set(threading.enumerate())
     it = prefetched(pages())
     assert next(it) == 0
+    (thread,) = [t for t in set(threading.enumerate()) - before if t.name == "scan-prefetch"]
     it.close()
-    time.sleep(0.6)
-    count = len(made)
-    time.sleep(0.6)
-    assert len(made) == count <= 2, made
-    assert not any(t.name == "scan-prefetch" and t.is_alive() for t in threading.enumerate())
+    thread.join(timeout=30)  # the event: the thread ends (it polls the stop flag every 0.2 s)
+    assert not thread.is_alive(), "the fetching thread stopped"
+    assert len(made) <= 2, made
