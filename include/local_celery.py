@@ -163,8 +163,16 @@ class CeleryAirflow(LocalAirflow):
     def kill_worker(self, name: str) -> int:
         """SIGKILL the worker's whole process group, its running tasks included (as if its machine died)."""
         pid = self.pids[name]
+        members = group_pids(pid)
         os.killpg(pid, signal.SIGKILL)
         self.processes[name].wait(10)
+        # SIGKILL is delivered asynchronously: a task process in the middle of a system call can
+        # outlive the signal by a moment, so wait until every member of the group is gone.
+        deadline = time.monotonic() + 30
+        while (alive := [p for p in members if pid_alive(p)]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if alive:
+            raise LocalAirflowError(f"worker {name}: processes {alive} survived SIGKILL for 30 s")
         self.killed.append(name)
         return pid
 
