@@ -20,18 +20,20 @@ from __future__ import annotations
 
 import base64
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from dynamodb_backup.aws.retry import call_with_retries
+from dynamodb_backup.aws.retry import MalformedResponseError, call_with_retries, is_retryable
 from dynamodb_backup.aws.throttle import TokenBucket
+from dynamodb_backup.aws.wire import DynamoDBConnection
 from dynamodb_backup.errors import BackupError, CodecError
 from dynamodb_backup.formats.codec.datapipeline import decode_line
 from dynamodb_backup.restore.load import batch_consumed, consumed_mode, pacing_units, unprocessed_delay
@@ -191,11 +193,13 @@ class WireBatchWriter:
     every line put is written). Unprocessed items are retried with backoff until written; a
     batch DynamoDB refuses goes to ``fallback`` (which should name the bad line) or raises.
 
-    ``pipelined``: one batch is in flight on a sender thread while the next is decoded, so
-    DynamoDB is never idle waiting for this worker to build its next request (a worker
-    otherwise alternates between the two, and a call's round trip is most of its time).
-    Never more than one: an error of the batch in flight is raised by the next ``put`` that
-    fills a batch, or by ``flush``, and nothing after it is sent.
+    ``pipelined``: a sender thread writes the batches in order while ``put`` decodes the next
+    ones, and the next batch waits ready beside the one in flight, so the sender goes straight
+    from one answer to the next request (a worker otherwise alternates between building a
+    request and waiting for one, and the server idles through every gap). Never more than one
+    batch in flight: a later copy of a key lands last. The first error stops the sender
+    (nothing is sent after it) and is raised by the next ``put`` that fills a batch, or by
+    ``flush``.
     """
 
     client: Any
@@ -209,11 +213,18 @@ class WireBatchWriter:
     sleep: Callable[[float], None] = time.sleep
     stats: FastLoadStats = field(default_factory=FastLoadStats)
     pipelined: bool = False
+    #: A connection of ``aws.wire`` to the client's endpoint: each batch is built and signed while
+    #: the one before is in flight, and sent the moment that one's answer arrives, all on the
+    #: caller's thread (no lock handoffs, one batch in flight). Takes precedence over ``pipelined``.
+    direct: DynamoDBConnection | None = None
+    _flying: tuple[list[dict[str, Any]], list[tuple[bytes, str]]] | None = field(default=None, repr=False)
     _items: list[dict[str, Any]] = field(default_factory=list)
     _lines: list[tuple[bytes, str]] = field(default_factory=list)
     _keys: set[str] = field(default_factory=set)
-    _sender: ThreadPoolExecutor | None = field(default=None, repr=False)
-    _in_flight: Future[None] | None = field(default=None, repr=False)
+    _ready: queue.Queue[tuple[list[dict[str, Any]], list[tuple[bytes, str]]] | None] = field(
+        default_factory=lambda: queue.Queue(maxsize=1), repr=False)
+    _sender: threading.Thread | None = field(default=None, repr=False)
+    _error: BaseException | None = field(default=None, repr=False)
 
     def put(self, line: bytes, origin: str) -> None:
         try:
@@ -236,42 +247,105 @@ class WireBatchWriter:
     def flush(self) -> None:
         """Send what is pending and wait until everything put so far is written (or raise its error)."""
         self._send()
-        self._wait()
+        self._land()
         if self._sender is not None:
-            self._sender.shutdown()
+            self._ready.put(None)
+            self._sender.join()
             self._sender = None
+        self._raise_failure()
 
     def _send(self) -> None:
         if not self._items:
             return
         items, lines = self._items, self._lines
         self._items, self._lines, self._keys = [], [], set()
-        self._wait()  # one batch in flight at most, and in order: a later copy of a key lands last
+        if self.direct is not None:
+            self._send_overlapped(items, lines)
+            return
         if not self.pipelined:
             self._write(items, lines)
             return
+        self._raise_failure()
         if self._sender is None:
-            self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-write")
-        self._in_flight = self._sender.submit(self._write, items, lines)
+            self._sender = threading.Thread(target=self._send_in_order, name="batch-write", daemon=True)
+            self._sender.start()
+        self._ready.put((items, lines))  # waits while a batch is already ready: the sender is that far behind
 
-    def _wait(self) -> None:
-        in_flight, self._in_flight = self._in_flight, None
-        if in_flight is not None:
-            in_flight.result()
+    def _send_overlapped(self, items: list[dict[str, Any]], lines: list[tuple[bytes, str]]) -> None:
+        # Built and signed while the batch before is in flight; sent the moment its answer is in.
+        call = self.direct.prepare(  # type: ignore[union-attr]
+            "BatchWriteItem", batch_write_body(self.table, items, consumed_mode(self.index_scales)))
+        self._land()
+        self.bucket.wait()
+        try:
+            self.direct.send(call)  # type: ignore[union-attr]
+        except (BotoConnectionError, HTTPClientError):
+            self._write(items, lines)  # round trip by round trip, with retries
+            return
+        self._flying = (items, lines)
+
+    def _land(self) -> None:
+        """Read the answer to the batch in flight on ``direct`` and finish that batch."""
+        flying, self._flying = self._flying, None
+        if flying is None:
+            return
+        items, lines = flying
+        try:
+            response = self.direct.receive()  # type: ignore[union-attr]
+        except ClientError as exc:
+            if not is_retryable(exc):
+                self._refused(exc, lines)
+                return
+            self._write(items, lines)
+            return
+        except (BotoConnectionError, HTTPClientError, MalformedResponseError):
+            self._write(items, lines)  # sent again: puts are idempotent, and nothing after it is in flight
+            return
+        self._finish(response, items, lines)
+
+    def _send_in_order(self) -> None:
+        while (batch := self._ready.get()) is not None:
+            if self._error is None:  # after a failure, drain without sending
+                try:
+                    self._write(*batch)
+                except BaseException as exc:  # raised in the caller's thread by _raise_failure
+                    self._error = exc
+
+    def _raise_failure(self) -> None:
+        if self._error is None:
+            return
+        if self._sender is not None:  # it sends nothing more: end it before raising
+            self._ready.put(None)
+            self._sender.join()
+            self._sender = None
+        error, self._error = self._error, None
+        raise error
 
     def _write(self, items: list[dict[str, Any]], lines: list[tuple[bytes, str]]) -> None:
+        """One batch, round trip by round trip: retried, its unprocessed items too, or handed to the fallback."""
         self.bucket.wait()
         mode = consumed_mode(self.index_scales)
         try:
-            response = call_with_retries(lambda: batch_write_wire(self.client, self.table, items, mode))
+            if self.direct is not None:
+                body = batch_write_body(self.table, items, mode)
+                response = call_with_retries(lambda: self.direct.call("BatchWriteItem", body))  # type: ignore[union-attr]
+            else:
+                response = call_with_retries(lambda: batch_write_wire(self.client, self.table, items, mode))
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ValidationException":
-                raise
-            if self.fallback is None:
-                raise FastWriteError(f"{lines[0][1]}..: DynamoDB refused the batch: {exc}") from None
-            self.stats.fallbacks += 1
-            self.fallback(lines)
+            self._refused(exc, lines)
             return
+        self._finish(response, items, lines)
+
+    def _refused(self, exc: ClientError, lines: list[tuple[bytes, str]]) -> None:
+        if exc.response.get("Error", {}).get("Code") != "ValidationException":
+            raise exc
+        if self.fallback is None:
+            raise FastWriteError(f"{lines[0][1]}..: DynamoDB refused the batch: {exc}") from None
+        self.stats.fallbacks += 1
+        self.fallback(lines)
+
+    def _finish(self, response: dict[str, Any], items: list[dict[str, Any]], lines: list[tuple[bytes, str]]) -> None:
+        """Account for a batch's answer and write what it left unprocessed."""
         self._account(response, len(items))
         unprocessed = (response.get("UnprocessedItems") or {}).get(self.table, [])
         rounds = 0
@@ -286,14 +360,19 @@ class WireBatchWriter:
             log.info("%d items unprocessed; retrying in %.2f s (round %d)", len(unprocessed), delay, rounds)
             self.sleep(delay)
             self.bucket.wait()
-            # Rare: retried through botocore's own serializer (the items came back in client form).
-            pending = {self.table: unprocessed}
-            response = call_with_retries(
-                lambda pending=pending: self.client.batch_write_item(  # type: ignore[misc]
-                    RequestItems=pending, ReturnConsumedCapacity=consumed_mode(self.index_scales))
-            )
+            response = self._write_unprocessed(unprocessed)
             self._account(response, len(unprocessed))
             unprocessed = (response.get("UnprocessedItems") or {}).get(self.table, [])
+
+    def _write_unprocessed(self, unprocessed: list[dict[str, Any]]) -> dict[str, Any]:
+        mode = consumed_mode(self.index_scales)
+        if self.direct is not None:  # the answer was parsed by orjson: the items are still in wire form
+            body = orjson.dumps({"RequestItems": {self.table: unprocessed}, "ReturnConsumedCapacity": mode})
+            return call_with_retries(lambda: self.direct.call("BatchWriteItem", body))  # type: ignore[union-attr]
+        # Rare: retried through botocore's own serializer (the items came back in client form).
+        response: dict[str, Any] = call_with_retries(lambda: self.client.batch_write_item(
+            RequestItems={self.table: unprocessed}, ReturnConsumedCapacity=mode))
+        return response
 
     def _account(self, response: dict[str, Any], sent: int) -> None:
         self.bucket.charge(pacing_units(response, self.index_scales))

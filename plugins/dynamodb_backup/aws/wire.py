@@ -1,0 +1,199 @@
+"""DynamoDB JSON calls whose request is sent and whose answer is read separately, on one connection.
+
+Why: a botocore call is build, sign, send, wait, parse. Between one answer and the next
+request the server idles while the client does all of that, and on a fast server those
+gaps add up to a third of a restore's time (measured on dynalite: a one-connection writer
+spent 8.6 ms per BatchWriteItem call, where the server needs 5.5). With the two halves
+apart, a writer builds and signs its next request while the server works on the current
+one, and sends it the moment the answer arrives.
+
+The request is signed with botocore's own SigV4 signer and the client's own credentials
+(refreshed as botocore refreshes them), to the client's own endpoint and region, over
+``http.client`` with the client's certificate checks and timeouts. Errors come back as
+botocore's: an error answer is a ``ClientError`` with the same ``Error``/``ResponseMetadata``
+shape, a dropped connection a ``ConnectionClosedError``, a refused one an
+``EndpointConnectionError``, so callers retry them as they retry botocore's. An answer whose
+``x-amz-crc32`` does not match its body is a ``MalformedResponseError`` (botocore checks the
+same header).
+
+:meth:`DynamoDBConnection.for_client` returns None for a client whose transport this does not
+reproduce (a proxy, a client certificate, a signer other than SigV4, no credentials); callers
+then use the client itself.
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import socket
+import ssl
+import urllib.request
+import zlib
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
+
+from dynamodb_backup.aws.retry import MalformedResponseError
+
+log = logging.getLogger(__name__)
+
+TARGET_PREFIX = "DynamoDB_20120810."
+CONTENT_TYPE = "application/x-amz-json-1.0"
+
+
+@dataclass(frozen=True)
+class SignedCall:
+    """One request, built and signed, ready to send."""
+
+    operation: str
+    headers: dict[str, str]
+    body: bytes
+
+
+def _proxied(url: str) -> bool:
+    """True if the environment routes ``url`` through a proxy (botocore honours HTTP(S)_PROXY)."""
+    parts = urlsplit(url)
+    proxies = urllib.request.getproxies()
+    return parts.scheme in proxies and not urllib.request.proxy_bypass(parts.hostname or "")
+
+
+class DynamoDBConnection:
+    """One keep-alive connection to a DynamoDB endpoint: ``send(call)`` then ``receive()``."""
+
+    def __init__(self, url: str, region: str, credentials: Any, *, verify: bool | str = True,
+                 connect_timeout: float = 10.0, read_timeout: float = 60.0, user_agent: str = "") -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) endpoint: {url!r}")
+        self.url = url.rstrip("/") + "/"
+        self.region = region
+        self._credentials = credentials
+        self._host, self._port, self._https = parts.hostname, parts.port, parts.scheme == "https"
+        self._verify = verify
+        self._connect_timeout, self._read_timeout = connect_timeout, read_timeout
+        self._user_agent = user_agent
+        self._conn: http.client.HTTPConnection | None = None
+        self._pending: SignedCall | None = None
+
+    @classmethod
+    def for_client(cls, client: Any) -> DynamoDBConnection | None:
+        """A connection like ``client``'s, or None where its transport is not one this reproduces."""
+        try:
+            config = client.meta.config
+            # botocore keeps these on private attributes; without them, use the client itself.
+            credentials = client._request_signer._credentials
+            verify = client._endpoint.http_session._verify
+        except AttributeError:
+            return None
+        url = client.meta.endpoint_url
+        if (credentials is None or config.proxies or getattr(config, "client_cert", None)
+                or config.signature_version not in (None, "v4") or _proxied(url)):
+            return None
+        return cls(url, client.meta.region_name, credentials, verify=verify,
+                   connect_timeout=config.connect_timeout, read_timeout=config.read_timeout,
+                   user_agent=config.user_agent or "")
+
+    def prepare(self, operation: str, body: bytes) -> SignedCall:
+        """Build and sign ``operation`` with ``body`` (sign shortly before sending: SigV4 dates the request)."""
+        headers = {"Content-Type": CONTENT_TYPE, "X-Amz-Target": TARGET_PREFIX + operation}
+        if self._user_agent:
+            headers["User-Agent"] = self._user_agent
+        request = AWSRequest(method="POST", url=self.url, data=body, headers=headers)
+        SigV4Auth(self._credentials.get_frozen_credentials(), "dynamodb", self.region).add_auth(request)
+        return SignedCall(operation, dict(request.headers.items()), body)
+
+    def send(self, call: SignedCall) -> None:
+        """Send ``call`` without waiting for its answer (one call at a time on this connection)."""
+        if self._pending is not None:
+            raise RuntimeError(f"{self._pending.operation} is still waiting for its answer")
+        try:
+            conn = self._connection()
+            conn.request("POST", "/", body=call.body, headers=call.headers)
+        except (OSError, http.client.HTTPException) as exc:
+            self.close()
+            raise self._transport_error(exc) from exc
+        self._pending = call
+
+    def receive(self) -> dict[str, Any]:
+        """The answer to the call sent last; an error answer raises ``ClientError``."""
+        call, self._pending = self._pending, None
+        if call is None or self._conn is None:
+            raise RuntimeError("nothing was sent")
+        try:
+            response = self._conn.getresponse()
+            data = response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            self.close()
+            raise self._transport_error(exc) from exc
+        if response.will_close:
+            self.close()
+        crc = response.getheader("x-amz-crc32")
+        if crc is not None and crc.isdigit() and int(crc) != zlib.crc32(data):
+            raise MalformedResponseError(f"{call.operation}: the answer's CRC32 does not match its body")
+        try:
+            parsed = orjson.loads(data) if data else {}
+        except orjson.JSONDecodeError:
+            parsed = None
+        if response.status >= 300:
+            raise _client_error(call.operation, response, parsed, data)
+        if not isinstance(parsed, dict):
+            raise MalformedResponseError(f"{call.operation}: a {response.status} answer that is not a JSON object")
+        return parsed
+
+    def call(self, operation: str, body: bytes) -> dict[str, Any]:
+        """Send and wait: one whole round trip."""
+        self.send(self.prepare(operation, body))
+        return self.receive()
+
+    def close(self) -> None:
+        self._pending = None
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self._conn is None:
+            if self._https:
+                context = ssl.create_default_context(cafile=self._verify if isinstance(self._verify, str) else None)
+                if self._verify is False:
+                    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+                self._conn = http.client.HTTPSConnection(self._host, self._port, timeout=self._connect_timeout,
+                                                         context=context)
+            else:
+                self._conn = http.client.HTTPConnection(self._host, self._port, timeout=self._connect_timeout)
+            try:
+                self._conn.connect()
+            except OSError:
+                self._conn = None
+                raise
+            if self._conn.sock is not None:
+                self._conn.sock.settimeout(self._read_timeout)
+                self._conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return self._conn
+
+    def _transport_error(self, exc: BaseException) -> Exception:
+        if isinstance(exc, TimeoutError | socket.timeout):
+            return ReadTimeoutError(endpoint_url=self.url)
+        if isinstance(exc, ConnectionRefusedError | socket.gaierror):
+            return EndpointConnectionError(endpoint_url=self.url)
+        return ConnectionClosedError(endpoint_url=self.url)
+
+
+def _client_error(operation: str, response: http.client.HTTPResponse, parsed: Any, data: bytes) -> ClientError:
+    """botocore's ClientError for an error answer of DynamoDB's JSON protocol."""
+    body = parsed if isinstance(parsed, dict) else {}
+    kind = str(body.get("__type") or response.getheader("x-amzn-ErrorType") or "")
+    code = kind.rsplit("#", 1)[-1].split(":", 1)[0] or str(response.status)
+    message = body.get("message") or body.get("Message") or data[:200].decode("utf-8", "replace")
+    return ClientError({
+        "Error": {"Code": code, "Message": str(message)},
+        "ResponseMetadata": {"HTTPStatusCode": response.status,
+                             "RequestId": response.getheader("x-amzn-RequestId") or "",
+                             "HTTPHeaders": {k.lower(): v for k, v in response.getheaders()},
+                             "HostId": "", "RetryAttempts": 0},
+    }, operation)
