@@ -328,7 +328,7 @@ def items_from_sidecar(s3: Any, folder: str) -> Callable[[Measurement, Path], No
 
 
 def restore_phases(expected: int) -> Callable[[Measurement, Path], None]:
-    """Read the restore's own ``loaded N items`` and ``phases: validate .. s, load .. s, verify .. s`` lines."""
+    """Read the restore's own ``loaded N items`` and ``phases: validate .. s, target .. s, load .. s, ..`` lines."""
     def after(m: Measurement, log_path: Path) -> None:
         for line in log_path.read_text().splitlines():
             if line.startswith("loaded ") and "items" in line:

@@ -44,10 +44,12 @@ from pathlib import Path
 from typing import Any
 
 import botocore.session
+import orjson
 import pytest
 
 from demo_data import TABLE_SPECS, all_types_items, create_table, put_items, referrer_items
 from dynamodb_backup.aws.s3writer import S3ObjectWriter
+from dynamodb_backup.aws.wire import DynamoDBConnection
 from dynamodb_backup.backup.export import ExportSettings
 from dynamodb_backup.backup.job import BackupRequest, run_backup
 from dynamodb_backup.commands import client_factory
@@ -386,8 +388,15 @@ def recording() -> Iterator[list[Call]]:
         client.meta.events.register("after-call", after_call)
         return client
 
+    original_send = DynamoDBConnection.send
+
+    def send(self, call):  # the restore's writes go out on aws.wire, signed with the same credentials
+        calls.append(Call("dynamodb", call.operation, orjson.loads(call.body), self.region))
+        return original_send(self, call)
+
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(botocore.session.Session, "create_client", create_client)
+        mp.setattr(DynamoDBConnection, "send", send)
         yield calls
 
 
@@ -677,6 +686,8 @@ def test_the_run_made_every_kind_of_call(run):
     # The drill deleted its scratch table, and only that one besides the replaced table.
     deleted = {r.resource for r in run.requests() if r.action == "dynamodb:DeleteTable"}
     assert deleted == {run.scope.table(run.names["drill"]), run.scope.table(run.names["staging"])}
+    written = {r.resource for r in run.requests() if r.action == "dynamodb:BatchWriteItem"}
+    assert {run.scope.table(run.names[n]) for n in ("restored", "staging", "copied", "drill")} <= written
     assert re.fullmatch(r"\d{12}", run.scope.accounts.dynamodb)
 
 

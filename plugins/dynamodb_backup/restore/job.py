@@ -112,7 +112,7 @@ class RestoreOutcome:
     load: LoadResult
     verify: VerifyReport | None
     seconds: dict[str, float] = field(default_factory=dict)
-    """Wall time of each phase: validate (inspection included), load (target creation included), verify."""
+    """Wall time of each phase: validate (inspection included), target (create or replace), load, verify."""
 
 
 def _validate_share(make_client: ClientFactory, bucket: str, files: list[SourceFile],
@@ -202,6 +202,8 @@ def run_restore(make_client: ClientFactory, request: RestoreRequest, processes: 
     seconds = {"validate": time.perf_counter() - started}
     started = time.perf_counter()
     target = ensure_restore_target(make_client, request, prepared)
+    seconds["target"] = time.perf_counter() - started
+    started = time.perf_counter()
     load = load_prepared(make_client, request, prepared, processes)
     seconds["load"] = time.perf_counter() - started
     s3, dynamodb = make_client("s3"), make_client("dynamodb")

@@ -1,0 +1,209 @@
+"""aws.wire against dynalite, directly and through the fault proxy: answers, errors, drops, and a writer on it."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import boto3
+import orjson
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
+
+from demo_data import TABLE_SPECS, all_types_items, create_table
+from dynamodb_backup.aws.retry import MalformedResponseError, is_retryable
+from dynamodb_backup.aws.throttle import TokenBucket
+from dynamodb_backup.aws.wire import DynamoDBConnection
+from dynamodb_backup.formats.codec import canonical_bytes, encode_item
+from dynamodb_backup.restore.fastwrite import WireBatchWriter, batch_write_body
+from faultproxy import DynamoDBFaultProxy, DynamoFaults
+
+
+def connection_to(url: str) -> DynamoDBConnection:
+    client = boto3.client("dynamodb", endpoint_url=url, region_name="us-east-1")
+    connection = DynamoDBConnection.for_client(client)
+    assert connection is not None
+    return connection
+
+
+def put_body(table: str, keys: range) -> bytes:
+    return batch_write_body(table, [{"pk": {"S": f"k{i}"}, "v": {"N": "12345678901234567890.123"}} for i in keys])
+
+
+def test_a_round_trip_writes_what_botocore_reads_back(local_aws, table_name):
+    local_aws.create_table(table_name)
+    connection = connection_to(local_aws.dynamodb_url)
+    answer = connection.call("BatchWriteItem", put_body(table_name, range(25)))
+    assert answer.get("UnprocessedItems") == {}
+    assert answer["ConsumedCapacity"][0]["TableName"] == table_name
+    item = local_aws.dynamodb_client().get_item(TableName=table_name, Key={"pk": {"S": "k7"}})["Item"]
+    assert item == {"pk": {"S": "k7"}, "v": {"N": "12345678901234567890.123"}}
+
+
+def test_send_and_receive_apart_and_one_call_at_a_time(local_aws, table_name):
+    local_aws.create_table(table_name)
+    connection = connection_to(local_aws.dynamodb_url)
+    first = connection.prepare("BatchWriteItem", put_body(table_name, range(0, 25)))
+    second = connection.prepare("BatchWriteItem", put_body(table_name, range(25, 50)))
+    connection.send(first)
+    with pytest.raises(RuntimeError, match="still waiting"):
+        connection.send(second)
+    assert connection.receive()["UnprocessedItems"] == {}
+    connection.send(second)
+    assert connection.receive()["UnprocessedItems"] == {}
+    assert local_aws.dynamodb_client().scan(TableName=table_name, Select="COUNT")["Count"] == 50
+
+
+def test_error_answers_are_botocores_client_errors(local_aws, table_name):
+    connection = connection_to(local_aws.dynamodb_url)
+    with pytest.raises(ClientError) as missing:
+        connection.call("BatchWriteItem", put_body(table_name + "-missing", range(1)))
+    with pytest.raises(ClientError) as invalid:
+        connection.call("BatchWriteItem", put_body("ab", range(1)))  # names are 3 to 255 characters
+    for caught, code in ((missing, "ResourceNotFoundException"), (invalid, "ValidationException")):
+        assert caught.value.response["Error"]["Code"] == code
+        assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+        assert caught.value.operation_name == "BatchWriteItem"
+        assert not is_retryable(caught.value)
+
+
+@pytest.mark.parametrize(("fault", "code"), [("internal_error", "InternalServerError"),
+                                            ("unavailable", "ServiceUnavailable"),
+                                            ("throttling", "ThrottlingException")])
+def test_injected_error_answers_carry_the_same_codes_as_botocore_sees(local_aws, table_name, fault, code):
+    local_aws.create_table(table_name)
+    with DynamoDBFaultProxy(local_aws.dynamodb_url, faults=DynamoFaults(**{fault: 1.0})) as proxy:
+        with pytest.raises(ClientError) as caught:
+            connection_to(proxy.url).call("BatchWriteItem", put_body(table_name, range(3)))
+        assert proxy.counters[fault] == 1
+    assert caught.value.response["Error"]["Code"] == code
+    assert is_retryable(caught.value)
+
+
+@pytest.mark.parametrize("where", ["drop_before", "drop_after"])
+def test_a_dropped_connection_is_a_retryable_error_and_the_next_call_reconnects(local_aws, table_name, where):
+    local_aws.create_table(table_name)
+    with DynamoDBFaultProxy(local_aws.dynamodb_url, faults=DynamoFaults(**{where: 1.0})) as proxy:
+        connection = connection_to(proxy.url)
+        with pytest.raises((ConnectionClosedError, EndpointConnectionError)) as caught:
+            connection.call("BatchWriteItem", put_body(table_name, range(3)))
+        assert is_retryable(caught.value) and proxy.counters[where] == 1
+        proxy.faults = DynamoFaults()
+        assert connection.call("BatchWriteItem", put_body(table_name, range(3)))["UnprocessedItems"] == {}
+
+
+def test_a_refused_connection_is_an_endpoint_connection_error(local_aws):
+    from local_aws import free_port
+
+    connection = connection_to(f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(EndpointConnectionError):
+        connection.call("BatchWriteItem", put_body("nothing-here", range(1)))
+
+
+@contextmanager
+def answering(body: bytes, crc: int) -> Iterator[str]:
+    """A narrow stand-in for one header DynamoDB sets: an answer whose x-amz-crc32 is ``crc``."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("x-amz-crc32", str(crc))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_answer_whose_crc32_does_not_match_is_malformed_and_retryable():
+    body = b'{"UnprocessedItems":{}}'
+    with answering(body, zlib.crc32(body)) as url:
+        assert connection_to(url).call("BatchWriteItem", b"{}") == {"UnprocessedItems": {}}
+    with answering(body, zlib.crc32(body) ^ 1) as url, pytest.raises(MalformedResponseError) as caught:
+        connection_to(url).call("BatchWriteItem", b"{}")
+    assert is_retryable(caught.value)
+
+
+def test_requests_are_signed_with_the_clients_credentials_region_and_session_token():
+    session = boto3.session.Session(aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret",
+                                    aws_session_token="token-123", region_name="eu-west-3")
+    connection = DynamoDBConnection.for_client(session.client("dynamodb", endpoint_url="http://127.0.0.1:9"))
+    assert connection is not None
+    headers = connection.prepare("BatchWriteItem", b"{}").headers
+    assert headers["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
+    assert "/eu-west-3/dynamodb/aws4_request" in headers["Authorization"]
+    assert "x-amz-target" in headers["Authorization"] and "host" in headers["Authorization"]
+    assert headers["X-Amz-Security-Token"] == "token-123"
+    assert headers["X-Amz-Target"] == "DynamoDB_20120810.BatchWriteItem"
+
+
+def test_clients_whose_transport_it_does_not_reproduce_get_none(monkeypatch):
+    def make(**config: object) -> object:
+        return boto3.client("dynamodb", endpoint_url="http://10.1.2.3:8000", region_name="us-east-1",
+                            aws_access_key_id="a", aws_secret_access_key="b", config=Config(**config))
+
+    assert DynamoDBConnection.for_client(make()) is not None
+    assert DynamoDBConnection.for_client(make(proxies={"http": "http://proxy:3128"})) is None
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    assert DynamoDBConnection.for_client(make()) is None
+    monkeypatch.setenv("NO_PROXY", "10.1.2.3")
+    assert DynamoDBConnection.for_client(make()) is not None
+
+
+def test_a_writer_on_the_connection_lands_every_item_through_every_kind_of_fault(local_aws, table_name):
+    ddb = local_aws.dynamodb_client()
+    create_table(ddb, table_name, TABLE_SPECS["AllTypes"])
+    items = [dict(item, pk={"S": f"{item['pk']['S']}-{n}"}) for n in range(100) for item in all_types_items()]
+    faults = DynamoFaults(throttling=0.15, internal_error=0.1, drop_before=0.08, drop_after=0.08, partial_batch=0.3)
+    with DynamoDBFaultProxy(local_aws.dynamodb_url, seed=11, faults=faults) as proxy:
+        client = boto3.client("dynamodb", endpoint_url=proxy.url, region_name="us-east-1")
+        connection = DynamoDBConnection.for_client(client)
+        writer = WireBatchWriter(client, table_name, ["pk", "sk"], TokenBucket(1e9), direct=connection,
+                                 sleep=lambda s: None)
+        for n, item in enumerate(items):
+            writer.put(encode_item(item), f"file:{n + 1}")
+        writer.flush()
+        counters = dict(proxy.counters)
+    for fault in ("throttling", "internal_error", "drop_before", "drop_after", "withheld_items"):
+        assert counters.get(fault, 0) > 0, f"no {fault} was injected: {counters}"
+    assert writer.stats.items == len(items) and writer.stats.unprocessed_retries > 0
+    stored, kwargs = [], {"TableName": table_name}
+    while True:
+        page = ddb.scan(**kwargs)
+        stored += page["Items"]
+        if "LastEvaluatedKey" not in page:
+            break
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    assert sorted(canonical_bytes(i) for i in stored) == sorted(canonical_bytes(i) for i in items)
+
+
+def test_a_later_copy_of_a_key_lands_last_on_the_connection(local_aws, table_name):
+    local_aws.create_table(table_name)
+    client = boto3.client("dynamodb", endpoint_url=local_aws.dynamodb_url, region_name="us-east-1")
+    writer = WireBatchWriter(client, table_name, ["pk"], TokenBucket(1e9), direct=DynamoDBConnection.for_client(client))
+    for version in range(6):  # each copy of k0..k29 in its own batch, in flight while the next is built
+        for i in range(30):
+            writer.put(orjson.dumps({"pk": {"s": f"k{i}"}, "version": {"n": str(version)}}), "f")
+    writer.flush()
+    ddb = local_aws.dynamodb_client()
+    versions = {ddb.get_item(TableName=table_name, Key={"pk": {"S": f"k{i}"}})["Item"]["version"]["N"]
+                for i in range(30)}
+    assert versions == {"5"}
+    assert writer.stats.items == 180
