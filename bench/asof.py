@@ -28,11 +28,11 @@ from bench.seed import count_items, delete_table, seed_table
 from dynamodb_backup.aws.clients import client
 from dynamodb_backup.backup.export import ExportSettings
 from dynamodb_backup.backup.job import BackupRequest
+from dynamodb_backup.formats.codec.wireform import wire_item_from_client
 from dynamodb_backup.formats.layout import S3Location, backup_folder
 from dynamodb_backup.incremental.backup import run_incremental_link
 from dynamodb_backup.pitr.job import run_pitr_backup
 from dynamodb_backup.pitr.window import iso
-from dynamodb_backup.restore.fastwrite import wire_item_from_client
 from local_aws import LocalServer, free_port, start_pitr
 
 log = logging.getLogger(__name__)

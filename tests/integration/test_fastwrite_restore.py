@@ -5,7 +5,8 @@ from __future__ import annotations
 from demo_data import TABLE_SPECS, all_types_items, create_table, referrer_items
 from dynamodb_backup.aws.throttle import TokenBucket
 from dynamodb_backup.formats.codec import canonical_bytes, decode_line, encode_item
-from dynamodb_backup.restore.fastwrite import WireBatchWriter, batch_write_wire, wire_item_from_line
+from dynamodb_backup.formats.codec.wireform import wire_item_from_line
+from dynamodb_backup.restore.fastwrite import WireBatchWriter, batch_write_wire
 from dynamodb_backup.restore.load import BatchWriter
 
 

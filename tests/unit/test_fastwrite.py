@@ -11,12 +11,8 @@ from demo_data import all_types_items
 from dynamodb_backup.aws.throttle import TokenBucket
 from dynamodb_backup.errors import CodecError
 from dynamodb_backup.formats.codec import canonical_bytes, decode_line, encode_item
-from dynamodb_backup.restore.fastwrite import (
-    WireBatchWriter,
-    batch_write_body,
-    wire_item_from_client,
-    wire_item_from_line,
-)
+from dynamodb_backup.formats.codec.wireform import wire_item_from_client, wire_item_from_line
+from dynamodb_backup.restore.fastwrite import WireBatchWriter, batch_write_body
 
 
 @pytest.mark.parametrize("item", all_types_items(), ids=lambda i: i["pk"]["S"])

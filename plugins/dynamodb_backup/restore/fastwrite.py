@@ -5,10 +5,12 @@ attribute of every item (and base64-encodes binary again), which costs more CPU
 than the whole HTTP round trip against a fast server. A backup line already holds
 the item in almost the wire form DynamoDB wants (binary is base64 text, numbers
 are strings); only the type keys differ (``sS`` -> ``SS``). So the fast path
-renames the type keys in the parsed line, builds the whole request body with
-orjson, and swaps it into the request in a botocore ``before-call`` hook, after
-botocore has serialized a one-item placeholder. Signing, retries, endpoint
-resolution and response parsing stay botocore's.
+renames the type keys in the parsed line (``formats.codec.wireform``), builds the
+whole request body with orjson, and sends it on ``aws.wire`` (signed by botocore
+with the client's credentials; the next batch is built while one is in flight),
+or, where aws.wire does not reproduce the client's transport, swaps it into a
+botocore call in a ``before-call`` hook after botocore has serialized a one-item
+placeholder.
 
 The fast path validates nothing itself: DynamoDB rejects what it must. When it
 rejects a batch (``ValidationException``), :class:`WireBatchWriter` hands the
@@ -18,7 +20,6 @@ puts them one by one, so the error still names the file and line).
 
 from __future__ import annotations
 
-import base64
 import logging
 import queue
 import threading
@@ -35,7 +36,7 @@ from dynamodb_backup.aws.retry import MalformedResponseError, call_with_retries,
 from dynamodb_backup.aws.throttle import TokenBucket
 from dynamodb_backup.aws.wire import DynamoDBConnection
 from dynamodb_backup.errors import BackupError, CodecError
-from dynamodb_backup.formats.codec.datapipeline import decode_line
+from dynamodb_backup.formats.codec.wireform import wire_item_from_line
 from dynamodb_backup.restore.load import batch_consumed, consumed_mode, pacing_units, unprocessed_delay
 
 log = logging.getLogger(__name__)
@@ -44,92 +45,9 @@ MAX_BATCH_ITEMS = 25
 _HOOKED_ATTR = "_dynamodb_backup_fast_write_hook"
 _pending = threading.local()
 
-# Data Pipeline type key (any casing, lower-cased) -> DynamoDB wire type.
-_WIRE_TYPES = {"s": "S", "n": "N", "b": "B", "ss": "SS", "ns": "NS", "bs": "BS",
-               "m": "M", "l": "L", "bool": "BOOL", "null": "NULL"}
-# The spellings Data Pipeline writes, looked up first (no lower() on the hot path).
-_EXACT = {"s": "S", "n": "N", "b": "B", "sS": "SS", "nS": "NS", "bS": "BS",
-          "m": "M", "l": "L", "bOOL": "BOOL", "nULL": "NULL"}
-
 
 class FastWriteError(BackupError):
     """An item could not be written on the fast path and no fallback was given."""
-
-
-def _wire_value(v: Any) -> dict[str, Any]:
-    if not isinstance(v, dict) or len(v) != 1:
-        raise CodecError(f"typed value must be an object with exactly one type key, got {type(v).__name__}")
-    ((k, x),) = v.items()
-    t = _EXACT.get(k) or _WIRE_TYPES.get(k.lower())
-    if t is None:
-        raise CodecError(f"unknown type key {k!r}")
-    if t == "M":
-        if not isinstance(x, dict):
-            raise CodecError("M must be an object")
-        return {"M": {name: _wire_value(y) for name, y in x.items()}}
-    if t == "L":
-        if not isinstance(x, list):
-            raise CodecError("L must be an array")
-        return {"L": [_wire_value(y) for y in x]}
-    return {t: x}
-
-
-def wire_item_from_json(obj: dict[str, Any]) -> dict[str, Any]:
-    """A parsed Data Pipeline line -> DynamoDB wire form (binary stays base64 text)."""
-    exact, wire_types = _EXACT, _WIRE_TYPES
-    out: dict[str, Any] = {}
-    for name, v in obj.items():
-        # Top-level scalars inline: most attributes are.
-        if type(v) is dict and len(v) == 1:
-            ((k, x),) = v.items()
-            t = exact.get(k) or wire_types.get(k.lower())
-            if t is not None and t != "M" and t != "L":
-                out[name] = {t: x}
-                continue
-        out[name] = _wire_value(v)
-    return out
-
-
-def _base64(b: bytes) -> str:
-    return base64.b64encode(b).decode("ascii")
-
-
-def _client_to_wire(v: dict[str, Any]) -> dict[str, Any]:
-    ((t, x),) = v.items()
-    if t == "B":
-        return {"B": _base64(bytes(x))}
-    if t == "BS":
-        return {"BS": [_base64(bytes(b)) for b in x]}
-    if t == "M":
-        return {"M": {k: _client_to_wire(y) for k, y in x.items()}}
-    if t == "L":
-        return {"L": [_client_to_wire(y) for y in x]}
-    if t in ("SS", "NS"):
-        return {t: list(x)}
-    return {t: x}
-
-
-def wire_item_from_client(item: dict[str, Any]) -> dict[str, Any]:
-    """A client-form item (binary as bytes) -> wire form (binary as base64 text)."""
-    return {k: _client_to_wire(v) for k, v in item.items()}
-
-
-def wire_item_from_line(line: bytes | str) -> dict[str, Any]:
-    """One backup line -> wire form, without validation (DynamoDB validates).
-
-    Hive-era lines (``name^Cvalue^B...``) take the plain decoder. Raises
-    :class:`CodecError` on a line that is not a JSON object of typed values.
-    """
-    data = line.encode("utf-8") if isinstance(line, str) else line
-    if b"\x03" in data:
-        return wire_item_from_client(decode_line(data))
-    try:
-        obj = orjson.loads(data)
-    except orjson.JSONDecodeError as e:
-        raise CodecError(f"invalid JSON: {e}") from None
-    if not isinstance(obj, dict):
-        raise CodecError("line is not a JSON object")
-    return wire_item_from_json(obj)
 
 
 def batch_write_body(table: str, wire_items: Sequence[dict[str, Any]], consumed: str = "TOTAL") -> bytes:
@@ -273,12 +191,12 @@ class WireBatchWriter:
 
     def _send_overlapped(self, items: list[dict[str, Any]], lines: list[tuple[bytes, str]]) -> None:
         # Built and signed while the batch before is in flight; sent the moment its answer is in.
-        call = self.direct.prepare(  # type: ignore[union-attr]
-            "BatchWriteItem", batch_write_body(self.table, items, consumed_mode(self.index_scales)))
+        direct = self._direct()
+        call = direct.prepare("BatchWriteItem", batch_write_body(self.table, items, consumed_mode(self.index_scales)))
         self._land()
         self.bucket.wait()
         try:
-            self.direct.send(call)  # type: ignore[union-attr]
+            direct.send(call)
         except (BotoConnectionError, HTTPClientError):
             self._write(items, lines)  # round trip by round trip, with retries
             return
@@ -291,17 +209,24 @@ class WireBatchWriter:
             return
         items, lines = flying
         try:
-            response = self.direct.receive()  # type: ignore[union-attr]
+            response = self._direct().receive()
         except ClientError as exc:
             if not is_retryable(exc):
                 self._refused(exc, lines)
                 return
+            log.info("retrying a batch after %s", exc)
+            self.sleep(unprocessed_delay(1))  # throttled or a server error: back off before sending it again
             self._write(items, lines)
             return
         except (BotoConnectionError, HTTPClientError, MalformedResponseError):
             self._write(items, lines)  # sent again: puts are idempotent, and nothing after it is in flight
             return
         self._finish(response, items, lines)
+
+    def _direct(self) -> DynamoDBConnection:
+        if self.direct is None:
+            raise RuntimeError("no aws.wire connection")
+        return self.direct
 
     def _send_in_order(self) -> None:
         while (batch := self._ready.get()) is not None:
@@ -327,8 +252,8 @@ class WireBatchWriter:
         mode = consumed_mode(self.index_scales)
         try:
             if self.direct is not None:
-                body = batch_write_body(self.table, items, mode)
-                response = call_with_retries(lambda: self.direct.call("BatchWriteItem", body))  # type: ignore[union-attr]
+                direct, body = self.direct, batch_write_body(self.table, items, mode)
+                response = call_with_retries(lambda: direct.call("BatchWriteItem", body))
             else:
                 response = call_with_retries(lambda: batch_write_wire(self.client, self.table, items, mode))
         except ClientError as exc:
@@ -367,8 +292,9 @@ class WireBatchWriter:
     def _write_unprocessed(self, unprocessed: list[dict[str, Any]]) -> dict[str, Any]:
         mode = consumed_mode(self.index_scales)
         if self.direct is not None:  # the answer was parsed by orjson: the items are still in wire form
+            direct = self.direct
             body = orjson.dumps({"RequestItems": {self.table: unprocessed}, "ReturnConsumedCapacity": mode})
-            return call_with_retries(lambda: self.direct.call("BatchWriteItem", body))  # type: ignore[union-attr]
+            return call_with_retries(lambda: direct.call("BatchWriteItem", body))
         # Rare: retried through botocore's own serializer (the items came back in client form).
         response: dict[str, Any] = call_with_retries(lambda: self.client.batch_write_item(
             RequestItems={self.table: unprocessed}, ReturnConsumedCapacity=mode))

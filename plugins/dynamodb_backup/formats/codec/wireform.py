@@ -1,0 +1,100 @@
+"""Data Pipeline lines in DynamoDB's wire form, for requests built without botocore's serializer.
+
+A backup line already holds the item in almost the wire form DynamoDB wants: binary is base64
+text and numbers are strings; only the type keys differ (``sS`` -> ``SS``). Nothing is validated
+here: DynamoDB rejects what it must, and the restore then decodes the line the validating way
+(``datapipeline.decode_line``), so the error still names the file and line.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import orjson
+
+from dynamodb_backup.errors import CodecError
+from dynamodb_backup.formats.codec.datapipeline import decode_line
+
+# Data Pipeline type key (any casing, lower-cased) -> DynamoDB wire type.
+_WIRE_TYPES = {"s": "S", "n": "N", "b": "B", "ss": "SS", "ns": "NS", "bs": "BS",
+               "m": "M", "l": "L", "bool": "BOOL", "null": "NULL"}
+# The spellings Data Pipeline writes, looked up first (no lower() on the hot path).
+_EXACT = {"s": "S", "n": "N", "b": "B", "sS": "SS", "nS": "NS", "bS": "BS",
+          "m": "M", "l": "L", "bOOL": "BOOL", "nULL": "NULL"}
+
+
+def _wire_value(v: Any) -> dict[str, Any]:
+    if not isinstance(v, dict) or len(v) != 1:
+        raise CodecError(f"typed value must be an object with exactly one type key, got {type(v).__name__}")
+    ((k, x),) = v.items()
+    t = _EXACT.get(k) or _WIRE_TYPES.get(k.lower())
+    if t is None:
+        raise CodecError(f"unknown type key {k!r}")
+    if t == "M":
+        if not isinstance(x, dict):
+            raise CodecError("M must be an object")
+        return {"M": {name: _wire_value(y) for name, y in x.items()}}
+    if t == "L":
+        if not isinstance(x, list):
+            raise CodecError("L must be an array")
+        return {"L": [_wire_value(y) for y in x]}
+    return {t: x}
+
+
+def wire_item_from_json(obj: dict[str, Any]) -> dict[str, Any]:
+    """A parsed Data Pipeline line -> DynamoDB wire form (binary stays base64 text)."""
+    exact, wire_types = _EXACT, _WIRE_TYPES
+    out: dict[str, Any] = {}
+    for name, v in obj.items():
+        # Top-level scalars inline: most attributes are.
+        if type(v) is dict and len(v) == 1:
+            ((k, x),) = v.items()
+            t = exact.get(k) or wire_types.get(k.lower())
+            if t is not None and t != "M" and t != "L":
+                out[name] = {t: x}
+                continue
+        out[name] = _wire_value(v)
+    return out
+
+
+def _base64(b: bytes) -> str:
+    return base64.b64encode(b).decode("ascii")
+
+
+def _client_to_wire(v: dict[str, Any]) -> dict[str, Any]:
+    ((t, x),) = v.items()
+    if t == "B":
+        return {"B": _base64(bytes(x))}
+    if t == "BS":
+        return {"BS": [_base64(bytes(b)) for b in x]}
+    if t == "M":
+        return {"M": {k: _client_to_wire(y) for k, y in x.items()}}
+    if t == "L":
+        return {"L": [_client_to_wire(y) for y in x]}
+    if t in ("SS", "NS"):
+        return {t: list(x)}
+    return {t: x}
+
+
+def wire_item_from_client(item: dict[str, Any]) -> dict[str, Any]:
+    """A client-form item (binary as bytes) -> wire form (binary as base64 text)."""
+    return {k: _client_to_wire(v) for k, v in item.items()}
+
+
+def wire_item_from_line(line: bytes | str) -> dict[str, Any]:
+    """One backup line -> wire form, without validation (DynamoDB validates).
+
+    Hive-era lines (``name^Cvalue^B...``) take the plain decoder. Raises
+    :class:`CodecError` on a line that is not a JSON object of typed values.
+    """
+    data = line.encode("utf-8") if isinstance(line, str) else line
+    if b"\x03" in data:
+        return wire_item_from_client(decode_line(data))
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError as e:
+        raise CodecError(f"invalid JSON: {e}") from None
+    if not isinstance(obj, dict):
+        raise CodecError("line is not a JSON object")
+    return wire_item_from_json(obj)
