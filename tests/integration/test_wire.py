@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import http.server
+import ssl
+import subprocess
 import threading
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import boto3
 import orjson
 import pytest
 from botocore.config import Config
-from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
+from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError, SSLError
 
 from demo_data import TABLE_SPECS, all_types_items, create_table
 from dynamodb_backup.aws.retry import MalformedResponseError, is_retryable
@@ -24,7 +27,8 @@ from faultproxy import DynamoDBFaultProxy, DynamoFaults
 
 
 def connection_to(url: str) -> DynamoDBConnection:
-    client = boto3.client("dynamodb", endpoint_url=url, region_name="us-east-1")
+    client = boto3.client("dynamodb", endpoint_url=url, region_name="us-east-1",
+                          aws_access_key_id="local", aws_secret_access_key="local")
     connection = DynamoDBConnection.for_client(client)
     assert connection is not None
     return connection
@@ -105,8 +109,8 @@ def test_a_refused_connection_is_an_endpoint_connection_error(local_aws):
 
 
 @contextmanager
-def answering(body: bytes, crc: int) -> Iterator[str]:
-    """A narrow stand-in for one header DynamoDB sets: an answer whose x-amz-crc32 is ``crc``."""
+def answering(body: bytes, crc: int, tls: tuple[Path, Path] | None = None) -> Iterator[str]:
+    """A narrow stand-in for one header DynamoDB sets: an answer whose x-amz-crc32 is ``crc`` (TLS with ``tls``)."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self) -> None:
@@ -121,10 +125,14 @@ def answering(body: bytes, crc: int) -> Iterator[str]:
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if tls is not None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(*tls)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield f"{'https' if tls else 'http'}://localhost:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
@@ -137,6 +145,27 @@ def test_an_answer_whose_crc32_does_not_match_is_malformed_and_retryable():
     with answering(body, zlib.crc32(body) ^ 1) as url, pytest.raises(MalformedResponseError) as caught:
         connection_to(url).call("BatchWriteItem", b"{}")
     assert is_retryable(caught.value)
+
+
+def test_https_checks_the_certificate_against_the_bundle_the_client_was_given(tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    body = b'{"UnprocessedItems":{}}'
+
+    def connection(url: str, verify: bool | str) -> DynamoDBConnection:
+        client = boto3.client("dynamodb", endpoint_url=url, region_name="us-east-1", verify=verify,
+                              aws_access_key_id="a", aws_secret_access_key="b")
+        made = DynamoDBConnection.for_client(client)
+        assert made is not None
+        return made
+
+    with answering(body, zlib.crc32(body), tls=(cert, key)) as url:
+        assert connection(url, str(cert)).call("BatchWriteItem", b"{}") == {"UnprocessedItems": {}}
+        with pytest.raises(SSLError):  # botocore's default bundle does not know this certificate
+            connection(url, True).call("BatchWriteItem", b"{}")
+        assert connection(url, False).call("BatchWriteItem", b"{}") == {"UnprocessedItems": {}}
 
 
 def test_requests_are_signed_with_the_clients_credentials_region_and_session_token():

@@ -36,7 +36,14 @@ from urllib.parse import urlsplit
 import orjson
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
-from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+    SSLError,
+)
+from botocore.httpsession import get_cert_path
 
 from dynamodb_backup.aws.retry import MalformedResponseError
 
@@ -65,7 +72,7 @@ def _proxied(url: str) -> bool:
 class DynamoDBConnection:
     """One keep-alive connection to a DynamoDB endpoint: ``send(call)`` then ``receive()``."""
 
-    def __init__(self, url: str, region: str, credentials: Any, *, verify: bool | str = True,
+    def __init__(self, url: str, region: str, credentials: Any, *, verify: bool | str | None = True,
                  connect_timeout: float = 10.0, read_timeout: float = 60.0, user_agent: str = "") -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -159,9 +166,12 @@ class DynamoDBConnection:
     def _connection(self) -> http.client.HTTPConnection:
         if self._conn is None:
             if self._https:
-                context = ssl.create_default_context(cafile=self._verify if isinstance(self._verify, str) else None)
                 if self._verify is False:
+                    context = ssl.create_default_context()
                     context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+                else:  # the bundle botocore would use: AWS_CA_BUNDLE or verify=<path>, else its default
+                    bundle = self._verify if isinstance(self._verify, str) else get_cert_path(True)
+                    context = ssl.create_default_context(cafile=bundle)
                 self._conn = http.client.HTTPSConnection(self._host, self._port, timeout=self._connect_timeout,
                                                          context=context)
             else:
@@ -177,6 +187,8 @@ class DynamoDBConnection:
         return self._conn
 
     def _transport_error(self, exc: BaseException) -> Exception:
+        if isinstance(exc, ssl.SSLError):
+            return SSLError(endpoint_url=self.url, error=exc)
         if isinstance(exc, TimeoutError | socket.timeout):
             return ReadTimeoutError(endpoint_url=self.url)
         if isinstance(exc, ConnectionRefusedError | socket.gaierror):
