@@ -258,7 +258,7 @@ def verify_copy(dest_client: Any, plan: CopyPlan, copied: TableDigest, read_rati
     rate = default_read_rate(dest_client, plan.dest_table, read_ratio, on_demand_capacity)
     segments = min(plan.total_segments, VERIFY_SEGMENTS)
     buckets = table_digest(dest_client, plan.dest_table, segments, key_names=plan.key_names, read_rate=rate,
-                           consistent=True, raw=True)
+                           consistent=True)
     found = buckets.total()
     sample: Sample = {}
     if plan.dest_was_empty:
