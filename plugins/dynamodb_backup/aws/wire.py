@@ -7,9 +7,9 @@ spent 8.6 ms per BatchWriteItem call, where the server needs 5.5). With the two 
 apart, a writer builds and signs its next request while the server works on the current
 one, and sends it the moment the answer arrives.
 
-The request is signed with botocore's own SigV4 signer and the client's own credentials
-(refreshed as botocore refreshes them), to the client's own endpoint and region, over
-``http.client`` with the client's certificate checks and timeouts. Errors come back as
+The request is signed with SigV4 (``aws.sigv4``, tested equal to botocore's signature) and the
+client's own credentials (refreshed as botocore refreshes them), sent to the client's own
+endpoint and region with its certificate checks and timeouts, and framed by ``aws.http1``. Errors come back as
 botocore's: an error answer is a ``ClientError`` with the same ``Error``/``ResponseMetadata``
 shape, a dropped connection a ``ConnectionClosedError``, a refused one an
 ``EndpointConnectionError``, so callers retry them as they retry botocore's. An answer whose
@@ -30,12 +30,10 @@ import ssl
 import urllib.request
 import zlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 import orjson
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
 from botocore.exceptions import (
     ClientError,
     ConnectionClosedError,
@@ -45,7 +43,9 @@ from botocore.exceptions import (
 )
 from botocore.httpsession import get_cert_path
 
+from dynamodb_backup.aws.http1 import Answer, post_request, read_answer
 from dynamodb_backup.aws.retry import MalformedResponseError
+from dynamodb_backup.aws.sigv4 import PostSigner
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,13 @@ class SignedCall:
     operation: str
     headers: dict[str, str]
     body: bytes
+    request: bytes  # the whole HTTP request as sent
+
+
+def _host_header(hostname: str, port: int | None, https: bool) -> str:
+    """The Host header (and signed host) for an endpoint: no default port, IPv6 in brackets."""
+    host = f"[{hostname}]" if ":" in hostname else hostname
+    return host if port is None or port == (443 if https else 80) else f"{host}:{port}"
 
 
 def _proxied(url: str) -> bool:
@@ -84,7 +91,10 @@ class DynamoDBConnection:
         self._verify = verify
         self._connect_timeout, self._read_timeout = connect_timeout, read_timeout
         self._user_agent = user_agent
-        self._conn: http.client.HTTPConnection | None = None
+        self._signer = PostSigner(credentials, "dynamodb", region, _host_header(parts.hostname, parts.port,
+                                                                               self._https))
+        self._sock: socket.socket | None = None
+        self._reader: BinaryIO | None = None
         self._pending: SignedCall | None = None
 
     @classmethod
@@ -110,17 +120,15 @@ class DynamoDBConnection:
         headers = {"Content-Type": CONTENT_TYPE, "X-Amz-Target": TARGET_PREFIX + operation}
         if self._user_agent:
             headers["User-Agent"] = self._user_agent
-        request = AWSRequest(method="POST", url=self.url, data=body, headers=headers)
-        SigV4Auth(self._credentials.get_frozen_credentials(), "dynamodb", self.region).add_auth(request)
-        return SignedCall(operation, dict(request.headers.items()), body)
+        signed = self._signer.sign(headers, body)
+        return SignedCall(operation, signed, body, post_request(signed, body))
 
     def send(self, call: SignedCall) -> None:
         """Send ``call`` without waiting for its answer (one call at a time on this connection)."""
         if self._pending is not None:
             raise RuntimeError(f"{self._pending.operation} is still waiting for its answer")
         try:
-            conn = self._connection()
-            conn.request("POST", "/", body=call.body, headers=call.headers)
+            self._connection().sendall(call.request)
         except (OSError, http.client.HTTPException) as exc:
             self.close()
             raise self._transport_error(exc) from exc
@@ -129,17 +137,17 @@ class DynamoDBConnection:
     def receive(self) -> dict[str, Any]:
         """The answer to the call sent last; an error answer raises ``ClientError``."""
         call, self._pending = self._pending, None
-        if call is None or self._conn is None:
+        if call is None or self._reader is None:
             raise RuntimeError("nothing was sent")
         try:
-            response = self._conn.getresponse()
-            data = response.read()
+            response = read_answer(self._reader)
         except (OSError, http.client.HTTPException) as exc:
             self.close()
             raise self._transport_error(exc) from exc
         if response.will_close:
             self.close()
-        crc = response.getheader("x-amz-crc32")
+        data = response.body
+        crc = response.header("x-amz-crc32")
         if crc is not None and crc.isdigit() and int(crc) != zlib.crc32(data):
             raise MalformedResponseError(f"{call.operation}: the answer's CRC32 does not match its body")
         try:
@@ -159,32 +167,35 @@ class DynamoDBConnection:
 
     def close(self) -> None:
         self._pending = None
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        reader, sock, self._reader, self._sock = self._reader, self._sock, None, None
+        if reader is not None:
+            reader.close()
+        if sock is not None:
+            sock.close()
 
-    def _connection(self) -> http.client.HTTPConnection:
-        if self._conn is None:
-            if self._https:
-                if self._verify is False:
-                    context = ssl.create_default_context()
-                    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-                else:  # the bundle botocore would use: AWS_CA_BUNDLE or verify=<path>, else its default
-                    bundle = self._verify if isinstance(self._verify, str) else get_cert_path(True)
-                    context = ssl.create_default_context(cafile=bundle)
-                self._conn = http.client.HTTPSConnection(self._host, self._port, timeout=self._connect_timeout,
-                                                         context=context)
-            else:
-                self._conn = http.client.HTTPConnection(self._host, self._port, timeout=self._connect_timeout)
+    def _connection(self) -> socket.socket:
+        if self._sock is None:
+            sock = socket.create_connection((self._host, self._port or (443 if self._https else 80)),
+                                            timeout=self._connect_timeout)
             try:
-                self._conn.connect()
-            except OSError:
-                self._conn = None
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if self._https:
+                    sock = self._tls_context().wrap_socket(sock, server_hostname=self._host)
+                sock.settimeout(self._read_timeout)
+            except BaseException:
+                sock.close()
                 raise
-            if self._conn.sock is not None:
-                self._conn.sock.settimeout(self._read_timeout)
-                self._conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return self._conn
+            self._sock, self._reader = sock, sock.makefile("rb")
+        return self._sock
+
+    def _tls_context(self) -> ssl.SSLContext:
+        if self._verify is False:
+            context = ssl.create_default_context()
+            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+            return context
+        # The bundle botocore would use: AWS_CA_BUNDLE or verify=<path>, else its default.
+        bundle = self._verify if isinstance(self._verify, str) else get_cert_path(True)
+        return ssl.create_default_context(cafile=bundle)
 
     def _transport_error(self, exc: BaseException) -> Exception:
         if isinstance(exc, ssl.SSLError):
@@ -196,16 +207,16 @@ class DynamoDBConnection:
         return ConnectionClosedError(endpoint_url=self.url)
 
 
-def _client_error(operation: str, response: http.client.HTTPResponse, parsed: Any, data: bytes) -> ClientError:
+def _client_error(operation: str, response: Answer, parsed: Any, data: bytes) -> ClientError:
     """botocore's ClientError for an error answer of DynamoDB's JSON protocol."""
     body = parsed if isinstance(parsed, dict) else {}
-    kind = str(body.get("__type") or response.getheader("x-amzn-ErrorType") or "")
+    kind = str(body.get("__type") or response.header("x-amzn-ErrorType") or "")
     code = kind.rsplit("#", 1)[-1].split(":", 1)[0] or str(response.status)
     message = body.get("message") or body.get("Message") or data[:200].decode("utf-8", "replace")
     return ClientError({
         "Error": {"Code": code, "Message": str(message)},
         "ResponseMetadata": {"HTTPStatusCode": response.status,
-                             "RequestId": response.getheader("x-amzn-RequestId") or "",
-                             "HTTPHeaders": {k.lower(): v for k, v in response.getheaders()},
+                             "RequestId": response.header("x-amzn-RequestId") or "",
+                             "HTTPHeaders": dict(response.headers),
                              "HostId": "", "RetryAttempts": 0},
     }, operation)
