@@ -20,6 +20,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,21 @@ def dynamodump_bin() -> Path | None:
     return binary if binary.exists() else None
 
 
+@dataclass
+class Contender:
+    name: str
+    command: list[str]
+    before: Callable[[], None] | None = None
+    after: Callable[[Measurement, Path], None] | None = None
+    cwd: Path | None = None
+
+
+def by_round(ours: list[Measurement], ceiling: list[Measurement], rate: Callable[[Measurement], float]) -> list[float]:
+    """Each round's rate of ours over the ceiling's in the same round (failed runs left out)."""
+    return [round(rate(m) / c.items_per_second, 3) for m, c in zip(ours, ceiling, strict=True)
+            if m.returncode == 0 and c.returncode == 0 and c.items_per_second > 0]
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace, ddb_url: str, s3_url: str, server_pids: list[int],
                  s3_pids: list[int] | None = None) -> None:
@@ -111,6 +127,7 @@ class Bench:
         self.results: list[Measurement] = []
         self.memory: list[Measurement] = []
         self.checks: dict[str, Any] = {}
+        self.rounds: dict[str, list[Measurement]] = {}  # every run of the contenders run in rounds
 
     def run(self, name: str, command: list[str], items: int, *, record: bool = True, cwd: Path | None = None,
             repeats: int | None = None, before: Callable[[], None] | None = None,
@@ -120,24 +137,42 @@ class Bench:
         ``before`` runs ahead of every repeat, unmeasured (e.g. dropping a restore's target);
         ``after`` reads each run's output (its log, its sidecar) into the run's ``extra``.
         """
-        runs: list[Measurement] = []
-        for attempt in range(repeats or self.args.repeats):
-            if before is not None:
-                before()
-            log.info("running %s (%d)", name, attempt + 1)
-            slug = "".join(c if c.isalnum() else "-" for c in name).strip("-")
-            log_path = self.logs / f"{slug}-{attempt + 1}.log"
-            m = run_measured(name, command, items, env=self.env, cwd=cwd or REPO, log_path=log_path,
-                             server_pids=self.server_pids, s3_pids=self.s3_pids)
-            if m.returncode == 0 and after is not None:
-                after(m, log_path)
-            log.info("%s: %.1f s, %.0f items/s, CPU %.1f s, peak RSS %.0f MB%s", name, m.seconds,
-                     m.items_per_second, m.cpu_seconds, m.peak_rss_mb,
-                     "" if m.returncode == 0 else f"  FAILED rc={m.returncode}, see {log_path}")
-            runs.append(m)
-        m = median_run(runs)
+        contender = Contender(name, command, before, after, cwd)
+        m = median_run([self._run_once(contender, items, attempt) for attempt in range(repeats or self.args.repeats)])
         if record:
             self.results.append(m)
+        return m
+
+    def run_rounds(self, contenders: list[Contender], items: int) -> list[Measurement]:
+        """Each contender once per round, for ``--repeats`` rounds; the median run of each is recorded.
+
+        Interleaved, so that a drift over the rounds (the machine's load, or dynalite's database
+        growing and compacting as tables are dropped and refilled) falls on every contender alike
+        instead of on whichever ran last. A contender and its ceiling are then compared within
+        each round too (``extra.of_ceiling_by_round``, filled in by the caller).
+        """
+        runs: dict[str, list[Measurement]] = {c.name: [] for c in contenders}
+        for attempt in range(self.args.repeats):
+            for contender in contenders:
+                runs[contender.name].append(self._run_once(contender, items, attempt))
+        self.rounds.update(runs)
+        medians = [median_run(runs[c.name]) for c in contenders]
+        self.results.extend(medians)
+        return medians
+
+    def _run_once(self, contender: Contender, items: int, attempt: int) -> Measurement:
+        if contender.before is not None:
+            contender.before()
+        log.info("running %s (%d)", contender.name, attempt + 1)
+        slug = "".join(c if c.isalnum() else "-" for c in contender.name).strip("-")
+        log_path = self.logs / f"{slug}-{attempt + 1}.log"
+        m = run_measured(contender.name, contender.command, items, env=self.env, cwd=contender.cwd or REPO,
+                         log_path=log_path, server_pids=self.server_pids, s3_pids=self.s3_pids)
+        if m.returncode == 0 and contender.after is not None:
+            contender.after(m, log_path)
+        log.info("%s: %.1f s, %.0f items/s, CPU %.1f s, peak RSS %.0f MB%s", contender.name, m.seconds,
+                 m.items_per_second, m.cpu_seconds, m.peak_rss_mb,
+                 "" if m.returncode == 0 else f"  FAILED rc={m.returncode}, see {log_path}")
         return m
 
     def export_command(self, table: str, prefix: str, compression: str, workers: int, segments: int) -> list[str]:
@@ -189,10 +224,27 @@ def run_all(bench: Bench, skip: set[str]) -> int:
         bench.checks["fast_path_identity"] = check_fast_path_identity(bench.ddb_url, bench.s3_url, BUCKET)
         log.info("fast path identity: %s", bench.checks["fast_path_identity"])
 
+    # The scan ceiling and our exports in rounds (ceiling, gzip, uncompressed; three times).
+    scan_round: list[Contender] = []
     if "ceiling" not in skip:
-        bench.run(f"ceiling: raw HTTP scan (orjson), {procs} proc, {segs} seg",
-                  [PY, "-m", "bench.ceiling", "scan", "--endpoint", bench.ddb_url, "--table", table,
-                   "--segments", str(segs), "--processes", str(procs)], n, after=check_printed(n))
+        scan_round.append(Contender(
+            f"ceiling: raw HTTP scan (orjson), {procs} proc, {segs} seg",
+            [PY, "-m", "bench.ceiling", "scan", "--endpoint", bench.ddb_url, "--table", table,
+             "--segments", str(segs), "--processes", str(procs)], after=check_printed(n)))
+    if "ours" not in skip:
+        for compression in ("gzip", "none"):
+            prefix = f"ours-{compression}"
+            scan_round.append(Contender(
+                f"ours: export {'gzip' if compression == 'gzip' else 'uncompressed'}, {procs} proc, {segs} seg",
+                bench.export_command(table, prefix, compression, procs, segs),
+                after=items_from_sidecar(s3, f"s3://{BUCKET}/{prefix}/{table}/{FOLDER_DATE}")))
+    measured = bench.run_rounds(scan_round, n)
+    ours: Measurement | None = measured[-2] if "ours" not in skip else None
+    if "ceiling" not in skip and "ours" not in skip:
+        ceiling_runs = bench.rounds[scan_round[0].name]
+        for m, contender in zip(measured[1:], scan_round[1:], strict=True):
+            m.extra["of_ceiling_by_round"] = by_round(bench.rounds[contender.name], ceiling_runs,
+                                                      lambda r: r.items_per_second)
     if "floor" not in skip:
         bench.run(f"floor: boto3 parallel scan, {procs} proc, {segs} seg",
                   [PY, "-m", "bench.floor", "--endpoint", bench.ddb_url, "--table", table,
@@ -200,14 +252,6 @@ def run_all(bench: Bench, skip: set[str]) -> int:
         bench.run(f"floor: boto3 parallel scan, 1 proc, {segs} seg",
                   [PY, "-m", "bench.floor", "--endpoint", bench.ddb_url, "--table", table,
                    "--segments", str(segs), "--processes", "1"], n)
-    ours: Measurement | None = None
-    if "ours" not in skip:
-        for compression in ("gzip", "none"):
-            prefix = f"ours-{compression}"
-            m = bench.run(f"ours: export {'gzip' if compression == 'gzip' else 'uncompressed'}, {procs} proc, "
-                          f"{segs} seg", bench.export_command(table, prefix, compression, procs, segs), n,
-                          after=items_from_sidecar(s3, f"s3://{BUCKET}/{prefix}/{table}/{FOLDER_DATE}"))
-            ours = ours or m
     if "pitr" not in skip:
         bench.checks["pitr_conversion"] = run_pitr(bench, table, n, ours)
     if "provider" not in skip:
@@ -365,15 +409,27 @@ def run_restores(bench: Bench, ddb: Any, table: str, n: int, binary: Path | None
     def fresh_ceiling_target() -> None:
         delete_table(ddb, ceiling_target)
         create_table(ddb, ceiling_target)
-    bench.run(f"ceiling: raw HTTP BatchWriteItem (precomputed), {procs} proc", [
-        PY, "-m", "bench.ceiling", "write", "--endpoint", bench.ddb_url, "--bodies", str(bodies),
-        "--processes", str(procs)], n, before=fresh_ceiling_target, after=check_printed(n))
-    m = bench.run(f"ours: restore gzip, {procs} proc, as a user runs it (verify + checkpoints)",
-                  restore(procs), n, before=drop_target, after=restore_phases(n))
-    if m.returncode == 0:
-        m.extra["sample_matches"] = sample_matches(ddb, target, n)
-    bench.run(f"ours: restore gzip, {procs} proc, fast flags (--no-verify --no-checkpoints)",
-              restore(procs, "--no-verify", "--no-checkpoints"), n, before=drop_target, after=restore_phases(n))
+
+    # The write ceiling and our restore (as a user runs it, then with the fast flags) in rounds.
+    def with_sample(m: Measurement, log_path: Path) -> None:
+        restore_phases(n)(m, log_path)
+        if m.returncode == 0:
+            m.extra["sample_matches"] = sample_matches(ddb, target, n)
+
+    write_round = [
+        Contender(f"ceiling: raw HTTP BatchWriteItem (precomputed), {procs} proc", [
+            PY, "-m", "bench.ceiling", "write", "--endpoint", bench.ddb_url, "--bodies", str(bodies),
+            "--processes", str(procs)], before=fresh_ceiling_target, after=check_printed(n)),
+        Contender(f"ours: restore gzip, {procs} proc, as a user runs it (verify + checkpoints)",
+                  restore(procs), before=drop_target, after=with_sample),
+        Contender(f"ours: restore gzip, {procs} proc, fast flags (--no-verify --no-checkpoints)",
+                  restore(procs, "--no-verify", "--no-checkpoints"), before=drop_target, after=restore_phases(n)),
+    ]
+    measured = bench.run_rounds(write_round, n)
+    ceiling_runs = bench.rounds[write_round[0].name]
+    for m, contender in zip(measured[1:], write_round[1:], strict=True):
+        m.extra["of_ceiling_by_round"] = by_round(bench.rounds[contender.name], ceiling_runs,
+                                                  lambda r: float(r.extra.get("load_items_per_second") or 0))
     # Worker scaling: the load phase's rate with 1 to 4 workers (one run each) against the same server.
     scaling = []
     for workers in (1, 2, 3, 4):
@@ -420,6 +476,8 @@ def write_outputs(bench: Bench, ours: Measurement | None, seeding: list[dict[str
     for m in bench.results:
         if "phase_seconds" in m.extra:
             print(f"  {m.name}: phases {m.extra['phase_seconds']}, load {m.extra.get('load_items_per_second')} items/s")
+        if "of_ceiling_by_round" in m.extra:
+            print(f"  {m.name}: of its ceiling round by round {m.extra['of_ceiling_by_round']}")
     for name, value in bench.checks.items():
         if name not in ("profile", "rate_accuracy"):
             print(f"check {name}: {value}")

@@ -86,3 +86,25 @@ def test_sample_indexes():
     picks = sample_indexes(1000, 50)
     assert len(picks) == 50 and picks[0] == 0 and len(set(picks)) == 50
     assert sample_indexes(0) == []
+
+
+def test_contenders_run_in_rounds_and_are_compared_round_by_round(tmp_path, monkeypatch):
+    import argparse
+
+    from bench.run import Bench, Contender, by_round
+
+    bench = Bench(argparse.Namespace(repeats=3, out=tmp_path), "http://ddb", "http://s3", [])
+    order: list[str] = []
+    seconds = {"ceiling": [10.0, 20.0, 10.0], "ours": [12.0, 25.0, 11.0]}
+
+    def once(contender, items, attempt):
+        order.append(contender.name)
+        return Measurement(contender.name, items, seconds[contender.name][attempt], 1.0, 1.0)
+
+    monkeypatch.setattr(bench, "_run_once", once)
+    ceiling, ours = bench.run_rounds([Contender("ceiling", []), Contender("ours", [])], 1000)
+    assert order == ["ceiling", "ours"] * 3
+    assert (ceiling.seconds, ours.seconds) == (10.0, 12.0)  # the median run of each
+    assert ours.extra["runs_seconds"] == [12.0, 25.0, 11.0]
+    assert by_round(bench.rounds["ours"], bench.rounds["ceiling"], lambda m: m.items_per_second) == [
+        0.833, 0.8, 0.909]
