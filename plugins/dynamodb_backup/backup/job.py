@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from dynamodb_backup.aws.retry import call_with_retries
-from dynamodb_backup.aws.tableinfo import describe_table, read_table_info
+from dynamodb_backup.aws.tableinfo import TableInfo, describe_table, read_table_info
 from dynamodb_backup.backup.export import ExportSettings, WorkerResult, export_share
 from dynamodb_backup.backup.plan import (
     DEFAULT_ON_DEMAND_CAPACITY,
@@ -114,9 +114,13 @@ def share_rate_reader(
 
 
 def seal_backup(dynamodb: Any, s3: Any, request: BackupRequest, plan: BackupPlan,
-                results: list[WorkerResult], source: dict[str, Any] | None = None) -> Sidecar:
-    """Seal a scan backup; ``source`` records a fallback from pitr (the default says: a scan)."""
-    info = read_table_info(dynamodb, request.table)
+                results: list[WorkerResult], source: dict[str, Any] | None = None,
+                info: TableInfo | None = None) -> Sidecar:
+    """Seal a scan backup; ``source`` records a fallback from pitr (the default says: a scan).
+
+    ``info``: the table's description, TTL and tags, if already read (else read now).
+    """
+    info = info or read_table_info(dynamodb, request.table)
     return finalize_backup(
         s3, plan.folder, results, description=info.description, total_segments=plan.total_segments,
         compression=request.settings.compression, logical_date=request.logical_date,
@@ -146,10 +150,17 @@ def run_backup(make_client: ClientFactory, request: BackupRequest, processes: in
     plan = plan_backup(dynamodb, s3, request)
     if plan.skip:
         return None
-    if processes <= 1 or len(plan.shares) == 1:
-        results = [_run_share(make_client, request, plan, share) for share in plan.shares]
-    else:
-        with ProcessPoolExecutor(max_workers=min(processes, len(plan.shares))) as pool:
-            futures = [pool.submit(_run_share, make_client, request, plan, s) for s in plan.shares]
-            results = [f.result() for f in futures]
-    return seal_backup(dynamodb, s3, request, plan, results, source)
+    # The sidecar's TTL and tags are read while the workers scan (three calls; dynalite takes over
+    # a second to list tags on a big database). The thread starts after the workers are forked.
+    with ThreadPoolExecutor(max_workers=1) as side:
+        if processes <= 1 or len(plan.shares) == 1:
+            table_info = side.submit(read_table_info, dynamodb, request.table)
+            results = [_run_share(make_client, request, plan, share) for share in plan.shares]
+        else:
+            with ProcessPoolExecutor(max_workers=min(processes, len(plan.shares))) as pool:
+                futures = [pool.submit(_run_share, make_client, request, plan, s) for s in plan.shares]
+                table_info = side.submit(read_table_info, dynamodb, request.table)
+                results = [f.result() for f in futures]
+        # The description is read again: the sidecar records the table as it was at the end.
+        info = replace(table_info.result(), description=describe_table(dynamodb, request.table))
+    return seal_backup(dynamodb, s3, request, plan, results, source, info=info)
