@@ -86,7 +86,6 @@ class DynamoDBConnection:
             raise ValueError(f"not an http(s) endpoint: {url!r}")
         self.url = url.rstrip("/") + "/"
         self.region = region
-        self._credentials = credentials
         self._host, self._port, self._https = parts.hostname, parts.port, parts.scheme == "https"
         self._verify = verify
         self._connect_timeout, self._read_timeout = connect_timeout, read_timeout

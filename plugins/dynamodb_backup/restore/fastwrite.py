@@ -6,7 +6,7 @@ than the whole HTTP round trip against a fast server. A backup line already hold
 the item in almost the wire form DynamoDB wants (binary is base64 text, numbers
 are strings); only the type keys differ (``sS`` -> ``SS``). So the fast path
 renames the type keys in the parsed line (``formats.codec.wireform``), builds the
-whole request body with orjson, and sends it on ``aws.wire`` (signed by botocore
+whole request body with orjson, and sends it on ``aws.wire`` (signed by ``aws.sigv4``
 with the client's credentials; the next batch is built while one is in flight),
 or, where aws.wire does not reproduce the client's transport, swaps it into a
 botocore call in a ``before-call`` hook after botocore has serialized a one-item

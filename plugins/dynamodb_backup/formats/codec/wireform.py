@@ -19,9 +19,10 @@ from dynamodb_backup.formats.codec.datapipeline import decode_line
 # Data Pipeline type key (any casing, lower-cased) -> DynamoDB wire type.
 _WIRE_TYPES = {"s": "S", "n": "N", "b": "B", "ss": "SS", "ns": "NS", "bs": "BS",
                "m": "M", "l": "L", "bool": "BOOL", "null": "NULL"}
-# The spellings Data Pipeline writes, looked up first (no lower() on the hot path).
-_EXACT = {"s": "S", "n": "N", "b": "B", "sS": "SS", "nS": "NS", "bS": "BS",
-          "m": "M", "l": "L", "bOOL": "BOOL", "nULL": "NULL"}
+# The scalar and set types as Data Pipeline spells them: converted without recursion.
+_SCALARS = {"s": "S", "n": "N", "b": "B", "sS": "SS", "nS": "NS", "bS": "BS", "bOOL": "BOOL", "nULL": "NULL"}
+# Every spelling Data Pipeline writes, looked up first (no lower() on the hot path).
+_EXACT = {**_SCALARS, "m": "M", "l": "L"}
 
 
 def _wire_value(v: Any) -> dict[str, Any]:
@@ -36,10 +37,6 @@ def _wire_value(v: Any) -> dict[str, Any]:
     if t == "L":
         return {"L": _wire_list(x)}
     return {t: x}
-
-
-# The scalar and set types as Data Pipeline spells them: converted without recursion.
-_SCALARS = {"s": "S", "n": "N", "b": "B", "sS": "SS", "nS": "NS", "bS": "BS", "bOOL": "BOOL", "nULL": "NULL"}
 
 
 def _wire_map(x: Any) -> dict[str, Any]:
