@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import orjson
 
+from local_pitr.billing import BillingSwitches
 from local_pitr.database import Database
 from local_pitr.export_job import ExportJobs
 from local_pitr.exports_api import ExportsApi
@@ -30,12 +31,14 @@ class StandIn:
         self.pitr = PitrApi(self.journal, settings)
         self.exports = ExportsApi(self.journal, self.records, self.jobs, settings, min_incremental_window_seconds)
         recorder = Recorder(self.journal, on_table_deleted=self._purge)
+        self.billing = BillingSwitches(self.db)  # AWS's limit on switching to on-demand
         operations: dict[str, LocalOperation] = {
             "UpdateContinuousBackups": self.pitr.update,
             "DescribeContinuousBackups": self.pitr.describe,
             "ExportTableToPointInTime": self.exports.export,
             "DescribeExport": self.exports.describe,
             "ListExports": self.exports.list,
+            "UpdateTable": self.billing.update_table,
         }
         self.server = StandInServer((settings.host, settings.port), settings.upstream, recorder, operations)
 
