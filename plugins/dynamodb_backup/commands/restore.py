@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import datetime
 
 from dynamodb_backup.backup.plan import DEFAULT_ON_DEMAND_CAPACITY
@@ -47,6 +48,10 @@ def register(subparsers: Subparsers) -> None:
     p.add_argument("--workers", type=int, default=4, help="worker processes, each loading a share of the files")
     p.add_argument("--on-demand-capacity", type=float, default=DEFAULT_ON_DEMAND_CAPACITY,
                    help="write units per second assumed for on-demand tables")
+    p.add_argument("--load-capacity", metavar="on-demand|WCU",
+                   help="load fast, then settle: create the table on demand (or with WCU write units on the table "
+                        "and each GSI), load and verify, then apply the backup's capacities; an existing "
+                        "provisioned table is switched to on-demand for the load and back afterwards")
     p.add_argument("--no-verify", action="store_true", help="skip counting and comparing afterwards")
     p.add_argument("--checkpoint", metavar="S3_URI",
                    help="where completion markers go (default: _restore_checkpoints/ beside the folder)")
@@ -110,6 +115,7 @@ def _request(args: argparse.Namespace, folder: S3Location, create: bool = False)
         on_demand_capacity=args.on_demand_capacity, verify=not args.no_verify,
         checkpoint_base=S3Location.parse(args.checkpoint, "--checkpoint") if args.checkpoint else None,
         checkpoints=not args.no_checkpoints, run_id=args.run_id or new_run_id(),
+        load_capacity=getattr(args, "load_capacity", None),
     )
 
 
@@ -125,10 +131,12 @@ def _run_folder(args: argparse.Namespace) -> int:
     print(f"loaded {outcome.load.items} items ({outcome.load.files_loaded} files, {outcome.load.files_skipped} "
           f"skipped as already done, {outcome.load.consumed_write_units:.0f} write units)")
     print("phases: " + ", ".join(f"{phase} {seconds:.2f} s" for phase, seconds in outcome.seconds.items()))
+    if outcome.settle_failure:
+        print(outcome.settle_failure, file=sys.stderr)
     if outcome.verify is None:
-        return 0
+        return 1 if outcome.settle_failure else 0
     print(outcome.verify.summary())
-    return 0 if outcome.verify.match else 1
+    return 0 if outcome.verify.match and not outcome.settle_failure else 1
 
 
 def _table_fate(target: dict[str, object]) -> str:

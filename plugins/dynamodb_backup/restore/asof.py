@@ -42,8 +42,10 @@ from dynamodb_backup.restore.job import (
     ensure_restore_target,
     load_prepared,
     prepare_restore,
+    say_pace,
 )
 from dynamodb_backup.restore.keyschema import KeyRules
+from dynamodb_backup.restore.loadcapacity import settle_or_say
 from dynamodb_backup.restore.steps import LoadResult, plan_shares, target_rate_reader, write_rate
 from dynamodb_backup.restore.verify import (
     MAX_KEYS_IN_MEMORY,
@@ -224,8 +226,21 @@ def run_as_of(make_client: ClientFactory, request: RestoreRequest, base: S3Locat
         log.info("%s: %d changes valid (%d puts, %d deletes)", link.describe(), report.changes, report.puts,
                  report.deletes)
     target = ensure_restore_target(make_client, request, prepared)
+    say_pace(describe_table(make_client("dynamodb"), request.table), request, prepared,
+             creating=bool(target["created"]))
     load = load_prepared(make_client, request, prepared, processes)
     applied = apply_links(make_client, request, links, prepared.rules, processes)
+    outcome = _verified(make_client, request, chain, prepared, links, reports, target, load, applied)
+    failure = settle_or_say(make_client("dynamodb"), target.get("settle"), log.info, log.warning)
+    if failure:
+        outcome.notes.append(failure)
+    return outcome
+
+
+def _verified(make_client: ClientFactory, request: RestoreRequest, chain: Chain, prepared: Prepared,
+              links: list[LinkFiles], reports: list[LinkReport], target: dict[str, Any], load: LoadResult,
+              applied: ApplyResult) -> AsOfOutcome:
+    s3 = make_client("s3")
     outcome = AsOfOutcome(chain, prepared, links, reports, target, load, applied, None)
     if not request.verify:
         return outcome

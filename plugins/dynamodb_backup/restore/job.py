@@ -1,7 +1,8 @@
 """A whole restore in one process tree (the command line's path; the DAG runs the same steps as tasks).
 
-inspect -> check the target (read-only) -> validate the shares -> ensure the table
--> load the shares -> verify.
+inspect -> check the target (read-only) -> validate the shares -> ensure the table (at the load
+capacity, if one is asked) -> say what limits the load and how long it should take -> load the
+shares (one progress report over all workers) -> verify -> settle the table's capacities.
 """
 
 from __future__ import annotations
@@ -19,9 +20,12 @@ from dynamodb_backup.backup.plan import DEFAULT_ON_DEMAND_CAPACITY, check_ratio,
 from dynamodb_backup.errors import ParameterError
 from dynamodb_backup.formats.layout import S3Location, check_table_name
 from dynamodb_backup.incremental.chain import refuse_incremental
+from dynamodb_backup.progress import ProgressReport
 from dynamodb_backup.restore.checkpoint import Checkpoints, default_checkpoint_base
 from dynamodb_backup.restore.inspection import BackupSource, SourceFile, inspect_folder
 from dynamodb_backup.restore.keyschema import KeyRules
+from dynamodb_backup.restore.loadcapacity import LoadCapacity, settle_or_say
+from dynamodb_backup.restore.pace import LoadPace, load_pace
 from dynamodb_backup.restore.steps import (
     LoadResult,
     ValidationReport,
@@ -88,6 +92,12 @@ class RestoreRequest:
     checkpoints: bool = True
     run_id: str = field(default_factory=new_run_id)
     """Give the id of a failed run to resume it: files it finished are skipped."""
+    load_capacity: str | None = None
+    """'on-demand' or write units: load at this capacity, then settle (:mod:`restore.loadcapacity`)."""
+
+    @property
+    def capacity(self) -> LoadCapacity | None:
+        return LoadCapacity.parse(self.load_capacity)
 
     def check(self) -> None:
         check_table_name(self.table)
@@ -96,6 +106,7 @@ class RestoreRequest:
             raise ParameterError(f"workers must be between 1 and 64, got {self.workers}")
         if self.on_demand_capacity <= 0:
             raise ParameterError("on_demand_capacity must be positive")
+        LoadCapacity.parse(self.load_capacity)  # a bad one is refused before anything is read
 
     def checkpoints_for(self, s3: Any, folder: S3Location, table_id: str = "") -> Checkpoints | None:
         if not self.checkpoints:
@@ -113,6 +124,9 @@ class RestoreOutcome:
     verify: VerifyReport | None
     seconds: dict[str, float] = field(default_factory=dict)
     """Wall time of each phase: validate (inspection included), target (create or replace), load, verify."""
+    pace: LoadPace | None = None
+    settle_failure: str | None = None
+    """The one line saying the data is loaded but the table's capacities are not settled, and how to finish."""
 
 
 def _validate_share(make_client: ClientFactory, bucket: str, files: list[SourceFile],
@@ -134,10 +148,12 @@ def _load_share(make_client: ClientFactory, request: RestoreRequest, folder: S3L
     )
 
 
-def _map(processes: int, function: Callable[..., T], calls: list[tuple[Any, ...]]) -> Iterable[T]:
+def _map(processes: int, function: Callable[..., T], calls: list[tuple[Any, ...]],
+         report: ProgressReport | None = None) -> Iterable[T]:
     if processes <= 1 or len(calls) <= 1:
         return [function(*args) for args in calls]
-    with ProcessPoolExecutor(max_workers=min(processes, len(calls))) as pool:
+    pool_settings: dict[str, Any] = {"initializer": report.initializer, "initargs": report.initargs} if report else {}
+    with ProcessPoolExecutor(max_workers=min(processes, len(calls)), **pool_settings) as pool:
         futures = [pool.submit(function, *args) for args in calls]
         return [f.result() for f in futures]
 
@@ -175,12 +191,28 @@ def ensure_restore_target(make_client: ClientFactory, request: RestoreRequest, p
     """Create or replace the target as asked (the first write of a restore)."""
     return ensure_target(make_client("dynamodb"), prepared.source, request.table, prepared.keys,
                          create=request.create_table, replace=request.replace_table,
-                         journal=request.checkpoints_for(make_client("s3"), prepared.source.folder))
+                         journal=request.checkpoints_for(make_client("s3"), prepared.source.folder),
+                         load_capacity=request.capacity)
+
+
+def say_pace(description: dict[str, Any], request: RestoreRequest, prepared: Prepared, creating: bool,
+             say: Callable[[str], None] = log.info) -> LoadPace:
+    """Before the first write: what limits the load (the table, or which index) and how long it should take."""
+    pace = load_pace(description, prepared.source, prepared.validation.items, request.write_ratio,
+                     request.on_demand_capacity)
+    say(pace.line())
+    advice = pace.advice(creating=creating, on_demand=request.capacity is not None)
+    if advice:
+        say(advice)
+    return pace
 
 
 def load_prepared(make_client: ClientFactory, request: RestoreRequest, prepared: Prepared,
-                  processes: int = 1) -> LoadResult:
-    """Load the validated shares at ratio x the target's write capacity, skipping files already finished."""
+                  processes: int = 1, every: float = 10.0) -> LoadResult:
+    """Load the validated shares at ratio x the target's write capacity, skipping files already finished.
+
+    One progress report covers every worker (a line every ``every`` s, or a bar in a terminal).
+    """
     shares = prepared.shares
     rate = write_rate(describe_table(make_client("dynamodb"), request.table), request.write_ratio,
                       request.on_demand_capacity)
@@ -189,8 +221,10 @@ def load_prepared(make_client: ClientFactory, request: RestoreRequest, prepared:
     load = LoadResult()
     calls = [(make_client, request, prepared.source.folder, share, prepared.rules.key_names, rate / len(shares),
               1 / len(shares), f"worker {i}") for i, share in enumerate(shares)]
-    for result in _map(processes, _load_share, calls):
-        load.merge(result)
+    with ProgressReport(f"restore {request.table}", prepared.validation.items, log,
+                        expected_bytes=prepared.source.total_bytes, every=every) as report:
+        for result in _map(processes, _load_share, calls, report):
+            load.merge(result)
     return load
 
 
@@ -203,10 +237,11 @@ def run_restore(make_client: ClientFactory, request: RestoreRequest, processes: 
     started = time.perf_counter()
     target = ensure_restore_target(make_client, request, prepared)
     seconds["target"] = time.perf_counter() - started
+    s3, dynamodb = make_client("s3"), make_client("dynamodb")
+    pace = say_pace(describe_table(dynamodb, request.table), request, prepared, creating=bool(target["created"]))
     started = time.perf_counter()
     load = load_prepared(make_client, request, prepared, processes)
     seconds["load"] = time.perf_counter() - started
-    s3, dynamodb = make_client("s3"), make_client("dynamodb")
     source, validation = prepared.source, prepared.validation
     report = None
     if request.verify:
@@ -217,4 +252,10 @@ def run_restore(make_client: ClientFactory, request: RestoreRequest, processes: 
         if report.match and checkpoints:
             checkpoints.clear()
         seconds["verify"] = time.perf_counter() - started
-    return RestoreOutcome(source, validation, target, load, report, seconds)
+    # Settled after verification either way: a failed verification is said on its own, and a table
+    # left at its load capacity would cost what the operator did not ask for.
+    started = time.perf_counter()
+    failure = settle_or_say(dynamodb, target.get("settle"), log.info, log.warning)
+    if target.get("settle") is not None:
+        seconds["settle"] = time.perf_counter() - started
+    return RestoreOutcome(source, validation, target, load, report, seconds, pace, failure)

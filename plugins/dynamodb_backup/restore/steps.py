@@ -43,6 +43,14 @@ from dynamodb_backup.restore.fastwrite import WireBatchWriter
 from dynamodb_backup.restore.inspection import BackupSource, SourceFile
 from dynamodb_backup.restore.keyschema import KeyRules, key_description, parse_key_schema, show_key_schema
 from dynamodb_backup.restore.load import BatchWriter, save_write_units
+from dynamodb_backup.restore.loadcapacity import (
+    LoadCapacity,
+    LoadPlan,
+    loading_description,
+    plan_for_new_table,
+    settle_command,
+    switch_existing,
+)
 from dynamodb_backup.restore.reader import FileItems
 from dynamodb_backup.restore.verify import BucketedDigest
 
@@ -119,7 +127,8 @@ def _delete_table(dynamodb: Any, table: str) -> None:
 
 
 def replace_table(dynamodb: Any, table: str, current: dict[str, Any] | None, *,
-                  journal: Checkpoints | None = None, record: dict[str, Any] | None = None) -> None:
+                  journal: Checkpoints | None = None, record: dict[str, Any] | None = None,
+                  capacity: LoadCapacity | None = None) -> LoadPlan:
     """Delete ``table`` and create it again, empty, with its own keys, indexes, billing, stream, TTL and tags.
 
     Why: a put-only restore leaves behind the items deleted from the source
@@ -133,7 +142,8 @@ def replace_table(dynamodb: Any, table: str, current: dict[str, Any] | None, *,
     record, never from the half-made table, and the incarnation this run created
     is not deleted again. ``current`` is the table's settled description (None
     when an earlier attempt already deleted it); ``record`` is what the journal
-    already holds, if anything.
+    already holds, if anything. With a load ``capacity`` the table is created at it, and the plan
+    returned settles it to what it was (:mod:`restore.loadcapacity`).
     """
     if record is None:
         if current is None:
@@ -154,7 +164,7 @@ def replace_table(dynamodb: Any, table: str, current: dict[str, Any] | None, *,
     elif current is not None and table_identity(current) != record["original_id"]:
         log.info("table %s was already created again by an earlier attempt of this run; finishing it", table)
         set_ttl_and_tags(dynamodb, table, record["time_to_live"], record["tags"])
-        return
+        return plan_for_new_table(record["description"], table, capacity)
     if current is not None:
         if (current.get("StreamSpecification") or {}).get("StreamEnabled"):
             log.warning("table %s has a stream: the new table's stream has a new ARN; point its consumers at it",
@@ -162,39 +172,64 @@ def replace_table(dynamodb: Any, table: str, current: dict[str, Any] | None, *,
         log.warning("replacing table %s: deleting it and creating it again like itself, then loading the backup",
                     table)
         _delete_table(dynamodb, table)
-    create_table_like(dynamodb, record["description"], table, time_to_live=record["time_to_live"],
+    plan = plan_for_new_table(record["description"], table, capacity)
+    create_table_like(dynamodb, _at(record["description"], capacity), table, time_to_live=record["time_to_live"],
                       tags=record["tags"])
+    return plan
+
+
+def _at(final: dict[str, Any], capacity: LoadCapacity | None) -> dict[str, Any]:
+    """The description to create from: ``final``, or ``final`` at the load capacity."""
+    return final if capacity is None else loading_description(final, capacity)
 
 
 def ensure_target(dynamodb: Any, source: BackupSource, table: str, keys: dict[str, Any], *,
-                  create: bool, replace: bool = False, journal: Checkpoints | None = None) -> dict[str, Any]:
+                  create: bool, replace: bool = False, journal: Checkpoints | None = None,
+                  load_capacity: LoadCapacity | None = None) -> dict[str, Any]:
     """Create the table if it is missing (from the sidecar when there is one), or replace it if asked.
 
     Says whether it was created, replaced, and empty (then verification
     compares every item, not only the count). ``journal`` makes a replacement
-    retry-safe (see :func:`replace_table`).
+    retry-safe (see :func:`replace_table`). With a ``load_capacity`` the table is
+    created at it (an existing one switched to on-demand), and ``settle`` holds the
+    UpdateTable that gives it its final capacities after the load (None: nothing to do).
     """
     existing = settled_table(dynamodb, table)
     record = journal.read_note(REPLACE_NOTE) if replace and journal is not None else None
     if replace and (existing is not None or record is not None):
         if existing is not None:
             check_same_keys(keys, existing, f"table {table!r}")
-        replace_table(dynamodb, table, existing, journal=journal, record=record)
-        return {"created": True, "replaced": True, "was_empty": True}
+        plan = replace_table(dynamodb, table, existing, journal=journal, record=record, capacity=load_capacity)
+        return _said({"created": True, "replaced": True, "was_empty": True}, plan)
     if existing is not None:
         check_same_keys(keys, existing, f"table {table!r}")
         empty = is_empty(dynamodb, table)
         log.info("restoring into existing table %s (%s, %s)", table, show_key_schema(existing),
                  "empty" if empty else "NOT empty: items with the backup's keys are overwritten")
-        return {"created": False, "replaced": False, "was_empty": empty}
+        plan = switch_existing(dynamodb, table, existing, load_capacity)
+        return _said({"created": False, "replaced": False, "was_empty": empty}, plan)
     if not create and not replace:
         raise ParameterError(f"table: {table!r} does not exist and create_table is off")
     if source.table is not None:
-        create_table_like(dynamodb, source.table, table, time_to_live=source.time_to_live, tags=source.tags)
+        final = source.table
+        plan = plan_for_new_table(final, table, load_capacity)
+        create_table_like(dynamodb, _at(final, load_capacity), table, time_to_live=source.time_to_live,
+                          tags=source.tags)
     else:
-        spec = {**keys, "BillingModeSummary": {"BillingMode": "PAY_PER_REQUEST"}, "GlobalSecondaryIndexes": []}
-        create_table_like(dynamodb, spec, table)
-    return {"created": True, "replaced": False, "was_empty": True}
+        final = {**keys, "BillingModeSummary": {"BillingMode": "PAY_PER_REQUEST"}, "GlobalSecondaryIndexes": []}
+        plan = plan_for_new_table(final, table, load_capacity)
+        create_table_like(dynamodb, _at(final, load_capacity), table)
+    return _said({"created": True, "replaced": False, "was_empty": True}, plan)
+
+
+def _said(target: dict[str, Any], plan: LoadPlan) -> dict[str, Any]:
+    """The target's record, with the settle plan when there is one (the record's keys stay as they were)."""
+    if plan.note:
+        log.info("load capacity: %s", plan.note)
+    if plan.settle is not None:
+        log.info("if the run stops before it settles, finish with: %s", settle_command(plan.settle))
+        target["settle"] = plan.settle
+    return target
 
 
 @dataclass
@@ -359,20 +394,21 @@ def load_files(dynamodb: Any, s3: Any, bucket: str, files: list[SourceFile], tab
                     result.items += done
                     continue
                 items = FileItems(s3, bucket, file)
-                reported, charged = 0, consumed()
+                reported, read, charged = 0, 0, consumed()
                 raw = fast_path and file.decoder == "datapipeline"
                 source: Iterable[tuple[str, Any]] = items.lines() if raw else items
                 put: Callable[[Any, str], None] = fast.put if raw else writer.put
                 for origin, item in source:
                     put(item, origin)
-                    if items.items - reported >= 1000:
+                    # Asked per item (a clock read): a load paced by a small index may take seconds an item.
+                    if progress.due():
                         if watcher:
                             watcher.refresh_if_due()
-                        progress.add(items.items - reported, 0, consumed() - charged)
-                        reported, charged = items.items, consumed()
+                        progress.add(items.items - reported, items.reader.stored_bytes - read, consumed() - charged)
+                        reported, read, charged = items.items, items.reader.stored_bytes, consumed()
                 fast.flush()
                 writer.flush()
-                progress.add(items.items - reported, items.reader.stored_bytes, consumed() - charged)
+                progress.add(items.items - reported, items.reader.stored_bytes - read, consumed() - charged)
                 if file.items is not None and items.items != file.items:
                     raise BackupFolderError(f"{url}: held {items.items} items while loading, expected {file.items}")
                 result.items += items.items
