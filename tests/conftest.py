@@ -1,16 +1,21 @@
-"""Shared pytest fixtures: local AWS servers (dynalite + moto + the PITR stand-in) on free ports.
+"""Shared pytest fixtures: local AWS servers (a DynamoDB backend + moto + the PITR stand-in) on free ports.
+
+The DynamoDB backend is the one env ``DYNAMODB_BACKEND`` names: ``ddblocal`` (AWS's DynamoDB Local,
+in memory) or ``dynalite``; the default is ``local_aws.DEFAULT_BACKEND``. ``make test`` runs the
+integration suite on both.
 
 Session fixtures:
 
-* ``local_aws`` -- one dynalite, one moto server and the PITR stand-in in front of dynalite
+* ``local_aws`` -- one backend server, one moto server and the PITR stand-in in front of the backend
   (``include/local_pitr``: lag 3 s, exports IN_PROGRESS at least 1 s). DynamoDB clients and
   ``AWS_ENDPOINT_URL_DYNAMODB`` point at the stand-in, so every test talks DynamoDB through it;
-  ``LocalAws.dynalite`` is dynalite itself (for measuring the server's own ceiling). Also sets
+  ``LocalAws.upstream`` is the backend itself (for measuring the server's own ceiling; ``.dynalite``
+  is its older name, whichever backend it is) and ``LocalAws.backend`` its name. Also sets
   ``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL_SNS`` and test credentials in ``os.environ`` for
   the whole session (restored afterwards).
-* ``pitr_standin`` -- a function starting another stand-in in front of the session's dynalite
+* ``pitr_standin`` -- a function starting another stand-in in front of the session's backend
   and moto with its own lag (and export/window minimums); stopped at the end of the session.
-* ``second_dynamodb`` -- another dynalite (a second "region"), a ``LocalServer``.
+* ``second_dynamodb`` -- another server of the same backend (a second "region"), a ``LocalServer``.
 
 Function fixtures: ``s3_bucket`` (a fresh bucket in moto), ``table_name`` (a unique name).
 
@@ -40,7 +45,16 @@ for _path in (REPO_ROOT / "include", REPO_ROOT / "plugins"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from local_aws import LocalAwsError, LocalServer, free_port, start_dynalite, start_moto, start_pitr  # noqa: E402
+from local_aws import (  # noqa: E402
+    DDBLOCAL,
+    LocalAwsError,
+    LocalServer,
+    backend_from_env,
+    free_port,
+    start_backend,
+    start_moto,
+    start_pitr,
+)
 
 # Each test process gets its own Airflow home, set before anything imports Airflow
 # (Airflow reads its configuration once, at import).
@@ -66,6 +80,20 @@ TEST_CREDENTIALS = {
 }
 
 
+#: The DynamoDB server behind the stand-in in this run (env DYNAMODB_BACKEND): "ddblocal" or "dynalite".
+DYNAMODB_BACKEND = backend_from_env("DYNAMODB_BACKEND")
+
+
+def start_dynamodb_backend(port: int, state_dir: Path) -> LocalServer:
+    """A server of this run's backend (DynamoDB Local in memory: its data dies with it, as dynalite's
+    temporary directory does)."""
+    return start_backend(DYNAMODB_BACKEND, port, state_dir)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"DynamoDB backend: {DYNAMODB_BACKEND} (env DYNAMODB_BACKEND)"
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: long-running test (deselect with -m 'not slow'; CI runs them)")
     config.addinivalue_line("markers", "e2e: end-to-end test through Airflow and the local AWS servers")
@@ -85,12 +113,23 @@ def start_on_free_port(starter: Callable[..., LocalServer], state_dir: Path, att
 @dataclass
 class LocalAws:
     """Handles on the session's local servers: ``dynamodb`` is the PITR stand-in (the endpoint every
-    test uses), ``dynalite`` the server behind it."""
+    test uses), ``upstream`` the backend server behind it (``backend`` names it: ddblocal, dynalite)."""
 
     dynamodb: LocalServer
     moto: LocalServer
-    dynalite: LocalServer | None = None
+    upstream: LocalServer | None = None
     region: str = REGION
+    backend: str = DYNAMODB_BACKEND
+
+    @property
+    def dynalite(self) -> LocalServer | None:
+        """The backend server behind the stand-in, under its older name (it may be DynamoDB Local)."""
+        return self.upstream
+
+    @property
+    def is_ddblocal(self) -> bool:
+        """True when the backend is AWS's DynamoDB Local (ARN region ``ddblocal``, ItemCount reported)."""
+        return self.backend == DDBLOCAL
 
     @property
     def dynamodb_url(self) -> str:
@@ -109,7 +148,7 @@ class LocalAws:
         return self.moto.url
 
     def client(self, service: str, **kwargs: Any) -> Any:
-        """A boto3 client for ``service``: DynamoDB goes to dynalite, everything else to moto."""
+        """A boto3 client for ``service``: DynamoDB goes to the stand-in, everything else to moto."""
         server = self.dynamodb if service in ("dynamodb", "dynamodbstreams") else self.moto
         kwargs.setdefault("region_name", self.region)
         return server.client(service, **kwargs)
@@ -153,7 +192,7 @@ class LocalAws:
         range_type: str = "S",
         client: Any = None,
     ) -> None:
-        """Create an on-demand table and wait until it is ACTIVE (dynalite: ~0.5 s)."""
+        """Create an on-demand table and wait until it is ACTIVE (dynalite: ~0.5 s, DynamoDB Local: at once)."""
         client = client or self.dynamodb_client()
         attrs = [{"AttributeName": hash_key, "AttributeType": hash_type}]
         schema = [{"AttributeName": hash_key, "KeyType": "HASH"}]
@@ -176,10 +215,10 @@ def wait_for_table(client: Any, name: str, timeout: float = 10.0) -> None:
         time.sleep(0.05)
 
 
-def start_standin(dynalite: LocalServer, moto: LocalServer, state_dir: Path, **options: Any) -> LocalServer:
-    """A PITR stand-in on a free port in front of ``dynalite``, writing exports to ``moto``."""
+def start_standin(upstream: LocalServer, moto: LocalServer, state_dir: Path, **options: Any) -> LocalServer:
+    """A PITR stand-in on a free port in front of ``upstream`` (the backend), writing exports to ``moto``."""
     def starter(port: int, state: Path) -> LocalServer:
-        return start_pitr(port, state, upstream_url=dynalite.url, s3_url=moto.url, **options)
+        return start_pitr(port, state, upstream_url=upstream.url, s3_url=moto.url, **options)
     return start_on_free_port(starter, state_dir)
 
 
@@ -187,11 +226,11 @@ def start_standin(dynalite: LocalServer, moto: LocalServer, state_dir: Path, **o
 def local_aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAws]:
     state_dir = tmp_path_factory.mktemp("local_aws")
     with contextlib.ExitStack() as servers:
-        dynalite = start_on_free_port(start_dynalite, state_dir)
-        servers.callback(dynalite.stop)
+        upstream = start_on_free_port(start_dynamodb_backend, state_dir)
+        servers.callback(upstream.stop)
         moto = start_on_free_port(start_moto, state_dir)
         servers.callback(moto.stop)
-        standin = start_standin(dynalite, moto, state_dir, lag_seconds=SESSION_PITR_LAG_SECONDS,
+        standin = start_standin(upstream, moto, state_dir, lag_seconds=SESSION_PITR_LAG_SECONDS,
                                 min_export_seconds=SESSION_MIN_EXPORT_SECONDS)
         servers.callback(standin.stop)
         with pytest.MonkeyPatch.context() as mp:
@@ -202,22 +241,22 @@ def local_aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAws]:
             mp.setenv("AWS_ENDPOINT_URL_DYNAMODB", standin.url)
             mp.setenv("AWS_ENDPOINT_URL_S3", moto.url)
             mp.setenv("AWS_ENDPOINT_URL_SNS", moto.url)
-            yield LocalAws(dynamodb=standin, moto=moto, dynalite=dynalite)
+            yield LocalAws(dynamodb=standin, moto=moto, upstream=upstream)
 
 
 @pytest.fixture(scope="session")
 def pitr_standin(local_aws: LocalAws, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., LocalServer]]:
     """``pitr_standin(lag_seconds=..., min_export_seconds=..., min_incremental_window_seconds=...,
-    state_dir=...)``: another stand-in in front of the session's dynalite and moto, with a journal of its
+    state_dir=...)``: another stand-in in front of the session's backend and moto, with a journal of its
     own (in ``state_dir`` if given: pass the same one again to restart it on its state). Create the tables
     a test needs through it: a stand-in journals only tables created through it, or taken over when PITR
     is enabled."""
     started: list[LocalServer] = []
 
     def start(state_dir: Path | None = None, **options: Any) -> LocalServer:
-        assert local_aws.dynalite is not None
+        assert local_aws.upstream is not None
         state = state_dir or tmp_path_factory.mktemp("pitr_standin")
-        server = start_standin(local_aws.dynalite, local_aws.moto, state, **options)
+        server = start_standin(local_aws.upstream, local_aws.moto, state, **options)
         started.append(server)
         return server
 
@@ -230,8 +269,8 @@ def pitr_standin(local_aws: LocalAws, tmp_path_factory: pytest.TempPathFactory) 
 
 @pytest.fixture(scope="session")
 def second_dynamodb(local_aws: LocalAws, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
-    """Another dynalite (a second "region"): use ``.url`` and ``.client()``."""
-    server = start_on_free_port(start_dynalite, tmp_path_factory.mktemp("second_dynamodb"))
+    """Another server of this run's backend (a second "region"): use ``.url`` and ``.client()``."""
+    server = start_on_free_port(start_dynamodb_backend, tmp_path_factory.mktemp("second_dynamodb"))
     try:
         yield server
     finally:

@@ -1,4 +1,4 @@
-"""The local AWS servers: dynalite for DynamoDB, moto server for S3/SNS, and the CLI."""
+"""The local AWS servers: DynamoDB Local and dynalite for DynamoDB, moto server for S3/SNS, and the CLI."""
 
 from __future__ import annotations
 
@@ -16,10 +16,13 @@ import pytest
 from botocore.config import Config
 
 from local_aws import (
+    BACKENDS,
     LocalAwsError,
     LocalServer,
     free_port,
     pid_alive,
+    start_backend,
+    start_ddblocal,
     start_dynalite,
     wait_until_ready,
 )
@@ -104,6 +107,56 @@ def test_a_client_killed_mid_request_does_not_crash_dynalite(tmp_path: Path, loc
     assert "hung up mid-request" in (tmp_path / "dynalite.log").read_text()
 
 
+def test_ddblocal_data_survives_restart_with_a_db_path(tmp_path: Path, local_aws: LocalAws, table_name: str) -> None:
+    """``make local-aws`` keeps DynamoDB Local's tables in <state>/ddblocal (-dbPath), not in memory."""
+    with start_ddblocal(free_port(), tmp_path, in_memory=False) as server:
+        client = server.client()
+        local_aws.create_table(table_name, client=client)
+        client.put_item(TableName=table_name, Item={"pk": {"S": "kept"}})
+    assert not server.is_running()
+    assert (tmp_path / "ddblocal" / "shared-local-instance.db").is_file()  # -sharedDb: one database file
+    with start_ddblocal(free_port(), tmp_path, in_memory=False) as server:
+        item = server.client().get_item(TableName=table_name, Key={"pk": {"S": "kept"}})["Item"]
+    assert item == {"pk": {"S": "kept"}}
+    with start_ddblocal(free_port(), tmp_path) as server:  # in memory: starts empty
+        assert table_name not in server.client().list_tables()["TableNames"]
+
+
+def test_ddblocal_shares_one_database_across_keys_and_regions(tmp_path: Path, local_aws: LocalAws,
+                                                             table_name: str) -> None:
+    """-sharedDb: the stand-in's own calls (key local-pitr) must see the tables a client made with its key."""
+    with start_ddblocal(free_port(), tmp_path) as server:
+        local_aws.create_table(table_name, client=server.client(aws_access_key_id="a", aws_secret_access_key="a"))
+        other = server.client(aws_access_key_id="b", aws_secret_access_key="b", region_name="eu-west-1")
+        assert table_name in other.list_tables()["TableNames"]
+
+
+def test_ddblocal_refuses_an_unsigned_request(tmp_path: Path) -> None:
+    """AWS's emulator wants an Authorization header (any signature passes): probes and proxies must sign."""
+    import http.client
+
+    with start_ddblocal(free_port(), tmp_path) as server:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        conn.request("POST", "/", body=b"{}", headers={"Content-Type": "application/x-amz-json-1.0",
+                                                       "X-Amz-Target": "DynamoDB_20120810.ListTables"})
+        answer = conn.getresponse()
+        assert (answer.status, b"MissingAuthenticationToken" in answer.read()) == (400, True)
+        assert server.answers()  # our probe signs
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_client_killed_mid_request_leaves_the_backend_answering(tmp_path: Path, backend: str) -> None:
+    with start_backend(backend, free_port(), tmp_path) as server:
+        for _ in range(3):
+            with socket.create_connection(("127.0.0.1", server.port)) as conn:
+                conn.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-amz-json-1.0\r\n"
+                             b"X-Amz-Target: DynamoDB_20120810.BatchWriteItem\r\nContent-Length: 100000\r\n\r\n"
+                             b'{"RequestItems": {"T": [')
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST, not FIN
+        assert server.is_running(), (tmp_path / f"{backend}.log").read_text()
+        assert "TableNames" in server.client().list_tables()
+
+
 # --------------------------------------------------------------------------- S3
 
 
@@ -182,9 +235,22 @@ def test_wait_until_ready_times_out_with_log_tail(tmp_path: Path) -> None:
     assert not server.is_running()
 
 
-def test_start_refuses_a_busy_port(local_aws: LocalAws, tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_start_refuses_a_busy_port(local_aws: LocalAws, tmp_path: Path, backend: str) -> None:
     with pytest.raises(LocalAwsError, match=f"port {local_aws.dynamodb.port} .* already in use"):
-        start_dynalite(local_aws.dynamodb.port, tmp_path)
+        start_backend(backend, local_aws.dynamodb.port, tmp_path)
+
+
+def test_start_backend_refuses_an_unknown_name(tmp_path: Path) -> None:
+    with pytest.raises(LocalAwsError, match="unknown DynamoDB backend 'dynamodb': choose one of ddblocal, dynalite"):
+        start_backend("dynamodb", free_port(), tmp_path)
+
+
+def test_ddblocal_without_java_says_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no java here
+    with pytest.raises(LocalAwsError, match=r"java not found on PATH: .*openjdk-17-jre-headless.*--backend dynalite"):
+        start_ddblocal(free_port(), tmp_path)
 
 
 # --------------------------------------------------------------------------- CLI, PID-file mode
@@ -204,7 +270,7 @@ def _cli(*args: str, env: dict[str, str] | None = None, check: bool = True) -> s
 def _pids(state: Path) -> dict[str, int]:
     return {
         name: int((state / f"{name}.pid").read_text())
-        for name in ("dynalite", "moto", "local_pitr")
+        for name in (*BACKENDS, "moto", "local_pitr")
         if (state / f"{name}.pid").exists()
     }
 
@@ -220,20 +286,24 @@ def test_cli_env_prints_exports_without_starting(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_cli_start_status_stop(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_cli_start_status_stop(tmp_path: Path, backend: str) -> None:
     state = tmp_path / "state"
     ddb_port, dynalite_port, moto_port = free_port(), free_port(), free_port()
-    # Ports from the environment for start, from flags for status: both paths are used.
+    other = next(name for name in BACKENDS if name != backend)
+    # Ports and backend from the environment for start, from flags for status: both paths are used.
     env = {**os.environ, "LOCAL_DYNAMODB_PORT": str(ddb_port), "LOCAL_DYNALITE_PORT": str(dynalite_port),
-           "LOCAL_MOTO_PORT": str(moto_port)}
-    flags = ["--state-dir", str(state), "--dynamodb-port", str(ddb_port), "--dynalite-port", str(dynalite_port),
-             "--moto-port", str(moto_port)]
+           "LOCAL_MOTO_PORT": str(moto_port), "LOCAL_DYNAMODB_BACKEND": backend}
+    env.pop("LOCAL_UPSTREAM_PORT", None)
+    flags = ["--state-dir", str(state), "--dynamodb-port", str(ddb_port), "--upstream-port", str(dynalite_port),
+             "--moto-port", str(moto_port), "--backend", backend]
 
-    # A stale PID file (dead process) must not stop `start`.
+    # A stale PID file (dead process) must not stop `start`, whichever backend it names.
     state.mkdir()
     dead = subprocess.Popen(["true"])
     dead.wait()
-    (state / "dynalite.pid").write_text(f"{dead.pid}\n")
+    (state / f"{backend}.pid").write_text(f"{dead.pid}\n")
+    (state / f"{other}.pid").write_text(f"{dead.pid}\n")
 
     started: dict[str, int] = {}
     try:
@@ -245,11 +315,13 @@ def test_cli_start_status_stop(tmp_path: Path) -> None:
             f"export AWS_ENDPOINT_URL_SNS=http://127.0.0.1:{moto_port}",
             "export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_DEFAULT_REGION=us-east-1",
         ]
-        assert "dynalite started" in result.stderr and "moto started" in result.stderr
+        assert f"{backend} started" in result.stderr and "moto started" in result.stderr
         assert "local_pitr started" in result.stderr
-        assert set(started) == {"dynalite", "moto", "local_pitr"} and started["dynalite"] != dead.pid
+        started.pop(other)  # the stale file, left alone
+        assert set(started) == {backend, "moto", "local_pitr"} and started[backend] != dead.pid
         assert all(pid_alive(pid) for pid in started.values())
-        assert (state / "dynalite").is_dir() and (state / "dynalite.log").exists() and (state / "moto.log").exists()
+        # Both backends keep their data in the state directory: `make local-aws` survives a restart.
+        assert (state / backend).is_dir() and (state / f"{backend}.log").exists() and (state / "moto.log").exists()
         assert (state / "local_pitr").is_dir() and (state / "local_pitr.log").exists()
 
         # The exports work as printed.
@@ -278,22 +350,29 @@ def test_cli_start_status_stop(tmp_path: Path) -> None:
         again = _cli("start", *flags)
         assert "already running" in again.stderr
         assert again.stdout == result.stdout
-        assert _pids(state) == started
+        assert {name: pid for name, pid in _pids(state).items() if name != other} == started
+
+        # The other backend is refused while this one runs: one DynamoDB behind the stand-in at a time.
+        switch = _cli("start", *flags[:-1], other, check=False)
+        assert switch.returncode == 1
+        refusal = f"{backend} is running (pid {started[backend]}) as the local DynamoDB backend, not {other}"
+        assert refusal in switch.stderr
+        assert not (state / f"{other}.log").exists()
 
         # Asking for another port while running is an error, not a second server.
         other_port = ["--dynamodb-port", str(free_port()), "--dynalite-port", str(dynalite_port),
-                      "--moto-port", str(moto_port)]
+                      "--moto-port", str(moto_port), "--backend", backend]
         clash = _cli("start", "--state-dir", str(state), *other_port, check=False)
         assert clash.returncode == 1
         assert f"already running (pid {started['local_pitr']}) on port {ddb_port}" in clash.stderr
 
         status = _cli("status", *flags)
-        assert f"dynalite: pid {started['dynalite']}, http://127.0.0.1:{dynalite_port} answers" in status.stdout
+        assert f"{backend}: pid {started[backend]}, http://127.0.0.1:{dynalite_port} answers" in status.stdout
         assert f"moto: pid {started['moto']}, http://127.0.0.1:{moto_port} answers" in status.stdout
         assert f"local_pitr: pid {started['local_pitr']}, http://127.0.0.1:{ddb_port} answers" in status.stdout
 
         stop = _cli("stop", "--state-dir", str(state))
-        assert f"dynalite: stopped pid {started['dynalite']}" in stop.stdout
+        assert f"{backend}: stopped pid {started[backend]}" in stop.stdout and f"{other}: not running" in stop.stdout
         assert f"moto: stopped pid {started['moto']}" in stop.stdout
         assert f"local_pitr: stopped pid {started['local_pitr']}" in stop.stdout
         assert not any(pid_alive(pid) for pid in started.values())
@@ -301,7 +380,8 @@ def test_cli_start_status_stop(tmp_path: Path) -> None:
 
         stopped = _cli("status", *flags, check=False)
         assert stopped.returncode == 1
-        assert stopped.stdout.splitlines() == ["dynalite: not running", "moto: not running", "local_pitr: not running"]
+        assert stopped.stdout.splitlines() == [f"{backend}: not running", "moto: not running",
+                                               "local_pitr: not running"]
         assert "not running" in _cli("stop", "--state-dir", str(state)).stdout  # stop is idempotent too
     finally:
         # Never leave servers behind, even when an assertion failed half-way.
