@@ -26,10 +26,10 @@ from dynamodb_backup.restore.fastwrite import WireBatchWriter, batch_write_body
 from faultproxy import DynamoDBFaultProxy, DynamoFaults
 
 
-def connection_to(url: str) -> DynamoDBConnection:
+def connection_to(url: str, **config: object) -> DynamoDBConnection:
     client = boto3.client("dynamodb", endpoint_url=url, region_name="us-east-1",
-                          aws_access_key_id="local", aws_secret_access_key="local")
-    connection = DynamoDBConnection.for_client(client)
+                          aws_access_key_id="local", aws_secret_access_key="local", config=Config(**config))
+    connection = DynamoDBConnection.for_client(client, sleep=lambda s: None)
     assert connection is not None
     return connection
 
@@ -82,17 +82,31 @@ def test_injected_error_answers_carry_the_same_codes_as_botocore_sees(local_aws,
     local_aws.create_table(table_name)
     with DynamoDBFaultProxy(local_aws.dynamodb_url, faults=DynamoFaults(**{fault: 1.0})) as proxy:
         with pytest.raises(ClientError) as caught:
-            connection_to(proxy.url).call("BatchWriteItem", put_body(table_name, range(3)))
+            connection_to(proxy.url, retries={"total_max_attempts": 1}).call("BatchWriteItem",
+                                                                            put_body(table_name, range(3)))
         assert proxy.counters[fault] == 1
     assert caught.value.response["Error"]["Code"] == code
     assert is_retryable(caught.value)
+
+
+@pytest.mark.parametrize(("retries", "attempts"), [({}, 4),  # botocore's standard default for DynamoDB
+                                                   ({"mode": "legacy"}, 10),  # its legacy default for DynamoDB
+                                                   ({"max_attempts": 2}, 3),
+                                                   ({"total_max_attempts": 2}, 2)])
+def test_a_call_makes_as_many_attempts_as_the_clients_retry_configuration_says(local_aws, table_name, retries,
+                                                                                attempts):
+    local_aws.create_table(table_name)
+    with DynamoDBFaultProxy(local_aws.dynamodb_url, faults=DynamoFaults(throttling=1.0)) as proxy:
+        with pytest.raises(ClientError, match="ThrottlingException"):
+            connection_to(proxy.url, retries=retries).call("BatchWriteItem", put_body(table_name, range(3)))
+        assert proxy.counters["throttling"] == attempts
 
 
 @pytest.mark.parametrize("where", ["drop_before", "drop_after"])
 def test_a_dropped_connection_is_a_retryable_error_and_the_next_call_reconnects(local_aws, table_name, where):
     local_aws.create_table(table_name)
     with DynamoDBFaultProxy(local_aws.dynamodb_url, faults=DynamoFaults(**{where: 1.0})) as proxy:
-        connection = connection_to(proxy.url)
+        connection = connection_to(proxy.url, retries={"total_max_attempts": 1})
         with pytest.raises((ConnectionClosedError, EndpointConnectionError)) as caught:
             connection.call("BatchWriteItem", put_body(table_name, range(3)))
         assert is_retryable(caught.value) and proxy.counters[where] == 1
@@ -173,7 +187,7 @@ def test_requests_are_signed_with_the_clients_credentials_region_and_session_tok
                                     aws_session_token="token-123", region_name="eu-west-3")
     connection = DynamoDBConnection.for_client(session.client("dynamodb", endpoint_url="http://127.0.0.1:9"))
     assert connection is not None
-    headers = connection.prepare("BatchWriteItem", b"{}").headers
+    headers = connection.sign(connection.prepare("BatchWriteItem", b"{}"))
     assert headers["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
     assert "/eu-west-3/dynamodb/aws4_request" in headers["Authorization"]
     assert "x-amz-target" in headers["Authorization"] and "host" in headers["Authorization"]

@@ -28,6 +28,11 @@ def _hmac(key: bytes, text: str) -> bytes:
     return hmac.new(key, text.encode("utf-8"), hashlib.sha256).digest()
 
 
+def payload_hash(body: bytes) -> str:
+    """The hex SHA-256 of a request body, as the signature covers it."""
+    return hashlib.sha256(body).hexdigest()
+
+
 class PostSigner:
     """Signs POSTs to ``/`` on ``host`` for ``service`` in ``region`` with ``credentials``.
 
@@ -50,8 +55,12 @@ class PostSigner:
             self._key = (secret, day, key)
         return self._key[2]
 
-    def sign(self, headers: dict[str, str], body: bytes) -> dict[str, str]:
-        """``headers`` with ``Host``, ``X-Amz-Date``, the session token if any, and ``Authorization``."""
+    def sign(self, headers: dict[str, str], body: bytes, payload_hash: str | None = None) -> dict[str, str]:
+        """``headers`` with ``Host``, ``X-Amz-Date``, the session token if any, and ``Authorization``.
+
+        Dated now, with the credentials as they are now: call it right before sending. ``payload_hash``
+        (:func:`payload_hash` of ``body``) may be computed earlier, while the connection is busy.
+        """
         frozen = self._credentials.get_frozen_credentials()
         amz_date = self._clock().strftime("%Y%m%dT%H%M%SZ")
         day = amz_date[:8]
@@ -64,7 +73,7 @@ class PostSigner:
         signed_names = ";".join(names)
         canonical_request = "\n".join([
             "POST", "/", "", *(f"{name}:{canonical[name]}" for name in names), "",
-            signed_names, hashlib.sha256(body).hexdigest(),
+            signed_names, payload_hash or hashlib.sha256(body).hexdigest(),
         ])
         scope = f"{day}/{self._region}/{self._service}/aws4_request"
         string_to_sign = "\n".join([

@@ -4,12 +4,16 @@ Why: a botocore call is build, sign, send, wait, parse. Between one answer and t
 request the server idles while the client does all of that, and on a fast server those
 gaps add up to a third of a restore's time (measured on dynalite: a one-connection writer
 spent 8.6 ms per BatchWriteItem call, where the server needs 5.5). With the two halves
-apart, a writer builds and signs its next request while the server works on the current
-one, and sends it the moment the answer arrives.
+apart, a writer builds its next request (``prepare``: the body and its hash) while the server
+works on the current one, and sends it the moment the answer arrives.
 
-The request is signed with SigV4 (``aws.sigv4``, tested equal to botocore's signature) and the
-client's own credentials (refreshed as botocore refreshes them), sent to the client's own
-endpoint and region with its certificate checks and timeouts, and framed by ``aws.http1``. Errors come back as
+``send`` signs (SigV4, ``aws.sigv4``, tested equal to botocore's signature) at the moment it
+sends, with the client's credentials as they are then (refreshed as botocore refreshes them):
+a request may wait long for pacing, and AWS refuses a signature more than 5 minutes old
+("Signature expired"). An answer saying so is mended once, by signing again and resending.
+``call`` makes as many attempts as the client's ``retries`` configuration allows, with
+botocore's backoff (``aws.retry.RetrySettings``). Requests go to the client's own
+endpoint and region with its certificate checks and timeouts, framed by ``aws.http1``. Errors come back as
 botocore's: an error answer is a ``ClientError`` with the same ``Error``/``ResponseMetadata``
 shape, a dropped connection a ``ConnectionClosedError``, a refused one an
 ``EndpointConnectionError``, so callers retry them as they retry botocore's. An answer whose
@@ -17,19 +21,26 @@ shape, a dropped connection a ``ConnectionClosedError``, a refused one an
 same header).
 
 :meth:`DynamoDBConnection.for_client` returns None for a client whose transport this does not
-reproduce (a proxy, a client certificate, a signer other than SigV4, no credentials); callers
-then use the client itself.
+reproduce (a proxy, a client certificate, a signer other than SigV4, no credentials, an endpoint
+with a path) or whose calls someone else handles on the way (event handlers beyond botocore's and
+boto3's own, e.g. a botocore ``Stubber``, moto's mock or a user's ``before-send`` hook:
+:func:`foreign_handlers`); callers then use the client itself.
 """
 
 from __future__ import annotations
 
+import functools
 import http.client
 import logging
 import socket
 import ssl
+import threading
+import time
 import urllib.request
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
@@ -38,29 +49,33 @@ from botocore.exceptions import (
     ClientError,
     ConnectionClosedError,
     EndpointConnectionError,
+    HTTPClientError,
     ReadTimeoutError,
     SSLError,
 )
+from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.httpsession import get_cert_path
 
 from dynamodb_backup.aws.http1 import Answer, post_request, read_answer
-from dynamodb_backup.aws.retry import MalformedResponseError
-from dynamodb_backup.aws.sigv4 import PostSigner
+from dynamodb_backup.aws.retry import MalformedResponseError, RetrySettings, is_expired_signature, is_retryable
+from dynamodb_backup.aws.sigv4 import PostSigner, payload_hash
 
 log = logging.getLogger(__name__)
 
 TARGET_PREFIX = "DynamoDB_20120810."
 CONTENT_TYPE = "application/x-amz-json-1.0"
+#: botocore's default for DynamoDB in its standard retry mode (for_client reads the client's own).
+DEFAULT_RETRIES = RetrySettings(4)
 
 
 @dataclass(frozen=True)
-class SignedCall:
-    """One request, built and signed, ready to send."""
+class PreparedCall:
+    """One request built ahead of sending: its headers and body, not yet signed (``send`` signs)."""
 
     operation: str
     headers: dict[str, str]
     body: bytes
-    request: bytes  # the whole HTTP request as sent
+    payload_hash: str
 
 
 def _host_header(hostname: str, port: int | None, https: bool) -> str:
@@ -80,25 +95,35 @@ class DynamoDBConnection:
     """One keep-alive connection to a DynamoDB endpoint: ``send(call)`` then ``receive()``."""
 
     def __init__(self, url: str, region: str, credentials: Any, *, verify: bool | str | None = True,
-                 connect_timeout: float = 10.0, read_timeout: float = 60.0, user_agent: str = "") -> None:
+                 connect_timeout: float = 10.0, read_timeout: float = 60.0, user_agent: str = "",
+                 retries: RetrySettings = DEFAULT_RETRIES,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) endpoint: {url!r}")
+        if parts.path not in ("", "/") or parts.query:
+            raise ValueError(f"aws.wire sends to / only, not to the path of {url!r}")
         self.url = url.rstrip("/") + "/"
         self.region = region
         self._host, self._port, self._https = parts.hostname, parts.port, parts.scheme == "https"
         self._verify = verify
         self._connect_timeout, self._read_timeout = connect_timeout, read_timeout
         self._user_agent = user_agent
+        self.retries = retries
+        self._sleep = sleep
         self._signer = PostSigner(credentials, "dynamodb", region, _host_header(parts.hostname, parts.port,
-                                                                               self._https))
+                                                                               self._https), clock=clock)
         self._sock: socket.socket | None = None
         self._reader: BinaryIO | None = None
-        self._pending: SignedCall | None = None
+        self._pending: PreparedCall | None = None
 
     @classmethod
-    def for_client(cls, client: Any) -> DynamoDBConnection | None:
-        """A connection like ``client``'s, or None where its transport is not one this reproduces."""
+    def for_client(cls, client: Any, **options: Any) -> DynamoDBConnection | None:
+        """A connection like ``client``'s, or None where this would not do what the client does.
+
+        ``options`` go to the constructor (``clock``, ``sleep``: for tests).
+        """
         try:
             config = client.meta.config
             # botocore keeps these on private attributes; without them, use the client itself.
@@ -107,34 +132,59 @@ class DynamoDBConnection:
         except AttributeError:
             return None
         url = client.meta.endpoint_url
+        parts = urlsplit(url)
         if (credentials is None or config.proxies or getattr(config, "client_cert", None)
-                or config.signature_version not in (None, "v4") or _proxied(url)):
+                or config.signature_version not in (None, "v4") or _proxied(url)
+                or parts.path not in ("", "/") or parts.query):
+            return None
+        foreign = foreign_handlers(client)
+        if foreign:
+            log.info("writing through botocore: the client has event handlers of its own (%s)", ", ".join(foreign))
             return None
         return cls(url, client.meta.region_name, credentials, verify=verify,
                    connect_timeout=config.connect_timeout, read_timeout=config.read_timeout,
-                   user_agent=config.user_agent or "")
+                   user_agent=config.user_agent or "", retries=RetrySettings.of(client), **options)
 
-    def prepare(self, operation: str, body: bytes) -> SignedCall:
-        """Build and sign ``operation`` with ``body`` (sign shortly before sending: SigV4 dates the request)."""
+    def prepare(self, operation: str, body: bytes) -> PreparedCall:
+        """Build ``operation`` with ``body`` (not signed: ``send`` signs, as it sends)."""
         headers = {"Content-Type": CONTENT_TYPE, "X-Amz-Target": TARGET_PREFIX + operation}
         if self._user_agent:
             headers["User-Agent"] = self._user_agent
-        signed = self._signer.sign(headers, body)
-        return SignedCall(operation, signed, body, post_request(signed, body))
+        return PreparedCall(operation, headers, body, payload_hash(body))
 
-    def send(self, call: SignedCall) -> None:
-        """Send ``call`` without waiting for its answer (one call at a time on this connection)."""
+    def sign(self, call: PreparedCall) -> dict[str, str]:
+        """``call``'s headers signed now: dated by the clock, with the credentials as they are now."""
+        return self._signer.sign(call.headers, call.body, call.payload_hash)
+
+    def send(self, call: PreparedCall) -> None:
+        """Sign ``call`` and send it without waiting for its answer (one call at a time on this connection)."""
         if self._pending is not None:
             raise RuntimeError(f"{self._pending.operation} is still waiting for its answer")
+        request = post_request(self.sign(call), call.body)
         try:
-            self._connection().sendall(call.request)
+            self._connection().sendall(request)
         except (OSError, http.client.HTTPException) as exc:
             self.close()
             raise self._transport_error(exc) from exc
         self._pending = call
 
     def receive(self) -> dict[str, Any]:
-        """The answer to the call sent last; an error answer raises ``ClientError``."""
+        """The answer to the call sent last; an error answer raises ``ClientError``.
+
+        An expired signature is mended once: the call is signed again and resent.
+        """
+        call = self._pending
+        try:
+            return self._receive()
+        except ClientError as exc:
+            if call is None or not is_expired_signature(exc):
+                raise
+            log.warning("%s: %s; signing it again and resending it", call.operation,
+                        exc.response.get("Error", {}).get("Message"))
+        self.send(call)
+        return self._receive()
+
+    def _receive(self) -> dict[str, Any]:
         call, self._pending = self._pending, None
         if call is None or self._reader is None:
             raise RuntimeError("nothing was sent")
@@ -160,9 +210,18 @@ class DynamoDBConnection:
         return parsed
 
     def call(self, operation: str, body: bytes) -> dict[str, Any]:
-        """Send and wait: one whole round trip."""
-        self.send(self.prepare(operation, body))
-        return self.receive()
+        """Send and wait, retried as the client's ``retries`` configuration says (as a botocore call is)."""
+        prepared = self.prepare(operation, body)
+        attempt = 1
+        while True:
+            try:
+                self.send(prepared)
+                return self.receive()
+            except (ClientError, BotoConnectionError, HTTPClientError, MalformedResponseError) as exc:
+                if attempt >= self.retries.total_attempts or not is_retryable(exc):
+                    raise
+                self._sleep(self.retries.backoff(exc, attempt))
+                attempt += 1
 
     def close(self) -> None:
         self._pending = None
@@ -219,3 +278,72 @@ def _client_error(operation: str, response: Answer, parsed: Any, data: bytes) ->
                              "HTTPHeaders": dict(response.headers),
                              "HostId": "", "RetryAttempts": 0},
     }, operation)
+
+
+# Event handlers: a client whose calls something else handles on the way (a Stubber answers them,
+# moto's mock intercepts them, a user's hook reads or changes them) must go through botocore.
+# Which handlers botocore and boto3 register themselves depends on their versions and the client's
+# retry mode, so the reference is a freshly made client of the same mode, made once per process.
+_OWN_MODULE = "dynamodb_backup."
+_default_handlers: dict[str, frozenset[tuple[str, str]]] = {}
+_default_lock = threading.Lock()
+
+
+def _handler_name(handler: Any) -> str:
+    while isinstance(handler, functools.partial):
+        handler = handler.func
+    function = getattr(handler, "__func__", handler)
+    qualname = getattr(function, "__qualname__", None) or type(function).__qualname__
+    return f"{getattr(function, '__module__', None) or type(function).__module__}.{qualname}"
+
+
+def _idle_mock(handler: Any) -> bool:
+    """moto's in-process mock: in every client made after moto is imported, idle unless a mock is on."""
+    return type(handler).__module__.startswith("moto.") and not getattr(handler, "enabled", True)
+
+
+def _handlers(client: Any) -> set[tuple[str, str]]:
+    """(event, handler name) for every handler on the client that a DynamoDB call can meet."""
+    found: set[tuple[str, str]] = set()
+    stack: list[tuple[list[str], Any]] = [([], client.meta.events._emitter._handlers._root)]
+    while stack:
+        parts, node = stack.pop()
+        # creating-* events fire while a client is made, never on a call; other services' events never fire here.
+        relevant = not parts or not (parts[0].startswith("creating-") or (len(parts) > 1
+                                                                          and parts[1] not in ("*", "dynamodb")))
+        if not relevant:
+            continue
+        if node["values"]:
+            found.update((".".join(parts), _handler_name(handler)) for section in node["values"]
+                         for handler in section if not _idle_mock(handler))
+        stack.extend(([*parts, chunk], child) for chunk, child in node["children"].items())
+    return found
+
+
+def _defaults(mode: str) -> frozenset[tuple[str, str]]:
+    with _default_lock:
+        if mode not in _default_handlers:
+            import boto3
+            from botocore.config import Config
+
+            session = boto3.session.Session(aws_access_key_id="reference", aws_secret_access_key="reference",
+                                            region_name="us-east-1")
+            config = Config(retries={"mode": mode})  # type: ignore[arg-type]
+            found: set[tuple[str, str]] = set()
+            for endpoint in (None, "http://127.0.0.1:9"):  # with no endpoint given, botocore adds a handler
+                made = session.client("dynamodb", endpoint_url=endpoint, config=config)
+                found |= {handler for handler in _handlers(made) if not handler[1].startswith("moto.")}
+            _default_handlers[mode] = frozenset(found)
+        return _default_handlers[mode]
+
+
+def foreign_handlers(client: Any) -> list[str]:
+    """The client's event handlers that neither botocore, boto3 nor this package registered (sorted)."""
+    try:
+        handlers = _handlers(client)
+    except (AttributeError, KeyError, TypeError):
+        return []  # not a botocore client (a test's stand-in): no botocore hooks to honour
+    mode = str((getattr(client.meta.config, "retries", None) or {}).get("mode") or "standard")
+    defaults = _defaults(mode)
+    return sorted(f"{event}: {name}" for event, name in handlers
+                  if (event, name) not in defaults and not name.startswith(_OWN_MODULE))

@@ -6,11 +6,17 @@ than the whole HTTP round trip against a fast server. A backup line already hold
 the item in almost the wire form DynamoDB wants (binary is base64 text, numbers
 are strings); only the type keys differ (``sS`` -> ``SS``). So the fast path
 renames the type keys in the parsed line (``formats.codec.wireform``), builds the
-whole request body with orjson, and sends it on ``aws.wire`` (signed by ``aws.sigv4``
-with the client's credentials; the next batch is built while one is in flight),
-or, where aws.wire does not reproduce the client's transport, swaps it into a
-botocore call in a ``before-call`` hook after botocore has serialized a one-item
-placeholder.
+whole request body with orjson, and sends it on ``aws.wire`` (the next batch is built
+while one is in flight, and signed by ``aws.sigv4`` with the client's credentials
+only once the answer before it is in and the pacing budget allows it: a signature
+AWS receives more than 5 minutes after it was made is refused), or, where aws.wire
+does not reproduce the client's transport, swaps it into a botocore call in a
+``before-call`` hook after botocore has serialized a one-item placeholder. A client
+with event handlers of its own (a botocore ``Stubber``, a user's hooks:
+``aws.wire.foreign_handlers``) gets plain botocore calls with the real items, so
+every handler sees every write as it is.
+
+Retries follow the client's ``retries`` configuration (``aws.retry``).
 
 The fast path validates nothing itself: DynamoDB rejects what it must. When it
 rejects a batch (``ValidationException``), :class:`WireBatchWriter` hands the
@@ -32,10 +38,11 @@ import orjson
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from dynamodb_backup.aws.retry import MalformedResponseError, call_with_retries, is_retryable
+from dynamodb_backup.aws.retry import MalformedResponseError, RetrySettings, call_with_retries, is_retryable
 from dynamodb_backup.aws.throttle import TokenBucket
-from dynamodb_backup.aws.wire import DynamoDBConnection
+from dynamodb_backup.aws.wire import DynamoDBConnection, foreign_handlers
 from dynamodb_backup.errors import BackupError, CodecError
+from dynamodb_backup.formats.codec import decode_line
 from dynamodb_backup.formats.codec.wireform import wire_item_from_line
 from dynamodb_backup.restore.load import batch_consumed, consumed_mode, pacing_units, unprocessed_delay
 
@@ -131,10 +138,14 @@ class WireBatchWriter:
     sleep: Callable[[float], None] = time.sleep
     stats: FastLoadStats = field(default_factory=FastLoadStats)
     pipelined: bool = False
-    #: A connection of ``aws.wire`` to the client's endpoint: each batch is built and signed while
-    #: the one before is in flight, and sent the moment that one's answer arrives, all on the
-    #: caller's thread (no lock handoffs, one batch in flight). Takes precedence over ``pipelined``.
+    #: A connection of ``aws.wire`` to the client's endpoint: each batch is built while the one
+    #: before is in flight, then signed and sent the moment that one's answer arrives and the
+    #: pacing allows, all on the caller's thread (no lock handoffs, one batch in flight). Takes
+    #: precedence over ``pipelined``.
     direct: DynamoDBConnection | None = None
+    #: Send the items through botocore's serializer (client form) rather than swapping in the
+    #: body: set when the client has event handlers of its own (None: look at the client).
+    plain_calls: bool | None = None
     _flying: tuple[list[dict[str, Any]], list[tuple[bytes, str]]] | None = field(default=None, repr=False)
     _items: list[dict[str, Any]] = field(default_factory=list)
     _lines: list[tuple[bytes, str]] = field(default_factory=list)
@@ -143,6 +154,11 @@ class WireBatchWriter:
         default_factory=lambda: queue.Queue(maxsize=1), repr=False)
     _sender: threading.Thread | None = field(default=None, repr=False)
     _error: BaseException | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self._retries = RetrySettings.of(self.client)
+        if self.plain_calls is None:
+            self.plain_calls = self.direct is None and bool(foreign_handlers(self.client))
 
     def put(self, line: bytes, origin: str) -> None:
         try:
@@ -190,7 +206,8 @@ class WireBatchWriter:
         self._ready.put((items, lines))  # waits while a batch is already ready: the sender is that far behind
 
     def _send_overlapped(self, items: list[dict[str, Any]], lines: list[tuple[bytes, str]]) -> None:
-        # Built and signed while the batch before is in flight; sent the moment its answer is in.
+        # Built while the batch before is in flight; signed and sent once its answer is in and the
+        # pacing allows (send signs: a signature made before a long wait would expire on the way).
         direct = self._direct()
         call = direct.prepare("BatchWriteItem", batch_write_body(self.table, items, consumed_mode(self.index_scales)))
         self._land()
@@ -211,14 +228,16 @@ class WireBatchWriter:
         try:
             response = self._direct().receive()
         except ClientError as exc:
-            if not is_retryable(exc):
+            if not is_retryable(exc) or self._retries.total_attempts == 1:  # retries off: the client said so
                 self._refused(exc, lines)
                 return
             log.info("retrying a batch after %s", exc)
-            self.sleep(unprocessed_delay(1))  # throttled or a server error: back off before sending it again
+            self.sleep(self._retries.backoff(exc, 1))  # throttled or a server error: back off before sending it again
             self._write(items, lines)
             return
         except (BotoConnectionError, HTTPClientError, MalformedResponseError):
+            if self._retries.total_attempts == 1:
+                raise
             self._write(items, lines)  # sent again: puts are idempotent, and nothing after it is in flight
             return
         self._finish(response, items, lines)
@@ -253,9 +272,14 @@ class WireBatchWriter:
         try:
             if self.direct is not None:
                 direct, body = self.direct, batch_write_body(self.table, items, mode)
-                response = call_with_retries(lambda: direct.call("BatchWriteItem", body))
+                response = call_with_retries(lambda: direct.call("BatchWriteItem", body), client=self.client)
+            elif self.plain_calls:
+                requests = [{"PutRequest": {"Item": decode_line(line)}} for line, _ in lines]
+                response = call_with_retries(lambda: self.client.batch_write_item(
+                    RequestItems={self.table: requests}, ReturnConsumedCapacity=mode), client=self.client)
             else:
-                response = call_with_retries(lambda: batch_write_wire(self.client, self.table, items, mode))
+                response = call_with_retries(lambda: batch_write_wire(self.client, self.table, items, mode),
+                                             client=self.client)
         except ClientError as exc:
             self._refused(exc, lines)
             return
@@ -294,10 +318,10 @@ class WireBatchWriter:
         if self.direct is not None:  # the answer was parsed by orjson: the items are still in wire form
             direct = self.direct
             body = orjson.dumps({"RequestItems": {self.table: unprocessed}, "ReturnConsumedCapacity": mode})
-            return call_with_retries(lambda: direct.call("BatchWriteItem", body))
+            return call_with_retries(lambda: direct.call("BatchWriteItem", body), client=self.client)
         # Rare: retried through botocore's own serializer (the items came back in client form).
         response: dict[str, Any] = call_with_retries(lambda: self.client.batch_write_item(
-            RequestItems={self.table: unprocessed}, ReturnConsumedCapacity=mode))
+            RequestItems={self.table: unprocessed}, ReturnConsumedCapacity=mode), client=self.client)
         return response
 
     def _account(self, response: dict[str, Any], sent: int) -> None:
