@@ -6,5 +6,7 @@ See README.md in this folder.
 from .base import FaultProxy
 from .dynamodb_proxy import DynamoDBFaultProxy, DynamoFaults
 from .s3_proxy import S3FaultProxy, S3Faults
+from .strict import FrontDoor, MovableClock, Principal
 
-__all__ = ["DynamoDBFaultProxy", "DynamoFaults", "FaultProxy", "S3FaultProxy", "S3Faults"]
+__all__ = ["DynamoDBFaultProxy", "DynamoFaults", "FaultProxy", "FrontDoor", "MovableClock", "Principal",
+           "S3FaultProxy", "S3Faults"]

@@ -27,7 +27,10 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
+
+if TYPE_CHECKING:
+    from .strict import FrontDoor
 
 #: Headers that describe one hop, never forwarded.
 HOP_HEADERS = frozenset({
@@ -84,12 +87,21 @@ class _Server(ThreadingHTTPServer):
 
 
 class FaultProxy:
-    """Base class: forwards everything; subclasses override ``decide`` and ``after``."""
+    """Base class: forwards everything; subclasses override ``decide`` and ``after``.
+
+    With ``strict=`` a ``strict.FrontDoor``, every request first passes the door (signature,
+    clock, keys, IAM) and is answered with the service's own error when it does not; faults and
+    capacity apply only to what the door admitted, as on AWS. ``region``: the region this endpoint
+    serves (a signature scoped to another is refused); None accepts any.
+    """
 
     name = "proxy"
+    #: The service whose error form a request without a usable credential scope gets.
+    service = "s3"
 
     def __init__(self, upstream: str, *, seed: int = 0, host: str = "127.0.0.1", port: int = 0,
-                 clock: Callable[[], float] = time.monotonic, upstream_timeout: float = 60.0) -> None:
+                 clock: Callable[[], float] = time.monotonic, upstream_timeout: float = 60.0,
+                 strict: FrontDoor | None = None, region: str | None = None) -> None:
         parsed = urllib.parse.urlsplit(upstream)
         if parsed.scheme != "http" or not parsed.hostname:
             raise ValueError(f"upstream must be an http:// URL, got {upstream!r}")
@@ -103,6 +115,8 @@ class FaultProxy:
         self._lock = threading.Lock()
         self._local = threading.local()
         self.enabled = True
+        self.strict = strict
+        self.region = region
         self._server = _Server((host, port), self._handler_class())
         self._thread: threading.Thread | None = None
 
@@ -196,12 +210,18 @@ class FaultProxy:
     # ------------------------------------------------------------------ plumbing
 
     def _handle(self, request: Request) -> Response:
+        door = self.strict
+        if door is not None:
+            admitted = door.admit(request, self.service, self.region)
+            if isinstance(admitted, Response):
+                return admitted
         if not self.enabled:
-            return self.forward(request)
-        decided = self.decide(request)
-        if isinstance(decided, Response):
-            return decided
-        return self.after(decided, request, self.forward(decided))
+            response = self.forward(request)
+        else:
+            decided = self.decide(request)
+            response = decided if isinstance(decided, Response) else self.after(decided, request,
+                                                                                self.forward(decided))
+        return response if door is None or response.drop else door.review(request, response)
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         proxy = self

@@ -124,6 +124,7 @@ def throughput_exceeded(table: str) -> Response:
 
 class DynamoDBFaultProxy(FaultProxy):
     name = "dynamodb-faultproxy"
+    service = "dynamodb"
 
     def __init__(
         self, upstream: str, *, seed: int = 0, faults: DynamoFaults | None = None,
@@ -302,7 +303,7 @@ class DynamoDBFaultProxy(FaultProxy):
 
     def after(self, request: Request, original: Request, response: Response) -> Response:
         meta = request.meta
-        if not meta:
+        if "operation" not in meta:  # not a data operation (the front door's notes may be there)
             return response
         operation: str = meta["operation"]
         faults: DynamoFaults = meta["faults"]
