@@ -3,6 +3,11 @@
 ``dynamodb-backup <command> ...`` (or ``python -m dynamodb_backup <command> ...``); each
 module of ``commands`` adds one command. Endpoints and credentials come from the standard AWS
 environment variables (AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL_S3, ...).
+
+A failure is one line on stderr, ``error: <what is wrong>: <what to do>``, and an exit code:
+2 a bad parameter or backup, 3 AWS refused the setup (region, credentials, permissions, clock),
+4 the endpoint could not be reached, 5 throttled after every retry (1: the command ran and says
+no, e.g. a verify that did not match). -v also prints the traceback.
 """
 
 from __future__ import annotations
@@ -12,19 +17,23 @@ import importlib
 import logging
 import pkgutil
 import sys
+import traceback
 from collections.abc import Sequence
 
 from dynamodb_backup import commands
-from dynamodb_backup.errors import BackupError
+from dynamodb_backup.aws.mistakes import explain
 
 
 def build_parser(prog: str = "dynamodb-backup") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, and tracebacks of errors")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for module in sorted(m.name for m in pkgutil.iter_modules(commands.__path__)):
         importlib.import_module(f"{commands.__name__}.{module}").register(subparsers)
+    for command in subparsers.choices.values():  # -v after the command too; SUPPRESS keeps one given before it
+        command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                             help="debug logging, and tracebacks of errors")
     return parser
 
 
@@ -38,6 +47,11 @@ def main(argv: Sequence[str] | None = None, prog: str = "dynamodb-backup") -> in
     try:
         code: int = args.run(args)
         return code
-    except BackupError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except Exception as exc:
+        mistake = explain(exc)
+        if mistake is None:
+            raise  # a bug: its traceback is the report
+        if args.verbose:
+            traceback.print_exc()
+        print(f"error: {mistake.line}", file=sys.stderr)
+        return mistake.code

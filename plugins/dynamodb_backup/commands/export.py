@@ -76,11 +76,15 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         settings=ExportSettings(compression=args.compression, consistent_read=args.consistent_read),
     )
+    request.check()  # every parameter before any client is built: a bad one is not hidden behind AWS's errors
+    if args.mode == INCREMENTAL and args.at is None:
+        raise ParameterError("--at: mode incremental needs the end of its interval")
+    if args.full_every <= 0:
+        raise ParameterError(f"--full-every must be positive, got {args.full_every}")
     make_client = client_factory(args.endpoint, args.region)
     source = None
     if args.mode == INCREMENTAL:
-        if args.at is None:
-            raise ParameterError("--at: mode incremental needs the end of its interval")
+        assert args.at is not None
         plan, sidecar = run_incremental_link(make_client, request, args.since, args.at,
                                              timedelta(days=args.full_every), processes=request.max_workers)
         print(plan.describe())

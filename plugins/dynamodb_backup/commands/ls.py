@@ -19,7 +19,8 @@ def register(subparsers: Subparsers) -> None:
 
 
 def run_ls(args: argparse.Namespace) -> int:
-    backups = list_backups(client_for("s3"), S3Location.parse(args.uri, "uri"))
+    where = S3Location.parse(args.uri, "uri")
+    backups = list_backups(client_for("s3"), where)
     if not backups:
         print(f"no backups under {args.uri}")
         return 0
@@ -33,8 +34,8 @@ def run_ls(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    s3 = client_for("s3")
     folder = S3Location.parse(args.uri, "uri")
+    s3 = client_for("s3")
     listings = [listing for listing in scan_listings(s3, folder) if listing.folder == folder]
     if not listings:
         print(f"{folder}/ is empty or not a backup folder")

@@ -29,8 +29,9 @@ def run_prune(args: argparse.Namespace) -> int:
     policy = RetentionPolicy.parse({"keep_days": args.keep_days, "keep_min": args.keep_min}, "--keep-days/--keep-min")
     assert policy is not None
     base = S3Location.parse(args.base, "--from")
+    named = [check_table_name(t, "--table") for t in args.table] if args.table else None
     s3 = client_for("s3")
-    tables = [check_table_name(t, "--table") for t in args.table] if args.table else tables_under(s3, base)
+    tables = named if named is not None else tables_under(s3, base)
     if not tables:
         print(f"no table folders under {base}/")
         return 0

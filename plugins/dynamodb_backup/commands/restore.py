@@ -10,12 +10,13 @@ from dynamodb_backup.backup.plan import DEFAULT_ON_DEMAND_CAPACITY
 from dynamodb_backup.commands import Subparsers, client_factory, client_for
 from dynamodb_backup.errors import ParameterError
 from dynamodb_backup.formats.catalog import latest_complete
-from dynamodb_backup.formats.layout import S3Location
+from dynamodb_backup.formats.layout import S3Location, check_table_name
 from dynamodb_backup.incremental.chain import parse_moment
 from dynamodb_backup.restore.asof import run_as_of
 from dynamodb_backup.restore.catchup import run_apply
 from dynamodb_backup.restore.inspection import inspect_folder
 from dynamodb_backup.restore.job import RestoreRequest, new_run_id, run_restore
+from dynamodb_backup.restore.keyschema import parse_key_schema
 from dynamodb_backup.restore.selection import run_items
 from dynamodb_backup.restore.verify import verify_restore
 
@@ -91,7 +92,33 @@ def source_folder(args: argparse.Namespace) -> S3Location:
     return S3Location.parse(args.folder, "S3_FOLDER")
 
 
+def check_parameters(args: argparse.Namespace) -> None:
+    """Every parameter that can be checked without AWS, before any client is built (restore and verify)."""
+    for flag, value in (("S3_FOLDER", args.folder), ("--from", args.base),
+                        ("--checkpoint", getattr(args, "checkpoint", None)), ("--apply", getattr(args, "apply", None))):
+        if value:
+            S3Location.parse(value, flag)
+    if getattr(args, "segments", None) is not None and args.segments < 1:
+        raise ParameterError(f"--segments must be at least 1, got {args.segments}")
+    if getattr(args, "as_of", None):
+        parse_moment(args.as_of, "--as-of")
+    if getattr(args, "key_schema", None):
+        parse_key_schema(args.key_schema)
+    if getattr(args, "keys", None):
+        try:
+            with open(args.keys, "rb"):
+                pass
+        except OSError as exc:
+            raise ParameterError(f"keys: cannot read {args.keys} ({exc.strerror})") from None
+    if hasattr(args, "write_ratio"):  # restore (verify has no load settings)
+        some_folder = args.folder or args.base or args.apply or "s3://placeholder"
+        _request(args, S3Location.parse(some_folder, "S3_FOLDER")).check()
+    else:
+        check_table_name(args.table)
+
+
 def run_restore_command(args: argparse.Namespace) -> int:
+    check_parameters(args)
     if args.apply:
         return run_apply_command(args)
     if args.keys or args.partition_key is not None:
@@ -146,6 +173,7 @@ def _table_fate(target: dict[str, object]) -> str:
 
 
 def run_verify_command(args: argparse.Namespace) -> int:
+    check_parameters(args)
     make_client = client_factory(args.endpoint, args.region)
     s3 = make_client("s3")
     source = inspect_folder(s3, source_folder(args), force=args.force)
