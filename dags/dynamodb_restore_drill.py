@@ -1,10 +1,12 @@
 """Restore drills (after AWS Backup's restore testing): one DAG per table with ``drill`` in backups.yaml.
 
-    start ──> restore (inspect >> validate >> ensure_table >> load >> verify) ──> finish
+    start ──> restore (inspect >> validate >> ensure_table >> [claim_scratch] >> load >> verify) ──> finish
 
 start picks the newest complete backup of the table; the restore group is the restore DAG's own
 tasks, loading it into the scratch table ``<table>-drill`` and verifying it by digest against the
-backup; finish (whatever happened) deletes the scratch table, records the result in
+backup; claim_scratch tags the table the restore created (``dynamodb-backup:drill``) before the load
+starts, and only a table with that tag is ever deleted (an untagged table of that name fails the
+drill and is left alone); finish (whatever happened) deletes the scratch table, records the result in
 ``<prefix>/<table>/_drills/<folder>.json`` and fails the run, sending the failure notice, when the
 drill did not pass. Weekly by default (``drill: {schedule: ...}``).
 """
@@ -19,7 +21,12 @@ from typing import Any
 from airflow.sdk import DAG
 
 from dynamodb_backup.config import TableBackup, load_backups
-from dynamodb_backup.operators.drill import RESTORE_GROUP, FinishDrillOperator, StartDrillOperator
+from dynamodb_backup.operators.drill import (
+    RESTORE_GROUP,
+    ClaimScratchOperator,
+    FinishDrillOperator,
+    StartDrillOperator,
+)
 from dynamodb_backup.operators.notify import failure_notifier
 from dynamodb_backup.operators.restore import restore_tasks
 
@@ -56,6 +63,10 @@ def drill_dag(backup: TableBackup) -> DAG | None:
             "aws_conn_id": backup.aws_conn_id, "create_table": True, "replace_table": False, "verify": True,
             "on_demand_capacity": backup.on_demand_capacity, "put_extra": put_extra,
         }, group_id=RESTORE_GROUP)
+        # The table the restore creates is tagged as the drill's before anything is loaded into it.
+        ensure = dag.get_task(f"{RESTORE_GROUP}.ensure_table")
+        claim = ClaimScratchOperator(task_id="claim_scratch", start=start.output, target=ensure.output, **where)
+        claim >> dag.get_task(f"{RESTORE_GROUP}.load")
         finish = FinishDrillOperator(task_id="finish", start=start.output, verified=verify.output,
                                      put_extra=put_extra, on_failure_callback=notify, **where)
         start >> first

@@ -15,6 +15,7 @@ from local_pitr.proxy import LocalOperation, StandInServer
 from local_pitr.recorder import Recorder
 from local_pitr.records import ExportRecord, ExportRecords
 from local_pitr.settings import Settings
+from local_pitr.tags import TableTags
 
 # AWS's minimum incremental window; ``--min-incremental-window-seconds`` shortens it for tests.
 DEFAULT_MIN_INCREMENTAL_WINDOW_SECONDS = 900.0
@@ -32,6 +33,7 @@ class StandIn:
         self.exports = ExportsApi(self.journal, self.records, self.jobs, settings, min_incremental_window_seconds)
         recorder = Recorder(self.journal, on_table_deleted=self._purge)
         self.billing = BillingSwitches(self.db)  # AWS's limit on switching to on-demand
+        self.tags = TableTags(self.db)  # tagging, where the backend has none (DynamoDB Local)
         operations: dict[str, LocalOperation] = {
             "UpdateContinuousBackups": self.pitr.update,
             "DescribeContinuousBackups": self.pitr.describe,
@@ -39,6 +41,9 @@ class StandIn:
             "DescribeExport": self.exports.describe,
             "ListExports": self.exports.list,
             "UpdateTable": self.billing.update_table,
+            "TagResource": self.tags.tag_resource,
+            "UntagResource": self.tags.untag_resource,
+            "ListTagsOfResource": self.tags.list_tags_of_resource,
         }
         self.server = StandInServer((settings.host, settings.port), settings.upstream, recorder, operations)
 

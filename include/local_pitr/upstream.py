@@ -24,9 +24,10 @@ IDLE_LIMIT_SECONDS = 4.0
 # Answers run to 1 MB (a Scan page): read them in big pieces, not the default 8 KB.
 READ_BUFFER = 256 * 1024
 
-# dynalite checks that a request carries a SigV4-shaped signature, never that it is right.
+# dynalite checks that a request carries a SigV4-shaped signature, never that it is right. DynamoDB
+# Local also wants the access key to be letters and digits only (UnrecognizedClientException else).
 _OWN_AUTHORIZATION = (
-    "AWS4-HMAC-SHA256 Credential=local-pitr/20200101/us-east-1/dynamodb/aws4_request, "
+    "AWS4-HMAC-SHA256 Credential=localpitr/20200101/us-east-1/dynamodb/aws4_request, "
     "SignedHeaders=host;x-amz-date;x-amz-target, Signature=0"
 )
 

@@ -174,4 +174,27 @@ def load_backups(path: Path, environ: dict[str, str] | None = None) -> list[Tabl
             raise ParameterError(f"{where}: table {backup.table!r} is listed twice")
         seen.add(backup.table)
         result.append(backup)
+    check_drill_scratch_names(result, path)
     return result
+
+
+def check_drill_scratch_names(backups: list[TableBackup], path: Path | str) -> None:
+    """A drill deletes its scratch table after every run: its name may be no table the file names.
+
+    Not a backed-up table, not a nightly restore's target, not another drill's scratch table.
+    """
+    named: dict[str, str] = {}
+    for i, backup in enumerate(backups):
+        named.setdefault(backup.table, f"backups[{i}] (table {backup.table!r})")
+        if backup.restore_to_table:
+            named.setdefault(backup.restore_to_table, f"backups[{i}] (restore_to_table of {backup.table!r})")
+    for i, backup in enumerate(backups):
+        settings = backup.drill_settings
+        if settings is None:
+            continue
+        scratch = settings.scratch_table(backup.table)
+        if scratch in named:
+            raise ParameterError(
+                f"{path}: backups[{i}]: the drill of table {backup.table!r} would use {scratch!r} as its scratch "
+                f"table (deleted after every drill), which is {named[scratch]}: choose another drill.scratch_suffix")
+        named[scratch] = f"backups[{i}]'s drill scratch table (table {backup.table!r})"

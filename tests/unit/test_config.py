@@ -54,3 +54,28 @@ def test_unreadable_file_is_named(tmp_path):
     path = write(tmp_path, "defaults: [unclosed")
     with pytest.raises(ParameterError, match=r"backups\.yaml"):
         load_backups(path)
+
+
+@pytest.mark.parametrize(("entries", "message"), [
+    # The drill of orders would delete orders-drill, a table the file backs up.
+    ("- table: orders\n    drill: {}\n  - table: orders-drill",
+     r"backups\.yaml: backups\[0\]: the drill of table 'orders' would use 'orders-drill' as its scratch table "
+     r"\(deleted after every drill\), which is backups\[1\] \(table 'orders-drill'\)"),
+    ("- table: orders-copy\n  - table: orders\n    drill: {scratch_suffix: copy}",
+     r"backups\[1\]: the drill of table 'orders' would use 'orders-copy' .* which is backups\[0\] \(table"),
+    ("- table: orders\n    restore_to_table: orders-drill\n    drill: {}",
+     r"backups\[0\]: the drill of table 'orders' would use 'orders-drill' .* which is backups\[0\] "
+     r"\(restore_to_table of 'orders'\)"),
+    # Two drills sharing one scratch table would delete each other's.
+    ("- table: abc-b\n    drill: {}\n  - table: abc\n    drill: {scratch_suffix: b-drill}",
+     r"backups\[1\]: the drill of table 'abc' would use 'abc-b-drill' .* which is backups\[0\]'s drill scratch table"),
+])
+def test_a_drill_scratch_table_may_not_be_a_configured_table(tmp_path, entries, message):
+    path = write(tmp_path, f"defaults: {{bucket: b-1}}\nbackups:\n  {entries}\n")
+    with pytest.raises(ParameterError, match=message):
+        load_backups(path)
+
+
+def test_drill_scratch_tables_apart_from_every_configured_table_are_fine(tmp_path):
+    path = write(tmp_path, "defaults: {bucket: b-1, drill: {}}\nbackups:\n  - table: orders\n  - table: users\n")
+    assert [b.drill_settings.scratch_table(b.table) for b in load_backups(path)] == ["orders-drill", "users-drill"]

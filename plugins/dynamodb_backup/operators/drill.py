@@ -1,9 +1,11 @@
 """Restore drill tasks around the restore's own (``restore_tasks``): pick the backup, then clean up and record.
 
-    start ──> restore.inspect >> validate >> ensure_table >> load >> verify ──> finish (all_done)
+    start ──> restore.inspect >> validate >> ensure_table >> claim_scratch >> load >> verify ──> finish (all_done)
 
-finish deletes the scratch table whatever happened, writes the drill record beside the backup
-(``drill.record``), and fails (sending the failure notice) when the drill did not pass.
+claim_scratch tags the scratch table the restore created (``drill.scratch``); start and finish
+delete a scratch table only when it carries that tag. finish deletes it whatever happened, writes
+the drill record beside the backup (``drill.record``), and fails (sending the failure notice) when
+the drill did not pass.
 """
 
 from __future__ import annotations
@@ -15,23 +17,14 @@ from typing import Any
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from dynamodb_backup.aws.tablecreate import table_exists, wait_until_gone
 from dynamodb_backup.drill.record import make_record, write_drill
+from dynamodb_backup.drill.scratch import ScratchTableError, claim_scratch, delete_scratch, drill_tag_value
 from dynamodb_backup.errors import BackupError
 from dynamodb_backup.formats.catalog import latest_complete, scan_listings
 from dynamodb_backup.formats.layout import S3Location, check_table_name
 from dynamodb_backup.operators.clients import aws_client
 
 RESTORE_GROUP = "restore"
-
-
-def delete_scratch(dynamodb: Any, table: str) -> bool:
-    """Delete the scratch table if it exists (a drill's own table: never the source); True if it was there."""
-    if table_exists(dynamodb, table) is None:
-        return False
-    dynamodb.delete_table(TableName=table)
-    wait_until_gone(dynamodb, table)
-    return True
 
 
 class _DrillFields(BaseOperator):
@@ -53,6 +46,9 @@ class _DrillFields(BaseOperator):
 class StartDrillOperator(_DrillFields):
     """The newest complete backup of the table; a scratch table left by an earlier drill is deleted first.
 
+    Only a table tagged by a drill is deleted: an untagged table of the scratch table's name fails
+    the drill, untouched (the restore does not run).
+
     A table with no backup folder at all (a new install, before its first night) skips the drill,
     and the skip runs through the restore and finish: there is nothing to prove yet. A table whose
     folders are all incomplete fails it.
@@ -69,10 +65,36 @@ class StartDrillOperator(_DrillFields):
             folder = latest_complete(s3, base, table)
         except BackupError as exc:
             raise AirflowFailException(str(exc)) from exc
-        if delete_scratch(aws_client("dynamodb", self.aws_conn_id), self.scratch()):
-            self.log.warning("deleted %s, left behind by an earlier drill", self.scratch())
+        try:
+            owner = delete_scratch(aws_client("dynamodb", self.aws_conn_id), self.scratch())
+        except ScratchTableError as exc:
+            raise AirflowFailException(str(exc)) from exc
+        if owner is not None:
+            self.log.warning("deleted %s, left behind by an earlier drill (%s)", self.scratch(), owner)
         self.log.info("drilling %s/ into the scratch table %s", folder.uri, self.scratch())
         return {"folder": folder.uri, "started": started.isoformat(), "scratch_table": self.scratch()}
+
+
+class ClaimScratchOperator(_DrillFields):
+    """Tag the scratch table the restore just created as this drill's (before anything is loaded into it)."""
+
+    template_fields: Sequence[str] = (*_DrillFields.template_fields, "start", "target")
+
+    def __init__(self, *, start: Any, target: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.start, self.target = start, target
+
+    def execute(self, context: Context) -> str:
+        owner = drill_tag_value(self.dag_id, str(context["run_id"]))
+        target = self.target if isinstance(self.target, dict) else {}
+        try:
+            arn = claim_scratch(aws_client("dynamodb", self.aws_conn_id), self.scratch(), owner,
+                                created=bool(target.get("created")),
+                                created_after=datetime.fromisoformat(self.start["started"]))
+        except ScratchTableError as exc:
+            raise AirflowFailException(str(exc)) from exc
+        self.log.info("tagged %s as this drill's scratch table (%s)", arn, owner)
+        return arn
 
 
 class FinishDrillOperator(_DrillFields):
@@ -90,14 +112,20 @@ class FinishDrillOperator(_DrillFields):
         self.start, self.verified, self.put_extra = start, verified, put_extra or {}
 
     def execute(self, context: Context) -> dict[str, Any]:
-        removed = delete_scratch(aws_client("dynamodb", self.aws_conn_id), self.scratch())
-        self.log.info("scratch table %s %s", self.scratch(), "deleted" if removed else "was not there")
+        try:
+            removed = delete_scratch(aws_client("dynamodb", self.aws_conn_id), self.scratch())
+            kept = None
+        except ScratchTableError as exc:  # recorded as the drill's failure, after the record is written
+            self.log.error("%s", exc)
+            removed, kept = None, str(exc)
+        self.log.info("scratch table %s %s", self.scratch(),
+                      "kept" if kept else "deleted" if removed else "was not there")
         finished = datetime.now(UTC)
         if not isinstance(self.start, dict):
             raise AirflowFailException("the drill found no backup to restore (see the start task's log)")
         verified = self.verified if isinstance(self.verified, dict) else {}
-        passed = bool(verified.get("verified")) and bool(verified.get("match", True))
-        error = None if passed else self._what_failed(context)
+        passed = bool(verified.get("verified")) and bool(verified.get("match", True)) and kept is None
+        error = None if passed else kept or self._what_failed(context)
         record = make_record(
             folder=self.start["folder"], passed=passed, started=datetime.fromisoformat(self.start["started"]),
             finished=finished, items=verified.get("table_items"), scratch_table=self.scratch(), error=error,
