@@ -67,6 +67,7 @@ os.environ.update({
 })
 
 # The restore-to-a-moment tests' recorded history, shared by their modules (one recording per process).
+from faultproxy import DynamoDBFaultProxy, FaultProxy, FrontDoor, MovableClock, Principal, S3FaultProxy  # noqa: E402
 from incremental_history import history_fixture  # noqa: E402, F401
 
 REGION = "us-east-1"
@@ -110,16 +111,64 @@ def start_on_free_port(starter: Callable[..., LocalServer], state_dir: Path, att
     raise AssertionError("unreachable")
 
 
+class Fronted:
+    """A local server behind a strict fault proxy (``faultproxy.strict``): ``url``, ``port`` and ``client``
+    are the proxy's, so every call passes the front door; ``server`` is the server itself and anything
+    else (``is_running``, ``name``, ``pid`` ...) is read from it. ``stop`` stops both."""
+
+    def __init__(self, server: LocalServer, proxy: FaultProxy) -> None:
+        self.server, self.proxy = server, proxy
+
+    @property
+    def url(self) -> str:
+        return str(self.proxy.url)
+
+    @property
+    def port(self) -> int:
+        return int(self.proxy.port)
+
+    def client(self, service: str | None = None, **kwargs: Any) -> Any:
+        return LocalServer.client(self, service, **kwargs)  # type: ignore[arg-type]  # reads name and url only
+
+    def stop(self) -> None:
+        self.proxy.stop()
+        self.server.stop()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.server, name)
+
+
+def session_door() -> FrontDoor:
+    """The door every test's calls pass: the test credentials and local_aws.py's default ones are known
+    (no policy: allowed everything); tests add principals, policies and move its clock."""
+    return FrontDoor([Principal(TEST_CREDENTIALS["AWS_ACCESS_KEY_ID"], TEST_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]),
+                      Principal("local", "local")], clock=MovableClock(), region=REGION)
+
+
+def front(server: LocalServer, door: FrontDoor, proxy_class: type[FaultProxy] = DynamoDBFaultProxy) -> Fronted:
+    """``server`` behind a strict proxy with no faults and no capacity limits (``proxy.enabled`` off: the
+    door still checks every request; a test may turn faults or capacity on through ``.proxy``)."""
+    proxy = proxy_class(server.url, strict=door)
+    if isinstance(proxy, DynamoDBFaultProxy):
+        proxy.enforce_capacity = False
+    proxy.enabled = False
+    return Fronted(server, proxy.start())
+
+
 @dataclass
 class LocalAws:
     """Handles on the session's local servers: ``dynamodb`` is the PITR stand-in (the endpoint every
     test uses), ``upstream`` the backend server behind it (``backend`` names it: ddblocal, dynalite)."""
 
-    dynamodb: LocalServer
+    dynamodb: LocalServer | Fronted
     moto: LocalServer
     upstream: LocalServer | None = None
     region: str = REGION
     backend: str = DYNAMODB_BACKEND
+    #: The strict front door in front of the stand-in and moto (``door.clock``, ``door.add_principal``).
+    door: FrontDoor | None = None
+    #: moto behind the door: S3, SNS, KMS and STS calls go through it (``moto`` is moto itself).
+    s3_front: Fronted | None = None
 
     @property
     def dynalite(self) -> LocalServer | None:
@@ -137,7 +186,7 @@ class LocalAws:
 
     @property
     def s3_url(self) -> str:
-        return self.moto.url
+        return self.s3_front.url if self.s3_front else self.moto.url
 
     @property
     def moto_url(self) -> str:
@@ -145,11 +194,12 @@ class LocalAws:
 
     @property
     def sns_url(self) -> str:
-        return self.moto.url
+        return self.s3_front.url if self.s3_front else self.moto.url
 
     def client(self, service: str, **kwargs: Any) -> Any:
-        """A boto3 client for ``service``: DynamoDB goes to the stand-in, everything else to moto."""
-        server = self.dynamodb if service in ("dynamodb", "dynamodbstreams") else self.moto
+        """A boto3 client for ``service``: DynamoDB goes to the stand-in, everything else to moto (both
+        through the front door)."""
+        server = self.dynamodb if service in ("dynamodb", "dynamodbstreams") else (self.s3_front or self.moto)
         kwargs.setdefault("region_name", self.region)
         return server.client(service, **kwargs)
 
@@ -233,30 +283,35 @@ def local_aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAws]:
         standin = start_standin(upstream, moto, state_dir, lag_seconds=SESSION_PITR_LAG_SECONDS,
                                 min_export_seconds=SESSION_MIN_EXPORT_SECONDS)
         servers.callback(standin.stop)
+        door = session_door()
+        dynamodb = front(standin, door)
+        servers.callback(dynamodb.proxy.stop)
+        s3 = front(moto, door, S3FaultProxy)
+        servers.callback(s3.proxy.stop)
         with pytest.MonkeyPatch.context() as mp:
             for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
                 mp.delenv(name, raising=False)
             for name, value in TEST_CREDENTIALS.items():
                 mp.setenv(name, value)
-            mp.setenv("AWS_ENDPOINT_URL_DYNAMODB", standin.url)
-            mp.setenv("AWS_ENDPOINT_URL_S3", moto.url)
-            mp.setenv("AWS_ENDPOINT_URL_SNS", moto.url)
-            yield LocalAws(dynamodb=standin, moto=moto, upstream=upstream)
+            mp.setenv("AWS_ENDPOINT_URL_DYNAMODB", dynamodb.url)
+            mp.setenv("AWS_ENDPOINT_URL_S3", s3.url)
+            mp.setenv("AWS_ENDPOINT_URL_SNS", s3.url)
+            yield LocalAws(dynamodb=dynamodb, moto=moto, upstream=upstream, door=door, s3_front=s3)
 
 
 @pytest.fixture(scope="session")
-def pitr_standin(local_aws: LocalAws, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., LocalServer]]:
+def pitr_standin(local_aws: LocalAws, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Fronted]]:
     """``pitr_standin(lag_seconds=..., min_export_seconds=..., min_incremental_window_seconds=...,
     state_dir=...)``: another stand-in in front of the session's backend and moto, with a journal of its
-    own (in ``state_dir`` if given: pass the same one again to restart it on its state). Create the tables
-    a test needs through it: a stand-in journals only tables created through it, or taken over when PITR
-    is enabled."""
-    started: list[LocalServer] = []
+    own (in ``state_dir`` if given: pass the same one again to restart it on its state), behind the session's
+    front door. Create the tables a test needs through it: a stand-in journals only tables created through
+    it, or taken over when PITR is enabled."""
+    started: list[Fronted] = []
 
-    def start(state_dir: Path | None = None, **options: Any) -> LocalServer:
-        assert local_aws.upstream is not None
+    def start(state_dir: Path | None = None, **options: Any) -> Fronted:
+        assert local_aws.upstream is not None and local_aws.door is not None
         state = state_dir or tmp_path_factory.mktemp("pitr_standin")
-        server = start_standin(local_aws.upstream, local_aws.moto, state, **options)
+        server = front(start_standin(local_aws.upstream, local_aws.moto, state, **options), local_aws.door)
         started.append(server)
         return server
 
@@ -268,9 +323,12 @@ def pitr_standin(local_aws: LocalAws, tmp_path_factory: pytest.TempPathFactory) 
 
 
 @pytest.fixture(scope="session")
-def second_dynamodb(local_aws: LocalAws, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
-    """Another server of this run's backend (a second "region"): use ``.url`` and ``.client()``."""
-    server = start_on_free_port(start_dynamodb_backend, tmp_path_factory.mktemp("second_dynamodb"))
+def second_dynamodb(local_aws: LocalAws, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fronted]:
+    """Another server of this run's backend (a second "region"), behind the session's front door: use
+    ``.url`` and ``.client()``."""
+    assert local_aws.door is not None
+    server = front(start_on_free_port(start_dynamodb_backend, tmp_path_factory.mktemp("second_dynamodb")),
+                   local_aws.door)
     try:
         yield server
     finally:

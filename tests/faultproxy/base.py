@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import http.client
 import random
+import secrets
 import socket
 import sys
 import threading
@@ -31,6 +32,13 @@ from typing import TYPE_CHECKING, Any, Self
 
 if TYPE_CHECKING:
     from .strict import FrontDoor
+
+#: A request a strict proxy admitted carries this header to the next proxy with this process's token:
+#: a door behind another door does not check again what the first one checked before a fault rewrote it.
+CHECKED_HEADER = "X-Faultproxy-Checked"
+CHECKED_TOKEN = secrets.token_hex(16)
+#: Strict proxies running in this process, by URL: a proxy chained in front of one takes its door.
+_DOORS: dict[str, FrontDoor] = {}
 
 #: Headers that describe one hop, never forwarded.
 HOP_HEADERS = frozenset({
@@ -92,7 +100,9 @@ class FaultProxy:
     With ``strict=`` a ``strict.FrontDoor``, every request first passes the door (signature,
     clock, keys, IAM) and is answered with the service's own error when it does not; faults and
     capacity apply only to what the door admitted, as on AWS. ``region``: the region this endpoint
-    serves (a signature scoped to another is refused); None accepts any.
+    serves (a signature scoped to another is refused); None accepts any. A proxy whose upstream is a
+    strict proxy of this process is strict with that proxy's door (unless given its own): it checks the
+    client's request before its faults rewrite it, and the door behind it trusts what it admitted.
     """
 
     name = "proxy"
@@ -115,7 +125,7 @@ class FaultProxy:
         self._lock = threading.Lock()
         self._local = threading.local()
         self.enabled = True
-        self.strict = strict
+        self.strict = strict if strict is not None else _DOORS.get(upstream.rstrip("/"))
         self.region = region
         self._server = _Server((host, port), self._handler_class())
         self._thread: threading.Thread | None = None
@@ -136,9 +146,12 @@ class FaultProxy:
             self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                             name=f"{self.name}-{self.port!s}", daemon=True)
             self._thread.start()
+            if self.strict is not None:
+                _DOORS[self.url] = self.strict
         return self
 
     def stop(self) -> None:
+        _DOORS.pop(self.url, None)
         if self._thread is not None:
             self._server.shutdown()
             self._thread.join(5)
@@ -174,6 +187,8 @@ class FaultProxy:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
         if request.body or request.method in ("PUT", "POST"):
             headers["Content-Length"] = str(len(request.body))
+        if self.strict is not None:
+            headers[CHECKED_HEADER] = CHECKED_TOKEN
         for attempt in range(2):
             conn = getattr(self._local, "conn", None)
             if conn is None:
@@ -211,6 +226,9 @@ class FaultProxy:
 
     def _handle(self, request: Request) -> Response:
         door = self.strict
+        if door is not None and request.headers.pop(CHECKED_HEADER, None) == CHECKED_TOKEN:
+            door = None  # a door in front of this one checked it (before a fault rewrote it)
+            self.count("checked_before")
         if door is not None:
             admitted = door.admit(request, self.service, self.region)
             if isinstance(admitted, Response):
