@@ -45,16 +45,50 @@ def delete_checkpoints(s3: Any, folder: S3Location) -> int:
     return delete_prefix(s3, folder.child(CHECKPOINTS))
 
 
-def abort_open_uploads(s3: Any, folder: S3Location, extra: dict[str, Any] | None = None) -> int:
-    """Abort multipart uploads left open under ``folder`` (a worker killed mid-file). Best effort."""
+def open_uploads(s3: Any, folder: S3Location, extra: dict[str, Any] | None = None,
+                 page_size: int = 1000) -> list[tuple[str, str]]:
+    """(key, upload id) of every multipart upload open under ``folder``, all pages.
+
+    ListMultipartUploads answers at most ``MaxUploads`` (1,000) at a time; the next page starts
+    after ``NextKeyMarker`` and ``NextUploadIdMarker`` while ``IsTruncated``.
+    """
+    found: list[tuple[str, str]] = []
+    markers: dict[str, str] = {}
+    while True:
+        request: dict[str, Any] = {"Bucket": folder.bucket, "Prefix": folder.key(""), "MaxUploads": page_size,
+                                   **markers, **(extra or {})}
+
+        def listing(request: dict[str, Any] = request) -> dict[str, Any]:
+            answer: dict[str, Any] = s3.list_multipart_uploads(**request)
+            return answer
+
+        page = call_with_retries(listing)
+        found += [(upload["Key"], upload["UploadId"]) for upload in page.get("Uploads", [])]
+        if not page.get("IsTruncated"):
+            return found
+        following = {"KeyMarker": str(page.get("NextKeyMarker") or ""),
+                     "UploadIdMarker": str(page.get("NextUploadIdMarker") or "")}
+        if not following["KeyMarker"] or following == markers:
+            raise BackupFolderError(f"ListMultipartUploads under {folder} is truncated but names no next page "
+                                    f"(markers {following})")
+        markers = following
+
+
+def abort_open_uploads(s3: Any, folder: S3Location, extra: dict[str, Any] | None = None,
+                       page_size: int = 1000) -> int:
+    """Abort multipart uploads left open under ``folder`` (workers killed mid-file). Best effort."""
     aborted = 0
     try:
-        uploads = s3.list_multipart_uploads(Bucket=folder.bucket, Prefix=folder.key(""), **(extra or {}))
-        for upload in uploads.get("Uploads", []):
-            s3.abort_multipart_upload(Bucket=folder.bucket, Key=upload["Key"], UploadId=upload["UploadId"],
-                                      **(extra or {}))
+        # Listed whole first: aborting while paging would move what the markers point at.
+        for key, upload_id in open_uploads(s3, folder, extra, page_size):
+            abort: dict[str, Any] = {"Bucket": folder.bucket, "Key": key, "UploadId": upload_id, **(extra or {})}
+
+            def aborting(abort: dict[str, Any] = abort) -> Any:
+                return s3.abort_multipart_upload(**abort)
+
+            call_with_retries(aborting)
             aborted += 1
-    except ClientError as exc:
+    except (ClientError, BackupFolderError) as exc:
         log.warning("could not abort open multipart uploads under %s: %s", folder, exc)
     if aborted:
         log.info("aborted %d multipart uploads left open under %s", aborted, folder)
