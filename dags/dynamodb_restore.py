@@ -102,6 +102,14 @@ PARAMS = {
                         description="For Data Pipeline backups and native exports, which do not record keys: "
                                     "partition[,sort] key with types S, N or B, e.g. pk:S,sk:N. Not needed when "
                                     "the target table exists."),
+    "load_capacity": Param(None, type=["null", "string"], pattern=r"^(on-demand|[1-9][0-9]*)?$",
+                           title="Load capacity (load fast, then settle)",
+                           description="on-demand, or write units: a table the restore creates is created so "
+                                       "(write units on the table and each GSI), loaded and verified, then given "
+                                       "the backup's capacities. An existing provisioned table is switched to "
+                                       "on-demand for the load and back afterwards (AWS allows 4 switches to "
+                                       "on-demand a day). Empty: load at the table's own capacities, paced by the "
+                                       "slowest index."),
     "verify": Param(True, type="boolean", title="Verify afterwards",
                     description="Count the target with a parallel scan and compare with the backup; when the "
                                 "target was empty, compare a digest of every item too."),

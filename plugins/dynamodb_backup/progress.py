@@ -23,7 +23,14 @@ import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
+
+
+class InfoLog(Protocol):
+    """A logger (the standard library's, or an Airflow task's)."""
+
+    def info(self, msg: Any, /, *args: Any) -> Any: ...
+
 
 #: Workers hand their counts to the shared counters at most this often (a lock per hand-over).
 SYNC_SECONDS = 0.5
@@ -134,7 +141,7 @@ def stderr_is_terminal() -> bool:
 class ProgressReport:
     """The whole job's progress: shared counters, a line every ``every`` s (or a bar in a terminal)."""
 
-    def __init__(self, label: str, expected_items: int, log: logging.Logger, *, expected_bytes: int = 0,
+    def __init__(self, label: str, expected_items: int, log: InfoLog, *, expected_bytes: int = 0,
                  every: float = 10.0, clock: Callable[[], float] = time.monotonic, bar: bool | None = None) -> None:
         self.label, self.expected, self.expected_bytes, self.log = label, expected_items, expected_bytes, log
         self.every, self.clock = every, clock

@@ -30,6 +30,7 @@ from dynamodb_backup.backup.seal import begin_backup, finalize_backup
 from dynamodb_backup.errors import ParameterError
 from dynamodb_backup.formats.layout import S3Location, backup_folder, check_table_name
 from dynamodb_backup.formats.sidecar import Sidecar
+from dynamodb_backup.progress import ProgressReport
 
 log = logging.getLogger(__name__)
 
@@ -152,12 +153,15 @@ def run_backup(make_client: ClientFactory, request: BackupRequest, processes: in
         return None
     # The sidecar's TTL and tags are read while the workers scan (three calls; dynalite takes over
     # a second to list tags on a big database). The thread starts after the workers are forked.
-    with ThreadPoolExecutor(max_workers=1) as side:
+    # One progress report over every worker (a line every 10 s, a bar in a terminal).
+    report = ProgressReport(f"export {request.table}", plan.expected_items, log)
+    with ThreadPoolExecutor(max_workers=1) as side, report:
         if processes <= 1 or len(plan.shares) == 1:
             table_info = side.submit(read_table_info, dynamodb, request.table)
             results = [_run_share(make_client, request, plan, share) for share in plan.shares]
         else:
-            with ProcessPoolExecutor(max_workers=min(processes, len(plan.shares))) as pool:
+            with ProcessPoolExecutor(max_workers=min(processes, len(plan.shares)), initializer=report.initializer,
+                                     initargs=report.initargs) as pool:
                 futures = [pool.submit(_run_share, make_client, request, plan, s) for s in plan.shares]
                 table_info = side.submit(read_table_info, dynamodb, request.table)
                 results = [f.result() for f in futures]

@@ -22,6 +22,7 @@ from dynamodb_backup.pitr import DATAPIPELINE, INCREMENTAL, PITR, SCAN
 from dynamodb_backup.pitr.native import ExportStatus
 from dynamodb_backup.pitr.steps import check_restorable, export_time, open_pitr_folder, seal_pitr
 from dynamodb_backup.pitr.window import PitrDisabledError
+from dynamodb_backup.progress import ProgressReport
 from dynamodb_backup.triggers.pitr import RestorableTrigger
 
 #: How long a pitr plan waits for its moment to become restorable (AWS trails the clock by about 5 minutes).
@@ -183,13 +184,16 @@ class ExportSegmentsOperator(ShareTask):
         request = self.request(context)
         share = WorkerShare.from_dict(self.share)
         dynamodb = aws_client("dynamodb", self.aws_conn_id)
-        result = export_share(
-            dynamodb, aws_client("s3", self.aws_conn_id), request.table,
-            S3Location.parse(self.plan["folder"]), share, request.settings,
-            current_rate=share_rate_reader(dynamodb, request.table, share, request.read_ratio,
-                                           request.on_demand_capacity),
-            expected_items=int(self.plan["expected_items"]) * len(share.segments) // share.total_segments,
-        )
+        expected = int(self.plan["expected_items"]) * len(share.segments) // share.total_segments
+        # A line every 10 s even while a slow scan page is read (progress.ProgressReport).
+        with ProgressReport(f"export worker {share.worker}", expected, self.log):
+            result = export_share(
+                dynamodb, aws_client("s3", self.aws_conn_id), request.table,
+                S3Location.parse(self.plan["folder"]), share, request.settings,
+                current_rate=share_rate_reader(dynamodb, request.table, share, request.read_ratio,
+                                               request.on_demand_capacity),
+                expected_items=expected,
+            )
         self.log.info("worker %d wrote %d items in %d files", share.worker, result.items, len(result.files))
         return result.to_dict()
 

@@ -25,10 +25,13 @@ from dynamodb_backup.incremental.apply import LinkReport
 from dynamodb_backup.incremental.chain import find_chain, parse_moment, refuse_incremental
 from dynamodb_backup.operators.clients import aws_client
 from dynamodb_backup.operators.params import rendered
+from dynamodb_backup.progress import ProgressReport
 from dynamodb_backup.restore.asof import LinkFiles, described_digest, plan_links, verifiable, verify_described
 from dynamodb_backup.restore.checkpoint import Checkpoints, default_checkpoint_base
 from dynamodb_backup.restore.inspection import BackupSource, SourceFile, inspect_folder
 from dynamodb_backup.restore.keyschema import KeyRules
+from dynamodb_backup.restore.loadcapacity import LoadCapacity, settle_or_say
+from dynamodb_backup.restore.pace import load_pace
 from dynamodb_backup.restore.steps import (
     ValidationReport,
     check_totals,
@@ -57,7 +60,7 @@ class _RestoreFields(BaseOperator):
     template_fields: Sequence[str] = (
         "source", "source_table", "backup_bucket", "backup_prefix", "target_table", "aws_conn_id",
         "target_aws_conn_id", "target_region", "write_ratio", "create_table", "replace_table", "verify", "force",
-        "key_schema", "workers", "checkpoint_uri", "as_of",
+        "key_schema", "workers", "checkpoint_uri", "as_of", "load_capacity",
     )
 
     def __init__(
@@ -66,10 +69,11 @@ class _RestoreFields(BaseOperator):
         target_region: Any = None, write_ratio: Any = 0.5, create_table: Any = False, replace_table: Any = False,
         verify: Any = True, force: Any = False, key_schema: Any = None, workers: Any = 4, checkpoint_uri: Any = None,
         on_demand_capacity: float = DEFAULT_ON_DEMAND_CAPACITY, put_extra: dict[str, Any] | None = None,
-        as_of: Any = None, **kwargs: Any,
+        as_of: Any = None, load_capacity: Any = None, **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.as_of = as_of
+        self.load_capacity = load_capacity
         self.source, self.source_table, self.target_table = source, source_table, target_table
         self.backup_bucket, self.backup_prefix = backup_bucket, backup_prefix
         self.aws_conn_id, self.target_aws_conn_id, self.target_region = aws_conn_id, target_aws_conn_id, target_region
@@ -104,6 +108,10 @@ class _RestoreFields(BaseOperator):
         if not self._text(self.backup_bucket):
             raise ParameterError("backup_bucket: needed with source = latest or as_of")
         return S3Location.parse(f"s3://{self._text(self.backup_bucket)}/{self._text(self.backup_prefix) or ''}")
+
+    @property
+    def capacity(self) -> LoadCapacity | None:
+        return LoadCapacity.parse(self._text(self.load_capacity))
 
     def checkpoints(self, s3: Any, folder: S3Location, context: Context, table_id: str = "") -> Checkpoints:
         uri = self._text(self.checkpoint_uri)
@@ -147,6 +155,7 @@ class InspectBackupOperator(_RestoreFields):
     def execute(self, context: Context) -> list[list[dict[str, Any]]]:
         with _no_retry_on_backup_errors():
             check_ratio(float(self.write_ratio), "write_ratio")
+            capacity = self.capacity  # a bad load_capacity fails here, before anything is read
             s3 = self.s3()
             folder, links = self.chain(s3) if self._text(self.as_of) else (self.folder(s3), [])
             refuse_incremental(s3, folder)
@@ -154,6 +163,9 @@ class InspectBackupOperator(_RestoreFields):
             keys = resolve_target(self.dynamodb(), source, self.table,
                                   create=self._flag(self.create_table) or self._flag(self.replace_table),
                                   key_schema=self._text(self.key_schema))
+        if capacity is not None:
+            self.log.info("load capacity %s: the table is loaded at it, then settled after verification",
+                          capacity.describe())
         shares = plan_shares(source.files, int(self.workers))
         context["ti"].xcom_push(key="inspection", value={"source": source.to_dict(), "keys": keys, "links": links,
                                                         "shares": len(shares), "format": source.format})
@@ -199,9 +211,16 @@ class EnsureTableOperator(_RestoreFields):
             check_totals(source, report)
             target = ensure_target(dynamodb, source, self.table, self.inspection["keys"],
                                    create=self._flag(self.create_table), replace=self._flag(self.replace_table),
-                                   journal=self.checkpoints(self.s3(), source.folder, context))
-            rate = write_rate(describe_table(dynamodb, self.table), float(self.write_ratio), self.on_demand_capacity)
+                                   journal=self.checkpoints(self.s3(), source.folder, context),
+                                   load_capacity=self.capacity)
+            description = describe_table(dynamodb, self.table)
+            rate = write_rate(description, float(self.write_ratio), self.on_demand_capacity)
         self.log.info("%s: %d items to load at %.0f write units/s", self.table, report.items, rate)
+        pace = load_pace(description, source, report.items, float(self.write_ratio), self.on_demand_capacity)
+        self.log.info("%s", pace.line())
+        advice = pace.advice(creating=bool(target["created"]), on_demand=self.capacity is not None)
+        if advice:
+            self.log.info("%s", advice)
         links = [LinkFiles.from_dict(link) for link in self.inspection.get("links") or []]
         reports = [LinkReport.from_dict(r) for r in self.changes or []]  # as_of: the state the chain describes
         return {**target, "write_rate": rate, "items": report.items,
@@ -224,9 +243,11 @@ class LoadFilesOperator(_RestoreFields):
         dynamodb, s3 = self.dynamodb(), self.s3()
         target = describe_table(dynamodb, self.table)
         scales = index_write_scales(target)
-        with _no_retry_on_backup_errors():
+        files = [SourceFile.from_dict(f) for f in self.files]
+        with _no_retry_on_backup_errors(), ProgressReport(f"load {context['ti'].map_index}",
+                                                          sum(f.items or 0 for f in files), self.log):
             result = load_files(
-                dynamodb, s3, source.folder.bucket, [SourceFile.from_dict(f) for f in self.files], self.table,
+                dynamodb, s3, source.folder.bucket, files, self.table,
                 KeyRules.from_description(self.inspection["keys"]).key_names, float(self.target["write_rate"]) * share,
                 # Markers of an attempt that loaded into an earlier incarnation of the table do not count.
                 checkpoints=self.checkpoints(s3, source.folder, context, table_identity(target)),
@@ -249,6 +270,14 @@ class VerifyRestoreOperator(_RestoreFields):
         self.inspection, self.target = inspection, target
 
     def execute(self, context: Context) -> dict[str, Any]:
+        result = self._verify(context)
+        # Settled after verification: the data is in; a failure says how to finish, and is not retried.
+        failure = settle_or_say(self.dynamodb(), self.target.get("settle"), self.log.info, self.log.warning)
+        if failure:
+            raise AirflowFailException(failure)
+        return result
+
+    def _verify(self, context: Context) -> dict[str, Any]:
         if not self._flag(self.verify):
             self.log.info("verification is off for this run")
             return {"verified": False}

@@ -29,6 +29,7 @@ from dynamodb_backup.pitr.steps import (
     seal_pitr,
 )
 from dynamodb_backup.pitr.window import iso
+from dynamodb_backup.progress import ProgressReport
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +61,14 @@ def _convert(make_client: ClientFactory, table: str, folder: S3Location, share: 
 def convert_all(make_client: ClientFactory, table: str, folder: S3Location, shares: list[ConvertShare],
                 settings: ExportSettings, *, write: bool, processes: int = 1) -> list[WorkerResult]:
     """Every share, in up to ``processes`` worker processes (the DAG maps them over tasks instead)."""
-    if processes <= 1 or len(shares) == 1:
-        return [_convert(make_client, table, folder, s, settings, write) for s in shares]
-    with ProcessPoolExecutor(max_workers=min(processes, len(shares))) as pool:
-        futures = [pool.submit(_convert, make_client, table, folder, s, settings, write) for s in shares]
-        return [f.result() for f in futures]
+    expected = sum(f.items or 0 for share in shares for f in share.files)
+    with ProgressReport(f"convert {table}", expected, log) as report:  # one report over every worker
+        if processes <= 1 or len(shares) == 1:
+            return [_convert(make_client, table, folder, s, settings, write) for s in shares]
+        with ProcessPoolExecutor(max_workers=min(processes, len(shares)), initializer=report.initializer,
+                                 initargs=report.initargs) as pool:
+            futures = [pool.submit(_convert, make_client, table, folder, s, settings, write) for s in shares]
+            return [f.result() for f in futures]
 
 
 def wait_restorable(dynamodb: Any, table: str, at: datetime, poll_seconds: float,

@@ -32,6 +32,7 @@ from dynamodb_backup.incremental.apply import (
 )
 from dynamodb_backup.incremental.chain import VIEW_WITH_OLD, Chain, Link, find_chain, link_files
 from dynamodb_backup.pitr.window import iso
+from dynamodb_backup.progress import ProgressReport
 from dynamodb_backup.restore.inspection import BackupSource, SourceFile
 from dynamodb_backup.restore.job import (
     ClientCache,
@@ -97,10 +98,10 @@ INLINE_BYTES = 16 * 1024 * 1024
 
 
 def _side_by_side(processes: int, files: list[SourceFile], function: Callable[..., T],
-                  calls: list[tuple[Any, ...]]) -> list[T]:
+                  calls: list[tuple[Any, ...]], report: ProgressReport | None = None) -> list[T]:
     """``function(*call)`` for every call: in worker processes for big work, on threads for small."""
     if sum(f.size for f in files) > INLINE_BYTES:
-        return list(_map(processes, function, calls))
+        return list(_map(processes, function, calls, report))
     with ThreadPoolExecutor(max_workers=max(1, min(processes, len(calls))), thread_name_prefix="link") as pool:
         return list(pool.map(lambda call: function(*call), calls))
 
@@ -153,8 +154,9 @@ def apply_links(make_client: ClientFactory, request: RestoreRequest, links: list
         log.info("link %d of %d: applying %s at %.0f write units/s", number, len(links), link.describe(), rate)
         calls = [(make_client, request, request.folder, share, rules, rate / len(shares), 1 / len(shares),
                   f"link {number} worker {i}") for i, share in enumerate(shares)]
-        for result in _side_by_side(processes, link.files, _apply_share, calls):
-            total.merge(result)
+        with ProgressReport(f"link {number} of {len(links)}", sum(f.items or 0 for f in link.files), log) as report:
+            for result in _side_by_side(processes, link.files, _apply_share, calls, report):
+                total.merge(result)
     return total
 
 
