@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from local_pitr.database import Database
-from local_pitr.tables import name_from_name_or_arn
+from local_pitr.tables import incarnation_id, name_from_name_or_arn
 from local_pitr.upstream import Upstream
 from local_pitr.wire import ApiError
 
@@ -65,10 +65,10 @@ class BillingSwitches:
             billing = (table.get("BillingModeSummary") or {}).get("BillingMode") or "PROVISIONED"
             if billing == "PAY_PER_REQUEST":
                 return upstream.call("UpdateTable", request)  # not a switch: the server answers as it would
-            if self.recent_switches(table["TableId"]) >= self.limit:
+            if self.recent_switches(incarnation_id(table)) >= self.limit:
                 raise ApiError("LimitExceededException", limit_message(self.limit))
             answer = upstream.call("UpdateTable", request)
             with self.db.transaction() as conn:
                 conn.execute("INSERT INTO billing_switches (table_id, switched_us) VALUES (?, ?)",
-                             (table["TableId"], int(self.clock() * 1_000_000)))
+                             (incarnation_id(table), int(self.clock() * 1_000_000)))
             return answer

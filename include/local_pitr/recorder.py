@@ -1,7 +1,10 @@
 """Turns successful writes forwarded to dynalite into journal entries (resulting item images).
 
 - PutItem and BatchWriteItem puts: the request's item with its numbers normalised as dynalite
-  stores them (``items.py``); nothing is read back.
+  stores them (``items.py``); nothing is read back. In front of AWS's DynamoDB Local (ARNs in the
+  region ``ddblocal``) puts are read back with a consistent GetItem/BatchGetItem instead: it stores
+  items its own way (top-level numbers normalised and sets sorted, numbers inside maps and lists
+  as sent), and the journal must hold what the server holds.
 - UpdateItem: the stand-in asks dynalite for ``ReturnValues: ALL_NEW`` when the client sent no
   ReturnValues (or NONE), records ``Attributes`` and strips them from the answer again; when
   the client asked for ALL_NEW its own answer is used; for any other ReturnValues the item is
@@ -25,6 +28,7 @@ import orjson
 
 from local_pitr.items import KeySchema, encode_image, normalise_item
 from local_pitr.journal import Entry, FollowedTable, Journal
+from local_pitr.tables import incarnation_id
 from local_pitr.upstream import Upstream
 
 RECORDED_OPERATIONS = frozenset(
@@ -70,28 +74,32 @@ class Recorder:
         operation = prepared.operation
         if operation == "CreateTable":
             description = orjson.loads(answer)["TableDescription"]
-            self.journal.follow(description["TableName"], description["TableId"], description["TableArn"],
+            self.journal.follow(description["TableName"], incarnation_id(description), description["TableArn"],
                                 KeySchema.from_description(description["KeySchema"]))
         elif operation == "DeleteTable":
             self.journal.forget(str(request.get("TableName")))
             self.on_table_deleted()
         elif operation == "PutItem":
-            self._record_put(request["TableName"], request["Item"])
+            self._record_put(request["TableName"], request["Item"], upstream)
         elif operation == "DeleteItem":
             self._record_delete(request["TableName"], request["Key"])
         elif operation == "UpdateItem":
             return self._record_update(prepared, answer, upstream)
         elif operation == "BatchWriteItem":
-            self._record_batch(request, orjson.loads(answer))
+            self._record_batch(request, orjson.loads(answer), upstream)
         elif operation == "TransactWriteItems":
             self._record_transaction(request, upstream)
         return None
 
-    def _record_put(self, table_name: str, item: dict[str, Any]) -> None:
+    def _record_put(self, table_name: str, item: dict[str, Any], upstream: Upstream) -> None:
         table = self.journal.followed(table_name)
-        if table is not None:
-            image = normalise_item(item)
-            self.journal.append(table, [(table.keys.key_bytes(image, normalised=True), encode_image(image))])
+        if table is None:
+            return
+        if reads_back_puts(table):
+            self.journal.append(table, read_back_many(upstream, table, [table.keys.key_of(item)]))
+            return
+        image = normalise_item(item)
+        self.journal.append(table, [(table.keys.key_bytes(image, normalised=True), encode_image(image))])
 
     def _record_delete(self, table_name: str, key: dict[str, Any]) -> None:
         table = self.journal.followed(table_name)
@@ -116,7 +124,7 @@ class Recorder:
         parsed.pop("Attributes", None)  # the client asked for none
         return orjson.dumps(parsed)
 
-    def _record_batch(self, request: dict[str, Any], answer: dict[str, Any]) -> None:
+    def _record_batch(self, request: dict[str, Any], answer: dict[str, Any], upstream: Upstream) -> None:
         unprocessed = answer.get("UnprocessedItems") or {}
         for table_name, writes in (request.get("RequestItems") or {}).items():
             table = self.journal.followed(table_name)
@@ -124,6 +132,13 @@ class Recorder:
                 continue
             skipped = {_write_key(table.keys, write) for write in unprocessed.get(table_name) or ()}
             entries: list[Entry] = []
+            if reads_back_puts(table):
+                done = [write for write in writes if _write_key(table.keys, write) not in skipped]
+                puts = [table.keys.key_of(write["PutRequest"]["Item"]) for write in done if "PutRequest" in write]
+                images = dict(read_back_many(upstream, table, puts))  # deletes read as None
+                keys = [_write_key(table.keys, write) for write in done]
+                self.journal.append(table, [(key, images.get(key)) for key in keys])
+                continue
             for write in writes:
                 if "PutRequest" in write:
                     image = normalise_item(write["PutRequest"]["Item"])
@@ -158,6 +173,24 @@ def _write_key(keys: KeySchema, write: dict[str, Any]) -> bytes:
     if "PutRequest" in write:
         return keys.key_bytes(write["PutRequest"]["Item"])
     return keys.key_bytes(write["DeleteRequest"]["Key"])
+
+
+def reads_back_puts(table: FollowedTable) -> bool:
+    """True for a table in AWS's DynamoDB Local, whose stored images the stand-in does not compute."""
+    return ":ddblocal:" in table.table_arn
+
+
+def read_back_many(upstream: Upstream, table: FollowedTable, keys: list[dict[str, Any]]) -> list[Entry]:
+    """(key bytes, image or None) for each key, read with consistent BatchGetItem calls of 100 keys."""
+    images: dict[bytes, bytes] = {}
+    for start in range(0, len(keys), 100):
+        pending: dict[str, Any] = {table.name: {"Keys": keys[start:start + 100], "ConsistentRead": True}}
+        while pending:
+            answer = upstream.call("BatchGetItem", {"RequestItems": pending})
+            for item in answer.get("Responses", {}).get(table.name, []):
+                images[table.keys.key_bytes(item)] = encode_image(item)
+            pending = answer.get("UnprocessedKeys") or {}
+    return [(key, images.get(key)) for key in (table.keys.key_bytes(k) for k in keys)]
 
 
 def read_back(upstream: Upstream, table: FollowedTable, key: dict[str, Any]) -> dict[str, Any] | None:

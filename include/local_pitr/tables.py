@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from local_pitr.items import KeySchema
 from local_pitr.journal import FollowedTable, Journal
@@ -12,6 +13,12 @@ from local_pitr.wire import ApiError
 
 # arn:aws:dynamodb:<region>:<account>:table/<name>; the region is ignored, as on AWS.
 TABLE_ARN = re.compile(r"^arn:aws[a-z-]*:dynamodb:[a-z0-9-]*:\d{12}:table/([a-zA-Z0-9_.-]{3,255})$")
+
+
+def incarnation_id(description: dict[str, Any]) -> str:
+    """The table's TableId, which AWS and dynalite give; DynamoDB Local has none, so there its ARN and
+    creation time (a re-created table is another incarnation, as a new TableId says on AWS)."""
+    return str(description.get("TableId") or f"{description['TableArn']}@{description.get('CreationDateTime')}")
 
 
 def name_from_arn(arn: str) -> str | None:
@@ -49,12 +56,12 @@ def live_table(upstream: Upstream, journal: Journal, name: str) -> LiveTable | N
             return None
         raise
     followed = journal.followed(name)
-    if followed is not None and followed.table_id != description["TableId"]:
+    if followed is not None and followed.table_id != incarnation_id(description):
         journal.forget(name)
         followed = None
     return LiveTable(
         name=description["TableName"],
-        table_id=description["TableId"],
+        table_id=incarnation_id(description),
         table_arn=description["TableArn"],
         status=description["TableStatus"],
         keys=KeySchema.from_description(description["KeySchema"]),

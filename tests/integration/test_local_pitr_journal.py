@@ -1,5 +1,6 @@
-"""The stand-in's write journal: images exactly as dynalite stores them, takeover with a baseline,
-table incarnations, surviving a restart, and resuming an export the stand-in was killed in."""
+"""The stand-in's write journal: images exactly as the backend (DynamoDB Local, dynalite) stores them,
+takeover with a baseline, table incarnations, surviving a restart, and resuming an export the stand-in
+was killed in."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ TRICKY = {
 }
 
 
-def test_the_journal_holds_exactly_what_dynalite_stores(local_aws: LocalAws, table_name: str,
+def test_the_journal_holds_exactly_what_the_backend_stores(local_aws: LocalAws, table_name: str,
                                                         s3_bucket: str) -> None:
     assert local_aws.dynalite is not None
     ddb, s3 = local_aws.dynamodb_client(), local_aws.s3_client()
@@ -76,9 +77,17 @@ def test_the_journal_holds_exactly_what_dynalite_stores(local_aws: LocalAws, tab
         stored = raw_call(local_aws.dynalite.url, "GetItem", {"TableName": table_name, "Key": {"pk": {"S": pk}},
                                                               "ConsistentRead": True}).json()["Item"]
         assert image == stored, pk  # same attributes, same number spellings, same set order
+    # A put's top-level numbers come back trimmed, as AWS documents ("leading and trailing zeroes are
+    # trimmed"), from both backends.
     assert exported["tricky"]["n"] == {"N": "1.5"} and exported["tricky"]["neg_zero"] == {"N": "0"}
     assert exported["tricky"]["tiny"]["N"] == "0." + "0" * 129 + "1"
-    assert exported["upd"]["a"] == {"N": "12.34"}
+    if local_aws.is_ddblocal:
+        # DynamoDB Local keeps a number an UpdateItem SETs as it was sent (and numbers inside maps and
+        # lists, and sorts sets); the journal holds what the server holds (checked above). Pinned, so
+        # a DynamoDB Local that trims like AWS's documentation says shows up here.
+        assert exported["upd"]["a"] == {"N": "0012.340"}
+    else:
+        assert exported["upd"]["a"] == {"N": "12.34"}
 
 
 def test_a_table_made_before_the_stand_in_knew_it_is_taken_over_with_a_baseline(
