@@ -94,7 +94,8 @@ def source_table(local_aws) -> str:
 RATIO = r"must be between 0\.01 and 1\.5, got"
 EXPORT_CASES: list[tuple[str, list[str], str]] = [
     ("table does not exist", ["--table", "no-such-table-here"],
-     r"^error: table: DynamoDB table 'no-such-table-here' does not exist$"),
+     r"^error: table: DynamoDB table 'no-such-table-here' does not exist in region us-east-1: check the name, "
+     r"and the region \(--region, AWS_DEFAULT_REGION\)$"),
     ("ratio above range", ["--read-ratio", "5"], rf"^error: read_ratio {RATIO} 5\.0$"),
     ("ratio zero", ["--read-ratio", "0"], rf"^error: read_ratio {RATIO} 0\.0$"),
     ("ratio negative", ["--read-ratio", "-0.5"], rf"^error: read_ratio {RATIO} -0\.5$"),

@@ -40,7 +40,9 @@ def describe_table(dynamodb: Any, table: str) -> dict[str, Any]:
         response = call_with_retries(lambda: dynamodb.describe_table(TableName=table))
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
-            raise ParameterError(f"table: DynamoDB table {table!r} does not exist") from None
+            region = getattr(getattr(dynamodb, "meta", None), "region_name", None) or "the configured region"
+            raise ParameterError(f"table: DynamoDB table {table!r} does not exist in region {region}: check the "
+                                 "name, and the region (--region, AWS_DEFAULT_REGION)") from None
         raise
     described: dict[str, Any] = response["Table"]
     return described
