@@ -29,11 +29,10 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from faultproxy import DynamoDBFaultProxy, DynamoFaults, S3FaultProxy
-from faultproxy.strict import FrontDoor, MovableClock, Principal
-
 from dynamodb_backup.aws import clients, retry
 from dynamodb_backup.aws.mistakes import AWS_SETUP, BAD_INPUT, THROTTLED, UNREACHABLE, explain
+from faultproxy import DynamoDBFaultProxy, DynamoFaults, S3FaultProxy
+from faultproxy.strict import FrontDoor, MovableClock, Principal
 
 REPO = Path(__file__).resolve().parents[2]
 ITEMS = 6
@@ -176,8 +175,9 @@ CASES = [
          env={"AWS_DEFAULT_REGION": None}),
     Case("bad parameter before no region", export("{table}", "--segments", "0"), BAD_INPUT,
          [r"^error: segments must be between 1 and 1000000, got 0$"], env={"AWS_DEFAULT_REGION": None}),
-    Case("missing --keys file before AWS", ["restore", "{folder}", "--table", "{target}", "--keys", "/nonexistent/keys"],
-         BAD_INPUT, [r"^error: keys: cannot read /nonexistent/keys \(No such file or directory\)$"],
+    Case("missing --keys file before AWS",
+         ["restore", "{folder}", "--table", "{target}", "--keys", "/nonexistent/keys"], BAD_INPUT,
+         [r"^error: keys: cannot read /nonexistent/keys \(No such file or directory\)$"],
          env={"AWS_DEFAULT_REGION": None}),
     Case("no credentials", export(), AWS_SETUP, [r"^error: no AWS credentials found", r"AWS_ACCESS_KEY_ID",
                                                  r"AWS_PROFILE", r"aws sso login"], env=NO_AWS_ENV),
@@ -285,7 +285,8 @@ def test_clock_off_by_more_than_five_minutes(stage):
     for outcome, said in ((dynamodb, r"InvalidSignatureException 'Signature expired"), (s3, "RequestTimeTooSkewed")):
         line = the_line(outcome)
         assert outcome.code == AWS_SETUP
-        assert re.search(r"^error: AWS refused the request because this machine's clock is more than 5 minutes off", line)
+        assert re.search(r"^error: AWS refused the request because this machine's clock is more than 5 minutes "
+                         r"off", line)
         assert said in line or re.search(said, line), line
         assert "fix the clock" in line
 
