@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
+from dynamodb_backup.aws.tableinfo import table_identity
 from dynamodb_backup.backup.export import ExportSettings
 from dynamodb_backup.backup.job import BackupRequest
 from dynamodb_backup.commands import client_factory
@@ -110,3 +111,49 @@ def test_a_full_then_links_then_a_full_after_a_gap(local_aws, standin, s3_bucket
     t5 = tick()
     plan, _ = run_incremental_link(make, request, t4, t5, timedelta(seconds=0), poll_seconds=0.2)
     assert plan.role == "full" and "full_every" in plan.reason
+
+
+def test_a_table_re_created_between_links_gets_a_full_backup(local_aws, standin, s3_bucket, table_name):
+    """Deleted and created again under the same name between two runs: the chain's items are gone,
+    so the next run is a full of the new table, not a link. The signal is the table's identity in
+    DescribeTable: its TableId where the server gives one (AWS, dynalite), else its ARN and
+    CreationDateTime (the ARN alone names the table, not its incarnation: it is the same after
+    re-creation)."""
+    ddb, s3 = standin.client("dynamodb", region_name=local_aws.region), local_aws.s3_client()
+    make = client_factory(standin.url)
+    request = BackupRequest(table=table_name, destination=S3Location(s3_bucket, "inc"), logical_date=datetime.now(UTC),
+                            max_workers=2, settings=ExportSettings(file_max_items=5))
+
+    def create_with_pitr(items: list[str]) -> dict[str, Any]:
+        local_aws.create_table(table_name, client=ddb)
+        ddb.update_continuous_backups(TableName=table_name,
+                                      PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True})
+        for key in items:
+            ddb.put_item(TableName=table_name, Item=item(key, 1))
+        return ddb.describe_table(TableName=table_name)["Table"]
+
+    first = create_with_pitr([f"old{i}" for i in range(4)])
+    t0 = tick()
+    plan, sidecar = run_incremental_link(make, request, t0 - timedelta(seconds=30), t0, poll_seconds=0.2)
+    assert plan.role == "full" and sidecar is not None and sidecar.item_count == 4
+
+    ddb.delete_table(TableName=table_name)
+    ddb.get_waiter("table_not_exists").wait(TableName=table_name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 100})
+    tick()  # a creation time of its own, a whole second after the first table's
+    second = create_with_pitr(["new0", "new1"])
+    assert second["TableArn"] == first["TableArn"], "the ARN does not tell the incarnations apart"
+    assert table_identity(second) != table_identity(first)
+    t1 = tick()
+
+    # The interval starts exactly where the chain ends: only the re-creation stands in the way of a link.
+    plan, sidecar = run_incremental_link(make, request, t0, t1, poll_seconds=0.2)
+
+    assert plan.role == "full" and "re-created" in plan.reason, plan.reason
+    assert sidecar is not None and sidecar.item_count == 2, "a full export of the new table"
+    assert sidecar.source["chain"] == {"role": "full", "table_id": table_identity(second)}
+    if "TableId" in second:
+        assert table_identity(second) == second["TableId"] != first["TableId"]
+    else:  # DynamoDB Local has no TableId: ARN and creation time
+        assert table_identity(second) == f"{second['TableArn']}@{second['CreationDateTime'].isoformat()}"
+    full = S3Location(s3_bucket, f"inc/{table_name}/{t1:%Y-%m-%d-%H-%M-%S}")
+    assert inspect_folder(s3, full) is not None, "a full backup folder, restorable as it is"
