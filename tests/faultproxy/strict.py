@@ -80,13 +80,16 @@ ERRORS: dict[str, tuple[tuple[int, str], tuple[int, str, str | None], tuple[int,
 
 
 class MovableClock:
-    """Wall-clock time plus an offset the tests move (no sleeping)."""
+    """Wall-clock time plus an offset the tests move (no sleeping); ``frozen`` stands still at ``start``
+    (or now) except when moved, for exact messages."""
 
-    def __init__(self, start: datetime | None = None) -> None:
-        self._offset = 0.0 if start is None else start.timestamp() - time.time()
+    def __init__(self, start: datetime | None = None, *, frozen: bool = False) -> None:
+        self._frozen = frozen
+        self._base = (start or datetime.now(UTC)).timestamp() if frozen else time.time()
+        self._offset = 0.0 if start is None or frozen else start.timestamp() - time.time()
 
     def now(self) -> datetime:
-        return datetime.fromtimestamp(time.time() + self._offset, UTC)
+        return datetime.fromtimestamp((self._base if self._frozen else time.time()) + self._offset, UTC)
 
     __call__ = now
 
@@ -94,7 +97,7 @@ class MovableClock:
         self._offset += seconds
 
     def set(self, moment: datetime) -> None:
-        self._offset = moment.timestamp() - time.time()
+        self._offset = moment.timestamp() - (self._base if self._frozen else time.time())
 
 
 @dataclass
