@@ -213,10 +213,13 @@ class ProgressReport:
             TextColumn("left"), TimeRemainingColumn(), console=Console(stderr=True), transient=False)
         self._task = self._rich.add_task(self.label, total=self.expected or None, mb="0.0", rate="0")
         original = sys.stderr
-        self._rich.start()  # stderr now goes through the bar's console; move logging's handlers with it
+        self._rich.start()  # in a terminal, stderr now goes through the bar's console: move logging's handlers
+        if sys.stderr is original:
+            return
         for handler in logging.getLogger().handlers:
             if isinstance(handler, logging.StreamHandler) and handler.stream is original:
-                self._moved.append((handler, handler.setStream(sys.stderr)))
+                handler.setStream(sys.stderr)
+                self._moved.append((handler, original))
 
     def _update_bar(self) -> None:
         items, nbytes, _ = self.counts.read()

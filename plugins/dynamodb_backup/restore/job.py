@@ -94,6 +94,8 @@ class RestoreRequest:
     """Give the id of a failed run to resume it: files it finished are skipped."""
     load_capacity: str | None = None
     """'on-demand' or write units: load at this capacity, then settle (:mod:`restore.loadcapacity`)."""
+    progress_seconds: float = 10.0
+    """How often the load says where it is (a line, or the bar in a terminal)."""
 
     @property
     def capacity(self) -> LoadCapacity | None:
@@ -208,10 +210,10 @@ def say_pace(description: dict[str, Any], request: RestoreRequest, prepared: Pre
 
 
 def load_prepared(make_client: ClientFactory, request: RestoreRequest, prepared: Prepared,
-                  processes: int = 1, every: float = 10.0) -> LoadResult:
+                  processes: int = 1) -> LoadResult:
     """Load the validated shares at ratio x the target's write capacity, skipping files already finished.
 
-    One progress report covers every worker (a line every ``every`` s, or a bar in a terminal).
+    One progress report covers every worker (a line every ``request.progress_seconds``, or a bar in a terminal).
     """
     shares = prepared.shares
     rate = write_rate(describe_table(make_client("dynamodb"), request.table), request.write_ratio,
@@ -222,7 +224,7 @@ def load_prepared(make_client: ClientFactory, request: RestoreRequest, prepared:
     calls = [(make_client, request, prepared.source.folder, share, prepared.rules.key_names, rate / len(shares),
               1 / len(shares), f"worker {i}") for i, share in enumerate(shares)]
     with ProgressReport(f"restore {request.table}", prepared.validation.items, log,
-                        expected_bytes=prepared.source.total_bytes, every=every) as report:
+                        expected_bytes=prepared.source.total_bytes, every=request.progress_seconds) as report:
         for result in _map(processes, _load_share, calls, report):
             load.merge(result)
     return load
