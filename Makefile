@@ -79,8 +79,8 @@ stop:  ## stop everything `make local-aws` / `make airflow` / `make airflow-cele
 	-@$(PY) include/local_airflow.py stop
 	@$(PY) include/local_aws.py stop
 
-bench: install  ## export/restore against the server's own ceiling, the boto3 floor, the provider operator and dynamodump (medians of 3)
-	$(PY) bench/run.py --items 100000 --asof-items 20000
+bench: backend-packages install  ## export/restore against the server's own ceiling, the boto3 floor, the provider operator and dynamodump (medians of 3); then the ceilings and ours on the other DynamoDB backend
+	$(PY) bench/run.py --items 100000 --asof-items 20000 --backends $(DYNAMODB_BACKEND),$(OTHER_BACKEND)
 
 run: backend-packages install $(AIRFLOW_HOME)/airflow.db  ## the demo: seed, back up through Airflow, restore, verify
 	@bash include/run_demo.sh

@@ -1,13 +1,17 @@
 """``make bench``: our export and restore against the alternatives, in one run.
 
-Starts its own dynalite (data under ``.state/bench``, so a seeded table is reused
-by the next run) and moto, seeds N items of about 500 bytes mixing every type,
-checks that the fast export path writes the same bytes as the plain one, then runs
-each contender in turn in a child process and measures items/s, CPU seconds of
-the process tree, the peak RSS of its largest single process, and the server's
-CPU. Writes bench-results/results.json, results.md and items_per_second.png.
+For each local DynamoDB server named by ``--backends`` (AWS's DynamoDB Local, dynalite), starts
+it (data under ``.state/bench``, so a seeded table is reused by the next run) and moto, seeds N
+items of about 500 bytes mixing every type, checks that the fast export path writes the same bytes
+as the plain one, then runs each contender in turn in a child process and measures items/s, CPU
+seconds of the process tree, the peak RSS of its largest single process, and the server's CPU.
+The first backend runs every contender; the others run the server's ceilings and ours against
+them (``bench/backends.py``). Writes bench-results/<backend>/results.json, results.md and
+items_per_second.png (straight into bench-results/ for a single backend), and
+bench-results/backends.json and backends.md: each server's ceilings, ours against each, and its
+start-up time.
 
-    .venv/bin/python bench/run.py [--items 200000] [--memory-scaling] [--profile]
+    .venv/bin/python bench/run.py [--items 200000] [--backends ddblocal,dynalite] [--memory-scaling] [--profile]
 """
 
 from __future__ import annotations
@@ -32,12 +36,12 @@ for _p in (REPO, REPO / "plugins", REPO / "include"):
 
 import boto3  # noqa: E402
 
-from bench import report  # noqa: E402
+from bench import backends, report  # noqa: E402
 from bench.identity import check_fast_path_identity  # noqa: E402
 from bench.measure import Measurement, median_run, run_measured  # noqa: E402
 from bench.seed import count_items, create_table, delete_table, seed_table  # noqa: E402
 from bench.verify import sample_matches  # noqa: E402
-from local_aws import free_port, start_dynalite, start_moto  # noqa: E402
+from local_aws import BACKENDS, free_port, start_moto  # noqa: E402
 
 log = logging.getLogger("bench")
 PY = sys.executable
@@ -47,6 +51,7 @@ BUCKET = "bench"
 DATE = "2024-01-02T03:04:05Z"
 FOLDER_DATE = "2024-01-02-03-04-05"
 BIG = "1000000000"  # --on-demand-capacity: never throttle against the local server
+SERVER_LABEL = {"dynalite": "dynalite (with --path)", "ddblocal": "DynamoDB Local 3.3.0 (with -dbPath)"}
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -63,6 +68,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    "ceiling,floor,ours,provider,dynamodump,restore,memory,identity,rate,pitr,asof")
     p.add_argument("--asof-items", type=int, default=None,
                    help="items in the as-of restore's own table (default: --items)")
+    p.add_argument("--backends", default=",".join(BACKENDS),
+                   help="comma-separated DynamoDB servers to measure, the first fully, the others' ceilings and "
+                   f"ours against them (default %(default)s; one of {', '.join(BACKENDS)} or both)")
     p.add_argument("--out", type=Path, default=REPO / "bench-results")
     p.add_argument("--repeats", type=int, default=3, help="runs per contender; the median is reported (default 3)")
     p.add_argument("--seed-processes", type=int, default=max(2, cores * 2))
@@ -104,8 +112,9 @@ def by_round(ours: list[Measurement], ceiling: list[Measurement], rate: Callable
 
 class Bench:
     def __init__(self, args: argparse.Namespace, ddb_url: str, s3_url: str, server_pids: list[int],
-                 s3_pids: list[int] | None = None) -> None:
+                 s3_pids: list[int] | None = None, backend: str = "dynalite") -> None:
         self.args = args
+        self.backend = backend
         self.ddb_url, self.s3_url = ddb_url, s3_url
         self.server_pids = server_pids
         self.s3_pids = s3_pids or []
@@ -187,21 +196,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     for noisy in ("botocore", "boto3", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    names = backends.parse_backends(args.backends)
     STATE.mkdir(parents=True, exist_ok=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    dynalite = start_dynalite(free_port(), STATE, timeout=180)  # a big kept database opens slowly
-    moto = None
-    try:
-        moto = start_moto(free_port(), STATE)
-        os.environ.update({"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
-                           "AWS_DEFAULT_REGION": "us-east-1"})
-        bench = Bench(args, dynalite.url, moto.url, [dynalite.pid] if dynalite.pid else [],
-                      [moto.pid] if moto.pid else [])
-        return run_all(bench, skip)
-    finally:
-        if moto is not None:
-            moto.stop()
-        dynalite.stop()
+    out = args.out
+    lines, status = [], 0
+    for position, backend in enumerate(names):
+        args.out = out if len(names) == 1 else out / backend
+        args.out.mkdir(parents=True, exist_ok=True)
+        # Each keeps its own data under STATE (dynalite/ or ddblocal/): the seeded tables are per server.
+        server, kept_startup = backends.start_kept(backend, STATE)
+        log.info("%s: answering %.2f s after it was started (kept database in %s)", backend, kept_startup, STATE)
+        moto = None
+        try:
+            moto = start_moto(free_port(), STATE)
+            os.environ.update({"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
+                               "AWS_DEFAULT_REGION": "us-east-1"})
+            bench = Bench(args, server.url, moto.url, [server.pid] if server.pid else [],
+                          [moto.pid] if moto.pid else [], backend=backend)
+            status |= run_all(bench, skip if position == 0 else skip | backends.CORE_ONLY_SKIP)
+            lines.append(backends.summary(backend, bench.results, kept_startup))
+        finally:
+            if moto is not None:
+                moto.stop()
+            server.stop()
+    for line in lines:  # measured with nothing else running
+        times = backends.startup_seconds(line["backend"], max(3, args.repeats))
+        line["startup_empty_seconds"] = times
+        line["startup_empty_seconds_median"] = round(sorted(times)[len(times) // 2], 2)
+    comparison = backends.table(lines)
+    print(f"\nthe local DynamoDB servers, {args.items:,} items (medians of {args.repeats}):\n{comparison}")
+    report.write_json(out / "backends.json", {"when": datetime.now(UTC).isoformat(timespec="seconds"),
+                                             "items": args.items, "repeats": args.repeats, "backends": lines})
+    (out / "backends.md").write_text(comparison + "\n")
+    print(f"wrote {out / 'backends.json'} and backends.md")
+    return status
 
 
 def run_all(bench: Bench, skip: set[str]) -> int:
@@ -469,7 +497,7 @@ def write_outputs(bench: Bench, ours: Measurement | None, seeding: list[dict[str
     mem_body = report.rows(bench.memory, None)
     targets = report.targets(bench.results, bench.memory, ours)
     print()
-    print(f"{args.items:,} items of about 500 bytes; {machine}; dynalite with --path, moto S3")
+    print(f"{args.items:,} items of about 500 bytes; {machine}; {SERVER_LABEL[bench.backend]}, moto S3")
     print(report.text_table(header, body))
     if bench.memory:
         print("\nmemory of one export worker (1 process, --workers 1):")
@@ -493,14 +521,14 @@ def write_outputs(bench: Bench, ours: Measurement | None, seeding: list[dict[str
                   f" ({r['accuracy']:.3f}x)")
     when = datetime.now(UTC).isoformat(timespec="seconds")
     report.write_json(args.out / "results.json", {
-        "when": when, "machine": machine, "items": args.items, "processes": args.processes,
+        "when": when, "machine": machine, "backend": bench.backend, "items": args.items, "processes": args.processes,
         "segments": args.segments, "seeding": seeding, "checks": bench.checks,
         "results": [m.to_dict() for m in bench.results], "memory": [m.to_dict() for m in bench.memory],
         "targets": targets,
     })
-    md = [f"Run {when}: {args.items:,} items of about 500 bytes, {machine}; local dynalite (with --path) "
+    md = [f"Run {when}: {args.items:,} items of about 500 bytes, {machine}; local {SERVER_LABEL[bench.backend]} "
           f"and moto S3 on the same machine. CPU s is the contender's process tree (user+sys); server CPU s is "
-          f"dynalite's; peak RSS is the largest single process.", "", report.markdown_table(header, body)]
+          f"{bench.backend}'s; peak RSS is the largest single process.", "", report.markdown_table(header, body)]
     if bench.memory:
         md += ["", "Peak memory of one export worker:", "", report.markdown_table(header, mem_body)]
     md += ["", "| target | figure | met |", "|---|---|---|"]

@@ -37,7 +37,8 @@ echo "== counting Import-test by scanning it (DescribeTable's ItemCount lags by 
 $PY -m dynamodb_backup verify "$folder" --table Import-test
 
 # The same table as it was at the same moment, from point-in-time recovery: no read capacity spent.
-# (Locally, DynamoDB's export comes from the PITR stand-in in front of dynalite; see the README.)
+# (Locally, DynamoDB's export comes from the PITR stand-in in front of the local DynamoDB server,
+# DynamoDB Local or dynalite as LOCAL_DYNAMODB_BACKEND says; see the README.)
 pitr_prefix="$DYNAMODB_BACKUP_PREFIX-pitr"
 echo "== backing up ReferrerCounts as it was at $date by point-in-time export (mode pitr, prefix $pitr_prefix)"
 .venv/bin/airflow dags test dynamodb_backup_ReferrerCounts "$date" \
