@@ -354,6 +354,29 @@ def test_throttling_that_never_ends_fails_within_its_bound(stage, local_aws):
     assert outcome.seconds < 3 * bound
 
 
+# ----------------------------------------------------------------------------- the same line in Airflow
+
+
+def test_an_operator_fails_with_the_same_line(stage, monkeypatch, capsys):
+    """The backup DAG's plan task, denied HeadBucket: its failure and its log say the CLI's line."""
+    from airflow.sdk.exceptions import AirflowException
+
+    from dynamodb_backup.operators.backup import PlanBackupOperator
+
+    for name, value in stage.env("no-list").items():
+        if name.startswith("AWS_"):
+            monkeypatch.setenv(name, value)
+    before = stage.door.counters["denied:s3:ListBucket"]
+    task = PlanBackupOperator(task_id="plan", table=stage.table, bucket=stage.bucket, prefix="airflow")
+    with pytest.raises(AirflowException) as failed:
+        task.execute({"logical_date": datetime(2026, 1, 2, tzinfo=UTC)})  # type: ignore[arg-type]
+    assert stage.door.counters["denied:s3:ListBucket"] > before
+    line = str(failed.value)
+    assert re.search(r"^S3 refused HeadBucket on bucket 'mistakes-bucket' \(S3 HeadBucket: 403", line), line
+    assert isinstance(failed.value.__cause__, ClientError)
+    assert f"error: {line}" in capsys.readouterr().out  # Airflow's task logger writes to stdout here
+
+
 # ----------------------------------------------------------------------------- what no local server can show
 
 

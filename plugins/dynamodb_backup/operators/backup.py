@@ -17,6 +17,7 @@ from dynamodb_backup.errors import BackupFolderError, ParameterError
 from dynamodb_backup.formats.layout import S3Location
 from dynamodb_backup.incremental.backup import LinkPlan, plan_for_table
 from dynamodb_backup.operators.clients import aws_client
+from dynamodb_backup.operators.mistakes import aws_mistakes
 from dynamodb_backup.operators.params import rendered
 from dynamodb_backup.pitr import DATAPIPELINE, INCREMENTAL, PITR, SCAN
 from dynamodb_backup.pitr.native import ExportStatus
@@ -94,6 +95,7 @@ class PlanBackupOperator(BackupFields):
         self.restorable_timeout, self.restorable_poll_seconds = restorable_timeout, restorable_poll_seconds
         self.full_every = full_every
 
+    @aws_mistakes
     def execute(self, context: Context) -> list[dict[str, Any]]:
         request = self.request(context)
         if str(self.mode) not in (PITR, INCREMENTAL):
@@ -180,6 +182,7 @@ class ShareTask(BackupFields):
 class ExportSegmentsOperator(ShareTask):
     """Scan one worker's share of segments into data files (mapped: one task per share)."""
 
+    @aws_mistakes
     def execute(self, context: Context) -> dict[str, Any]:
         request = self.request(context)
         share = WorkerShare.from_dict(self.share)
@@ -221,6 +224,7 @@ class SealBackupOperator(BackupFields):
         self.plan, self.results = plan, results
         self.results_from, self.export_task = list(results_from), export_task
 
+    @aws_mistakes
     def execute(self, context: Context) -> dict[str, Any]:
         if self.plan.get("skip"):
             # The folder was already complete: leave its manifest, sidecar and _SUCCESS alone.

@@ -17,6 +17,7 @@ from dynamodb_backup.errors import BackupFolderError, CodecError, ParameterError
 from dynamodb_backup.formats.layout import S3Location
 from dynamodb_backup.operators.backup import BackupFields, ShareTask
 from dynamodb_backup.operators.clients import aws_client
+from dynamodb_backup.operators.mistakes import aws_mistakes
 from dynamodb_backup.pitr import DATAPIPELINE
 from dynamodb_backup.pitr.convert import ConvertShare, convert_share
 from dynamodb_backup.pitr.native import ExportStatus
@@ -44,6 +45,7 @@ class StartExportOperator(BackupFields):
         super().__init__(**kwargs)
         self.plan = plan
 
+    @aws_mistakes
     def execute(self, context: Context) -> str:
         only_in_pitr_mode(self.plan)
         at = datetime.fromisoformat(self.plan["export_time"])
@@ -68,10 +70,12 @@ class WaitForExportOperator(BackupFields):
         super().__init__(**kwargs)
         self.export_arn, self.poll_seconds, self.export_timeout = export_arn, poll_seconds, export_timeout
 
+    @aws_mistakes
     def execute(self, context: Context) -> None:
         self.defer(trigger=ExportFinishedTrigger(str(self.export_arn), self.aws_conn_id, self.poll_seconds),
                    method_name="execute_complete", timeout=self.export_timeout)
 
+    @aws_mistakes
     def execute_complete(self, context: Context, event: dict[str, Any]) -> list[dict[str, Any]]:
         status = ExportStatus.from_dict(event["export"])
         self.log.info("export %s ended %s after %d polls", status.arn, status.status, event.get("polls", 0))
@@ -88,6 +92,7 @@ class WaitForExportOperator(BackupFields):
 class ConvertExportOperator(ShareTask):
     """Convert one share of the export's data files into Data Pipeline lines (mapped)."""
 
+    @aws_mistakes
     def execute(self, context: Context) -> dict[str, Any]:
         request = self.request(context)
         share = ConvertShare.from_dict(self.share)

@@ -9,6 +9,7 @@ from airflow.sdk import BaseOperator, Context
 
 from dynamodb_backup.formats.layout import S3Location, check_table_name
 from dynamodb_backup.operators.clients import aws_client
+from dynamodb_backup.operators.mistakes import aws_mistakes
 from dynamodb_backup.retention.plan import RetentionPolicy
 from dynamodb_backup.retention.prune import prune_table
 
@@ -32,6 +33,7 @@ class PruneBackupsOperator(BaseOperator):
         self.policy, self.aws_conn_id, self.report_only = policy, aws_conn_id, report_only
         self.extra = {"ExpectedBucketOwner": expected_bucket_owner} if expected_bucket_owner else {}
 
+    @aws_mistakes
     def execute(self, context: Context) -> dict[str, Any]:
         base = S3Location.parse(f"s3://{self.bucket}/{self.prefix}", "bucket/prefix")
         protect = (str(self.plan["folder"]),) if isinstance(self.plan, dict) and self.plan.get("folder") else ()

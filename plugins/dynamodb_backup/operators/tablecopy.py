@@ -28,6 +28,7 @@ from dynamodb_backup.backup.plan import DEFAULT_ON_DEMAND_CAPACITY, MAX_RATIO, M
 from dynamodb_backup.errors import ParameterError
 from dynamodb_backup.formats.codec.canonical import TableDigest
 from dynamodb_backup.operators.clients import aws_client
+from dynamodb_backup.operators.mistakes import aws_mistakes
 from dynamodb_backup.operators.params import TABLE_PATTERN, rendered
 from dynamodb_backup.tablecopy.copier import CopyMismatch, SegmentState, checked, copy_segments, verify_copy
 from dynamodb_backup.tablecopy.plan import CopyPlan, CopyRequest, prepare_copy, rate_readers
@@ -175,6 +176,7 @@ class PlanCopyOperator(_CopyFields):
 
     ui_color = "#d6eaf8"
 
+    @aws_mistakes
     def execute(self, context: Context) -> list[dict[str, Any]]:
         with no_retry_on_bad_parameters():
             plan = prepare_copy(self.source(), self.dest(), self.request())
@@ -197,6 +199,7 @@ class CopySegmentsOperator(_CopyFields):
         super().__init__(**kwargs)
         self.share, self.plan = share, plan
 
+    @aws_mistakes
     def execute(self, context: Context) -> dict[str, Any]:
         plan = CopyPlan.from_dict(self.plan)
         segments = [int(s) for s in self.share["segments"]]
@@ -228,6 +231,7 @@ class VerifyCopyOperator(_CopyFields):
         super().__init__(**kwargs)
         self.plan, self.results = plan, results
 
+    @aws_mistakes
     def execute(self, context: Context) -> dict[str, Any]:
         plan, results = CopyPlan.from_dict(self.plan), list(self.results)
         covered = sorted(s for r in results for s in r["segments"])
