@@ -250,3 +250,50 @@ def test_a_later_copy_of_a_key_lands_last_on_the_connection(local_aws, table_nam
                 for i in range(30)}
     assert versions == {"5"}
     assert writer.stats.items == 180
+
+
+def test_clients_whose_calls_someone_else_handles_go_through_botocore(monkeypatch):
+    from botocore.stub import Stubber
+
+    from dynamodb_backup.aws.wire import foreign_handlers
+    from dynamodb_backup.restore.fastwrite import install_fast_batch_write
+
+    def make(url: str = "http://127.0.0.1:8000", **config: object) -> object:
+        return boto3.client("dynamodb", endpoint_url=url, region_name="us-east-1",
+                            aws_access_key_id="a", aws_secret_access_key="b", config=Config(**config))
+
+    for mode in ("standard", "legacy", "adaptive"):  # botocore's own handlers differ by retry mode
+        assert DynamoDBConnection.for_client(make(retries={"mode": mode})) is not None, mode
+    ours = make()
+    install_fast_batch_write(ours)  # this package's own hooks are not someone else's
+    assert foreign_handlers(ours) == [] and DynamoDBConnection.for_client(ours) is not None
+    other_service = make()
+    other_service.meta.events.register("before-send.s3", lambda **_: None)  # never fires on a DynamoDB call
+    assert DynamoDBConnection.for_client(other_service) is not None
+
+    stubbed = make()
+    with Stubber(stubbed):
+        assert DynamoDBConnection.for_client(stubbed) is None
+    assert DynamoDBConnection.for_client(stubbed) is not None  # deactivated: its handlers are gone
+    for event in ("before-send", "before-send.dynamodb.BatchWriteItem", "before-call.dynamodb",
+                  "provide-client-params.dynamodb.BatchWriteItem", "request-created"):
+        hooked = make()
+        hooked.meta.events.register(event, lambda **_: None)
+        assert DynamoDBConnection.for_client(hooked) is None, event
+        assert [name for name in foreign_handlers(hooked) if name.startswith(f"{event}: ")], event
+
+    from moto import mock_aws
+
+    with mock_aws():
+        assert DynamoDBConnection.for_client(make()) is None  # moto's in-process mock answers while on
+    assert DynamoDBConnection.for_client(make()) is not None
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8000/prefix", "http://127.0.0.1:8000/prefix/",
+                                 "https://gateway.example.com/dynamodb"])
+def test_an_endpoint_with_a_path_goes_through_botocore(url):
+    client = boto3.client("dynamodb", endpoint_url=url, region_name="us-east-1",
+                          aws_access_key_id="a", aws_secret_access_key="b")
+    assert DynamoDBConnection.for_client(client) is None
+    with pytest.raises(ValueError, match="path"):
+        DynamoDBConnection(url, "us-east-1", client._request_signer._credentials)

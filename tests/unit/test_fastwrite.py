@@ -167,3 +167,129 @@ def test_pipelined_writer_raises_the_error_of_the_batch_in_flight_and_sends_noth
             writer.put(line, "f")
         writer.flush()
     assert client.calls == [25], "the failed batch was the only call"
+
+
+class RecordingConnection:
+    """aws.wire's interface, recording when each batch is built, signed (send signs), and answered."""
+
+    def __init__(self, events, answers=None):
+        self.events, self.answers, self.sent = events, list(answers or []), 0
+
+    def prepare(self, operation, body):
+        n = len([e for e in self.events if e.startswith("build")])
+        self.events.append(f"build {n}")
+        return n
+
+    def send(self, call):
+        self.events.append(f"sign+send {call}")
+
+    def receive(self):
+        self.events.append("answer")
+        answer = self.answers.pop(0) if self.answers else None
+        if isinstance(answer, Exception):
+            raise answer
+        return {"UnprocessedItems": {}, "ConsumedCapacity": [{"CapacityUnits": 25.0}]}
+
+    def call(self, operation, body):
+        self.events.append("call")
+        return {"UnprocessedItems": {}, "ConsumedCapacity": [{"CapacityUnits": 25.0}]}
+
+
+class RecordingBucket(TokenBucket):
+    def __init__(self, events):
+        self.events = events
+        super().__init__(1e9)
+
+    def wait(self):
+        self.events.append("pace")
+        return super().wait()
+
+
+def test_the_overlapped_writer_builds_a_batch_early_but_signs_it_after_the_answer_before_and_the_pacing_wait():
+    events = []
+    writer = WireBatchWriter(FakeClient(), "T", ["k"], RecordingBucket(events), sleep=lambda s: None,
+                             direct=RecordingConnection(events))
+    for i, line in enumerate(lines(75)):
+        writer.put(line, f"f:{i + 1}")
+    writer.flush()
+    assert events == ["build 0", "pace", "sign+send 0",
+                      "build 1", "answer", "pace", "sign+send 1",
+                      "build 2", "answer", "pace", "sign+send 2",
+                      "answer"]
+    assert writer.stats.items == 75
+
+
+def expired_signature():
+    from botocore.exceptions import ClientError
+
+    return ClientError({"Error": {"Code": "InvalidSignatureException",
+                                  "Message": "Signature expired: 20260101T000000Z is now earlier than "
+                                             "20260101T000100Z (20260101T000600Z - 5 min.)"}}, "BatchWriteItem")
+
+
+def throttled():
+    from botocore.exceptions import ClientError
+
+    return ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"},
+                        "ResponseMetadata": {"HTTPStatusCode": 400}}, "BatchWriteItem")
+
+
+def failing(*errors):
+    """A call that raises ``errors`` in turn, then answers; ``calls`` counts its tries."""
+    left = list(errors)
+
+    def call():
+        call.calls += 1
+        if left:
+            raise left.pop(0)
+        return "answer"
+
+    call.calls = 0
+    return call
+
+
+def test_an_expired_signature_is_retried_once_by_the_outer_layer():
+    from dynamodb_backup.aws.retry import call_with_retries, is_expired_signature
+
+    assert is_expired_signature(expired_signature()) and not is_expired_signature(throttled())
+    once = failing(expired_signature())
+    assert call_with_retries(once, sleep=lambda s: None) == "answer" and once.calls == 2
+    twice = failing(expired_signature(), expired_signature())
+    with pytest.raises(Exception, match="Signature expired"):
+        call_with_retries(twice, sleep=lambda s: None)
+    assert twice.calls == 2
+
+
+class ConfiguredClient:
+    def __init__(self, retries):
+        self.meta = type("M", (), {"config": type("C", (), {"retries": retries})(),
+                                   "service_model": type("S", (), {"service_name": "dynamodb"})()})()
+
+
+def test_the_outer_layer_honours_a_client_configured_for_one_attempt_and_is_bounded_otherwise():
+    from dynamodb_backup.aws.retry import OUTER_ROUNDS, RetrySettings, call_with_retries
+
+    assert RetrySettings.of(ConfiguredClient({"mode": "standard"})).total_attempts == 4  # botocore's, for DynamoDB
+    assert RetrySettings.of(ConfiguredClient({"mode": "legacy"})).total_attempts == 10
+    assert RetrySettings.of(ConfiguredClient({"mode": "standard", "total_max_attempts": 7})).total_attempts == 7
+    off = failing(*[throttled()] * 50)
+    with pytest.raises(Exception, match="ThrottlingException"):
+        call_with_retries(off, client=ConfiguredClient({"mode": "standard", "total_max_attempts": 1}),
+                          sleep=lambda s: None)
+    assert off.calls == 1
+    forever = failing(*[throttled()] * 50)
+    with pytest.raises(Exception, match="ThrottlingException"):
+        call_with_retries(forever, client=ConfiguredClient({"mode": "standard"}), sleep=lambda s: None)
+    assert forever.calls == OUTER_ROUNDS
+    past_deadline = failing(*[throttled()] * 50)
+    with pytest.raises(Exception, match="ThrottlingException"):
+        call_with_retries(past_deadline, deadline=0.0, sleep=lambda s: None)
+    assert past_deadline.calls == 1
+
+
+def test_one_calls_backoff_is_botocores_and_its_worst_case_is_stated():
+    from dynamodb_backup.aws.retry import RetrySettings
+
+    settings = RetrySettings(6)
+    assert all(0 <= settings.backoff(throttled(), n) <= min(2 ** (n - 1), 20) for n in range(1, 6) for _ in range(50))
+    assert settings.worst_case_seconds() == 1 + 2 + 4 + 8 + 16
