@@ -83,7 +83,10 @@ def batch_write_wire(client: Any, table: str, wire_items: Sequence[dict[str, Any
                      consumed: str = "TOTAL") -> dict[str, Any]:
     """One BatchWriteItem call with a body built by orjson; returns botocore's parsed response.
 
-    ``UnprocessedItems`` in the response are in client form (binary as bytes).
+    ``UnprocessedItems`` in the response are in client form (binary as bytes). The hook runs
+    before any ``before-call.*`` handler (botocore calls the most specific event's first), so a
+    Stubber still answers the call, but handlers before it see the one-item placeholder:
+    :class:`WireBatchWriter` sends the real items for a client with handlers of its own.
     """
     install_fast_batch_write(client)
     body = batch_write_body(table, wire_items, consumed)
