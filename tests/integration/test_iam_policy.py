@@ -36,6 +36,7 @@ import logging
 import re
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -56,6 +57,7 @@ from dynamodb_backup.commands import client_factory
 from dynamodb_backup.formats.layout import SIDECAR, S3Location
 from dynamodb_backup.restore.checkpoint import CHECKPOINT_DIR, Checkpoints, default_checkpoint_base
 from dynamodb_backup.restore.inspection import inspect_folder
+from faultproxy import Principal
 
 REPO = Path(__file__).resolve().parents[2]
 POLICY = json.loads((REPO / "include" / "iam-policy.json").read_text())
@@ -144,6 +146,15 @@ def table_arn(region: str, account: str, name: str) -> str:
     return name if name.startswith("arn:") else f"arn:aws:dynamodb:{region}:{account}:table/{name}"
 
 
+def in_region(arn: str, region: str) -> str:
+    """A DynamoDB ARN the server returned, in the region of the call (on AWS they are the same; DynamoDB
+    Local's ARNs say ``ddblocal``)."""
+    parts = arn.split(":", 5)
+    if len(parts) == 6 and parts[2] == "dynamodb":
+        parts[3] = region
+    return ":".join(parts)
+
+
 def key_arn(region: str, account: str, key: str) -> str:
     if key.startswith("arn:"):
         return key
@@ -165,11 +176,11 @@ def requests_of(call: Call, accounts: Accounts) -> list[Request]:
         if "RequestItems" in p:  # BatchWriteItem, BatchGetItem: each table is authorized
             return [Request(action, table_arn(region, accounts.dynamodb, t)) for t in p["RequestItems"]]
         if "ExportArn" in p:
-            resource = p["ExportArn"]
+            resource = in_region(p["ExportArn"], region)
         elif "TableArn" in p:
-            resource = p["TableArn"]
+            resource = in_region(p["TableArn"], region)
         elif "ResourceArn" in p:
-            resource = p["ResourceArn"]
+            resource = in_region(p["ResourceArn"], region)
         elif "TableName" in p:
             resource = table_arn(region, accounts.dynamodb, p["TableName"])
             if p.get("IndexName"):
@@ -317,10 +328,11 @@ class Scope:
     @classmethod
     def of(cls, ddb: Any, sources: tuple[str, ...], targets: tuple[str, ...], bucket: str, prefix: str,
            **kwargs: Any) -> Scope:
-        """Region and account from the ``TableArn`` DynamoDB gives the first source table."""
+        """The account from the ``TableArn`` DynamoDB gives the first source table; the region the client's
+        (on AWS the ARN's region is the endpoint's; DynamoDB Local's ARNs say ``ddblocal``)."""
         arn = ddb.describe_table(TableName=sources[0])["Table"]["TableArn"]
-        _, _, _, region, account, _ = arn.split(":", 5)
-        return cls(region, Accounts(account), sources, targets, bucket, prefix.strip("/"), **kwargs)
+        account = arn.split(":", 5)[4]
+        return cls(ddb.meta.region_name, Accounts(account), sources, targets, bucket, prefix.strip("/"), **kwargs)
 
     def table(self, name: str) -> str:
         return table_arn(self.region, self.accounts.dynamodb, name)
@@ -575,14 +587,17 @@ def versions_of(s3: Any, bucket: str, prefix: str) -> list[dict[str, Any]]:
 
 def drill(table: str, scratch: str, bucket: str, put_extra: dict[str, Any]) -> dict[str, Any]:
     """A restore drill's tasks as its DAG runs them: start (the newest backup; no scratch table left),
-    the restore into the scratch table (the CLI's, which the DAG's restore group shares), and finish
+    the restore into the scratch table (the CLI's, which the DAG's restore group shares), the claim (the
+    drill's tag on the scratch table), and finish
     (deletes the scratch table, writes the record beside the backup)."""
-    from dynamodb_backup.operators.drill import FinishDrillOperator, StartDrillOperator
+    from dynamodb_backup.operators.drill import ClaimScratchOperator, FinishDrillOperator, StartDrillOperator
 
     where = {"table": table, "bucket": bucket, "prefix": "bk", "scratch_table": scratch}
     context: Any = {"run_id": "iam-drill"}
     start = StartDrillOperator(task_id="start", **where).execute(context)
     assert run_cli("restore", start["folder"], "--table", scratch, "--create-table", "--workers", "1") == 0
+    # The DAG tags the scratch table between creating and loading it; the CLI restore here does both at once.
+    ClaimScratchOperator(task_id="claim", start=start, target={"created": True}, **where).execute(context)
     verified = {"verified": True, "match": True, "table_items": len(all_types_items())}
     record = FinishDrillOperator(task_id="finish", start=start, verified=verified, put_extra=put_extra,
                                  **where).execute(context)
@@ -893,6 +908,7 @@ def test_no_credential_in_logs_xcom_or_sidecar(local_aws, s3_bucket, table_name,
     ddb = local_aws.dynamodb_client()
     create_table(ddb, table_name, TABLE_SPECS["ReferrerCounts"])
     put_items(ddb, table_name, referrer_items(300))
+    local_aws.door.add_principal(Principal(ACCESS_KEY, SECRET, session_token=TOKEN))  # known at the front door
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
     monkeypatch.setenv("AWS_SESSION_TOKEN", TOKEN)
@@ -982,3 +998,119 @@ def test_sse_kms_and_expected_owner_reach_every_write(local_aws, s3_bucket, tabl
     assert {a for a, _ in denied_calls(calls, other, scope.accounts)} == {"kms:GenerateDataKey", "kms:Decrypt"}
     direct = [Call("kms", "GenerateDataKey", {"KeyId": key_id})]  # made by a client, not through S3
     assert denied_calls(direct, narrow(POLICY, scope), scope.accounts) == [("kms:GenerateDataKey", key["Arn"])]
+
+
+# --- real enforcement: the front door evaluates the narrowed policy on every live call -----------------------
+
+ROLE_KEY, ROLE_SECRET = "AKIDBACKUPROLE", "backup-role-secret"
+
+
+@dataclass
+class Enforced:
+    """A source table with a scan backup (SSE-KMS) written by the test's administrator, and the role's
+    principal at the session's front door, carrying the policies narrowed to this test's ARNs."""
+
+    local_aws: Any
+    names: dict[str, str]
+    bucket: str
+    key_arn: str
+    folder: str
+
+    @property
+    def door(self) -> Any:
+        return self.local_aws.door
+
+    def scope(self) -> Scope:
+        n = self.names
+        return Scope(self.local_aws.region, Accounts(self.door.account), (n["source"],), (n["restored"], n["staging"]),
+                     self.bucket, "bk", key_arn=self.key_arn, replaced=(n["staging"],))
+
+    def policy(self, without: str = "") -> dict[str, Any]:
+        """The narrowed policies, less ``without`` wherever a statement grants it."""
+        policy = narrow(with_(POLICY, REPLACE_POLICY), self.scope())
+        statements = [{**s, "Action": [a for a in as_list(s["Action"]) if a != without]} for s in policy["Statement"]]
+        return {**policy, "Statement": [s for s in statements if s["Action"]]}
+
+    def backup(self) -> None:
+        request = BackupRequest(table=self.names["source"], destination=S3Location(self.bucket, "bk"),
+                                logical_date=DATE, read_ratio=1.0, segments=2,
+                                settings=ExportSettings(file_max_items=3, put_extra={
+                                    "ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.key_arn}))
+        assert run_backup(client_factory(), request) is not None
+
+
+@pytest.fixture
+def enforced(local_aws, monkeypatch) -> Iterator[Enforced]:
+    uid = uuid.uuid4().hex[:8]
+    source = f"t-iam-door-{uid}"
+    names = {"source": source, "restored": f"{source}-r", "staging": f"{source}-staging"}
+    bucket = f"b-iam-door-{uid}"
+    ddb, s3 = local_aws.dynamodb_client(), local_aws.s3_client()
+    s3.create_bucket(Bucket=bucket)
+    create_table(ddb, source, TABLE_SPECS["AllTypes"])
+    put_items(ddb, source, all_types_items())
+    create_table(ddb, names["staging"], TABLE_SPECS["AllTypes"])
+    key = local_aws.client("kms").create_key(Description="backups")["KeyMetadata"]["Arn"]
+    setup = Enforced(local_aws, names, bucket, key, f"s3://{bucket}/bk/{source}/{DATE:%Y-%m-%d-%H-%M-%S}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ROLE_KEY)  # from here on, every call is the role's
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", ROLE_SECRET)
+    yield setup
+    local_aws.door.remove_principal(ROLE_KEY)
+
+
+def give_role(setup: Enforced, policy: dict[str, Any]) -> Any:
+    return setup.door.add_principal(Principal(ROLE_KEY, ROLE_SECRET, policy=policy, name="backup-role"))
+
+
+def test_backup_and_restores_succeed_under_the_narrowed_policy_with_no_denial(enforced):
+    give_role(enforced, enforced.policy())
+    before = Counter(enforced.door.counters)
+    enforced.backup()
+    names = enforced.names
+    assert run_cli("restore", enforced.folder, "--table", names["restored"], "--create-table", "--workers", "1") == 0
+    assert run_cli("restore", enforced.folder, "--table", names["staging"], "--replace-table", "--workers", "1") == 0
+    made = Counter(enforced.door.counters)
+    made.subtract(before)
+    assert {k: n for k, n in made.items() if k.startswith(("denied:", "refused:")) and n} == {}
+    allowed_now = {k.removeprefix("allowed:") for k, n in made.items() if k.startswith("allowed:") and n > 0}
+    assert {"dynamodb:Scan", "dynamodb:DescribeTable", "dynamodb:CreateTable", "dynamodb:BatchWriteItem",
+            "dynamodb:DeleteTable", "s3:PutObject", "s3:GetObject", "s3:ListBucket", "kms:GenerateDataKey",
+            "kms:Decrypt"} <= allowed_now, allowed_now
+
+
+def failure_text(exc: BaseException) -> str:
+    seen: list[str] = []
+    current: BaseException | None = exc
+    while current is not None and len(seen) < 6:
+        seen.append(f"{type(current).__name__}: {current}")
+        current = current.__cause__ or current.__context__
+    return "\n".join(seen)
+
+
+@pytest.mark.parametrize("action", ["dynamodb:Scan", "s3:PutObject", "kms:GenerateDataKey"])
+def test_a_backup_without_one_needed_action_fails_naming_it(enforced, action):
+    give_role(enforced, enforced.policy(without=action))
+    before = enforced.door.counters[f"denied:{action}"]
+    with pytest.raises(Exception) as caught:  # whatever the backup raises must say why
+        enforced.backup()
+    text = failure_text(caught.value)
+    assert "AccessDenied" in text and f"not authorized to perform: {action}" in text, text
+    assert enforced.door.counters[f"denied:{action}"] > before
+
+
+@pytest.mark.parametrize("action", ["s3:GetObject", "kms:Decrypt", "dynamodb:BatchWriteItem", "dynamodb:CreateTable"])
+def test_a_restore_without_one_needed_action_fails_naming_it(enforced, action, capsys):
+    give_role(enforced, enforced.policy())
+    enforced.backup()
+    give_role(enforced, enforced.policy(without=action))
+    before = enforced.door.counters[f"denied:{action}"]
+    capsys.readouterr()
+    try:
+        code = run_cli("restore", enforced.folder, "--table", enforced.names["restored"], "--create-table",
+                       "--workers", "1")
+        text = capsys.readouterr().err
+    except Exception as exc:  # unexplained by the CLI: must still name it
+        code, text = -1, failure_text(exc)
+    assert code != 0
+    assert action in text, text
+    assert enforced.door.counters[f"denied:{action}"] > before
