@@ -185,6 +185,12 @@ class LocalAws:
         return self.dynamodb.url
 
     @property
+    def standin_url(self) -> str:
+        """The PITR stand-in itself, not behind the front door: only for tests of the stand-in's own plumbing
+        (raw requests it must pass through unchanged)."""
+        return self.dynamodb.server.url if isinstance(self.dynamodb, Fronted) else self.dynamodb.url
+
+    @property
     def s3_url(self) -> str:
         return self.s3_front.url if self.s3_front else self.moto.url
 

@@ -12,9 +12,10 @@
   (part of the batch forwarded, the rest returned as ``UnprocessedItems``).
 * Reproducible: see ``FaultProxy.rng_for``.
 
-Requests are not re-signed: dynalite checks that a signature is present, not
-that it is right. The proxy asks dynalite for ``ReturnConsumedCapacity=TOTAL``
-on every data request and strips the figure again when the client did not ask.
+Requests are not re-signed: with ``strict=`` a front door (``strict.py``) checks the
+client's signature, clock, key and IAM policy before any fault rewrites the request.
+The proxy asks dynalite for ``ReturnConsumedCapacity=TOTAL`` on every data request and strips
+the figure again when the client did not ask.
 
     with DynamoDBFaultProxy(dynalite_url, seed=1, faults=DynamoFaults(throttling=0.3)) as proxy:
         client = boto3.client("dynamodb", endpoint_url=proxy.url)

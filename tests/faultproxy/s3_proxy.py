@@ -1,7 +1,10 @@
 """A smaller fault layer for S3 (in front of moto): 500/503 answers and dropped connections
-while data goes up (PutObject, UploadPart, and optionally CompleteMultipartUpload).
+while data goes up (PutObject, UploadPart, and optionally CompleteMultipartUpload) or comes
+down (GetObject, when ``operations`` names it). Each fault is counted by kind and by
+``<kind>:<operation>``.
 
-Other requests pass through untouched. Requests are not re-signed (moto does not check).
+Other requests pass through untouched. Requests are not re-signed: with ``strict=`` a front door
+(``strict.py``) checks the client's signature before any fault.
 
     with S3FaultProxy(moto_url, seed=3, faults=S3Faults(internal_error=0.05, drop_after=0.02)) as proxy:
         s3 = boto3.client("s3", endpoint_url=proxy.url)
@@ -15,6 +18,9 @@ from typing import Any
 from .base import DROP, FaultProxy, Request, Response
 
 PUT_OBJECT, UPLOAD_PART, COMPLETE_UPLOAD = "PutObject", "UploadPart", "CompleteMultipartUpload"
+GET_OBJECT = "GetObject"
+#: Query parameters a GetObject may carry (anything else is another GET: ListParts, tagging, ACL...).
+_GET_OBJECT_QUERY = frozenset({"x-id", "versionId", "partNumber"})
 
 
 @dataclass
@@ -33,7 +39,7 @@ def error_xml(status: int, code: str, message: str) -> Response:
 
 
 def s3_operation(request: Request) -> str | None:
-    """The upload operation a request is, or None for everything else."""
+    """The upload or download operation a request is, or None for everything else."""
     query = request.query
     path = request.path.split("?", 1)[0].strip("/")
     if "/" not in path:  # bucket-level request
@@ -44,6 +50,8 @@ def s3_operation(request: Request) -> str | None:
         return PUT_OBJECT
     if request.method == "POST" and "uploadId" in query:
         return COMPLETE_UPLOAD
+    if request.method == "GET" and set(query) <= _GET_OBJECT_QUERY:
+        return GET_OBJECT
     return None
 
 
@@ -69,16 +77,19 @@ class S3FaultProxy(FaultProxy):
             edge += rate
             if roll < edge:
                 self.count(kind)
+                self.count(f"{kind}:{operation}")
                 if kind == "drop_before":
                     return DROP
                 if kind == "internal_error":
                     return error_xml(500, "InternalError", "We encountered an internal error (injected).")
                 return error_xml(503, "SlowDown", "Please reduce your request rate (injected).")
         request.meta["drop_after"] = rng.random() < self.faults.drop_after
+        request.meta["operation"] = operation
         return request
 
     def after(self, request: Request, original: Request, response: Response) -> Response:
         if request.meta.get("drop_after"):
             self.count("drop_after")
+            self.count(f"drop_after:{request.meta.get('operation')}")
             return DROP
         return response

@@ -1,5 +1,6 @@
 """Everything but PITR goes through the stand-in to dynalite and back unchanged, and clients that
-hang up mid-request or mid-answer do not hurt it."""
+hang up mid-request or mid-answer do not hurt it. These raw requests go to the stand-in itself
+(``local_aws.standin_url``), not through the strict front door in front of it."""
 
 from __future__ import annotations
 
@@ -29,12 +30,12 @@ def test_answers_come_back_as_dynalite_sent_them(local_aws: LocalAws, table_name
         ("GetItem", {"TableName": table_name + "-missing", "Key": {"pk": {"S": "a"}}}),  # an error answer
         ("DescribeTimeToLive", {"TableName": table_name}),
     ):
-        via = raw_call(local_aws.dynamodb_url, operation, payload)
+        via = raw_call(local_aws.standin_url, operation, payload)
         direct = raw_call(local_aws.dynalite.url, operation, payload)
         assert (via.status, via.body) == (direct.status, direct.body), operation
         assert {k: v for k, v in via.headers.items() if k not in _PER_ANSWER} == {
             k: v for k, v in direct.headers.items() if k not in _PER_ANSWER}, operation
-    unknown = raw_call(local_aws.dynamodb_url, "TransactWriteItems", {"TransactItems": []})
+    unknown = raw_call(local_aws.standin_url, "TransactWriteItems", {"TransactItems": []})
     assert unknown.body == raw_call(local_aws.dynalite.url, "TransactWriteItems", {"TransactItems": []}).body
 
 
@@ -50,14 +51,14 @@ def test_clients_hanging_up_mid_request_or_mid_answer_do_not_hurt_it(local_aws: 
     for i in range(4):
         ddb.put_item(TableName=table_name, Item={"pk": {"S": f"k{i}"}, "blob": {"S": blob}})
     for _ in range(3):  # headers and part of a body, then a reset (a SIGKILLed worker)
-        with _connect(local_aws.dynamodb_url) as conn:
+        with _connect(local_aws.standin_url) as conn:
             conn.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-amz-json-1.0\r\n"
                          b"X-Amz-Target: DynamoDB_20120810.PutItem\r\nContent-Length: 100000\r\n\r\n"
                          b'{"TableName": "' + table_name.encode() + b'", "Item": {')
             conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     scan = (b'{"TableName": "' + table_name.encode() + b'"}')
     for _ in range(3):  # a whole request, then gone after the first bytes of a ~1 MB answer
-        with _connect(local_aws.dynamodb_url) as conn:
+        with _connect(local_aws.standin_url) as conn:
             conn.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-amz-json-1.0\r\n"
                          b"X-Amz-Target: DynamoDB_20120810.Scan\r\nX-Amz-Date: 20200101T000000Z\r\n"
                          b"Authorization: AWS4-HMAC-SHA256 Credential=a/b/c/d/e, SignedHeaders=host, Signature=0\r\n"
