@@ -217,7 +217,7 @@ def test_a_writer_on_the_connection_lands_every_item_through_every_kind_of_fault
     faults = DynamoFaults(throttling=0.15, internal_error=0.1, drop_before=0.08, drop_after=0.08, partial_batch=0.3)
     with DynamoDBFaultProxy(local_aws.dynamodb_url, seed=11, faults=faults) as proxy:
         client = boto3.client("dynamodb", endpoint_url=proxy.url, region_name="us-east-1")
-        connection = DynamoDBConnection.for_client(client)
+        connection = DynamoDBConnection.for_client(client, sleep=lambda s: None)
         writer = WireBatchWriter(client, table_name, ["pk", "sk"], TokenBucket(1e9), direct=connection,
                                  sleep=lambda s: None)
         for n, item in enumerate(items):

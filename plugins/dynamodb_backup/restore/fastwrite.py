@@ -275,14 +275,16 @@ class WireBatchWriter:
         try:
             if self.direct is not None:
                 direct, body = self.direct, batch_write_body(self.table, items, mode)
-                response = call_with_retries(lambda: direct.call("BatchWriteItem", body), client=self.client)
+                response = call_with_retries(lambda: direct.call("BatchWriteItem", body), client=self.client,
+                                             sleep=self.sleep)
             elif self.plain_calls:
                 requests = [{"PutRequest": {"Item": decode_line(line)}} for line, _ in lines]
                 response = call_with_retries(lambda: self.client.batch_write_item(
-                    RequestItems={self.table: requests}, ReturnConsumedCapacity=mode), client=self.client)
+                    RequestItems={self.table: requests}, ReturnConsumedCapacity=mode),
+                    client=self.client, sleep=self.sleep)
             else:
                 response = call_with_retries(lambda: batch_write_wire(self.client, self.table, items, mode),
-                                             client=self.client)
+                                             client=self.client, sleep=self.sleep)
         except ClientError as exc:
             self._refused(exc, lines)
             return
@@ -321,10 +323,10 @@ class WireBatchWriter:
         if self.direct is not None:  # the answer was parsed by orjson: the items are still in wire form
             direct = self.direct
             body = orjson.dumps({"RequestItems": {self.table: unprocessed}, "ReturnConsumedCapacity": mode})
-            return call_with_retries(lambda: direct.call("BatchWriteItem", body), client=self.client)
+            return call_with_retries(lambda: direct.call("BatchWriteItem", body), client=self.client, sleep=self.sleep)
         # Rare: retried through botocore's own serializer (the items came back in client form).
         response: dict[str, Any] = call_with_retries(lambda: self.client.batch_write_item(
-            RequestItems={self.table: unprocessed}, ReturnConsumedCapacity=mode), client=self.client)
+            RequestItems={self.table: unprocessed}, ReturnConsumedCapacity=mode), client=self.client, sleep=self.sleep)
         return response
 
     def _account(self, response: dict[str, Any], sent: int) -> None:
