@@ -255,7 +255,7 @@ def test_a_later_copy_of_a_key_lands_last_on_the_connection(local_aws, table_nam
 def test_clients_whose_calls_someone_else_handles_go_through_botocore(monkeypatch):
     from botocore.stub import Stubber
 
-    from dynamodb_backup.aws.wire import foreign_handlers
+    from dynamodb_backup.aws.handlers import foreign_handlers
     from dynamodb_backup.restore.fastwrite import install_fast_batch_write
 
     def make(url: str = "http://127.0.0.1:8000", **config: object) -> object:

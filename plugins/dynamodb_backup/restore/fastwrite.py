@@ -13,7 +13,7 @@ AWS receives more than 5 minutes after it was made is refused), or, where aws.wi
 does not reproduce the client's transport, swaps it into a botocore call in a
 ``before-call`` hook after botocore has serialized a one-item placeholder. A client
 with event handlers of its own (a botocore ``Stubber``, a user's hooks:
-``aws.wire.foreign_handlers``) gets plain botocore calls with the real items, so
+``aws.handlers``) gets plain botocore calls with the real items, so
 every handler sees every write as it is.
 
 Retries follow the client's ``retries`` configuration (``aws.retry``).
@@ -38,9 +38,10 @@ import orjson
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from dynamodb_backup.aws.handlers import foreign_handlers
 from dynamodb_backup.aws.retry import MalformedResponseError, RetrySettings, call_with_retries, is_retryable
 from dynamodb_backup.aws.throttle import TokenBucket
-from dynamodb_backup.aws.wire import DynamoDBConnection, foreign_handlers
+from dynamodb_backup.aws.wire import DynamoDBConnection
 from dynamodb_backup.errors import BackupError, CodecError
 from dynamodb_backup.formats.codec import decode_line
 from dynamodb_backup.formats.codec.wireform import wire_item_from_line
