@@ -1,13 +1,17 @@
-"""The restore fast path writes exactly what the plain path writes, against dynalite."""
+"""The restore fast path writes exactly what the plain path writes, against the local server, and its
+botocore path (the fallback where aws.wire does not reproduce the client's transport) does so through
+the fault proxy too."""
 
 from __future__ import annotations
 
 from demo_data import TABLE_SPECS, all_types_items, create_table, referrer_items
+from dynamodb_backup.aws import clients
 from dynamodb_backup.aws.throttle import TokenBucket
 from dynamodb_backup.formats.codec import canonical_bytes, decode_line, encode_item
 from dynamodb_backup.formats.codec.wireform import wire_item_from_line
 from dynamodb_backup.restore.fastwrite import WireBatchWriter, batch_write_wire
 from dynamodb_backup.restore.load import BatchWriter
+from faultproxy import DynamoDBFaultProxy, DynamoFaults
 
 
 def scan_all(ddb, table):
@@ -65,3 +69,49 @@ def test_hook_leaves_other_calls_alone(local_aws, table_name):
     # A plain call on the same (hooked) client still sends its own body.
     ddb.batch_write_item(RequestItems={table_name: [{"PutRequest": {"Item": {"pk": {"S": "y"}, "sk": {"N": "2"}}}}]})
     assert len(scan_all(ddb, table_name)) == 2
+
+
+#: Every fault a writer must survive, at rates that meet each kind many times in ~60 batches.
+FALLBACK_FAULTS = DynamoFaults(throttling=0.15, internal_error=0.06, unavailable=0.06, drop_before=0.05,
+                               drop_after=0.05, partial_batch=0.3)
+FAULT_KINDS = ("throttling", "internal_error", "unavailable", "drop_before", "drop_after", "partial_batch")
+
+
+def test_the_botocore_fallback_writer_survives_faults_and_writes_exactly_the_backup(local_aws, table_name):
+    """The writer load_files uses where aws.wire does not reproduce the client's transport
+    (``direct=None``, ``pipelined``: each batch through botocore on a sender thread, its body swapped
+    in by ``batch_write_wire``),
+    through the fault proxy: throttling, 500s, 503s, connections dropped before and after the
+    write, and partial batches (their UnprocessedItems retried through botocore's serializer, in
+    client form: binary as bytes, sets). The table must end up exactly as the same lines written
+    by the plain path without faults, and every kind of fault must have been met."""
+    direct = local_aws.dynamodb_client()
+    items = all_types_items() + [dict(i, sk={"N": str(n)}, pk=i["resource"]) for n, i in
+                                 enumerate(referrer_items(1500))]
+    lines = [encode_item(i) for i in items]
+    faulted, reference = f"{table_name}-faulted", f"{table_name}-reference"
+    for t in (faulted, reference):
+        create_table(direct, t, TABLE_SPECS["AllTypes"])
+    plain = BatchWriter(direct, reference, ["pk", "sk"], TokenBucket(1e9))
+    for n, line in enumerate(lines):
+        plain.put(decode_line(line), f"file:{n + 1}")
+    plain.flush()
+
+    with DynamoDBFaultProxy(local_aws.dynamodb_url, seed=5, faults=FALLBACK_FAULTS, enforce_capacity=False) as proxy:
+        client = clients.client("dynamodb", endpoint_url=proxy.url)
+        fallback_calls: list = []
+        writer = WireBatchWriter(client, faulted, ["pk", "sk"], TokenBucket(1e9), fallback=fallback_calls.extend,
+                                 pipelined=True, direct=None)
+        for n, line in enumerate(lines):
+            writer.put(line, f"file:{n + 1}")
+        writer.flush()
+        counters = dict(proxy.counters)
+
+    assert fallback_calls == [], "nothing was refused: every batch went through the botocore path"
+    assert writer.stats.items == len(items) and writer.stats.unprocessed_retries > 0
+    missing = {kind: counters.get(kind, 0) for kind in FAULT_KINDS if not counters.get(kind)}
+    assert not missing, f"faults never met: {missing}; counters {counters}"
+    assert counters["op:BatchWriteItem"] > len(lines) / 25, "every batch went through the proxy"
+    written = scan_all(direct, faulted)
+    assert len(written) == len(items)
+    assert written == scan_all(direct, reference), "the faulted writes hold exactly what the plain path wrote"

@@ -3,7 +3,9 @@
 Each trial: DynamoDB behind a ``DynamoDBFaultProxy`` (30% throttling, 5% 5xx,
 2% dropped connections, partial batch writes, capacity enforced with a spent
 burst, so real capacity exhaustion happens) and S3 behind an ``S3FaultProxy``
-(5xx and dropped connections on uploads). The export runs as worker
+(5xx and dropped connections on uploads and downloads: PutObject, UploadPart,
+CompleteMultipartUpload and GetObject). Each phase (the export, the restore, the copy) has
+proxies of its own, so their counters say which faults each phase met. The export runs as worker
 subprocesses (``python -m faultproxy.worker``, as Airflow runs mapped tasks);
 one worker is SIGKILLed once it has checkpointed its first, second or third
 file (the seed chooses) and run again (Airflow's retry), which resumes from its
@@ -15,8 +17,9 @@ again. Each result must have the source's digest.
 Every kill waits for an event (a checkpoint read from S3 or the checkpoint
 directory, not through the proxies), never for a time, and the killed run is
 slowed (a lower rate for it alone) so the kill always lands mid-run. Every kill
-must land and every rerun must resume, in every trial; across the trials every
-kind of fault must have been injected, by the proxies' counters.
+must land and every rerun must resume, in every trial; every phase must meet faults in every
+trial, and across the trials each phase must have met every kind of fault it is exposed to, by
+its proxies' counters (PHASE_KINDS).
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ DATE = datetime(2024, 9, 1, 0, 0, 0, tzinfo=UTC)
 DYNAMO_FAULTS = DynamoFaults(throttling=0.3, internal_error=0.025, unavailable=0.025, drop_before=0.01,
                              drop_after=0.01, partial_batch=0.2)
 S3_FAULTS = S3Faults(internal_error=0.05, unavailable=0.03, drop_before=0.02, drop_after=0.02,
-                     operations=frozenset({"PutObject", "UploadPart", "CompleteMultipartUpload"}))
+                     operations=frozenset({"PutObject", "UploadPart", "CompleteMultipartUpload", "GetObject"}))
 #: A busy table's burst: AWS banks up to 300 s of unused capacity, but a table that serves
 #: traffic has spent it (and AWS may spend it on background work without notice). So every
 #: table starts with none banked and banks at most one second, while the tool's own pacing
@@ -74,6 +77,15 @@ SOURCE_SPEC = {**TABLE_SPECS["ReferrerCounts"], "ProvisionedThroughput": {"ReadC
 DYNAMO_KINDS = ("throttling", "capacity_exceeded", "internal_error", "unavailable", "drop_before", "drop_after",
                 "partial_batch")
 S3_KINDS = ("internal_error", "unavailable", "drop_before", "drop_after")
+PHASES = ("export", "restore", "copy")
+#: What each phase is exposed to, as "<service> <counter>": the export scans (no batch writes) and
+#: uploads; the restore reads the backup (GetObject) and writes; the copy scans and writes, and
+#: keeps its checkpoints on local disk (no S3).
+PHASE_KINDS = {
+    "export": [f"dynamodb {k}" for k in DYNAMO_KINDS if k != "partial_batch"] + [f"s3 {k}" for k in S3_KINDS],
+    "restore": [f"dynamodb {k}" for k in DYNAMO_KINDS] + [f"s3 {k}:GetObject" for k in S3_KINDS],
+    "copy": [f"dynamodb {k}" for k in DYNAMO_KINDS],
+}
 #: Items per data file: a checkpoint follows each file. The table's segments are far from even
 #: (its 1,000 items have few partition keys: by segment 358, 560, 53 and 29), and even the small
 #: share must checkpoint three times before it is done.
@@ -162,16 +174,21 @@ class Outcome:
     second_k: int
     second_landed: bool
     second_resumed: int
-    dynamodb: Counter[str] = field(default_factory=Counter)
-    s3: Counter[str] = field(default_factory=Counter)
+    #: Per phase, the proxies' counters as "dynamodb <counter>" and "s3 <counter>".
+    faults: dict[str, Counter[str]] = field(default_factory=dict)
     seconds: float = 0.0
 
     def line(self) -> str:
-        faults = {k: v for k, v in self.dynamodb.items() if not k.startswith("op:")}
+        faults = {phase: {k: v for k, v in sorted(counts.items()) if " op:" not in k and not k.endswith("requests")}
+                  for phase, counts in self.faults.items()}
         return (f"seed {self.seed} ({self.seconds:.0f} s): export worker killed after checkpoint {self.export_k} "
                 f"landed={self.export_landed} resumed={self.export_resumed}; {self.second} killed after checkpoint "
-                f"{self.second_k} landed={self.second_landed} resumed={self.second_resumed}; dynamodb {faults}; "
-                f"s3 {dict((k, v) for k, v in self.s3.items() if not k.startswith('op:'))}")
+                f"{self.second_k} landed={self.second_landed} resumed={self.second_resumed}; faults {faults}")
+
+
+def phase_counters(dproxy: DynamoDBFaultProxy, sproxy: S3FaultProxy) -> Counter[str]:
+    return Counter({**{f"dynamodb {k}": v for k, v in dproxy.counters.items()},
+                    **{f"s3 {k}": v for k, v in sproxy.counters.items()}})
 
 
 def trial(local_aws, table: str, source_digest: tuple[int, str], bucket: str, seed: int, workdir: Path) -> Outcome:
@@ -183,11 +200,19 @@ def trial(local_aws, table: str, source_digest: tuple[int, str], bucket: str, se
     workdir.mkdir()
     direct_s3 = local_aws.s3_client()  # the kills watch S3 itself, not through the fault proxy
     children: list[subprocess.Popen] = []
-    with DynamoDBFaultProxy(local_aws.dynamodb_url, seed=seed, faults=DYNAMO_FAULTS, **BURST) as dproxy, \
-            S3FaultProxy(local_aws.s3_url, seed=seed, faults=S3_FAULTS) as sproxy, contextlib.ExitStack() as cleanup:
-        cleanup.callback(stop_all, children)  # a failed trial leaves no process behind
-        env = dict(os.environ, AWS_ENDPOINT_URL_DYNAMODB=dproxy.url, AWS_ENDPOINT_URL_S3=sproxy.url,
-                   PYTHONPATH=os.pathsep.join(str(REPO / p) for p in ("plugins", "include", "tests")))
+    # Each phase its own pair of proxies (same faults), so each phase's faults are counted apart.
+    proxies = {phase: (DynamoDBFaultProxy(local_aws.dynamodb_url, seed=seed, faults=DYNAMO_FAULTS, **BURST),
+                       S3FaultProxy(local_aws.s3_url, seed=seed, faults=S3_FAULTS)) for phase in PHASES}
+    with contextlib.ExitStack() as cleanup:
+        for pair in proxies.values():
+            for proxy in pair:
+                cleanup.enter_context(proxy)
+        cleanup.callback(stop_all, children)  # a failed trial leaves no process behind (stopped first)
+        envs = {phase: dict(os.environ, AWS_ENDPOINT_URL_DYNAMODB=dproxy.url, AWS_ENDPOINT_URL_S3=sproxy.url,
+                            PYTHONPATH=os.pathsep.join(str(REPO / p) for p in ("plugins", "include", "tests")))
+                for phase, (dproxy, sproxy) in proxies.items()}
+        env = envs["export"]
+        dproxy, sproxy = proxies["export"]
         ddb, s3 = clients.client("dynamodb", endpoint_url=dproxy.url), clients.client("s3", endpoint_url=sproxy.url)
         request = BackupRequest(table=table, destination=S3Location(bucket, f"soak-{seed}"), logical_date=DATE,
                                 read_ratio=1.0, segments=4, max_workers=2,
@@ -248,15 +273,15 @@ def trial(local_aws, table: str, source_digest: tuple[int, str], bucket: str, se
             killed_args = (*restore_args, "--write-ratio", KILLED_WRITE_RATIO)
         else:
             killed_args = (*copy_args, "--read-ratio", KILLED_COPY_READ_RATIO, "--write-ratio", KILLED_WRITE_RATIO)
-        killed = subprocess.Popen([sys.executable, "-m", "dynamodb_backup", *killed_args], env=env,
+        killed = subprocess.Popen([sys.executable, "-m", "dynamodb_backup", *killed_args], env=envs[second],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         children.append(killed)
         second_landed = sigkill_after(killed, second_checkpoints, second_k)
         assert second_landed, f"seed {seed}: the {second} finished before its kill"
         # The restore and the copy (each the killed one's rerun, or its only run) side by side.
         with ThreadPoolExecutor(2) as pool:
-            restoring = pool.submit(cli, env, *restore_args, "--write-ratio", "1.0")
-            copying = pool.submit(cli, env, *copy_args, "--read-ratio", "1.0", "--write-ratio", "1.0")
+            restoring = pool.submit(cli, envs["restore"], *restore_args, "--write-ratio", "1.0")
+            copying = pool.submit(cli, envs["copy"], *copy_args, "--read-ratio", "1.0", "--write-ratio", "1.0")
             restore_done, copy_done = restoring.result(), copying.result()
         assert restore_done.returncode == 0, restore_done.stderr[-3000:]
         assert copy_done.returncode == 0, copy_done.stderr[-3000:]
@@ -269,9 +294,12 @@ def trial(local_aws, table: str, source_digest: tuple[int, str], bucket: str, se
     direct = local_aws.dynamodb_client()
     assert digest(direct, restored) == source_digest, f"seed {seed}: restore differs"
     assert digest(direct, copied) == source_digest, f"seed {seed}: copy differs; its output:\n{copy_output}"
-    assert dproxy.counters["throttling"] > 0
+    faults = {phase: phase_counters(*pair) for phase, pair in proxies.items()}
+    for phase in PHASES:  # every phase met faults in this trial (which kinds: across the trials)
+        assert sum(faults[phase][kind] for kind in PHASE_KINDS[phase]) > 0, f"seed {seed}: {phase} met no fault"
+    assert faults["restore"]["s3 op:GetObject"] > 0, f"seed {seed}: the restore read nothing through its proxy"
     return Outcome(seed, export_k, export_landed, export_resumed, second, second_k, second_landed, second_resumed,
-                   Counter(dproxy.counters), Counter(sproxy.counters), time.monotonic() - started)
+                   faults, time.monotonic() - started)
 
 
 def test_twenty_trials(local_aws, source, s3_bucket, tmp_path):
@@ -292,14 +320,16 @@ def test_twenty_trials(local_aws, source, s3_bucket, tmp_path):
     # Every kill landed mid-run and every rerun resumed from the killed run's checkpoints.
     assert all(o.export_landed and o.export_resumed for o in outcomes), [o.line() for o in outcomes]
     assert all(o.second_landed and o.second_resumed for o in outcomes), [o.line() for o in outcomes]
-    dynamodb: Counter[str] = sum((o.dynamodb for o in outcomes), Counter())
-    s3: Counter[str] = sum((o.s3 for o in outcomes), Counter())
-    totals = {**{f"dynamodb {k}": dynamodb[k] for k in DYNAMO_KINDS}, **{f"s3 {k}": s3[k] for k in S3_KINDS}}
+    per_phase = {phase: sum((o.faults[phase] for o in outcomes), Counter()) for phase in PHASES}
+    totals = {phase: {kind: per_phase[phase][kind] for kind in PHASE_KINDS[phase]} for phase in PHASES}
+    requests = {phase: (per_phase[phase]["dynamodb requests"], per_phase[phase]["s3 requests"]) for phase in PHASES}
     restores = [o for o in outcomes if o.second == "restore"]
     print(f"{len(outcomes)} trials: {sum(o.export_landed for o in outcomes)} export kills landed, "
           f"{sum(o.export_resumed for o in outcomes)} resumed; {sum(o.second_landed for o in restores)} restore "
           f"and {sum(o.second_landed for o in outcomes) - sum(o.second_landed for o in restores)} copy kills "
           f"landed, {sum(bool(o.second_resumed) for o in outcomes)} resumed; "
-          f"requests: dynamodb {dynamodb['requests']}, s3 {s3['requests']}; faults {totals}")
-    # Every kind of fault was injected (and, as every trial passed, survived); a few SOAK_SEEDS may miss some.
-    assert len(outcomes) < TRIALS or all(totals.values()), f"a kind of fault was never injected: {totals}"
+          f"requests (dynamodb, s3): {requests}; faults met per phase: {totals}")
+    # Each phase met every kind of fault it is exposed to (and, as every trial passed, survived it);
+    # a few SOAK_SEEDS may miss some.
+    never = {phase: [kind for kind, n in kinds.items() if not n] for phase, kinds in totals.items()}
+    assert len(outcomes) < TRIALS or not any(never.values()), f"faults a phase never met: {never}; {totals}"
