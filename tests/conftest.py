@@ -116,22 +116,23 @@ class Fronted:
     are the proxy's, so every call passes the front door; ``server`` is the server itself and anything
     else (``is_running``, ``name``, ``pid`` ...) is read from it. ``stop`` stops both."""
 
-    def __init__(self, server: LocalServer, proxy: FaultProxy) -> None:
+    def __init__(self, server: LocalServer, proxy: FaultProxy | None) -> None:
         self.server, self.proxy = server, proxy
 
     @property
     def url(self) -> str:
-        return str(self.proxy.url)
+        return str(self.proxy.url) if self.proxy else self.server.url
 
     @property
     def port(self) -> int:
-        return int(self.proxy.port)
+        return int(self.proxy.port) if self.proxy else self.server.port
 
     def client(self, service: str | None = None, **kwargs: Any) -> Any:
         return LocalServer.client(self, service, **kwargs)  # type: ignore[arg-type]  # reads name and url only
 
     def stop(self) -> None:
-        self.proxy.stop()
+        if self.proxy:
+            self.proxy.stop()
         self.server.stop()
 
     def __getattr__(self, name: str) -> Any:
@@ -145,9 +146,16 @@ def session_door() -> FrontDoor:
                       Principal("local", "local")], clock=MovableClock(), region=REGION)
 
 
+#: ``FRONT_DOOR=off`` leaves the servers without the door (only to measure what the door costs: the
+#: tests of the door and of IAM enforcement fail without it).
+FRONT_DOOR = os.environ.get("FRONT_DOOR", "strict") != "off"
+
+
 def front(server: LocalServer, door: FrontDoor, proxy_class: type[FaultProxy] = DynamoDBFaultProxy) -> Fronted:
     """``server`` behind a strict proxy with no faults and no capacity limits (``proxy.enabled`` off: the
     door still checks every request; a test may turn faults or capacity on through ``.proxy``)."""
+    if not FRONT_DOOR:
+        return Fronted(server, None)
     proxy = proxy_class(server.url, strict=door)
     if isinstance(proxy, DynamoDBFaultProxy):
         proxy.enforce_capacity = False
@@ -291,9 +299,10 @@ def local_aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAws]:
         servers.callback(standin.stop)
         door = session_door()
         dynamodb = front(standin, door)
-        servers.callback(dynamodb.proxy.stop)
         s3 = front(moto, door, S3FaultProxy)
-        servers.callback(s3.proxy.stop)
+        for fronted in (dynamodb, s3):
+            if fronted.proxy:
+                servers.callback(fronted.proxy.stop)
         with pytest.MonkeyPatch.context() as mp:
             for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
                 mp.delenv(name, raising=False)

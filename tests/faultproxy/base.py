@@ -250,6 +250,12 @@ class FaultProxy:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
+            def setup(self) -> None:
+                super().setup()
+                # Headers and body go out in one write (below), and without Nagle's delay: otherwise a
+                # small answer waits for the client's delayed ACK of the headers (40 ms a call).
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
             def _read_body(self) -> bytes:
                 """The whole body, or ConnectionError: a client killed mid-request (a SIGKILLed worker)
                 must not have its truncated request forwarded, which no real service would accept."""
@@ -300,9 +306,11 @@ class FaultProxy:
                     self.send_header(key, value)
                 if not (response.head and has_length):
                     self.send_header("Content-Length", str(len(response.body)))
-                self.end_headers()
                 if not response.head and response.body:
-                    self.wfile.write(response.body)
+                    self._headers_buffer.append(b"\r\n" + response.body)  # type: ignore[attr-defined]
+                    self.flush_headers()
+                else:
+                    self.end_headers()
 
             do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = _serve
 
