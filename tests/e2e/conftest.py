@@ -3,7 +3,7 @@
 The Airflow runs in its own home, on free ports, against the session's dynalite and moto
 (``local_aws`` in tests/conftest.py), with remote task logging to a logs bucket in moto. Its AWS
 connection uses credentials made up for this session (``E2E_ACCESS_KEY`` / ``E2E_SECRET_KEY``)
-so the tests can look for them in logs, XComs and sidecars: moto accepts any credentials.
+so the tests can look for them in logs, XComs and sidecars: the session's front door knows them.
 
 Each test gets its own table and DAG through one backups file written before Airflow starts.
 """
@@ -24,11 +24,12 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT / "include"))
 
-from airflow_e2e import ARTIFACTS, E2E, SUFFIX, E2ETables, e2e_airflow_env  # noqa: E402
+from airflow_e2e import ARTIFACTS, E2E, E2E_ACCESS_KEY, E2E_SECRET_KEY, SUFFIX, E2ETables, e2e_airflow_env  # noqa: E402
 from pitr_history import PitrHistory  # noqa: E402
 
 from celery_backends import start_postgres, stop_postgres  # noqa: E402
 from demo_data import TABLE_SPECS, create_table, put_items, referrer_items  # noqa: E402
+from faultproxy import Principal  # noqa: E402
 from local_airflow import start_airflow  # noqa: E402
 from local_aws import free_port  # noqa: E402
 
@@ -36,6 +37,8 @@ from local_aws import free_port  # noqa: E402
 @pytest.fixture(scope="session")
 def e2e(local_aws: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
     tables = E2ETables()
+    if local_aws.door is not None:  # the strict front door in front of every server checks signatures
+        local_aws.door.add_principal(Principal(E2E_ACCESS_KEY, E2E_SECRET_KEY))
     ddb = local_aws.dynamodb_client()
     for name in (tables.logs, tables.backfill, tables.ui, tables.console):
         create_table(ddb, name, TABLE_SPECS["ReferrerCounts"])
