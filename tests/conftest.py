@@ -12,7 +12,10 @@ Session fixtures:
   ``LocalAws.upstream`` is the backend itself (for measuring the server's own ceiling; ``.dynalite``
   is its older name, whichever backend it is) and ``LocalAws.backend`` its name. Also sets
   ``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL_SNS`` and test credentials in ``os.environ`` for
-  the whole session (restored afterwards).
+  the whole session (restored afterwards). Every endpoint is behind the strict front door
+  (``faultproxy.strict``: SigV4 recomputed, the door's clock, known keys and tokens, IAM policies):
+  ``LocalAws.door`` moves its clock and takes principals; ``.dynamodb.proxy`` / ``.s3_front.proxy``
+  are the proxies (faults and capacity off); ``standin_url`` and ``moto`` are the servers themselves.
 * ``pitr_standin`` -- a function starting another stand-in in front of the session's backend
   and moto with its own lag (and export/window minimums); stopped at the end of the session.
 * ``second_dynamodb`` -- another server of the same backend (a second "region"), a ``LocalServer``.
