@@ -153,3 +153,28 @@ def test_dag_test_run_restores_a_few_items_as_of_a_moment(local_aws, airflow_db,
     assert digests(scan_all(ddb, target)) == digests({k: day2[k] for k in chosen})
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}
     assert states["restore_items"] == "success" and states["inspect"] == "skipped"
+
+
+def test_dag_test_run_loads_on_demand_then_settles_to_the_backups_capacities(local_aws, airflow_db, s3_bucket,
+                                                                            table_name, monkeypatch, capfd):
+    from capacity_backups import INDEX_WCU, TABLE_RCU, TABLE_WCU, gsi_bound_backup
+
+    folder = gsi_bound_backup(local_aws, s3_bucket, table_name, 40)
+    for name, value in local_aws.airflow_conn_env().items():
+        monkeypatch.setenv(name, value)
+    target = table_name + "-dag-fast"
+    run = restore_dag().test(logical_date=datetime(2024, 6, 6, tzinfo=UTC), run_conf={
+        "source": folder.uri, "target_table": target, "create_table": True, "load_capacity": "on-demand",
+        "workers": 2})
+    assert run.state == "success"
+    described = local_aws.dynamodb_client().describe_table(TableName=target)["Table"]
+    assert described["BillingModeSummary"]["BillingMode"] == "PROVISIONED"
+    assert (described["ProvisionedThroughput"]["ReadCapacityUnits"],
+            described["ProvisionedThroughput"]["WriteCapacityUnits"]) == (TABLE_RCU, TABLE_WCU)
+    assert described["GlobalSecondaryIndexes"][0]["ProvisionedThroughput"]["WriteCapacityUnits"] == INDEX_WCU
+    assert len(scan_all(local_aws.dynamodb_client(), target)) == 40
+    logged = capfd.readouterr()
+    said = logged.out + logged.err  # the task logs, as dag.test() prints them
+    assert f"pace: table {target}" in said  # loaded on demand: the table, not the GSI, bound it
+    assert f"settled {target}: provisioned {TABLE_RCU} RCU / {TABLE_WCU} WCU; GSI 'byStatus' {INDEX_WCU} WCU" in said
+    assert "load 0: " in said and "(finished)" in said  # the load task's progress report
