@@ -32,6 +32,9 @@ class InfoLog(Protocol):
     def info(self, msg: Any, /, *args: Any) -> Any: ...
 
 
+#: How often progress is said, unless a caller says otherwise (tests make it short).
+EVERY_SECONDS = 10.0
+
 #: Workers hand their counts to the shared counters at most this often (a lock per hand-over).
 SYNC_SECONDS = 0.5
 
@@ -83,8 +86,9 @@ class Progress:
 
     def __init__(
         self, label: str, expected_items: int, log: logging.Logger,
-        every: float = 10.0, clock: Callable[[], float] = time.monotonic,
+        every: float | None = None, clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        every = EVERY_SECONDS if every is None else every
         self.label, self.expected, self.log, self.every, self.clock = label, expected_items, log, every, clock
         self.items = 0
         self.bytes = 0
@@ -142,9 +146,10 @@ class ProgressReport:
     """The whole job's progress: shared counters, a line every ``every`` s (or a bar in a terminal)."""
 
     def __init__(self, label: str, expected_items: int, log: InfoLog, *, expected_bytes: int = 0,
-                 every: float = 10.0, clock: Callable[[], float] = time.monotonic, bar: bool | None = None) -> None:
+                 every: float | None = None, clock: Callable[[], float] = time.monotonic,
+                 bar: bool | None = None) -> None:
         self.label, self.expected, self.expected_bytes, self.log = label, expected_items, expected_bytes, log
-        self.every, self.clock = every, clock
+        self.every, self.clock = EVERY_SECONDS if every is None else every, clock
         self.bar = stderr_is_terminal() if bar is None else bar
         self.counts = SharedCounts()
         self.lines = 0

@@ -94,8 +94,8 @@ class RestoreRequest:
     """Give the id of a failed run to resume it: files it finished are skipped."""
     load_capacity: str | None = None
     """'on-demand' or write units: load at this capacity, then settle (:mod:`restore.loadcapacity`)."""
-    progress_seconds: float = 10.0
-    """How often the load says where it is (a line, or the bar in a terminal)."""
+    progress_seconds: float | None = None
+    """How often the load says where it is (a line, or the bar in a terminal); None: every 10 s."""
 
     @property
     def capacity(self) -> LoadCapacity | None:
