@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,9 +36,9 @@ from faultproxy.base import Response
 from faultproxy.strict import FrontDoor, MovableClock, Principal
 
 
-def restored_items(count: int) -> list[dict[str, Any]]:
-    """All types, then plain items: ``count`` in all, keys distinct."""
-    kinds = all_types_items()
+def restored_items(count: int, large: bool = True) -> list[dict[str, Any]]:
+    """Items of every type in turn (one in eight of 500 KB unless not ``large``): ``count`` in all, keys distinct."""
+    kinds = [item for item in all_types_items() if large or item["pk"]["S"] != "large"]
     return [dict(kinds[n % len(kinds)], pk={"S": f"item-{n:05d}"}) for n in range(count)]
 
 
@@ -84,7 +85,7 @@ def test_user_hooks_see_every_write_with_its_real_items(local_aws, table_name):
                                 lambda params, **_: seen.extend(r["PutRequest"]["Item"]["pk"]["S"]
                                                                 for r in params["RequestItems"][table_name]))
     client.meta.events.register("before-send.dynamodb.BatchWriteItem", lambda request, **_: sent.append(request.body))
-    items = restored_items(60)
+    items = restored_items(60, large=False)
     writer = WireBatchWriter(client, table_name, ["pk", "sk"], TokenBucket(1e9), sleep=lambda _: None,
                              pipelined=True, direct=DynamoDBConnection.for_client(client))
     assert writer.direct is None and writer.plain_calls
@@ -252,3 +253,53 @@ def test_credentials_that_expire_mid_restore_are_refreshed_and_later_requests_ca
     assert door.refused() == 0, door.counters
     stored = scan_all(local_aws.dynamodb_client(), table_name)
     assert sorted(canonical_bytes(i) for i in stored) == sorted(canonical_bytes(i) for i in items)
+
+
+@contextmanager
+def botocore_on_the_doors_clock(door: FrontDoor, lags: list[timedelta]) -> Iterator[None]:
+    """botocore signs by the door's clock (each signature the next of ``lags`` behind it, then on time)."""
+    import botocore.auth
+
+    pending = iter(lags)
+
+    def now(remove_tzinfo: bool = True) -> datetime:
+        moment = door.clock() - next(pending, timedelta(0))
+        return moment.replace(tzinfo=None) if remove_tzinfo else moment
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(botocore.auth, "get_current_datetime", now)
+        yield
+
+
+def test_the_botocore_writer_paced_past_5_minutes_signs_after_the_wait_too(local_aws, table_name):
+    local_aws.create_table(table_name)
+    door = front_door()
+    items = simple_items(75)  # 25 write units a batch: 500 s of waiting
+    with DynamoDBFaultProxy(server_url(local_aws), strict=door) as proxy, botocore_on_the_doors_clock(door, []):
+        client = boto3.client("dynamodb", endpoint_url=proxy.url, region_name="us-east-1",
+                              aws_access_key_id="testing", aws_secret_access_key="testing")
+        bucket = DoorPacedBucket(0.05, door)
+        writer = WireBatchWriter(client, table_name, ["pk"], bucket, sleep=lambda _: None, pipelined=True)
+        for n, item in enumerate(items):
+            writer.put(encode_item(item), f"f:{n + 1}")
+        writer.flush()
+    assert min(-w for w in bucket.waits if w < 0) > 300
+    assert door.counters["requests"] == 3 and door.refused() == 0, door.counters
+    stored = scan_all(local_aws.dynamodb_client(), table_name)
+    assert sorted(canonical_bytes(i) for i in stored) == sorted(canonical_bytes(i) for i in items)
+
+
+def test_an_expired_signature_on_the_botocore_path_is_signed_again_once(local_aws, table_name):
+    local_aws.create_table(table_name, range_key="sk", range_type="N")
+    door = front_door()
+    items = restored_items(10, large=False)
+    stale = [timedelta(seconds=400)]  # the first signature is 400 s old on arrival
+    with DynamoDBFaultProxy(server_url(local_aws), strict=door) as proxy, botocore_on_the_doors_clock(door, stale):
+        client = boto3.client("dynamodb", endpoint_url=proxy.url, region_name="us-east-1",
+                              aws_access_key_id="testing", aws_secret_access_key="testing")
+        writer = WireBatchWriter(client, table_name, ["pk", "sk"], TokenBucket(1e9), sleep=lambda _: None)
+        for n, item in enumerate(items):
+            writer.put(encode_item(item), f"f:{n + 1}")
+        writer.flush()
+    assert door.refused("InvalidSignatureException") == 1 and door.counters["requests"] == 2, door.counters
+    assert writer.stats.items == 10
