@@ -28,6 +28,8 @@ class PagingS3(FaultProxy):
     """Pages moto's ListMultipartUploads answer by max-uploads, key-marker and upload-id-marker."""
 
     name = "s3-paging"
+    #: Called once the last page is built (a test's way to change the bucket between list and abort).
+    on_last_page = staticmethod(lambda: None)
 
     def after(self, request: Request, original: Request, response: Response) -> Response:
         query = request.query
@@ -61,6 +63,8 @@ class PagingS3(FaultProxy):
             last_key, last_id = position(page[-1])
             ET.SubElement(root, _tag("NextKeyMarker")).text = last_key
             ET.SubElement(root, _tag("NextUploadIdMarker")).text = last_id
+        else:
+            self.on_last_page()
         root.extend(page)
         ET.register_namespace("", NS)
         return Response(200, response.headers, ET.tostring(root, xml_declaration=True, encoding="UTF-8"))
@@ -83,6 +87,13 @@ def test_the_seal_aborts_open_uploads_on_every_page(local_aws, s3_bucket):
         assert proxy.counters["pages"] == 4, "seven uploads in pages of two"
 
         assert abort_open_uploads(s3, folder, page_size=2) == 7
+        assert not open_uploads(s3, folder, page_size=2)
+
+        # An upload completed (or aborted) between the listing and its abort is no reason to stop.
+        opened = start_uploads(direct, s3_bucket, [folder.key(f"again-{i}.gz") for i in range(5)])
+        gone = opened[0]
+        proxy.on_last_page = lambda: direct.abort_multipart_upload(Bucket=s3_bucket, Key=gone[0], UploadId=gone[1])
+        assert abort_open_uploads(s3, folder, page_size=2) == 4
 
     left = direct.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", [])
     assert [(u["Key"], u["UploadId"]) for u in left] == [other], "only the other folder's upload is open"

@@ -86,7 +86,12 @@ def abort_open_uploads(s3: Any, folder: S3Location, extra: dict[str, Any] | None
             def aborting(abort: dict[str, Any] = abort) -> Any:
                 return s3.abort_multipart_upload(**abort)
 
-            call_with_retries(aborting)
+            try:
+                call_with_retries(aborting)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "NoSuchUpload":
+                    raise
+                continue  # completed or aborted since it was listed: nothing left to do for it
             aborted += 1
     except (ClientError, BackupFolderError) as exc:
         log.warning("could not abort open multipart uploads under %s: %s", folder, exc)
