@@ -187,3 +187,24 @@ def test_a_settle_that_fails_leaves_the_data_loaded_and_says_how_to_finish(local
                          "PAY_PER_REQUEST")
     assert len(scan_all(ddb, target)) == 20  # nothing lost
     assert ddb.describe_table(TableName=target)["Table"]["BillingModeSummary"]["BillingMode"] == "PROVISIONED"
+
+
+def test_a_retried_run_settles_a_table_its_first_attempt_made_at_the_load_capacity(local_aws, s3_bucket, table_name):
+    from dynamodb_backup.restore.job import RestoreRequest, ensure_restore_target, prepare_restore
+
+    folder = gsi_bound_backup(local_aws, s3_bucket, table_name, 20)
+    target = table_name + "-retried"
+    request = RestoreRequest(folder=folder, table=target, create_table=True, load_capacity="on-demand", workers=1,
+                             write_ratio=1.0)
+    # The first attempt makes the table on demand, then dies before loading.
+    made = ensure_restore_target(client_factory(), request, prepare_restore(client_factory(), request))
+    ddb = local_aws.dynamodb_client()
+    assert made["created"] and ddb.describe_table(TableName=target)["Table"]["BillingModeSummary"][
+        "BillingMode"] == "PAY_PER_REQUEST"
+    outcome = restore(folder, target, create_table=True, load_capacity="on-demand", workers=1,
+                      run_id=request.run_id)
+    assert not outcome.target["created"] and outcome.settle_failure is None
+    assert outcome.verify is not None and outcome.verify.match
+    described = ddb.describe_table(TableName=target)["Table"]
+    assert described["BillingModeSummary"]["BillingMode"] == "PROVISIONED"
+    assert described["ProvisionedThroughput"]["WriteCapacityUnits"] == TABLE_WCU

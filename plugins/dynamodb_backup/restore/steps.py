@@ -96,6 +96,8 @@ def is_empty(dynamodb: Any, table: str) -> bool:
 
 REPLACE_NOTE = "replace-table"
 """The run's record of what a replaced table was, written before it is deleted."""
+SETTLE_NOTE = "settle-table"
+"""The run's record of the UpdateTable that settles its target after a load at a load capacity."""
 
 
 def settled_table(dynamodb: Any, table: str) -> dict[str, Any] | None:
@@ -200,14 +202,17 @@ def ensure_target(dynamodb: Any, source: BackupSource, table: str, keys: dict[st
         if existing is not None:
             check_same_keys(keys, existing, f"table {table!r}")
         plan = replace_table(dynamodb, table, existing, journal=journal, record=record, capacity=load_capacity)
-        return _said({"created": True, "replaced": True, "was_empty": True}, plan)
+        return _said({"created": True, "replaced": True, "was_empty": True}, plan, journal)
     if existing is not None:
         check_same_keys(keys, existing, f"table {table!r}")
         empty = is_empty(dynamodb, table)
         log.info("restoring into existing table %s (%s, %s)", table, show_key_schema(existing),
                  "empty" if empty else "NOT empty: items with the backup's keys are overwritten")
-        plan = switch_existing(dynamodb, table, existing, load_capacity)
-        return _said({"created": False, "replaced": False, "was_empty": empty}, plan)
+        # A retry of this run (the table made or switched at the load capacity before) settles as planned then.
+        earlier = journal.read_note(SETTLE_NOTE) if load_capacity is not None and journal is not None else None
+        plan = (LoadPlan(earlier, "an earlier attempt of this run set the load capacity") if earlier
+                else switch_existing(dynamodb, table, existing, load_capacity))
+        return _said({"created": False, "replaced": False, "was_empty": empty}, plan, journal)
     if not create and not replace:
         raise ParameterError(f"table: {table!r} does not exist and create_table is off")
     if source.table is not None:
@@ -219,16 +224,26 @@ def ensure_target(dynamodb: Any, source: BackupSource, table: str, keys: dict[st
         final = {**keys, "BillingModeSummary": {"BillingMode": "PAY_PER_REQUEST"}, "GlobalSecondaryIndexes": []}
         plan = plan_for_new_table(final, table, load_capacity)
         create_table_like(dynamodb, _at(final, load_capacity), table)
-    return _said({"created": True, "replaced": False, "was_empty": True}, plan)
+    return _said({"created": True, "replaced": False, "was_empty": True}, plan, journal)
 
 
-def _said(target: dict[str, Any], plan: LoadPlan) -> dict[str, Any]:
-    """The target's record, with the settle plan when there is one (the record's keys stay as they were)."""
+def _said(target: dict[str, Any], plan: LoadPlan, journal: Checkpoints | None) -> dict[str, Any]:
+    """The target's record, with the settle plan when there is one (the record's keys stay as they were).
+
+    The plan is also written to the run's journal, so a retry that finds the table already made (or
+    switched) at the load capacity still settles it.
+    """
     if plan.note:
         log.info("load capacity: %s", plan.note)
     if plan.settle is not None:
         log.info("if the run stops before it settles, finish with: %s", settle_command(plan.settle))
         target["settle"] = plan.settle
+        if journal is not None:
+            try:
+                journal.write_note(SETTLE_NOTE, plan.settle)
+            except ClientError as exc:
+                log.warning("could not record the settle plan at %s (%s): a retry would not settle the table",
+                            journal.location, exc.response.get("Error", {}).get("Code", exc))
     return target
 
 
