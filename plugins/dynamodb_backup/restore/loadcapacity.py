@@ -229,10 +229,12 @@ def switch_existing(dynamodb: Any, table: str, current: dict[str, Any], capacity
         call_with_retries(lambda: dynamodb.update_table(TableName=table, BillingMode="PAY_PER_REQUEST"))
     except ClientError as exc:
         error = exc.response.get("Error", {})
+        why = {"LimitExceededException": "; a table may switch to on-demand at most 4 times in 24 hours",
+               "AccessDeniedException": "; load_capacity needs dynamodb:UpdateTable on the target table"}
         raise ParameterError(
             f"load_capacity on-demand: AWS refused to switch {table} to on-demand ({error.get('Code')}: "
-            f"{error.get('Message')}); a table may switch to on-demand at most 4 times in 24 hours. Nothing was "
-            "written: restore without load_capacity (at the table's own capacity), or later") from None
+            f"{error.get('Message')}){why.get(str(error.get('Code')), '')}. Nothing was written: restore "
+            "without load_capacity (at the table's own capacity), or later") from None
     wait_until_settled(dynamodb, table)
     return LoadPlan(back, f"switched {table} to on-demand for the load; afterwards it goes back to "
                           f"{describe_settings(back)} (AWS allows that at any time)")
