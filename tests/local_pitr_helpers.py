@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import http.client
+import os
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,10 +16,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 
-# dynalite and the stand-in only check that a SigV4-shaped signature is present.
-FAKE_AUTH = ("AWS4-HMAC-SHA256 Credential=test/20200101/us-east-1/dynamodb/aws4_request, "
-             "SignedHeaders=host;x-amz-date;x-amz-target, Signature=0")
 EXPORT_DEADLINE_SECONDS = 120.0
 
 
@@ -34,17 +35,18 @@ class RawAnswer:
 
 
 def raw_call(url: str, operation: str, payload: dict[str, Any] | bytes) -> RawAnswer:
-    """One DynamoDB JSON request, as bytes, on a fresh connection."""
+    """One DynamoDB JSON request, as bytes, on a fresh connection, signed (SigV4, botocore's signer) with
+    the environment's credentials: the front door in front of the servers checks it."""
     parts = urlsplit(url)
     body = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+    request = AWSRequest("POST", url, data=body, headers={"Content-Type": "application/x-amz-json-1.0",
+                                                          "X-Amz-Target": f"DynamoDB_20120810.{operation}"})
+    credentials = Credentials(os.environ.get("AWS_ACCESS_KEY_ID", "local"),
+                              os.environ.get("AWS_SECRET_ACCESS_KEY", "local"), os.environ.get("AWS_SESSION_TOKEN"))
+    SigV4Auth(credentials, "dynamodb", os.environ.get("AWS_DEFAULT_REGION", "us-east-1")).add_auth(request)
     conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=30)
     try:
-        conn.request("POST", "/", body=body, headers={
-            "Content-Type": "application/x-amz-json-1.0",
-            "X-Amz-Target": f"DynamoDB_20120810.{operation}",
-            "X-Amz-Date": time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
-            "Authorization": FAKE_AUTH,
-        })
+        conn.request("POST", "/", body=body, headers=dict(request.headers.items()))
         response = conn.getresponse()
         return RawAnswer(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())
     finally:
