@@ -322,6 +322,22 @@ def test_refused_connection_fails_in_seconds(stage):
     assert outcome.seconds < 3 * (REFUSED_BOUND + 5), "far past the stated bound"
 
 
+def test_endpoint_that_takes_no_connection_fails_within_its_bound(stage):
+    """A listening socket whose backlog is full: the kernel drops further SYNs, so connecting times out."""
+    with socket.socket() as full, socket.socket() as waiting:
+        full.bind(("127.0.0.1", 0))
+        full.listen(0)
+        waiting.connect(full.getsockname())  # the one connection the backlog holds; nobody accepts it
+        url = f"http://127.0.0.1:{full.getsockname()[1]}"
+        outcome = run_cli(fill(export(), stage), stage.env(AWS_ENDPOINT_URL_DYNAMODB=url, AWS_ENDPOINT_URL_S3=url))
+    line = the_line(outcome)
+    assert outcome.code == UNREACHABLE
+    assert re.search(rf"^error: could not reach {re.escape(url)} \(\w+: it did not accept a connection within "
+                     rf"{clients.CONNECT_TIMEOUT} s\)", line)
+    print(f"no connection: failed in {outcome.seconds:.1f} s (stated bound {clients.CONNECT_TIMEOUT} s)")
+    assert outcome.seconds < 3 * clients.CONNECT_TIMEOUT
+
+
 @pytest.mark.slow
 def test_endpoint_that_never_answers_fails_within_its_bound(stage):
     """A socket that accepts connections (the kernel's backlog) and never reads or answers."""
