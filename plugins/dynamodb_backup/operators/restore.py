@@ -24,6 +24,7 @@ from dynamodb_backup.formats.layout import S3Location, check_table_name
 from dynamodb_backup.incremental.apply import LinkReport
 from dynamodb_backup.incremental.chain import find_chain, parse_moment, refuse_incremental
 from dynamodb_backup.operators.clients import aws_client
+from dynamodb_backup.operators.mistakes import aws_mistakes
 from dynamodb_backup.operators.params import rendered
 from dynamodb_backup.progress import ProgressReport
 from dynamodb_backup.restore.asof import LinkFiles, described_digest, plan_links, verifiable, verify_described
@@ -152,6 +153,7 @@ class InspectBackupOperator(_RestoreFields):
         self.log.info("%s", chain.describe())
         return chain.full.folder, [link.to_dict() for link in plan_links(s3, chain)]
 
+    @aws_mistakes
     def execute(self, context: Context) -> list[list[dict[str, Any]]]:
         with _no_retry_on_backup_errors():
             check_ratio(float(self.write_ratio), "write_ratio")
@@ -182,6 +184,7 @@ class ValidateBackupOperator(_RestoreFields):
         super().__init__(**kwargs)
         self.inspection, self.files = inspection, files
 
+    @aws_mistakes
     def execute(self, context: Context) -> dict[str, Any]:
         source = BackupSource.from_dict(self.inspection["source"])
         rules = KeyRules.from_description(self.inspection["keys"])
@@ -201,6 +204,7 @@ class EnsureTableOperator(_RestoreFields):
         super().__init__(**kwargs)
         self.inspection, self.validations, self.changes = inspection, validations, changes
 
+    @aws_mistakes
     def execute(self, context: Context) -> dict[str, Any]:
         source = BackupSource.from_dict(self.inspection["source"])
         report = ValidationReport()
@@ -237,6 +241,7 @@ class LoadFilesOperator(_RestoreFields):
         super().__init__(**kwargs)
         self.inspection, self.target, self.files = inspection, target, files
 
+    @aws_mistakes
     def execute(self, context: Context) -> dict[str, Any]:
         source = BackupSource.from_dict(self.inspection["source"])
         share = 1 / max(int(self.inspection["shares"]), 1)
@@ -269,6 +274,7 @@ class VerifyRestoreOperator(_RestoreFields):
         super().__init__(**kwargs)
         self.inspection, self.target = inspection, target
 
+    @aws_mistakes
     def execute(self, context: Context) -> dict[str, Any]:
         result = self._verify(context)
         # Settled after verification: the data is in; a failure says how to finish, and is not retried.

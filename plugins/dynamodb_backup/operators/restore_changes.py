@@ -20,6 +20,7 @@ from dynamodb_backup.backup.plan import index_write_scales
 from dynamodb_backup.errors import ParameterError
 from dynamodb_backup.incremental.apply import ApplyResult, apply_link_files, validate_link_files
 from dynamodb_backup.incremental.chain import parse_moment
+from dynamodb_backup.operators.mistakes import aws_mistakes
 from dynamodb_backup.operators.restore import InspectBackupOperator, _no_retry_on_backup_errors, _RestoreFields
 from dynamodb_backup.restore.asof import LinkFiles
 from dynamodb_backup.restore.inspection import BackupSource
@@ -60,6 +61,7 @@ class ValidateChangesOperator(_RestoreFields):
         super().__init__(**kwargs)
         self.inspection = inspection
 
+    @aws_mistakes
     def execute(self, context: Context) -> list[dict[str, Any]]:
         links = _links(self.inspection)
         if not links:
@@ -84,6 +86,7 @@ class ApplyChangesOperator(_RestoreFields):
         super().__init__(**kwargs)
         self.inspection, self.target = inspection, target
 
+    @aws_mistakes
     def execute(self, context: Context) -> dict[str, Any]:
         links = _links(self.inspection)
         total = ApplyResult()
@@ -118,6 +121,7 @@ class RestoreItemsOperator(InspectBackupOperator):
         super().__init__(**kwargs)
         self.keys, self.partition_key = keys, partition_key
 
+    @aws_mistakes
     def execute(self, context: Context) -> dict[str, Any]:  # type: ignore[override]
         def make_client(service: str) -> Any:
             return self.dynamodb() if service == "dynamodb" else self.s3()
