@@ -423,3 +423,38 @@ def test_a_bucket_in_another_region():
 def test_a_bug_is_not_a_mistake():
     assert explain(KeyError("x")) is None
     assert explain(gzip.BadGzipFile("x")) is None
+
+
+def test_verbose_before_the_command_shows_the_traceback_too(stage):
+    outcome = run_cli(["-v", *fill(export(), stage)], stage.env(AWS_DEFAULT_REGION=None))
+    assert outcome.code == AWS_SETUP
+    assert "Traceback (most recent call last)" in outcome.stderr and "NoRegionError" in outcome.stderr
+    assert outcome.stderr.rstrip("\n").split("\n")[-1].startswith("error: no AWS region is set: ")
+
+
+@pytest.mark.parametrize(("exc", "code", "starts"), [
+    (client_error("SlowDown", "Please reduce your request rate.", "PutObject", 503,
+                  DynamoDBBackupCall={"service": "s3", "bucket": "b", "key": "k"}),
+     THROTTLED, "AWS kept throttling PutObject on s3://b/k after every retry (SlowDown)"),
+    (client_error("KMS.DisabledException", "arn:aws:kms:us-east-1:1:key/x is disabled.", "PutObject", 400),
+     AWS_SETUP, "the KMS key refused PutObject (S3 PutObject: KMS.DisabledException"),
+    (client_error("InternalServerError", "Internal server error", "Scan", 500,
+                  DynamoDBBackupCall={"service": "dynamodb", "table": "T"}),
+     UNREACHABLE, "AWS kept failing Scan on DynamoDB table 'T' after every retry"),
+    (client_error("ResourceNotFoundException", "Requested resource not found", "Scan", 400,
+                  DynamoDBBackupCall={"service": "dynamodb", "region": "eu-west-1", "table": "T"}),
+     BAD_INPUT, "DynamoDB table 'T' was not found in eu-west-1"),
+], ids=["S3 SlowDown", "a disabled KMS key", "server errors after every retry", "a table deleted mid-run"])
+def test_lines_for_answers_no_local_server_gives(exc, code, starts):
+    mistake = explain(exc)
+    assert mistake is not None and mistake.code == code
+    assert mistake.line.startswith(starts), mistake.line
+
+
+def test_credential_sources_that_fail():
+    from botocore.exceptions import ProfileNotFound, TokenRetrievalError
+
+    profile = explain(ProfileNotFound(profile="prod"))
+    assert profile is not None and profile.code == AWS_SETUP and "AWS profile 'prod'" in profile.line
+    sso = explain(TokenRetrievalError(provider="sso", error_msg="Token has expired and refresh failed"))
+    assert sso is not None and sso.code == AWS_SETUP and "aws sso login" in sso.line

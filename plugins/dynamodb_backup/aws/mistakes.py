@@ -271,7 +271,10 @@ def _denied(call: dict[str, Any], service: str, operation: str, code: str, messa
         action = S3_ACTIONS.get(operation, f"s3:{operation}") if service == "s3" else f"{service}:{operation}"
     whom = f" to {named.group('principal')}" if named and named.group("principal") else ""
     target = f" on {resource}" if resource else ""
-    if action.startswith("kms:") or code.startswith("KMS.") or "kms" in message.lower():
+    if code.startswith("KMS.") and not action.startswith("kms:"):
+        return (f"the KMS key refused {operation}{_on(call)} ({said}): check that the key exists and is enabled, and "
+                "that its key policy and your IAM policy allow kms:GenerateDataKey and kms:Decrypt")
+    if action.startswith("kms:") or "kms:" in message.lower():
         return (f"AWS denied {action}{target}{whom} ({said}): the backup's KMS key must allow it; grant {action} on "
                 "the key in the IAM policy and the key's policy")
     if operation == "HeadBucket" and call.get("bucket"):
