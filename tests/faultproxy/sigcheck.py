@@ -23,6 +23,7 @@ import hmac
 import re
 import zlib
 from dataclasses import dataclass, field
+from functools import lru_cache
 from urllib.parse import quote, unquote
 
 ALGORITHM = "AWS4-HMAC-SHA256"
@@ -93,6 +94,7 @@ def string_to_sign(amz_date: str, scope: str, canonical: str) -> str:
     return "\n".join([ALGORITHM, amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
 
 
+@lru_cache(maxsize=256)
 def signing_key(secret: str, day: str, region: str, service: str) -> bytes:
     key = ("AWS4" + secret).encode()
     for part in (day, region, service, "aws4_request"):
