@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -27,7 +28,7 @@ from dynamodb_backup.backup.plan import DEFAULT_ON_DEMAND_CAPACITY
 from dynamodb_backup.backup.scan import scan_segment, wire_key_to_client
 from dynamodb_backup.errors import BackupError, ParameterError
 from dynamodb_backup.formats.codec.canonical import TableDigest
-from dynamodb_backup.progress import Progress
+from dynamodb_backup.progress import Progress, ProgressReport
 from dynamodb_backup.restore.load import BatchWriter
 from dynamodb_backup.restore.verify import (
     Sample,
@@ -176,7 +177,10 @@ def copy_segments(
     scales = index_scales if index_scales is not None else {}  # shared: the write rate reader may update it
     watchers = [CapacityWatcher(b, now, rate_check_seconds)
                 for b, now in zip((read_bucket, write_bucket), rates_now or (), strict=False)]
-    progress = Progress(f"copy {source_table} -> {dest_table}", expected_items, log)
+    label = f"copy {source_table} -> {dest_table}"
+    # The report says a line every 10 s even while every thread waits out throttling; the threads add to it.
+    report = ProgressReport(label, expected_items, log).__enter__()
+    progress = Progress(label, expected_items, log)
     started, resumed = time.monotonic(), [0]
 
     def one(segment: int) -> SegmentState:
@@ -231,7 +235,8 @@ def copy_segments(
             raise errors[0]
     finally:
         store.flush()
-    progress.done()
+        progress.done()
+        report.__exit__(*sys.exc_info())
     return CopyResult([f.result() for f in futures], time.monotonic() - started, resumed[0])
 
 
