@@ -22,6 +22,7 @@ from dynamodb_backup.incremental.apply import ApplyResult, apply_link_files, val
 from dynamodb_backup.incremental.chain import parse_moment
 from dynamodb_backup.operators.mistakes import aws_mistakes
 from dynamodb_backup.operators.restore import InspectBackupOperator, _no_retry_on_backup_errors, _RestoreFields
+from dynamodb_backup.progress import ProgressReport
 from dynamodb_backup.restore.asof import LinkFiles
 from dynamodb_backup.restore.inspection import BackupSource
 from dynamodb_backup.restore.keyschema import KeyRules
@@ -101,11 +102,14 @@ class ApplyChangesOperator(_RestoreFields):
         with _no_retry_on_backup_errors():
             for number, link in enumerate(links, 1):
                 self.log.info("link %d of %d: %s", number, len(links), link.describe())
-                total.merge(apply_link_files(
-                    dynamodb, s3, link.folder.bucket, link.files, self.table, rules, float(self.target["write_rate"]),
-                    checkpoints=checkpoints, index_scales=scales, label=f"link {number}",
-                    current_rate=target_rate_reader(dynamodb, self.table, float(self.write_ratio),
-                                                    self.on_demand_capacity, 1.0, scales)))
+                with ProgressReport(f"link {number} of {len(links)}", sum(f.items or 0 for f in link.files),
+                                    self.log):  # a line every 10 s, even while paced or throttled
+                    total.merge(apply_link_files(
+                        dynamodb, s3, link.folder.bucket, link.files, self.table, rules,
+                        float(self.target["write_rate"]), checkpoints=checkpoints, index_scales=scales,
+                        label=f"link {number}",
+                        current_rate=target_rate_reader(dynamodb, self.table, float(self.write_ratio),
+                                                        self.on_demand_capacity, 1.0, scales)))
         self.log.info("applied %d links: %d puts, %d deletes", len(links), total.puts, total.deletes)
         return vars(total)
 
