@@ -284,6 +284,10 @@ def test_fast_path_survives_partial_batches_and_faults(local_aws, s3_bucket, tab
 
 
 def test_a_table_left_creating_by_a_killed_attempt_is_waited_for(local_aws, s3_bucket, table_name):
+    if local_aws.is_ddblocal:
+        # AWS keeps a new table CREATING for seconds; DynamoDB Local makes it ACTIVE at once, so there is
+        # nothing to wait for here. make test runs this on dynalite, which keeps it CREATING for a while.
+        pytest.skip("DynamoDB Local has no CREATING state to leave a table in")
     s3, ddb = local_aws.s3_client(), local_aws.dynamodb_client()
     folder = datapipeline_folder(s3, s3_bucket, "dp/2024-01-09-00-00-00", {"a": dp_lines(simple_items(30))})
     # What a worker killed mid-creation leaves behind: CreateTable sent, the table not active yet.
