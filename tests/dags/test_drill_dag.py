@@ -214,3 +214,22 @@ def test_a_drill_suffix_naming_a_configured_table_fails_the_dag_file(local_aws, 
     (error,) = bag.import_errors.values()
     assert (f"{tmp_path / 'backups.yaml'}: backups[0]: the drill of table 'orders' would use 'orders-drill' as its "
             f"scratch table (deleted after every drill), which is backups[1] (table 'orders-drill')") in error, error
+
+
+def test_claim_tags_a_table_made_after_start_even_when_ensure_table_failed(local_aws, table_name, monkeypatch):
+    """ensure_table may fail after creating the table (or die before saying so): the table is younger
+    than start's check, so it is the drill's, and claimed (finish can delete it). No table: nothing to do."""
+    from dynamodb_backup.operators.drill import ClaimScratchOperator
+
+    for name, value in local_aws.airflow_conn_env().items():
+        monkeypatch.setenv(name, value)
+    ddb, scratch = local_aws.dynamodb_client(), f"{table_name}-drill"
+    start = {"folder": "s3://bkt/b/t/2024-05-02-00-00-00", "scratch_table": scratch,
+             "started": (datetime.now(UTC) - timedelta(seconds=5)).isoformat()}
+    claim = ClaimScratchOperator(task_id="claim_scratch", start=start, target=None, table=table_name, bucket="bkt",
+                                 prefix="b", scratch_table=scratch)
+    assert claim.execute({"run_id": "r1"}) is None, "no table was created: nothing to claim"
+    local_aws.create_table(scratch)
+    arn = claim.execute({"run_id": "r1"})
+    assert table_tags(ddb, arn)[DRILL_TAG].endswith("/r1")
+    assert delete_scratch(ddb, scratch).endswith("/r1")

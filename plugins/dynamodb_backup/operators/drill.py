@@ -17,6 +17,7 @@ from typing import Any
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from dynamodb_backup.aws.tablecreate import table_exists
 from dynamodb_backup.drill.record import make_record, write_drill
 from dynamodb_backup.drill.scratch import ScratchTableError, claim_scratch, delete_scratch, drill_tag_value
 from dynamodb_backup.errors import BackupError
@@ -76,19 +77,30 @@ class StartDrillOperator(_DrillFields):
 
 
 class ClaimScratchOperator(_DrillFields):
-    """Tag the scratch table the restore just created as this drill's (before anything is loaded into it)."""
+    """Tag the scratch table the restore just created as this drill's (before anything is loaded into it).
+
+    It also runs when ensure_table failed (start succeeded): a table created before the failure is
+    still the drill's (younger than start's check), and tagged so that finish deletes it.
+    """
 
     template_fields: Sequence[str] = (*_DrillFields.template_fields, "start", "target")
 
     def __init__(self, *, start: Any, target: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("trigger_rule", "all_done_min_one_success")
         super().__init__(**kwargs)
         self.start, self.target = start, target
 
-    def execute(self, context: Context) -> str:
+    def execute(self, context: Context) -> str | None:
         owner = drill_tag_value(self.dag_id, str(context["run_id"]))
-        target = self.target if isinstance(self.target, dict) else {}
+        target = self.target if isinstance(self.target, dict) else {}  # None: ensure_table failed
+        if not isinstance(self.start, dict):
+            raise AirflowFailException("the drill found no backup to restore (see the start task's log)")
+        dynamodb = aws_client("dynamodb", self.aws_conn_id)
+        if not target.get("created") and table_exists(dynamodb, self.scratch()) is None:
+            self.log.info("no scratch table %s was created: nothing to claim", self.scratch())
+            return None
         try:
-            arn = claim_scratch(aws_client("dynamodb", self.aws_conn_id), self.scratch(), owner,
+            arn = claim_scratch(dynamodb, self.scratch(), owner,
                                 created=bool(target.get("created")),
                                 created_after=datetime.fromisoformat(self.start["started"]))
         except ScratchTableError as exc:
