@@ -233,3 +233,24 @@ def test_claim_tags_a_table_made_after_start_even_when_ensure_table_failed(local
     arn = claim.execute({"run_id": "r1"})
     assert table_tags(ddb, arn)[DRILL_TAG].endswith("/r1")
     assert delete_scratch(ddb, scratch).endswith("/r1")
+
+
+def test_the_local_server_answers_tagging_as_aws_does(local_aws, table_name):
+    """The drill's check is only as good as the server's tags. dynalite keeps tags; DynamoDB Local has
+    none ("Tagging is not currently supported"), so the stand-in in front of it answers, as AWS would."""
+    from botocore.exceptions import ClientError
+
+    ddb = local_aws.dynamodb_client()
+    local_aws.create_table(table_name)
+    arn = ddb.describe_table(TableName=table_name)["Table"]["TableArn"]
+    missing = arn.rsplit("/", 1)[0] + "/" + f"{table_name}-gone"
+    with pytest.raises(ClientError) as caught:
+        ddb.list_tags_of_resource(ResourceArn=missing)
+    assert caught.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    with pytest.raises(ClientError) as caught:
+        ddb.tag_resource(ResourceArn=arn, Tags=[])
+    assert caught.value.response["Error"]["Code"] == "ValidationException"
+    ddb.tag_resource(ResourceArn=arn, Tags=[{"Key": "a", "Value": "1"}, {"Key": DRILL_TAG, "Value": "x"}])
+    ddb.tag_resource(ResourceArn=arn, Tags=[{"Key": "a", "Value": "2"}])  # the same key: its value replaced
+    ddb.untag_resource(ResourceArn=arn, TagKeys=[DRILL_TAG])
+    assert table_tags(ddb, arn) == {"a": "2"}
