@@ -22,6 +22,7 @@ from dynamodb_backup.aws.throttle import TokenBucket
 from dynamodb_backup.backup.plan import DEFAULT_ON_DEMAND_CAPACITY, check_ratio
 from dynamodb_backup.commands import Subparsers
 from dynamodb_backup.errors import ParameterError
+from dynamodb_backup.formats.layout import check_table_name
 from dynamodb_backup.tablecopy.copier import MemoryCheckpoints, SegmentState, checked, copy_segments, verify_copy
 from dynamodb_backup.tablecopy.plan import CopyPlan, CopyRequest, prepare_copy, rate_readers, section_segments
 
@@ -124,6 +125,14 @@ def check_args(args: argparse.Namespace) -> None:
         section_segments(args.segments, args.total_sections, args.section)
     if args.on_demand_capacity <= 0:
         raise ParameterError(f"--on-demand-capacity must be positive, got {args.on_demand_capacity}")
+    check_table_name(args.source_table, "--source-table")
+    check_table_name(args.dest_table, "--dest-table")
+    if args.checkpoint_dir:
+        where = Path(args.checkpoint_dir)
+        if where.exists() and not where.is_dir():
+            raise ParameterError(f"--checkpoint-dir {where}: exists and is not a directory")
+        if where.is_dir() and not os.access(where, os.W_OK | os.X_OK):
+            raise ParameterError(f"--checkpoint-dir {where}: not writable")
 
 
 def run(args: argparse.Namespace) -> int:
