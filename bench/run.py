@@ -1,7 +1,8 @@
 """``make bench``: our export and restore against the alternatives, in one run.
 
 For each local DynamoDB server named by ``--backends`` (AWS's DynamoDB Local, dynalite), starts
-it (data under ``.state/bench``, so a seeded table is reused by the next run) and moto, seeds N
+it (dynalite's data under ``.state/bench``, so a seeded table is reused by the next run; DynamoDB
+Local in memory, as the tests run it) and moto, seeds N
 items of about 500 bytes mixing every type, checks that the fast export path writes the same bytes
 as the plain one, then runs each contender in turn in a child process and measures items/s, CPU
 seconds of the process tree, the peak RSS of its largest single process, and the server's CPU.
@@ -51,7 +52,7 @@ BUCKET = "bench"
 DATE = "2024-01-02T03:04:05Z"
 FOLDER_DATE = "2024-01-02-03-04-05"
 BIG = "1000000000"  # --on-demand-capacity: never throttle against the local server
-SERVER_LABEL = {"dynalite": "dynalite (with --path)", "ddblocal": "DynamoDB Local 3.3.0 (with -dbPath)"}
+SERVER_LABEL = {"dynalite": "dynalite (with --path)", "ddblocal": "DynamoDB Local 3.3.0 (in memory)"}
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -204,8 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.out = out if len(names) == 1 else out / backend
         args.out.mkdir(parents=True, exist_ok=True)
         # Each keeps its own data under STATE (dynalite/ or ddblocal/): the seeded tables are per server.
-        server, kept_startup = backends.start_kept(backend, STATE)
-        log.info("%s: answering %.2f s after it was started (kept database in %s)", backend, kept_startup, STATE)
+        server, kept_startup = backends.start_for_bench(backend, STATE)
+        log.info("%s: answering %.2f s after it was started", backend, kept_startup)
         moto = None
         try:
             moto = start_moto(free_port(), STATE)
