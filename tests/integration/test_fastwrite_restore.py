@@ -4,6 +4,8 @@ the fault proxy too."""
 
 from __future__ import annotations
 
+import contextlib
+
 from demo_data import TABLE_SPECS, all_types_items, create_table, referrer_items
 from dynamodb_backup.aws import clients
 from dynamodb_backup.aws.throttle import TokenBucket
@@ -71,10 +73,26 @@ def test_hook_leaves_other_calls_alone(local_aws, table_name):
     assert len(scan_all(ddb, table_name)) == 2
 
 
-#: Every fault a writer must survive, at rates that meet each kind many times in ~60 batches.
-FALLBACK_FAULTS = DynamoFaults(throttling=0.15, internal_error=0.06, unavailable=0.06, drop_before=0.05,
-                               drop_after=0.05, partial_batch=0.3)
+#: Every fault a writer must survive (drop_after only meets answers that got through, hence its higher rate).
+FALLBACK_FAULTS = DynamoFaults(throttling=0.15, internal_error=0.06, unavailable=0.06, drop_before=0.06,
+                               drop_after=0.08, partial_batch=0.3)
 FAULT_KINDS = ("throttling", "internal_error", "unavailable", "drop_before", "drop_after", "partial_batch")
+#: The proxy draws each request's fate from its seed and the request's bytes (``FaultProxy.rng_for``),
+#: and those bytes name the table. Under ``table_name``'s random suffix the faults met changed from
+#: run to run, and in about 1 run in 70 (the proxy's draws replayed for 3000 names: 100 to 160 requests
+#: a run) some kind was never met. The faulted table's name is therefore fixed: with it, this seed and
+#: these rates every run sends the same 163 requests and meets the same faults on either backend
+#: (throttling 27, internal_error 10, unavailable 9, drop_before 11, drop_after 15, partial_batch 37).
+FALLBACK_SEED = 7
+FALLBACK_TABLE = "fastwrite-botocore-fallback-faulted"
+
+
+def fresh_table(ddb, name):
+    """``name`` created empty (a table of that name left by an earlier run in this session is deleted first)."""
+    with contextlib.suppress(ddb.exceptions.ResourceNotFoundException):
+        ddb.delete_table(TableName=name)
+        ddb.get_waiter("table_not_exists").wait(TableName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 100})
+    create_table(ddb, name, TABLE_SPECS["AllTypes"])
 
 
 def test_the_botocore_fallback_writer_survives_faults_and_writes_exactly_the_backup(local_aws, table_name):
@@ -89,15 +107,16 @@ def test_the_botocore_fallback_writer_survives_faults_and_writes_exactly_the_bac
     items = all_types_items() + [dict(i, sk={"N": str(n)}, pk=i["resource"]) for n, i in
                                  enumerate(referrer_items(1500))]
     lines = [encode_item(i) for i in items]
-    faulted, reference = f"{table_name}-faulted", f"{table_name}-reference"
-    for t in (faulted, reference):
-        create_table(direct, t, TABLE_SPECS["AllTypes"])
+    faulted, reference = FALLBACK_TABLE, f"{table_name}-reference"
+    fresh_table(direct, faulted)
+    create_table(direct, reference, TABLE_SPECS["AllTypes"])
     plain = BatchWriter(direct, reference, ["pk", "sk"], TokenBucket(1e9))
     for n, line in enumerate(lines):
         plain.put(decode_line(line), f"file:{n + 1}")
     plain.flush()
 
-    with DynamoDBFaultProxy(local_aws.dynamodb_url, seed=5, faults=FALLBACK_FAULTS, enforce_capacity=False) as proxy:
+    with DynamoDBFaultProxy(local_aws.dynamodb_url, seed=FALLBACK_SEED, faults=FALLBACK_FAULTS,
+                            enforce_capacity=False) as proxy:
         client = clients.client("dynamodb", endpoint_url=proxy.url)
         fallback_calls: list = []
         writer = WireBatchWriter(client, faulted, ["pk", "sk"], TokenBucket(1e9), fallback=fallback_calls.extend,
@@ -109,9 +128,9 @@ def test_the_botocore_fallback_writer_survives_faults_and_writes_exactly_the_bac
 
     assert fallback_calls == [], "nothing was refused: every batch went through the botocore path"
     assert writer.stats.items == len(items) and writer.stats.unprocessed_retries > 0
-    missing = {kind: counters.get(kind, 0) for kind in FAULT_KINDS if not counters.get(kind)}
-    assert not missing, f"faults never met: {missing}; counters {counters}"
-    assert counters["op:BatchWriteItem"] > len(lines) / 25, "every batch went through the proxy"
     written = scan_all(direct, faulted)
     assert len(written) == len(items)
     assert written == scan_all(direct, reference), "the faulted writes hold exactly what the plain path wrote"
+    missing = {kind: counters.get(kind, 0) for kind in FAULT_KINDS if not counters.get(kind)}
+    assert not missing, f"faults never met: {missing}; counters {counters}"
+    assert counters["op:BatchWriteItem"] > len(lines) / 25, "every batch went through the proxy"
