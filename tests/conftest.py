@@ -342,15 +342,20 @@ def pitr_standin(local_aws: LocalAws, tmp_path_factory: pytest.TempPathFactory) 
 
 @pytest.fixture(scope="session")
 def second_dynamodb(local_aws: LocalAws, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fronted]:
-    """Another server of this run's backend (a second "region"), behind the session's front door: use
-    ``.url`` and ``.client()``."""
+    """Another server of this run's backend (a second "region") with a PITR stand-in of its own in front,
+    as the session's has (it answers what the backend lacks: DynamoDB Local has no tagging, neither has
+    PITR), behind the session's front door: use ``.url`` and ``.client()``."""
     assert local_aws.door is not None
-    server = front(start_on_free_port(start_dynamodb_backend, tmp_path_factory.mktemp("second_dynamodb")),
-                   local_aws.door)
+    state = tmp_path_factory.mktemp("second_dynamodb")
+    backend = start_on_free_port(start_dynamodb_backend, state)
     try:
-        yield server
+        server = front(start_standin(backend, local_aws.moto, state), local_aws.door)
+        try:
+            yield server
+        finally:
+            server.stop()
     finally:
-        server.stop()
+        backend.stop()
 
 
 @pytest.fixture
