@@ -24,6 +24,7 @@ from dynamodb_backup.errors import BackupError
 from dynamodb_backup.formats.catalog import latest_complete, scan_listings
 from dynamodb_backup.formats.layout import S3Location, check_table_name
 from dynamodb_backup.operators.clients import aws_client
+from dynamodb_backup.operators.mistakes import aws_mistakes
 
 RESTORE_GROUP = "restore"
 
@@ -55,6 +56,7 @@ class StartDrillOperator(_DrillFields):
     folders are all incomplete fails it.
     """
 
+    @aws_mistakes
     def execute(self, context: Context) -> dict[str, Any]:
         started = datetime.now(UTC)
         base = S3Location.parse(f"s3://{self.bucket}/{self.prefix}", "bucket/prefix")
@@ -90,6 +92,7 @@ class ClaimScratchOperator(_DrillFields):
         super().__init__(**kwargs)
         self.start, self.target = start, target
 
+    @aws_mistakes
     def execute(self, context: Context) -> str | None:
         owner = drill_tag_value(self.dag_id, str(context["run_id"]))
         target = self.target if isinstance(self.target, dict) else {}  # None: ensure_table failed
@@ -123,6 +126,7 @@ class FinishDrillOperator(_DrillFields):
         super().__init__(**kwargs)
         self.start, self.verified, self.put_extra = start, verified, put_extra or {}
 
+    @aws_mistakes
     def execute(self, context: Context) -> dict[str, Any]:
         try:
             removed = delete_scratch(aws_client("dynamodb", self.aws_conn_id), self.scratch())
