@@ -56,9 +56,11 @@ $(AIRFLOW_HOME)/airflow.db: $(VENV)/.installed
 	$(VENV)/bin/airflow db migrate >/dev/null
 	touch $@
 
-# Java only when the backend is DynamoDB Local; where it cannot be installed, say how to choose dynalite.
-backend-packages:  ## install Java with apt-get when LOCAL_DYNAMODB_BACKEND is ddblocal and java is missing
-	@if [[ "$(LOCAL_DYNAMODB_BACKEND)" == ddblocal ]]; then \
+# Java only when the backend is DynamoDB Local (or for `make bench`, which measures both); where it
+# cannot be installed, say how to choose dynalite.
+NEEDS_JAVA := $(filter ddblocal,$(LOCAL_DYNAMODB_BACKEND) $(DYNAMODB_BACKEND))$(filter bench,$(MAKECMDGOALS))
+backend-packages:  ## install Java with apt-get when the DynamoDB backend is ddblocal and java is missing
+	@if [[ -n "$(NEEDS_JAVA)" ]]; then \
 		bash include/system_packages.sh "make $(or $(firstword $(MAKECMDGOALS)),backend-packages)" $(JAVA_PACKAGE) \
 		|| { echo "or use the Node backend: make $(firstword $(MAKECMDGOALS)) DYNAMODB_BACKEND=dynalite" >&2; exit 1; }; fi
 
@@ -95,7 +97,7 @@ test: test-packages install  ## the whole suite against real local servers, the 
 	DYNAMODB_BACKEND=$(OTHER_BACKEND) $(VENV)/bin/pytest -n 2 --dist loadfile -m "not e2e" tests/integration tests/dags
 	$(VENV)/bin/pytest -m e2e tests/e2e
 
-test-fast: install  ## everything but the slow and end-to-end tests
+test-fast: backend-packages install  ## everything but the slow and end-to-end tests
 	$(VENV)/bin/pytest -m "not slow and not e2e" -n 2 --dist loadfile
 
 lint: install
