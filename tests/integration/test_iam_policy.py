@@ -48,6 +48,7 @@ import botocore.session
 import orjson
 import pytest
 
+from capacity_backups import INDEX_WCU, SPEC, TABLE_RCU, TABLE_WCU, gsi_bound_backup
 from demo_data import TABLE_SPECS, all_types_items, create_table, put_items, referrer_items
 from dynamodb_backup.aws.s3writer import S3ObjectWriter
 from dynamodb_backup.aws.wire import DynamoDBConnection
@@ -57,12 +58,16 @@ from dynamodb_backup.commands import client_factory
 from dynamodb_backup.formats.layout import SIDECAR, S3Location
 from dynamodb_backup.restore.checkpoint import CHECKPOINT_DIR, Checkpoints, default_checkpoint_base
 from dynamodb_backup.restore.inspection import inspect_folder
+from dynamodb_backup.restore.loadcapacity import apply_settings, is_on_demand, settle_command
 from faultproxy import Principal
 
 REPO = Path(__file__).resolve().parents[2]
 POLICY = json.loads((REPO / "include" / "iam-policy.json").read_text())
 #: Added only where a restore may replace its target (replace_table): DeleteTable on those tables.
 REPLACE_POLICY = json.loads((REPO / "include" / "iam-policy-replace.json").read_text())
+#: Added only where a restore loads at a load capacity (load_capacity / --load-capacity): UpdateTable on those
+#: targets, to settle them to the backup's capacities (and to switch an existing provisioned one for the load).
+LOAD_CAPACITY_POLICY = json.loads((REPO / "include" / "iam-policy-load-capacity.json").read_text())
 DATE = datetime(2024, 7, 1, 3, 0, 0, tzinfo=UTC)
 #: moto's account (S3, SNS, KMS); DynamoDB's is read from a TableArn.
 MOTO_ACCOUNT = "123456789012"
@@ -78,6 +83,7 @@ SID_PRUNE = "PruneOldBackupVersionsNarrowToYourBucketArnSlashPrefixSlashStar"
 SID_NOTICES = "NoticesPublishNarrowToYourFailureTopicArn"
 SID_KMS = "SseKmsOnlyThroughS3NarrowToYourBucketKeyArn"
 SID_REPLACE = "ReplaceTablesNarrowToTheTableArnsYouRestoreWithReplaceTable"
+SID_LOAD_CAPACITY = "LoadCapacityNarrowToTheTableArnsYouRestoreWithLoadCapacity"
 
 #: API operations whose IAM action has another name.
 ACTION_OF = {
@@ -324,6 +330,8 @@ class Scope:
     replaced: tuple[str, ...] = ()
     #: A restore drill's scratch tables (``<table>-drill``): restore targets it also deletes.
     drills: tuple[str, ...] = ()
+    #: Restore targets loaded at a load capacity: restore targets whose capacities it also updates.
+    loaded: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, ddb: Any, sources: tuple[str, ...], targets: tuple[str, ...], bucket: str, prefix: str,
@@ -351,6 +359,7 @@ NARROWING: dict[str, Callable[[Scope], list[str]]] = {
     SID_NOTICES: lambda s: [s.topic_arn] if s.topic_arn else [],
     SID_KMS: lambda s: [s.key_arn] if s.key_arn else [],
     SID_REPLACE: lambda s: [s.table(t) for t in s.replaced],
+    SID_LOAD_CAPACITY: lambda s: [s.table(t) for t in s.loaded],
 }
 
 
@@ -460,13 +469,17 @@ def test_evaluator_refuses_what_the_policy_does_not_grant():
     assert not allowed(POLICY, "s3:DeleteBucket", "arn:aws:s3:::b")
     assert not allowed(POLICY, "s3:PutObject", "arn:aws:s3:::b")  # objects only, not the bucket
     assert not allowed(POLICY, "iam:PassRole", "arn:aws:iam::111122223333:role/r")
-    for statement in POLICY["Statement"] + REPLACE_POLICY["Statement"]:
+    for statement in POLICY["Statement"] + REPLACE_POLICY["Statement"] + LOAD_CAPACITY_POLICY["Statement"]:
         assert statement["Effect"] == "Allow"
         assert re.fullmatch("[A-Za-z0-9]+", statement["Sid"]) and "NarrowTo" in statement["Sid"], statement["Sid"]
         assert statement["Sid"] in NARROWING, statement["Sid"]
         assert all("*" not in a for a in as_list(statement["Action"])), f"wildcard action in {statement['Sid']}"
-    sids = [s["Sid"] for s in POLICY["Statement"]]
+    sids = [s["Sid"] for p in (POLICY, REPLACE_POLICY, LOAD_CAPACITY_POLICY) for s in p["Statement"]]
     assert len(set(sids)) == len(sids)
+    # Capacities change only with the load-capacity add-on, and it grants nothing else.
+    assert [(s["Sid"], as_list(s["Action"])) for s in LOAD_CAPACITY_POLICY["Statement"]] == [
+        (SID_LOAD_CAPACITY, ["dynamodb:UpdateTable"])]
+    assert allowed(with_(POLICY, LOAD_CAPACITY_POLICY), "dynamodb:UpdateTable", table)
     kms = next(s for s in POLICY["Statement"] if any(a.startswith("kms:") for a in as_list(s["Action"])))
     assert kms["Condition"] == {"StringLike": {"kms:ViaService": "s3.*.amazonaws.com"}}
 
@@ -551,6 +564,12 @@ def test_the_narrowed_policy_denies_tables_buckets_and_prefixes_outside_it():
     assert not allowed(policy, "kms:Decrypt", scope.key_arn, {"kms:ViaService": "dynamodb.us-east-1.amazonaws.com"})
     assert not allowed(policy, "kms:Decrypt", scope.key_arn)
     assert allowed(policy, "kms:Decrypt", scope.key_arn, {"kms:ViaService": "s3.us-east-1.amazonaws.com"})
+    loading = narrow(with_(POLICY, LOAD_CAPACITY_POLICY), replace(scope, loaded=("dst-staging",)))
+    assert allowing(loading, "dynamodb:UpdateTable", dst) == [SID_LOAD_CAPACITY]
+    for other in (src, scope.table("src-drill"), f"{dst}/index/by-x", table_arn("us-east-1", "999999999999",
+                                                                             "dst-staging")):
+        assert not allowed(loading, "dynamodb:UpdateTable", other), other
+    assert not allowed(policy, "dynamodb:UpdateTable", dst)  # only the add-on grants it
     with pytest.raises(AssertionError, match="no narrowing known"):
         narrow(with_(POLICY, {"Statement": [{"Sid": "Anything", "Effect": "Allow", "Action": "s3:GetObject",
                                              "Resource": "*"}]}), scope)
@@ -708,7 +727,8 @@ def test_the_run_made_every_kind_of_call(run):
 
 def test_every_call_of_the_run_is_allowed_by_the_policy_narrowed_to_its_arns(run):
     policy = run.policy
-    assert {s["Sid"] for s in policy["Statement"]} == set(NARROWING)
+    # The load-capacity add-on is checked by its own runs (test_a_restore_with_load_capacity_...).
+    assert {s["Sid"] for s in policy["Statement"]} == set(NARROWING) - {SID_LOAD_CAPACITY}
     assert run.denied(policy) == []
     # What each role turned out to need (shown with -s).
     roles: dict[str, set[str]] = {}
@@ -1114,3 +1134,166 @@ def test_a_restore_without_one_needed_action_fails_naming_it(enforced, action, c
     assert code != 0
     assert action in text, text
     assert enforced.door.counters[f"denied:{action}"] > before
+
+
+# --- load capacity: the add-on policy's UpdateTable, enforced at the front door ------------------------------
+
+
+@dataclass
+class Loading:
+    """A provisioned source (a GSI, capacities in its sidecar) backed up by the test's administrator, and two
+    restore targets for ``--load-capacity on-demand``: ``new`` (created by the restore) and ``existing``
+    (provisioned at 4 RCU / 6 WCU, empty)."""
+
+    local_aws: Any
+    folder: str
+    bucket: str
+    new: str
+    existing: str
+
+    @property
+    def door(self) -> Any:
+        return self.local_aws.door
+
+    def scope(self) -> Scope:
+        return Scope(self.local_aws.region, Accounts(self.door.account), (), (self.new, self.existing), self.bucket,
+                     "backups", loaded=(self.new, self.existing))
+
+    def restore(self, target: str) -> list[str]:
+        argv = ["restore", self.folder, "--table", target, "--load-capacity", "on-demand", "--workers", "1"]
+        return argv + (["--create-table"] if target == self.new else [])
+
+
+LOADED_ITEMS = 30
+#: The existing target's own capacities (what it goes back to after the load).
+EXISTING_THROUGHPUT = {"ReadCapacityUnits": 4, "WriteCapacityUnits": 6}
+
+
+@pytest.fixture
+def loading(local_aws, monkeypatch) -> Iterator[Loading]:
+    uid = uuid.uuid4().hex[:8]
+    source, bucket = f"t-iam-load-{uid}", f"b-iam-load-{uid}"
+    ddb = local_aws.dynamodb_client()
+    local_aws.s3_client().create_bucket(Bucket=bucket)
+    folder = gsi_bound_backup(local_aws, bucket, source, LOADED_ITEMS)  # as the administrator
+    setup = Loading(local_aws, f"{folder.uri}/", bucket, f"{source}-new", f"{source}-existing")
+    ddb.create_table(TableName=setup.existing, KeySchema=SPEC["KeySchema"],
+                     AttributeDefinitions=SPEC["AttributeDefinitions"][:2], BillingMode="PROVISIONED",
+                     ProvisionedThroughput=EXISTING_THROUGHPUT)
+    ddb.get_waiter("table_exists").wait(TableName=setup.existing, WaiterConfig={"Delay": 0.2})
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ROLE_KEY)  # from here on, every call is the role's
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", ROLE_SECRET)
+    yield setup
+    local_aws.door.remove_principal(ROLE_KEY)
+
+
+def door_changes(door: Any, before: Counter[str]) -> dict[str, int]:
+    made = Counter(door.counters)
+    made.subtract(before)
+    return {k: n for k, n in made.items() if n}
+
+
+def table_now(local_aws: Any, table: str) -> dict[str, Any]:
+    """The table as the administrator sees it (a client made here with the test credentials, not recorded)."""
+    ddb = local_aws.dynamodb_client(aws_access_key_id="testing", aws_secret_access_key="testing")
+    described: dict[str, Any] = ddb.describe_table(TableName=table)["Table"]
+    described["Count"] = ddb.scan(TableName=table, Select="COUNT")["Count"]  # a few dozen items: one page
+    return described
+
+
+def throughput(described: dict[str, Any]) -> dict[str, int]:
+    return {k: described["ProvisionedThroughput"][k] for k in ("ReadCapacityUnits", "WriteCapacityUnits")}
+
+
+def sidecar_settle(table: str) -> dict[str, Any]:
+    """The UpdateTable that gives ``table`` the source's capacities as its sidecar holds them."""
+    return {"TableName": table, "BillingMode": "PROVISIONED",
+            "ProvisionedThroughput": {"ReadCapacityUnits": TABLE_RCU, "WriteCapacityUnits": TABLE_WCU},
+            "GlobalSecondaryIndexUpdates": [{"Update": {"IndexName": "byStatus", "ProvisionedThroughput": {
+                "ReadCapacityUnits": 3, "WriteCapacityUnits": INDEX_WCU}}}]}
+
+
+def test_a_restore_with_load_capacity_runs_under_the_policy_and_its_add_on_with_no_denial(loading, capsys):
+    """On demand into a new table made from a provisioned sidecar, then settled to the sidecar's capacities;
+    and into an existing provisioned table, switched to on-demand for the load and back."""
+    scope = loading.scope()
+    give_role(loading, narrow(with_(POLICY, LOAD_CAPACITY_POLICY), scope))
+    before = Counter(loading.door.counters)
+    with recording() as calls:
+        assert run_cli(*loading.restore(loading.new)) == 0, capsys.readouterr().err
+        assert run_cli(*loading.restore(loading.existing)) == 0, capsys.readouterr().err
+    made = door_changes(loading.door, before)
+    assert {k: n for k, n in made.items() if k.startswith(("denied:", "refused:"))} == {}
+    # One settle of the new table; the existing one switched to on-demand and back.
+    assert made.get("allowed:dynamodb:UpdateTable") == 3, made
+    assert made.get("allowed:dynamodb:CreateTable") == 1 and made.get("allowed:dynamodb:BatchWriteItem", 0) >= 2, made
+    new, existing = table_now(loading.local_aws, loading.new), table_now(loading.local_aws, loading.existing)
+    settle = sidecar_settle(loading.new)
+    assert new["BillingModeSummary"]["BillingMode"] == "PROVISIONED" and new["TableStatus"] == "ACTIVE"
+    assert throughput(new) == settle["ProvisionedThroughput"]
+    [gsi] = new["GlobalSecondaryIndexes"]
+    assert throughput(gsi) == settle["GlobalSecondaryIndexUpdates"][0]["Update"]["ProvisionedThroughput"]
+    assert existing["BillingModeSummary"]["BillingMode"] == "PROVISIONED" and throughput(existing) == \
+        EXISTING_THROUGHPUT
+    assert "LastUpdateToPayPerRequestDateTime" in existing["BillingModeSummary"]  # it really was switched
+    assert new["Count"] == existing["Count"] == LOADED_ITEMS
+    # The recorded calls agree: the narrowed policies allow them all; without the add-on only UpdateTable on
+    # the two targets is denied, and the add-on narrowed to the new table alone denies the existing one's.
+    accounts = scope.accounts
+    assert denied_calls(calls, narrow(with_(POLICY, LOAD_CAPACITY_POLICY), scope), accounts) == []
+    assert denied_calls(calls, narrow(POLICY, scope), accounts) == sorted(
+        ("dynamodb:UpdateTable", scope.table(t)) for t in (loading.new, loading.existing))
+    only_new = narrow(with_(POLICY, LOAD_CAPACITY_POLICY), replace(scope, loaded=(loading.new,)))
+    assert denied_calls(calls, only_new, accounts) == [("dynamodb:UpdateTable", scope.table(loading.existing))]
+
+
+def test_a_restore_with_load_capacity_without_the_add_on_fails_naming_update_table(loading, capsys, caplog):
+    """Without iam-policy-load-capacity.json: into a new table the restore loads and verifies, then its settle
+    is denied: exit 1, the data stays loaded (on demand), and one line says so and gives the command that
+    finishes it. Into an existing provisioned table the switch to on-demand is denied before any write."""
+    caplog.set_level(logging.INFO)
+    scope = loading.scope()
+    give_role(loading, narrow(POLICY, scope))
+    before = Counter(loading.door.counters)
+    capsys.readouterr()
+    code = run_cli(*loading.restore(loading.new))
+    out, err = capsys.readouterr()
+    made = door_changes(loading.door, before)
+    assert code == 1, err
+    # Denied once at the door (not retried), and nothing else was refused.
+    assert {k: n for k, n in made.items() if k.startswith(("denied:", "refused:"))} == {
+        "denied:dynamodb:UpdateTable": 1, "refused:AccessDeniedException": 1}, made
+    # What a terminal shows: the CLI's stderr, and its log records at INFO and above (the CLI's logging.basicConfig
+    # sends those to stderr too; under pytest they land in caplog instead).
+    logged = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    finishing = [line for line in [*err.splitlines(), *logged] if "Finish with:" in line]
+    assert len(finishing) == 1, finishing
+    [line] = finishing
+    settle = sidecar_settle(loading.new)
+    assert line.startswith(f"the data is loaded, but {loading.new} could not be given its final capacities"), line
+    assert "AccessDeniedException" in line and "not authorized to perform: dynamodb:UpdateTable" in line, line
+    assert line.endswith(f"Finish with: {settle_command(settle)}"), line
+    # Verified before the settle was tried.
+    assert f"verified: {LOADED_ITEMS} items in {loading.new}, {LOADED_ITEMS} in the backup (digests equal)" in out, out
+    new = table_now(loading.local_aws, loading.new)
+    assert new["Count"] == LOADED_ITEMS  # nothing lost
+    assert new["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"  # left at its load capacity
+    # The line's command finishes it (run by someone allowed to).
+    admin = loading.local_aws.dynamodb_client(aws_access_key_id="testing", aws_secret_access_key="testing")
+    assert apply_settings(admin, settle)
+    settled_now = table_now(loading.local_aws, loading.new)
+    assert settled_now["BillingModeSummary"]["BillingMode"] == "PROVISIONED"
+    assert throughput(settled_now) == settle["ProvisionedThroughput"]
+
+    before = Counter(loading.door.counters)
+    code = run_cli(*loading.restore(loading.existing))
+    err = capsys.readouterr().err
+    made = door_changes(loading.door, before)
+    assert code != 0, err
+    assert made.get("denied:dynamodb:UpdateTable") == 1, made
+    assert "allowed:dynamodb:BatchWriteItem" not in made, made  # refused before any write
+    assert "dynamodb:UpdateTable" in err and "Nothing was written" in err, err
+    existing = table_now(loading.local_aws, loading.existing)
+    assert existing["Count"] == 0
+    # Never switched: still provisioned at its own capacities (a table never switched may have no BillingModeSummary).
+    assert not is_on_demand(existing) and throughput(existing) == EXISTING_THROUGHPUT

@@ -257,7 +257,9 @@ def run_restore(make_client: ClientFactory, request: RestoreRequest, processes: 
     # Settled after verification either way: a failed verification is said on its own, and a table
     # left at its load capacity would cost what the operator did not ask for.
     started = time.perf_counter()
-    failure = settle_or_say(dynamodb, target.get("settle"), log.info, log.warning)
+    # A failed settle's line is returned in the outcome and said once, by the caller (the CLI prints it);
+    # logged here at DEBUG, since the CLI's log also goes to stderr and the line would show twice.
+    failure = settle_or_say(dynamodb, target.get("settle"), log.info, log.debug)
     if target.get("settle") is not None:
         seconds["settle"] = time.perf_counter() - started
     return RestoreOutcome(source, validation, target, load, report, seconds, pace, failure)
