@@ -3,8 +3,8 @@
 
 ``make airflow`` runs ``python include/local_airflow.py start``, which:
 
-1. starts (or reuses) dynalite, moto and the PITR stand-in in front of dynalite through
-   ``include/local_aws.py`` (PID files in ``.state``; DynamoDB clients talk to the stand-in);
+1. starts (or reuses) the local DynamoDB (DynamoDB Local or dynalite), moto and the PITR stand-in in front of it
+   through ``include/local_aws.py`` (PID files in ``.state``; DynamoDB clients talk to the stand-in);
 2. migrates the metadata database in ``$AIRFLOW_HOME`` (default ``.state/airflow``) and applies
    ``airflow_settings.yaml`` (connections, pools, variables) with ``include/airflow_settings_loader.py``;
    the connections are also given to every Airflow process as ``AIRFLOW_CONN_*`` variables;
@@ -534,7 +534,7 @@ def _read_pid(state_dir: Path) -> int | None:
 
 
 def _local_aws_env(state_dir: Path) -> dict[str, str]:
-    """Start (or reuse) dynalite, moto and the PITR stand-in in front of dynalite on their default
+    """Start (or reuse) the local DynamoDB, moto and the PITR stand-in in front of it on their default
     ports; their endpoint variables (DynamoDB is the stand-in)."""
     servers = {server.name: server for server, _ in ensure_stack(stack_ports_from_env(), state_dir)}
     return env_vars(servers[PITR].url, servers[MOTO].url, access_key=os.environ.get("AWS_ACCESS_KEY_ID") or "local",

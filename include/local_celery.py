@@ -3,7 +3,8 @@
 
 ``make airflow-celery`` runs ``python include/local_celery.py start``, which:
 
-1. starts (or reuses) dynalite, moto and the PITR stand-in like ``make airflow``;
+1. starts (or reuses) the local DynamoDB (DynamoDB Local or dynalite), moto and the PITR stand-in
+   as ``make airflow`` does;
 2. starts our own Postgres cluster (``.state/celery/postgres``; Debian's ``postgresql``, run as the
    ``postgres`` user when we are root, since Postgres refuses root) as the metadata database and the
    Celery result backend, and Redis (Debian's ``redis-server``) as the Celery broker, on free ports;
