@@ -98,7 +98,8 @@ def test_request_errors_name_the_parameter(change, message):
 
 def cli_args(**kwargs):
     base = {"read_ratio": 0.25, "write_ratio": 0.5, "segments": None, "total_sections": None, "section": None,
-            "verify": False, "on_demand_capacity": 100.0}
+            "verify": False, "on_demand_capacity": 100.0, "source_table": "orders", "dest_table": "orders-copy",
+            "checkpoint_dir": None}
     return argparse.Namespace(**{**base, **kwargs})
 
 
@@ -112,6 +113,9 @@ def cli_args(**kwargs):
     ({"write_ratio": 0.001}, "--write-ratio must be between"),
     ({"segments": 0}, "--segments must be at least 1"),
     ({"on_demand_capacity": -1}, "--on-demand-capacity must be positive"),
+    ({"source_table": "a"}, "--source-table"),
+    ({"dest_table": "bad name!"}, "--dest-table"),
+    ({"checkpoint_dir": __file__}, "--checkpoint-dir .*exists and is not a directory"),
 ])
 def test_cli_flag_combinations(kwargs, message):
     with pytest.raises(ParameterError, match=message):
