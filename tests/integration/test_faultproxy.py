@@ -33,13 +33,18 @@ def client(service: str, url: str):
     return boto3.client(service, endpoint_url=url, region_name="us-east-1", config=NO_RETRY)
 
 
+def wait_for_table(ddb: Any, name: str) -> None:
+    """A new table is CREATING for a moment on AWS and dynalite (DynamoDB Local: ACTIVE at once)."""
+    while ddb.describe_table(TableName=name)["Table"]["TableStatus"] != "ACTIVE":
+        time.sleep(0.05)
+
+
 def provisioned(local_aws, name: str, rcu: int, wcu: int, items: int = 0) -> None:
     ddb = local_aws.dynamodb_client()
     ddb.create_table(TableName=name, AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
                      KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
                      ProvisionedThroughput={"ReadCapacityUnits": rcu, "WriteCapacityUnits": wcu})
-    while ddb.describe_table(TableName=name)["Table"]["TableStatus"] != "ACTIVE":
-        time.sleep(0.05)
+    wait_for_table(ddb, name)
     for start in range(0, items, 25):
         ddb.batch_write_item(RequestItems={name: [
             {"PutRequest": {"Item": {"pk": {"S": f"k{i:05d}"}, "v": {"S": "x" * 3000}}}}
@@ -240,6 +245,7 @@ def test_correctly_signed_calls_pass(door, table_name, s3_bucket):
     ddb = door.client("dynamodb")
     ddb.create_table(TableName=table_name, AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
                      KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}], BillingMode="PAY_PER_REQUEST")
+    wait_for_table(ddb, table_name)
     ddb.put_item(TableName=table_name, Item={"pk": {"S": "a b/ü"}, "v": {"N": "1"}})
     assert ddb.get_item(TableName=table_name, Key={"pk": {"S": "a b/ü"}})["Item"]["v"] == {"N": "1"}
     s3 = door.client("s3")
@@ -314,6 +320,7 @@ def test_tampered_requests_are_refused(door, table_name, s3_bucket):
     local = door.client("dynamodb")
     local.create_table(TableName=table_name, AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
                        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}], BillingMode="PAY_PER_REQUEST")
+    wait_for_table(local, table_name)
     for change in (
         lambda r: setattr(r, "body", r.body.replace(b'"a"', b'"b"')),  # the body
         lambda r: r.headers.__setitem__("X-Amz-Target", "DynamoDB_20120810.DeleteItem"),  # a signed header
@@ -440,6 +447,7 @@ def test_policies_allow_deny_explicitly_and_match_wildcards(door, table_name, s3
     door.client("dynamodb").create_table(
         TableName=table_name, AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}], BillingMode="PAY_PER_REQUEST")
+    wait_for_table(door.client("dynamodb"), table_name)
     table = f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/{table_name}"
     policy = {"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": ["dynamodb:Get*", "dynamodb:PutIt?m", "dynamodb:DeleteItem"],

@@ -1,6 +1,6 @@
 """A restore bound by a small GSI: it says so before loading, shows progress, and can load on demand and settle.
 
-Against the session's servers (dynalite behind the PITR stand-in, which enforces AWS's limit on
+Against the session's servers (DynamoDB Local or dynalite behind the PITR stand-in, which enforces AWS's limit on
 switching a table to on-demand). No timed assertions: lines and calls are counted.
 """
 
@@ -57,7 +57,12 @@ def test_a_restore_bound_by_a_small_gsi_says_so_before_loading_and_shows_progres
     progress = [m for m in said if m.startswith(f"restore {table_name}-copy: ")]
     assert progress[-1].startswith(f"restore {table_name}-copy: 100 of 100 items") and progress[-1].endswith(
         "(finished)")
-    assert len(progress) >= 2, progress  # lines while loading (every 0.2 s of a paced load), then the last
+    if local_aws.is_ddblocal:
+        # Lines while loading (every 0.2 s of a load the GSI paces), then the last. The pacing needs the
+        # per-index ConsumedCapacity that AWS and DynamoDB Local report; dynalite reports the table's only,
+        # so there the GSI's share is never charged and 100 items go in one burst (the pace line, computed
+        # from DescribeTable, is asserted above on both).
+        assert len(progress) >= 2, progress
     assert outcome.pace is not None and outcome.pace.bound.name == "GSI 'byStatus'"
 
 
