@@ -12,7 +12,7 @@ from dynamodb_backup.aws.tablecreate import table_exists
 from dynamodb_backup.backup.export import ExportSettings
 from dynamodb_backup.backup.job import BackupRequest, run_backup
 from dynamodb_backup.commands import client_factory
-from dynamodb_backup.formats.codec import TableDigest, encode_item
+from dynamodb_backup.formats.codec import TableDigest, canonical_bytes, encode_item
 from dynamodb_backup.formats.layout import S3Location, backup_folder
 from dynamodb_backup.formats.manifest import render_manifest
 from dynamodb_backup.restore.job import RestoreOutcome, RestoreRequest, run_restore
@@ -85,6 +85,12 @@ def scan_all(client: Any, table: str) -> list[dict[str, Any]]:
         if "LastEvaluatedKey" not in page:
             return items
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def assert_holds_exactly(client: Any, table: str, items: list[dict[str, Any]]) -> None:
+    """The table holds these items and no others, value for value (in any order)."""
+    stored = scan_all(client, table)
+    assert sorted(canonical_bytes(i) for i in stored) == sorted(canonical_bytes(i) for i in items)
 
 
 def digest(client: Any, table: str) -> tuple[int, str]:

@@ -17,11 +17,12 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError, SSLError
 
+from backup_folders import assert_holds_exactly
 from demo_data import TABLE_SPECS, all_types_items, create_table
 from dynamodb_backup.aws.retry import MalformedResponseError, is_retryable
 from dynamodb_backup.aws.throttle import TokenBucket
 from dynamodb_backup.aws.wire import DynamoDBConnection
-from dynamodb_backup.formats.codec import canonical_bytes, encode_item
+from dynamodb_backup.formats.codec import encode_item
 from dynamodb_backup.restore.fastwrite import WireBatchWriter, batch_write_body
 from faultproxy import DynamoDBFaultProxy, DynamoFaults
 
@@ -227,14 +228,7 @@ def test_a_writer_on_the_connection_lands_every_item_through_every_kind_of_fault
     for fault in ("throttling", "internal_error", "drop_before", "drop_after", "withheld_items"):
         assert counters.get(fault, 0) > 0, f"no {fault} was injected: {counters}"
     assert writer.stats.items == len(items) and writer.stats.unprocessed_retries > 0
-    stored, kwargs = [], {"TableName": table_name}
-    while True:
-        page = ddb.scan(**kwargs)
-        stored += page["Items"]
-        if "LastEvaluatedKey" not in page:
-            break
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-    assert sorted(canonical_bytes(i) for i in stored) == sorted(canonical_bytes(i) for i in items)
+    assert_holds_exactly(ddb, table_name, items)
 
 
 def test_a_later_copy_of_a_key_lands_last_on_the_connection(local_aws, table_name):

@@ -23,11 +23,11 @@ import pytest
 from botocore.credentials import CredentialProvider, CredentialResolver, RefreshableCredentials
 from botocore.stub import Stubber
 
-from backup_folders import datapipeline_folder, dp_lines, gz, scan_all, simple_items
+from backup_folders import assert_holds_exactly, datapipeline_folder, dp_lines, gz, simple_items
 from demo_data import all_types_items
 from dynamodb_backup.aws.throttle import TokenBucket
 from dynamodb_backup.aws.wire import DynamoDBConnection
-from dynamodb_backup.formats.codec import canonical_bytes, encode_item
+from dynamodb_backup.formats.codec import encode_item
 from dynamodb_backup.restore.fastwrite import WireBatchWriter
 from dynamodb_backup.restore.inspection import inspect_folder
 from dynamodb_backup.restore.steps import load_files
@@ -93,8 +93,7 @@ def test_user_hooks_see_every_write_with_its_real_items(local_aws, table_name):
         writer.put(encode_item(item), f"f:{n + 1}")
     writer.flush()
     assert seen == [item["pk"]["S"] for item in items] and len(sent) == 3
-    stored = scan_all(local_aws.dynamodb_client(), table_name)
-    assert sorted(canonical_bytes(i) for i in stored) == sorted(canonical_bytes(i) for i in items)
+    assert_holds_exactly(local_aws.dynamodb_client(), table_name, items)
 
 
 # --------------------------------------------------------------------------- the strict front door
@@ -170,8 +169,7 @@ def test_a_batch_that_waits_more_than_5_minutes_for_its_pace_is_signed_after_the
     whole_waits = [-w for w in bucket.waits if w < 0]
     assert len(whole_waits) == 2 and min(whole_waits) > 300, whole_waits
     assert door.counters["requests"] == 3 and door.refused() == 0, door.counters
-    stored = scan_all(local_aws.dynamodb_client(), table_name)
-    assert sorted(canonical_bytes(i) for i in stored) == sorted(canonical_bytes(i) for i in items)
+    assert_holds_exactly(local_aws.dynamodb_client(), table_name, items)
 
 
 def test_an_expired_signature_is_signed_again_and_resent_once(local_aws, table_name):
@@ -251,8 +249,7 @@ def test_credentials_that_expire_mid_restore_are_refreshed_and_later_requests_ca
     switched = admitted.index("ASIASECONDKEY")
     assert set(admitted[switched:]) == {"ASIASECONDKEY"}, "a request after the refresh carried the old key"
     assert door.refused() == 0, door.counters
-    stored = scan_all(local_aws.dynamodb_client(), table_name)
-    assert sorted(canonical_bytes(i) for i in stored) == sorted(canonical_bytes(i) for i in items)
+    assert_holds_exactly(local_aws.dynamodb_client(), table_name, items)
 
 
 @contextmanager
@@ -285,8 +282,7 @@ def test_the_botocore_writer_paced_past_5_minutes_signs_after_the_wait_too(local
         writer.flush()
     assert min(-w for w in bucket.waits if w < 0) > 300
     assert door.counters["requests"] == 3 and door.refused() == 0, door.counters
-    stored = scan_all(local_aws.dynamodb_client(), table_name)
-    assert sorted(canonical_bytes(i) for i in stored) == sorted(canonical_bytes(i) for i in items)
+    assert_holds_exactly(local_aws.dynamodb_client(), table_name, items)
 
 
 def test_an_expired_signature_on_the_botocore_path_is_signed_again_once(local_aws, table_name):
