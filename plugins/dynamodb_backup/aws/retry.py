@@ -73,20 +73,19 @@ class MalformedResponseError(Exception):
     """
 
 
-def is_retryable(exc: BaseException) -> bool:
-    if isinstance(exc, MalformedResponseError):
-        return True
-    if isinstance(exc, ClientError):
-        code = exc.response.get("Error", {}).get("Code", "")
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        return code in RETRYABLE_CODES or int(status or 0) >= 500
-    return isinstance(exc, (BotoConnectionError, HTTPClientError))
-
-
 def error_code(exc: BaseException) -> str:
     if isinstance(exc, ClientError):
         return str(exc.response.get("Error", {}).get("Code", ""))
     return ""
+
+
+def is_retryable(exc: BaseException) -> bool:
+    if isinstance(exc, MalformedResponseError):
+        return True
+    if isinstance(exc, ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return error_code(exc) in RETRYABLE_CODES or int(status or 0) >= 500
+    return isinstance(exc, (BotoConnectionError, HTTPClientError))
 
 
 def is_expired_signature(exc: BaseException) -> bool:

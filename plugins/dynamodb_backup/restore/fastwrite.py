@@ -39,7 +39,13 @@ from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from dynamodb_backup.aws.handlers import foreign_handlers
-from dynamodb_backup.aws.retry import MalformedResponseError, RetrySettings, call_with_retries, is_retryable
+from dynamodb_backup.aws.retry import (
+    MalformedResponseError,
+    RetrySettings,
+    call_with_retries,
+    error_code,
+    is_retryable,
+)
 from dynamodb_backup.aws.throttle import TokenBucket
 from dynamodb_backup.aws.wire import DynamoDBConnection
 from dynamodb_backup.errors import BackupError, CodecError
@@ -292,7 +298,7 @@ class WireBatchWriter:
         self._finish(response, items, lines)
 
     def _refused(self, exc: ClientError, lines: list[tuple[bytes, str]]) -> None:
-        if exc.response.get("Error", {}).get("Code") != "ValidationException":
+        if error_code(exc) != "ValidationException":
             raise exc
         if self.fallback is None:
             raise FastWriteError(f"{lines[0][1]}..: DynamoDB refused the batch: {exc}") from None
