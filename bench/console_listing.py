@@ -34,7 +34,7 @@ from botocore.config import Config
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "plugins"), str(ROOT / "include")]
 
-from dynamodb_backup.backup.usage import UsageTimeline  # noqa: E402
+from dynamodb_backup.aws.usage import UsageTimeline  # noqa: E402
 from dynamodb_backup.console.views import (  # noqa: E402
     TableSource,
     backup_page,

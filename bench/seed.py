@@ -16,7 +16,7 @@ import boto3
 from botocore.config import Config
 
 from dynamodb_backup.formats.codec.wireform import wire_item_from_client
-from dynamodb_backup.restore.fastwrite import batch_write_wire
+from dynamodb_backup.loading.fastwrite import batch_write_wire
 
 from .items import TABLE_SPEC, make_item, split_range
 

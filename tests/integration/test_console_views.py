@@ -110,7 +110,7 @@ def test_pages_drills_and_read_units_of_real_backups(local_aws, s3_bucket, table
 
 
 def test_a_restore_records_its_write_units_beside_its_checkpoints(local_aws, s3_bucket, table_name):
-    from dynamodb_backup.restore.checkpoint import default_checkpoint_base
+    from dynamodb_backup.loading.checkpoint import default_checkpoint_base
     from dynamodb_backup.restore.job import RestoreRequest, run_restore
 
     ddb, s3 = local_aws.dynamodb_client(), local_aws.s3_client()

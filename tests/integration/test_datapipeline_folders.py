@@ -11,7 +11,7 @@ from backup_folders import datapipeline_folder, dp_lines, exists, gz, native_fix
 from dynamodb_backup.errors import BackupFolderError
 from dynamodb_backup.formats.codec import TableDigest
 from dynamodb_backup.formats.layout import S3Location
-from dynamodb_backup.restore.inspection import inspect_folder
+from dynamodb_backup.repository.inspection import inspect_folder
 
 USERS = [
     {"pk": {"S": "user#42"}, "age": {"N": "37"}, "avatar": {"B": b"\x00\x01\x02\xff"}, "active": {"BOOL": True},

@@ -11,8 +11,8 @@ from dynamodb_backup.aws import clients
 from dynamodb_backup.aws.throttle import TokenBucket
 from dynamodb_backup.formats.codec import canonical_bytes, decode_line, encode_item
 from dynamodb_backup.formats.codec.wireform import wire_item_from_line
-from dynamodb_backup.restore.fastwrite import WireBatchWriter, batch_write_wire
-from dynamodb_backup.restore.load import BatchWriter
+from dynamodb_backup.loading.fastwrite import WireBatchWriter, batch_write_wire
+from dynamodb_backup.loading.load import BatchWriter
 from faultproxy import DynamoDBFaultProxy, DynamoFaults
 
 

@@ -56,8 +56,8 @@ from dynamodb_backup.backup.export import ExportSettings
 from dynamodb_backup.backup.job import BackupRequest, run_backup
 from dynamodb_backup.commands import client_factory
 from dynamodb_backup.formats.layout import SIDECAR, S3Location
-from dynamodb_backup.restore.checkpoint import CHECKPOINT_DIR, Checkpoints, default_checkpoint_base
-from dynamodb_backup.restore.inspection import inspect_folder
+from dynamodb_backup.loading.checkpoint import CHECKPOINT_DIR, Checkpoints, default_checkpoint_base
+from dynamodb_backup.repository.inspection import inspect_folder
 from dynamodb_backup.restore.loadcapacity import apply_settings, is_on_demand, settle_command
 from faultproxy import Principal
 

@@ -21,7 +21,7 @@ from dynamodb_backup.commands import client_factory
 from dynamodb_backup.errors import BackupFolderError
 from dynamodb_backup.formats.layout import MANIFEST, SIDECAR, SUCCESS, S3Location
 from dynamodb_backup.incremental.backup import run_incremental_link
-from dynamodb_backup.restore.inspection import inspect_folder
+from dynamodb_backup.repository.inspection import inspect_folder
 
 
 def tick() -> datetime:

@@ -25,7 +25,7 @@ from dynamodb_backup.formats.layout import MANIFEST, SIDECAR, SUCCESS, S3Locatio
 from dynamodb_backup.pitr.job import run_pitr_backup
 from dynamodb_backup.pitr.native import STAGING, ExportFailedError, describe_export
 from dynamodb_backup.pitr.steps import begin_export, conversion_shares
-from dynamodb_backup.restore.inspection import inspect_folder
+from dynamodb_backup.repository.inspection import inspect_folder
 from faultproxy import DynamoDBFaultProxy
 
 FAST = {"poll_seconds": 0.3, "restorable_timeout": 60.0, "export_timeout": 120.0}

@@ -17,8 +17,8 @@ from dynamodb_backup.cli import main
 from dynamodb_backup.errors import CodecError, ParameterError
 from dynamodb_backup.formats.codec import TableDigest
 from dynamodb_backup.formats.layout import S3Location
-from dynamodb_backup.restore.checkpoint import Checkpoints, default_checkpoint_base
-from dynamodb_backup.restore.inspection import inspect_folder
+from dynamodb_backup.loading.checkpoint import Checkpoints, default_checkpoint_base
+from dynamodb_backup.repository.inspection import inspect_folder
 from dynamodb_backup.restore.steps import ensure_target, replace_table
 
 

@@ -22,8 +22,8 @@ from dynamodb_backup.cli import main
 from dynamodb_backup.errors import BackupFolderError, CodecError, ParameterError
 from dynamodb_backup.formats.codec import TableDigest
 from dynamodb_backup.formats.layout import SIDECAR, SUCCESS
-from dynamodb_backup.restore.checkpoint import Checkpoints, default_checkpoint_base
-from dynamodb_backup.restore.inspection import inspect_folder
+from dynamodb_backup.loading.checkpoint import Checkpoints, default_checkpoint_base
+from dynamodb_backup.repository.inspection import inspect_folder
 from dynamodb_backup.restore.steps import load_files, plan_shares
 from dynamodb_backup.restore.verify import table_digest
 
@@ -239,7 +239,7 @@ def test_checkpoints_are_switched_off_when_they_cannot_be_written(local_aws, s3_
 
 
 def test_shares_balance_bytes():
-    from dynamodb_backup.restore.inspection import SourceFile
+    from dynamodb_backup.repository.inspection import SourceFile
 
     files = [SourceFile(f"k{i}", "datapipeline", size) for i, size in enumerate([100, 90, 50, 40, 10, 5])]
     shares = plan_shares(files, 2)

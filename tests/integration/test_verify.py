@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from backup_folders import datapipeline_folder, dp_lines, restore, simple_items
 from demo_data import TABLE_SPECS, all_types_items, create_table, put_items
-from dynamodb_backup.restore.inspection import inspect_folder
+from dynamodb_backup.repository.inspection import inspect_folder
 from dynamodb_backup.restore.verify import backup_digest, sample_differences, table_digest, verify_restore
 
 

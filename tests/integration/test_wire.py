@@ -23,7 +23,7 @@ from dynamodb_backup.aws.retry import MalformedResponseError, is_retryable
 from dynamodb_backup.aws.throttle import TokenBucket
 from dynamodb_backup.aws.wire import DynamoDBConnection
 from dynamodb_backup.formats.codec import encode_item
-from dynamodb_backup.restore.fastwrite import WireBatchWriter, batch_write_body
+from dynamodb_backup.loading.fastwrite import WireBatchWriter, batch_write_body
 from faultproxy import DynamoDBFaultProxy, DynamoFaults
 
 
@@ -250,7 +250,7 @@ def test_clients_whose_calls_someone_else_handles_go_through_botocore(monkeypatc
     from botocore.stub import Stubber
 
     from dynamodb_backup.aws.handlers import foreign_handlers
-    from dynamodb_backup.restore.fastwrite import install_fast_batch_write
+    from dynamodb_backup.loading.fastwrite import install_fast_batch_write
 
     def make(url: str = "http://127.0.0.1:8000", **config: object) -> object:
         return boto3.client("dynamodb", endpoint_url=url, region_name="us-east-1",

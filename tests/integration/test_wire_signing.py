@@ -28,8 +28,8 @@ from demo_data import all_types_items
 from dynamodb_backup.aws.throttle import TokenBucket
 from dynamodb_backup.aws.wire import DynamoDBConnection
 from dynamodb_backup.formats.codec import encode_item
-from dynamodb_backup.restore.fastwrite import WireBatchWriter
-from dynamodb_backup.restore.inspection import inspect_folder
+from dynamodb_backup.loading.fastwrite import WireBatchWriter
+from dynamodb_backup.repository.inspection import inspect_folder
 from dynamodb_backup.restore.steps import load_files
 from faultproxy import DynamoDBFaultProxy
 from faultproxy.base import Response

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import orjson
 
-from dynamodb_backup.backup.usage import RecordingBucket, UsageTimeline, merge, per_second
+from dynamodb_backup.aws.usage import RecordingBucket, UsageTimeline, merge, per_second
 from dynamodb_backup.console.render import chart_svg
 from dynamodb_backup.console.views import allowed_age, worker_rows
 from dynamodb_backup.formats.sidecar import Sidecar

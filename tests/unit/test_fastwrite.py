@@ -12,7 +12,7 @@ from dynamodb_backup.aws.throttle import TokenBucket
 from dynamodb_backup.errors import CodecError
 from dynamodb_backup.formats.codec import canonical_bytes, decode_line, encode_item
 from dynamodb_backup.formats.codec.wireform import wire_item_from_client, wire_item_from_line
-from dynamodb_backup.restore.fastwrite import WireBatchWriter, batch_write_body
+from dynamodb_backup.loading.fastwrite import WireBatchWriter, batch_write_body
 
 
 @pytest.mark.parametrize("item", all_types_items(), ids=lambda i: i["pk"]["S"])
@@ -60,7 +60,7 @@ class FakeClient:
         self.meta = type("M", (), {"events": type("E", (), {"register": lambda *a, **k: None})()})()
 
     def batch_write_item(self, RequestItems, ReturnConsumedCapacity):
-        from dynamodb_backup.restore import fastwrite
+        from dynamodb_backup.loading import fastwrite
 
         body = getattr(fastwrite._pending, "body", None)
         items = orjson.loads(body)["RequestItems"] if body else RequestItems
@@ -122,7 +122,7 @@ class GatedClient(FakeClient):
         self.fail_on = fail_on
 
     def batch_write_item(self, RequestItems, ReturnConsumedCapacity):
-        from dynamodb_backup.restore import fastwrite
+        from dynamodb_backup.loading import fastwrite
 
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)

@@ -19,9 +19,9 @@ from dynamodb_backup.formats.sidecar import Sidecar
 from dynamodb_backup.incremental.apply import LinkReport, decode_change
 from dynamodb_backup.incremental.chain import find_chain
 from dynamodb_backup.pitr.window import iso
-from dynamodb_backup.restore.keyschema import KeyRules
+from dynamodb_backup.repository.digest import BucketedDigest
+from dynamodb_backup.repository.keyschema import KeyRules
 from dynamodb_backup.restore.selection import Selection, parse_keys, partition_value
-from dynamodb_backup.restore.verify import BucketedDigest
 
 
 class Body:

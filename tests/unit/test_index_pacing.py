@@ -12,8 +12,8 @@ import pytest
 
 from dynamodb_backup.aws.throttle import SimulatedClock, TokenBucket
 from dynamodb_backup.backup.plan import index_write_scales
-from dynamodb_backup.restore.fastwrite import WireBatchWriter
-from dynamodb_backup.restore.load import BatchWriter, pacing_units
+from dynamodb_backup.loading.fastwrite import WireBatchWriter
+from dynamodb_backup.loading.load import BatchWriter, pacing_units
 from dynamodb_backup.restore.steps import target_rate_reader
 from dynamodb_backup.tablecopy.plan import CopyPlan, CopyRequest, rate_readers
 
@@ -86,7 +86,7 @@ def test_a_thin_index_sets_the_pace_of_a_load(fast, monkeypatch):
     scales = index_write_scales(description)
     if fast:
         # The fast path swaps the request body in a botocore hook; here the fake sees the call's arguments.
-        monkeypatch.setattr("dynamodb_backup.restore.fastwrite.batch_write_wire",
+        monkeypatch.setattr("dynamodb_backup.loading.fastwrite.batch_write_wire",
                             lambda c, t, items, mode: c.batch_write_item({t: items}, mode))
         writer: Any = WireBatchWriter(client, "T", ["pk"], bucket, index_scales=scales, sleep=clock.sleep)
         for i in range(3000):

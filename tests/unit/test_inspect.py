@@ -13,12 +13,13 @@ from botocore.exceptions import ResponseStreamingError
 from dynamodb_backup.errors import BackupFolderError, CodecError, ParameterError
 from dynamodb_backup.formats.codec import encode_item
 from dynamodb_backup.formats.layout import S3Location
-from dynamodb_backup.restore.checkpoint import default_checkpoint_base, safe_part
-from dynamodb_backup.restore.inspection import BackupSource, SourceFile, resolve_entry
-from dynamodb_backup.restore.keyschema import KeyRules, parse_key_schema, show_key_schema
-from dynamodb_backup.restore.reader import Checksums, CorruptFileError, FileItems, LineReader
+from dynamodb_backup.loading.checkpoint import default_checkpoint_base, safe_part
+from dynamodb_backup.repository.digest import BucketedDigest
+from dynamodb_backup.repository.inspection import BackupSource, SourceFile, resolve_entry
+from dynamodb_backup.repository.keyschema import KeyRules, parse_key_schema, show_key_schema
+from dynamodb_backup.repository.reader import Checksums, CorruptFileError, FileItems, LineReader
 from dynamodb_backup.restore.steps import plan_shares
-from dynamodb_backup.restore.verify import BucketedDigest, _selections
+from dynamodb_backup.restore.verify import _selections
 
 FOLDER = S3Location("copy-bucket", "restored/Users/2024-03-05-04-10-22")
 

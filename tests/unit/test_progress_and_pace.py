@@ -11,7 +11,7 @@ import pytest
 from dynamodb_backup.errors import ParameterError
 from dynamodb_backup.formats.layout import S3Location
 from dynamodb_backup.progress import Progress, ProgressReport
-from dynamodb_backup.restore.inspection import BackupSource, SourceFile
+from dynamodb_backup.repository.inspection import BackupSource, SourceFile
 from dynamodb_backup.restore.loadcapacity import (
     LoadCapacity,
     _pending_changes,

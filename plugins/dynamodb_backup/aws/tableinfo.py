@@ -9,8 +9,33 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from dynamodb_backup.aws.retry import call_with_retries
-from dynamodb_backup.backup.plan import TableFacts
 from dynamodb_backup.errors import ParameterError
+
+
+@dataclass(frozen=True)
+class TableFacts:
+    """What planning needs from DescribeTable."""
+
+    name: str
+    size_bytes: int
+    item_count: int
+    on_demand: bool
+    read_capacity: float
+    write_capacity: float
+
+    @classmethod
+    def from_description(cls, table: dict[str, Any]) -> TableFacts:
+        """Build from DescribeTable's ``Table`` member."""
+        billing = (table.get("BillingModeSummary") or {}).get("BillingMode", "PROVISIONED")
+        throughput = table.get("ProvisionedThroughput") or {}
+        return cls(
+            name=table["TableName"],
+            size_bytes=int(table.get("TableSizeBytes") or 0),
+            item_count=int(table.get("ItemCount") or 0),
+            on_demand=billing == "PAY_PER_REQUEST",
+            read_capacity=float(throughput.get("ReadCapacityUnits") or 0),
+            write_capacity=float(throughput.get("WriteCapacityUnits") or 0),
+        )
 
 
 @dataclass

@@ -45,9 +45,9 @@ from dynamodb_backup.aws.retry import call_with_retries
 from dynamodb_backup.aws.s3writer import RollingWriter, S3ObjectWriter, WrittenObject, extension_for
 from dynamodb_backup.aws.tableinfo import describe_table
 from dynamodb_backup.aws.throttle import CapacityWatcher, TokenBucket
+from dynamodb_backup.aws.usage import UsageTimeline
 from dynamodb_backup.backup.plan import WorkerShare
 from dynamodb_backup.backup.scan import prefetched, scan_segment, wire_key_to_client
-from dynamodb_backup.backup.usage import UsageTimeline
 from dynamodb_backup.formats.codec.datapipeline import encode_item, encode_wire_item
 from dynamodb_backup.formats.layout import S3Location, data_file_name
 from dynamodb_backup.formats.sidecar import FileRecord
@@ -77,7 +77,7 @@ class WorkerResult:
     consumed_read_units: float
     started: str
     finished: str
-    #: Read units this attempt consumed per 5 s (:class:`~dynamodb_backup.backup.usage.UsageTimeline`).
+    #: Read units this attempt consumed per 5 s (:class:`~dynamodb_backup.aws.usage.UsageTimeline`).
     usage: dict[str, Any] | None = None
     #: The read units per second this worker was allowed (its share of the ratio) when it started.
     read_rate: float | None = None

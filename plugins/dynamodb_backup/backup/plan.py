@@ -9,7 +9,10 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from dynamodb_backup.aws.tableinfo import TableFacts
 from dynamodb_backup.errors import ParameterError
+
+__all__ = ["TableFacts"]  # re-exported: planning's callers know it from here
 
 GIB = 1024**3
 MAX_SEGMENTS = 1_000_000
@@ -17,32 +20,6 @@ MAX_SEGMENTS = 1_000_000
 #: called 10,000 the safe figure for a new one. We default to the safe figure.
 DEFAULT_ON_DEMAND_CAPACITY = 10_000.0
 MIN_RATIO, MAX_RATIO = 0.01, 1.5
-
-
-@dataclass(frozen=True)
-class TableFacts:
-    """What planning needs from DescribeTable."""
-
-    name: str
-    size_bytes: int
-    item_count: int
-    on_demand: bool
-    read_capacity: float
-    write_capacity: float
-
-    @classmethod
-    def from_description(cls, table: dict[str, Any]) -> TableFacts:
-        """Build from DescribeTable's ``Table`` member."""
-        billing = (table.get("BillingModeSummary") or {}).get("BillingMode", "PROVISIONED")
-        throughput = table.get("ProvisionedThroughput") or {}
-        return cls(
-            name=table["TableName"],
-            size_bytes=int(table.get("TableSizeBytes") or 0),
-            item_count=int(table.get("ItemCount") or 0),
-            on_demand=billing == "PAY_PER_REQUEST",
-            read_capacity=float(throughput.get("ReadCapacityUnits") or 0),
-            write_capacity=float(throughput.get("WriteCapacityUnits") or 0),
-        )
 
 
 def index_write_scales(table: dict[str, Any]) -> dict[str, float]:

@@ -12,11 +12,11 @@ from dynamodb_backup.errors import ParameterError
 from dynamodb_backup.formats.catalog import latest_complete
 from dynamodb_backup.formats.layout import S3Location, check_table_name
 from dynamodb_backup.incremental.chain import parse_moment
+from dynamodb_backup.repository.inspection import inspect_folder
+from dynamodb_backup.repository.keyschema import parse_key_schema
 from dynamodb_backup.restore.asof import run_as_of
 from dynamodb_backup.restore.catchup import run_apply
-from dynamodb_backup.restore.inspection import inspect_folder
 from dynamodb_backup.restore.job import RestoreRequest, new_run_id, run_restore
-from dynamodb_backup.restore.keyschema import parse_key_schema
 from dynamodb_backup.restore.selection import run_items
 from dynamodb_backup.restore.verify import verify_restore
 

@@ -62,7 +62,7 @@ def configured() -> list[TableBackup]:
 
 @functools.lru_cache(maxsize=8)
 def s3_client(aws_conn_id: str) -> Any:
-    from dynamodb_backup.operators.clients import aws_client
+    from dynamodb_backup.hooks.clients import aws_client
 
     return aws_client("s3", aws_conn_id)
 
@@ -147,8 +147,8 @@ def restore_xcoms(dag_id: str, run_id: str) -> tuple[dict[str, Any] | None, list
 
 def _restore_tab(dag_id: str, run_id: str) -> str | None:
     """The run tab of a restore (or drill) run; None when the run restores nothing (not a restore DAG)."""
-    from dynamodb_backup.restore.checkpoint import default_checkpoint_base, safe_part
-    from dynamodb_backup.restore.load import write_units_location
+    from dynamodb_backup.loading.checkpoint import default_checkpoint_base, safe_part
+    from dynamodb_backup.loading.load import write_units_location
 
     inspection, loads, conf = restore_xcoms(dag_id, run_id)
     if inspection is None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from dynamodb_backup.backup.usage import UsageTimeline, merge, per_second
+from dynamodb_backup.aws.usage import UsageTimeline, merge, per_second
 from dynamodb_backup.config import TableBackup
 from dynamodb_backup.errors import BackupError
 from dynamodb_backup.formats.catalog import (
@@ -357,7 +357,7 @@ def run_view(s3: Any, folder: S3Location) -> RunView:
 
 def restore_view(s3: Any, record: S3Location, folder: S3Location, target: str | None) -> RunView:
     """What the run tab shows for a restore: each load worker's record under ``record``
-    (``restore.load.write_units_location``), their write units per second against ratio x capacity."""
+    (``loading.load.write_units_location``), their write units per second against ratio x capacity."""
     records = sorted(json_records(s3, record), key=lambda r: (len(str(r.get("worker"))), str(r.get("worker"))))
     workers = worker_rows(records, "write")
     return RunView(folder, bool(workers), None, workers, merge(w.usage for w in workers), _summed_rate(workers),

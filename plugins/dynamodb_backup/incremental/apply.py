@@ -8,7 +8,7 @@ Why this way:
   a link with old images says exactly what each change replaces, so the state
   after it is ``before - sum(old images) + sum(new images)`` per key-hash bucket.
   If the links do not fit the full (a wrong old image), verification says so.
-* Writes go through :class:`~dynamodb_backup.restore.load.BatchWriter` (pacing,
+* Writes go through :class:`~dynamodb_backup.loading.load.BatchWriter` (pacing,
   retried UnprocessedItems, nothing dropped), resumable per file with the
   restore's completion markers. Inside a link a key appears once (compacted),
   so the order of its files does not matter; links are applied in order.
@@ -27,13 +27,13 @@ from dynamodb_backup.errors import BackupFolderError, CodecError
 from dynamodb_backup.formats.codec import Item, TableDigest, is_blank
 from dynamodb_backup.formats.codec.datapipeline import item_from_json, load_json_object
 from dynamodb_backup.formats.codec.validate import show
+from dynamodb_backup.loading.checkpoint import Checkpoints
+from dynamodb_backup.loading.load import BatchWriter
 from dynamodb_backup.progress import Progress
-from dynamodb_backup.restore.checkpoint import Checkpoints
-from dynamodb_backup.restore.inspection import SourceFile
-from dynamodb_backup.restore.keyschema import KeyRules
-from dynamodb_backup.restore.load import BatchWriter
-from dynamodb_backup.restore.reader import Checksums, LineReader
-from dynamodb_backup.restore.verify import BucketedDigest
+from dynamodb_backup.repository.digest import BucketedDigest
+from dynamodb_backup.repository.inspection import SourceFile
+from dynamodb_backup.repository.keyschema import KeyRules
+from dynamodb_backup.repository.reader import Checksums, LineReader
 
 log = logging.getLogger(__name__)
 

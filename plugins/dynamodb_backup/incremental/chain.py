@@ -22,8 +22,8 @@ from dynamodb_backup.formats.catalog import read_sidecar
 from dynamodb_backup.formats.layout import SIDECAR, SUCCESS, S3Location, parse_folder_name
 from dynamodb_backup.formats.sidecar import Sidecar
 from dynamodb_backup.pitr.window import iso, utc
-from dynamodb_backup.restore.inspection import DECODE_NATIVE, SourceFile, list_children
-from dynamodb_backup.restore.reader import read_small
+from dynamodb_backup.repository.inspection import DECODE_NATIVE, SourceFile, list_children
+from dynamodb_backup.repository.reader import read_small
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from dynamodb_backup.backup.job import BackupPlan, BackupRequest, plan_backup, s
 from dynamodb_backup.backup.plan import DEFAULT_ON_DEMAND_CAPACITY, WorkerShare
 from dynamodb_backup.errors import BackupFolderError, ParameterError
 from dynamodb_backup.formats.layout import S3Location
+from dynamodb_backup.hooks.clients import aws_client
 from dynamodb_backup.incremental.backup import LinkPlan, plan_for_table
-from dynamodb_backup.operators.clients import aws_client
 from dynamodb_backup.operators.mistakes import aws_mistakes
 from dynamodb_backup.operators.params import rendered
 from dynamodb_backup.pitr import DATAPIPELINE, INCREMENTAL, PITR, SCAN

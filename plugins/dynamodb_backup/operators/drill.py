@@ -23,7 +23,7 @@ from dynamodb_backup.drill.scratch import ScratchTableError, claim_scratch, dele
 from dynamodb_backup.errors import BackupError
 from dynamodb_backup.formats.catalog import latest_complete, scan_listings
 from dynamodb_backup.formats.layout import S3Location, check_table_name
-from dynamodb_backup.operators.clients import aws_client
+from dynamodb_backup.hooks.clients import aws_client
 from dynamodb_backup.operators.mistakes import aws_mistakes
 
 RESTORE_GROUP = "restore"

@@ -15,8 +15,8 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from dynamodb_backup.errors import BackupFolderError, CodecError, ParameterError
 from dynamodb_backup.formats.layout import S3Location
+from dynamodb_backup.hooks.clients import aws_client
 from dynamodb_backup.operators.backup import BackupFields, ShareTask
-from dynamodb_backup.operators.clients import aws_client
 from dynamodb_backup.operators.mistakes import aws_mistakes
 from dynamodb_backup.pitr import DATAPIPELINE
 from dynamodb_backup.pitr.convert import ConvertShare, convert_share

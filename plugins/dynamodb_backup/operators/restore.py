@@ -21,16 +21,17 @@ from dynamodb_backup.backup.plan import DEFAULT_ON_DEMAND_CAPACITY, check_ratio,
 from dynamodb_backup.errors import BackupError, ParameterError
 from dynamodb_backup.formats.catalog import latest_complete
 from dynamodb_backup.formats.layout import S3Location, check_table_name
+from dynamodb_backup.hooks.clients import aws_client
 from dynamodb_backup.incremental.apply import LinkReport
 from dynamodb_backup.incremental.chain import find_chain, parse_moment, refuse_incremental
-from dynamodb_backup.operators.clients import aws_client
+from dynamodb_backup.loading.checkpoint import Checkpoints, default_checkpoint_base
 from dynamodb_backup.operators.mistakes import aws_mistakes
 from dynamodb_backup.operators.params import rendered
 from dynamodb_backup.progress import ProgressReport
+from dynamodb_backup.repository.digest import BucketedDigest
+from dynamodb_backup.repository.inspection import BackupSource, SourceFile, inspect_folder
+from dynamodb_backup.repository.keyschema import KeyRules
 from dynamodb_backup.restore.asof import LinkFiles, described_digest, plan_links, verifiable, verify_described
-from dynamodb_backup.restore.checkpoint import Checkpoints, default_checkpoint_base
-from dynamodb_backup.restore.inspection import BackupSource, SourceFile, inspect_folder
-from dynamodb_backup.restore.keyschema import KeyRules
 from dynamodb_backup.restore.loadcapacity import LoadCapacity, settle_or_say
 from dynamodb_backup.restore.pace import load_pace
 from dynamodb_backup.restore.steps import (
@@ -44,7 +45,7 @@ from dynamodb_backup.restore.steps import (
     validate_files,
     write_rate,
 )
-from dynamodb_backup.restore.verify import BucketedDigest, verify_restore
+from dynamodb_backup.restore.verify import verify_restore
 
 
 @contextmanager

@@ -23,9 +23,9 @@ from dynamodb_backup.incremental.chain import parse_moment
 from dynamodb_backup.operators.mistakes import aws_mistakes
 from dynamodb_backup.operators.restore import InspectBackupOperator, _no_retry_on_backup_errors, _RestoreFields
 from dynamodb_backup.progress import ProgressReport
+from dynamodb_backup.repository.inspection import BackupSource
+from dynamodb_backup.repository.keyschema import KeyRules
 from dynamodb_backup.restore.asof import LinkFiles
-from dynamodb_backup.restore.inspection import BackupSource
-from dynamodb_backup.restore.keyschema import KeyRules
 from dynamodb_backup.restore.selection import run_items
 from dynamodb_backup.restore.steps import target_rate_reader
 

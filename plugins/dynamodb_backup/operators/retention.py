@@ -8,7 +8,7 @@ from typing import Any
 from airflow.sdk import BaseOperator, Context
 
 from dynamodb_backup.formats.layout import S3Location, check_table_name
-from dynamodb_backup.operators.clients import aws_client
+from dynamodb_backup.hooks.clients import aws_client
 from dynamodb_backup.operators.mistakes import aws_mistakes
 from dynamodb_backup.retention.plan import RetentionPolicy
 from dynamodb_backup.retention.prune import prune_table

@@ -27,7 +27,7 @@ from dynamodb_backup.aws.throttle import TokenBucket
 from dynamodb_backup.backup.plan import DEFAULT_ON_DEMAND_CAPACITY, MAX_RATIO, MAX_SEGMENTS, MIN_RATIO, split_segments
 from dynamodb_backup.errors import ParameterError
 from dynamodb_backup.formats.codec.canonical import TableDigest
-from dynamodb_backup.operators.clients import aws_client
+from dynamodb_backup.hooks.clients import aws_client
 from dynamodb_backup.operators.mistakes import aws_mistakes
 from dynamodb_backup.operators.params import TABLE_PATTERN, rendered
 from dynamodb_backup.tablecopy.copier import CopyMismatch, SegmentState, checked, copy_segments, verify_copy

@@ -40,8 +40,8 @@ from dynamodb_backup.formats.codec.native import decode_native_record, full_expo
 from dynamodb_backup.formats.layout import S3Location, data_file_name
 from dynamodb_backup.formats.sidecar import FileRecord
 from dynamodb_backup.progress import Progress
-from dynamodb_backup.restore.inspection import BackupSource
-from dynamodb_backup.restore.reader import Checksums, LineReader
+from dynamodb_backup.repository.inspection import BackupSource
+from dynamodb_backup.repository.reader import Checksums, LineReader
 
 log = logging.getLogger(__name__)
 

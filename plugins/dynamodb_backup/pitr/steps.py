@@ -23,7 +23,7 @@ from dynamodb_backup.pitr import DATAPIPELINE, NATIVE
 from dynamodb_backup.pitr.convert import ConvertShare, native_files, plan_shares
 from dynamodb_backup.pitr.native import STAGING, ExportStatus, client_token, export_request, start_export
 from dynamodb_backup.pitr.window import Verdict, iso, judge_export_time, read_window, utc, whole_second
-from dynamodb_backup.restore.inspection import inspect_export
+from dynamodb_backup.repository.inspection import inspect_export
 
 log = logging.getLogger(__name__)
 

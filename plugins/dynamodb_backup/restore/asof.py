@@ -33,7 +33,9 @@ from dynamodb_backup.incremental.apply import (
 from dynamodb_backup.incremental.chain import VIEW_WITH_OLD, Chain, Link, find_chain, link_files
 from dynamodb_backup.pitr.window import iso
 from dynamodb_backup.progress import ProgressReport
-from dynamodb_backup.restore.inspection import BackupSource, SourceFile
+from dynamodb_backup.repository.digest import BucketedDigest, backup_items, key_hash
+from dynamodb_backup.repository.inspection import BackupSource, SourceFile
+from dynamodb_backup.repository.keyschema import KeyRules
 from dynamodb_backup.restore.job import (
     ClientCache,
     ClientFactory,
@@ -45,18 +47,14 @@ from dynamodb_backup.restore.job import (
     prepare_restore,
     say_pace,
 )
-from dynamodb_backup.restore.keyschema import KeyRules
 from dynamodb_backup.restore.loadcapacity import settle_or_say
 from dynamodb_backup.restore.steps import LoadResult, plan_shares, target_rate_reader, write_rate
 from dynamodb_backup.restore.verify import (
     MAX_KEYS_IN_MEMORY,
-    BucketedDigest,
     Sample,
     VerifyReport,
     _sample_passes,
-    backup_items,
     default_read_rate,
-    key_hash,
     table_digest,
 )
 

@@ -33,10 +33,10 @@ from dynamodb_backup.incremental.apply import (
     validate_link_files,
 )
 from dynamodb_backup.incremental.chain import INCREMENTAL, VIEW_WITH_OLD, Link, link_files, link_of
+from dynamodb_backup.loading.checkpoint import Checkpoints, default_checkpoint_base
 from dynamodb_backup.pitr.window import iso
-from dynamodb_backup.restore.checkpoint import Checkpoints, default_checkpoint_base
-from dynamodb_backup.restore.inspection import SourceFile, list_children
-from dynamodb_backup.restore.keyschema import KeyRules, key_description
+from dynamodb_backup.repository.inspection import SourceFile, list_children
+from dynamodb_backup.repository.keyschema import KeyRules, key_description
 from dynamodb_backup.restore.selection import read_items
 from dynamodb_backup.restore.steps import target_rate_reader, write_rate
 from dynamodb_backup.restore.verify import default_read_rate

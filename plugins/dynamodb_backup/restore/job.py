@@ -20,10 +20,10 @@ from dynamodb_backup.backup.plan import DEFAULT_ON_DEMAND_CAPACITY, check_ratio,
 from dynamodb_backup.errors import ParameterError
 from dynamodb_backup.formats.layout import S3Location, check_table_name
 from dynamodb_backup.incremental.chain import refuse_incremental
+from dynamodb_backup.loading.checkpoint import Checkpoints, default_checkpoint_base
 from dynamodb_backup.progress import ProgressReport
-from dynamodb_backup.restore.checkpoint import Checkpoints, default_checkpoint_base
-from dynamodb_backup.restore.inspection import BackupSource, SourceFile, inspect_folder
-from dynamodb_backup.restore.keyschema import KeyRules
+from dynamodb_backup.repository.inspection import BackupSource, SourceFile, inspect_folder
+from dynamodb_backup.repository.keyschema import KeyRules
 from dynamodb_backup.restore.loadcapacity import LoadCapacity, settle_or_say
 from dynamodb_backup.restore.pace import LoadPace, load_pace
 from dynamodb_backup.restore.steps import (

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dynamodb_backup.backup.plan import TableFacts, capacity_rate
-from dynamodb_backup.restore.inspection import BackupSource
+from dynamodb_backup.repository.inspection import BackupSource
 
 WRITE_UNIT_BYTES = 1024
 COMPRESSED_SUFFIXES = (".gz", ".zst", ".zstd", ".bz2")

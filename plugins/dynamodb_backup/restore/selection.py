@@ -32,12 +32,13 @@ from dynamodb_backup.formats.codec.validate import normalize_number
 from dynamodb_backup.formats.layout import S3Location
 from dynamodb_backup.incremental.apply import file_changes
 from dynamodb_backup.incremental.chain import find_chain, link_files, refuse_incremental
+from dynamodb_backup.loading.load import BatchWriter, batch_consumed, unprocessed_delay
 from dynamodb_backup.pitr.window import iso
-from dynamodb_backup.restore.inspection import BackupSource, SourceFile, inspect_folder
-from dynamodb_backup.restore.keyschema import KeyRules, key_description
-from dynamodb_backup.restore.load import BatchWriter, batch_consumed, unprocessed_delay
+from dynamodb_backup.repository.digest import backup_items
+from dynamodb_backup.repository.inspection import BackupSource, SourceFile, inspect_folder
+from dynamodb_backup.repository.keyschema import KeyRules, key_description
 from dynamodb_backup.restore.steps import write_rate
-from dynamodb_backup.restore.verify import backup_items, default_read_rate
+from dynamodb_backup.restore.verify import default_read_rate
 
 log = logging.getLogger(__name__)
 

@@ -32,17 +32,19 @@ from dynamodb_backup.aws.tablecreate import (
 )
 from dynamodb_backup.aws.tableinfo import describe_table, read_table_info, table_identity
 from dynamodb_backup.aws.throttle import CapacityWatcher
+from dynamodb_backup.aws.usage import RecordingBucket
 from dynamodb_backup.aws.wire import DynamoDBConnection
 from dynamodb_backup.backup.plan import DEFAULT_ON_DEMAND_CAPACITY, TableFacts, capacity_rate, retune_index_scales
-from dynamodb_backup.backup.usage import RecordingBucket
 from dynamodb_backup.errors import BackupFolderError, CodecError, ParameterError
 from dynamodb_backup.formats.codec.datapipeline import decode_line
+from dynamodb_backup.loading.checkpoint import Checkpoints, safe_part
+from dynamodb_backup.loading.fastwrite import WireBatchWriter
+from dynamodb_backup.loading.load import BatchWriter, save_write_units
 from dynamodb_backup.progress import Progress
-from dynamodb_backup.restore.checkpoint import Checkpoints, safe_part
-from dynamodb_backup.restore.fastwrite import WireBatchWriter
-from dynamodb_backup.restore.inspection import BackupSource, SourceFile
-from dynamodb_backup.restore.keyschema import KeyRules, key_description, parse_key_schema, show_key_schema
-from dynamodb_backup.restore.load import BatchWriter, save_write_units
+from dynamodb_backup.repository.digest import BucketedDigest
+from dynamodb_backup.repository.inspection import BackupSource, SourceFile
+from dynamodb_backup.repository.keyschema import KeyRules, key_description, parse_key_schema, show_key_schema
+from dynamodb_backup.repository.reader import FileItems
 from dynamodb_backup.restore.loadcapacity import (
     LoadCapacity,
     LoadPlan,
@@ -51,8 +53,6 @@ from dynamodb_backup.restore.loadcapacity import (
     settle_command,
     switch_existing,
 )
-from dynamodb_backup.restore.reader import FileItems
-from dynamodb_backup.restore.verify import BucketedDigest
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from botocore.exceptions import ClientError
 from dynamodb_backup.aws.retry import call_with_retries
 from dynamodb_backup.backup.seal import abort_open_uploads
 from dynamodb_backup.formats.layout import SIDECAR, SUCCESS, S3Location
-from dynamodb_backup.restore.checkpoint import default_checkpoint_base
+from dynamodb_backup.loading.checkpoint import default_checkpoint_base
 
 log = logging.getLogger(__name__)
 

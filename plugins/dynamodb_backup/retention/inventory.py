@@ -15,7 +15,7 @@ from dynamodb_backup.backup.export import CHECKPOINTS
 from dynamodb_backup.formats.catalog import FolderListing, scan_listings, summarize
 from dynamodb_backup.formats.layout import SIDECAR, S3Location, parse_folder_name
 from dynamodb_backup.pitr.native import STAGING
-from dynamodb_backup.restore.inspection import list_children
+from dynamodb_backup.repository.inspection import list_children
 from dynamodb_backup.retention.plan import FolderFacts
 
 #: Sub-folders only we write into a dated folder: a scan's or conversion's resume state, a pitr export's staging.

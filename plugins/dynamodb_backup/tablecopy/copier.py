@@ -28,8 +28,8 @@ from dynamodb_backup.backup.plan import DEFAULT_ON_DEMAND_CAPACITY
 from dynamodb_backup.backup.scan import scan_segment, wire_key_to_client
 from dynamodb_backup.errors import BackupError, ParameterError
 from dynamodb_backup.formats.codec.canonical import TableDigest
+from dynamodb_backup.loading.load import BatchWriter
 from dynamodb_backup.progress import Progress, ProgressReport
-from dynamodb_backup.restore.load import BatchWriter
 from dynamodb_backup.restore.verify import (
     Sample,
     default_read_rate,

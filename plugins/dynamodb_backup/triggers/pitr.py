@@ -16,7 +16,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from dynamodb_backup.errors import ParameterError
-from dynamodb_backup.operators.clients import aws_client
+from dynamodb_backup.hooks.clients import aws_client
 from dynamodb_backup.pitr.native import describe_export
 from dynamodb_backup.pitr.steps import check_restorable
 

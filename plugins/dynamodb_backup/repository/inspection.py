@@ -21,7 +21,7 @@ from dynamodb_backup.errors import BackupFolderError
 from dynamodb_backup.formats.layout import MANIFEST, SIDECAR, SUCCESS, S3Location
 from dynamodb_backup.formats.manifest import parse_manifest
 from dynamodb_backup.formats.sidecar import Sidecar
-from dynamodb_backup.restore.reader import read_small
+from dynamodb_backup.repository.reader import read_small
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from dynamodb_backup.errors import BackupFolderError, CodecError
 from dynamodb_backup.formats.codec import Item, decode_line, decode_native_line, is_blank
 
 if TYPE_CHECKING:
-    from dynamodb_backup.restore.inspection import SourceFile
+    from dynamodb_backup.repository.inspection import SourceFile
 
 log = logging.getLogger(__name__)
 

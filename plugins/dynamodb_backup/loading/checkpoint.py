@@ -33,7 +33,7 @@ from botocore.exceptions import ClientError
 
 from dynamodb_backup.aws.retry import call_with_retries
 from dynamodb_backup.formats.layout import S3Location
-from dynamodb_backup.restore.inspection import SourceFile
+from dynamodb_backup.repository.inspection import SourceFile
 
 log = logging.getLogger(__name__)
 

@@ -51,7 +51,7 @@ from dynamodb_backup.aws.wire import DynamoDBConnection
 from dynamodb_backup.errors import BackupError, CodecError
 from dynamodb_backup.formats.codec import decode_line
 from dynamodb_backup.formats.codec.wireform import wire_item_from_line
-from dynamodb_backup.restore.load import batch_consumed, consumed_mode, pacing_units, unprocessed_delay
+from dynamodb_backup.loading.load import batch_consumed, consumed_mode, pacing_units, unprocessed_delay
 
 log = logging.getLogger(__name__)
 

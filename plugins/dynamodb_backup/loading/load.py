@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 
 from dynamodb_backup.aws.retry import call_with_retries
 from dynamodb_backup.aws.throttle import TokenBucket
-from dynamodb_backup.backup.usage import UsageTimeline
+from dynamodb_backup.aws.usage import UsageTimeline
 from dynamodb_backup.errors import BackupError
 from dynamodb_backup.formats.codec.canonical import key_of
 from dynamodb_backup.formats.codec.validate import item_size
