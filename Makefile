@@ -23,7 +23,7 @@ OTHER_BACKEND := $(if $(filter dynalite,$(DYNAMODB_BACKEND)),ddblocal,dynalite)
 export DYNAMODB_BACKEND
 export LOCAL_DYNAMODB_BACKEND ?= $(DYNAMODB_BACKEND)
 
-.PHONY: install test-packages celery-packages backend-packages run test test-fast lint local-aws stop bench airflow airflow-celery clean
+.PHONY: install test-packages celery-packages backend-packages run test test-fast lint docs local-aws stop bench airflow airflow-celery clean
 
 #: Debian packages `make test` needs (package:binary:what needs it); installed when missing.
 #: Debian packages of the Celery stack (make airflow-celery, tests/e2e/test_celery_workers.py).
@@ -99,6 +99,12 @@ test: test-packages install  ## the whole suite against real local servers, the 
 
 test-fast: backend-packages install  ## everything but the slow and end-to-end tests
 	$(VENV)/bin/pytest -m "not slow and not e2e" -n 2 --dist loadfile
+
+# The documentation site (mkdocs.yml, docs/): strict, so a broken link, a missing anchor or a page left
+# out of the nav fails the build. Open site/index.html (git-ignored), or `.venv/bin/mkdocs serve`.
+docs: $(VENV)/.installed  ## build the documentation site into site/ with mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+	@echo "docs: built site/index.html"
 
 lint: install
 	$(VENV)/bin/ruff check .
