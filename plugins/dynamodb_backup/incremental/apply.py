@@ -24,56 +24,18 @@ from typing import Any
 
 from dynamodb_backup.aws.throttle import CapacityWatcher, TokenBucket
 from dynamodb_backup.errors import BackupFolderError, CodecError
-from dynamodb_backup.formats.codec import Item, TableDigest, is_blank
-from dynamodb_backup.formats.codec.datapipeline import item_from_json, load_json_object
-from dynamodb_backup.formats.codec.validate import show
+from dynamodb_backup.formats.codec import TableDigest, is_blank
 from dynamodb_backup.loading.checkpoint import Checkpoints
 from dynamodb_backup.loading.load import BatchWriter
 from dynamodb_backup.progress import Progress
+from dynamodb_backup.repository.changes import Change as Change  # re-exported: restore.catchup reads it here
+from dynamodb_backup.repository.changes import decode_change as decode_change  # re-exported for tests
 from dynamodb_backup.repository.digest import BucketedDigest
 from dynamodb_backup.repository.inspection import SourceFile
 from dynamodb_backup.repository.keyschema import KeyRules
 from dynamodb_backup.repository.reader import Checksums, LineReader
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Change:
-    """One line of an incremental export: the key, the item after the window (None: deleted), before it."""
-
-    keys: Item
-    new: Item | None
-    old: Item | None
-
-
-def _image(raw: dict[str, Any], field_name: str) -> Item:
-    value = raw[field_name]
-    if not isinstance(value, dict):
-        raise CodecError(f"{field_name} must be a JSON object, got {show(value)}")
-    try:
-        return item_from_json(value)
-    except CodecError as exc:
-        raise CodecError(f"{field_name}: {exc.reason}") from None
-
-
-def decode_change(line: bytes | str, rules: KeyRules) -> Change:
-    """An incremental line -> :class:`Change`, its key attributes checked against the table's."""
-    raw = load_json_object(line)
-    fields = {k.lower(): k for k in raw}
-    if "keys" not in fields:
-        raise CodecError(f"not an incremental export line: no Keys (fields {show(sorted(raw))})")
-    keys = _image(raw, fields["keys"])
-    rules.check(keys)
-    new = _image(raw, fields["newimage"]) if "newimage" in fields else None
-    old = _image(raw, fields["oldimage"]) if "oldimage" in fields else None
-    for name, image in (("NewImage", new), ("OldImage", old)):
-        if image is not None:
-            rules.check(image)
-            if rules.key_of(image) != rules.key_of(keys):
-                raise CodecError(f"{name}'s key {show(rules.key_of(image))} differs from Keys "
-                                 f"{show(rules.key_of(keys))}")
-    return Change(keys, new, old)
 
 
 def file_changes(s3: Any, bucket: str, file: SourceFile, rules: KeyRules,
