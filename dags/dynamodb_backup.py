@@ -28,7 +28,7 @@ from typing import Any
 from airflow.sdk import DAG
 from airflow.sdk.definitions.timetables.interval import CronDataIntervalTimetable
 
-from dynamodb_backup.config import TableBackup, load_backups
+from dynamodb_backup.config import NOTICES_OFF_TAG, TableBackup, load_backups, notices_doc
 from dynamodb_backup.incremental.schedule import cron_of
 from dynamodb_backup.operators.backup import (
     ExportSegmentsOperator,
@@ -76,7 +76,7 @@ def backup_dag(backup: TableBackup) -> DAG:
                                     "retry_exponential_backoff": True}
     if backup.queue:  # Celery: only workers listening on this queue take the table's tasks (mapped ones too)
         default_args["queue"] = backup.queue
-    if backup.failure_sns_topic_arn or backup.failure_http_conn_id:
+    if backup.notices_on:
         # Task-level, so the notice carries the exception and log URL, and fires after the last retry.
         default_args["on_failure_callback"] = failure_notifier(
             sns_topic_arn=backup.failure_sns_topic_arn, http_conn_id=backup.failure_http_conn_id,
@@ -91,6 +91,9 @@ def backup_dag(backup: TableBackup) -> DAG:
     with DAG(
         dag_id=backup.dag_id,
         description=f"Back up DynamoDB table {backup.table} to s3://{backup.bucket}/{backup.prefix}/",
+        doc_md=notices_doc(backup) + f"\nBacks up `{backup.table}` to `s3://{backup.bucket}/{backup.prefix}/"
+               f"{backup.table}/<YYYY-MM-DD-HH-MM-SS>/` in {backup.mode} mode; its settings come from the "
+               "backups file and can be changed for one run in the trigger form.",
         schedule=schedule,
         start_date=datetime(2024, 1, 1),
         catchup=False,
@@ -98,7 +101,7 @@ def backup_dag(backup: TableBackup) -> DAG:
         params=backup_params(backup),
         render_template_as_native_obj=True,
         default_args=default_args,
-        tags=["dynamodb", "backup"],
+        tags=["dynamodb", "backup", *([] if backup.notices_on else [NOTICES_OFF_TAG])],
     ) as dag:
         pool = backup.pool or "default_pool"
         plan = PlanBackupOperator(task_id="plan", restorable_poll_seconds=backup.pitr_poll_seconds,
@@ -125,7 +128,8 @@ def backup_dag(backup: TableBackup) -> DAG:
             seal >> PruneBackupsOperator(task_id="prune", table=FROM_PARAMS["table"], bucket=FROM_PARAMS["bucket"],
                                          prefix=FROM_PARAMS["prefix"], aws_conn_id=FROM_PARAMS["aws_conn_id"],
                                          policy=policy, plan=plan_summary,
-                                         expected_bucket_owner=backup.expected_bucket_owner)
+                                         expected_bucket_owner=backup.expected_bucket_owner,
+                                         datapipeline_output=backup.datapipeline_output)
         if backup.restore_to_table:
             add_restore_tasks(dag, seal, seal.output, target_table=backup.restore_to_table,
                               write_ratio=backup.restore_write_ratio, replace_table=backup.restore_replace,

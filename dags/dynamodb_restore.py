@@ -44,16 +44,15 @@ BACKUPS_FILE = Path(
 )
 
 
-def configured_location() -> tuple[str, str]:
-    """Where the backup DAGs write (the backups file's first entry), for 'latest'."""
+def configured_location() -> tuple[str | None, str]:
+    """Where the backup DAGs write (the backups file's first entry), for 'latest'; no bucket is guessed."""
     try:
         backups = load_backups(BACKUPS_FILE)
     except ParameterError:
         backups = []
     if backups:
         return backups[0].bucket, backups[0].prefix
-    return os.environ.get("DYNAMODB_BACKUP_BUCKET", "dynamodb-backups"), os.environ.get("DYNAMODB_BACKUP_PREFIX",
-                                                                                         "backups")
+    return os.environ.get("DYNAMODB_BACKUP_BUCKET") or None, os.environ.get("DYNAMODB_BACKUP_PREFIX", "backups")
 
 
 BUCKET, PREFIX = configured_location()
@@ -69,7 +68,7 @@ PARAMS = {
                     "complete backup of 'Source table' under the bucket and prefix below."),
     "source_table": Param(None, type=["null", "string"], pattern=OPTIONAL_TABLE, title="Source table (for latest)",
                           description="With source = latest: the table whose newest complete backup to restore."),
-    "backup_bucket": Param(BUCKET, type="string", pattern=BUCKET_PATTERN, title="Backup bucket (for latest)",
+    "backup_bucket": Param(BUCKET, type=["null", "string"], pattern=BUCKET_PATTERN, title="Backup bucket (for latest)",
                            description="Where the backup DAGs write; only used with source = latest."),
     "backup_prefix": Param(PREFIX, type="string", pattern=PREFIX_PATTERN, title="Backup prefix (for latest)",
                            description="Folder in the bucket holding <table>/<YYYY-MM-DD-HH-MM-SS>/ backups."),

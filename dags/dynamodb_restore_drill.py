@@ -20,7 +20,7 @@ from typing import Any
 
 from airflow.sdk import DAG
 
-from dynamodb_backup.config import TableBackup, load_backups
+from dynamodb_backup.config import NOTICES_OFF_TAG, TableBackup, load_backups, notices_doc
 from dynamodb_backup.operators.drill import (
     RESTORE_GROUP,
     ClaimScratchOperator,
@@ -51,13 +51,15 @@ def drill_dag(backup: TableBackup) -> DAG | None:
         dag_id=f"dynamodb_restore_drill_{backup.table}",
         description=f"Restore drill: the newest backup of {backup.table} into {scratch}, verified, then deleted",
         schedule=settings.schedule, start_date=datetime(2024, 1, 1), catchup=False, max_active_runs=1,
-        default_args={"retries": 0}, render_template_as_native_obj=True, tags=["dynamodb", "drill"],
+        default_args={"retries": 0}, render_template_as_native_obj=True,
+        tags=["dynamodb", "drill", *([] if backup.notices_on else [NOTICES_OFF_TAG])], doc_md=notices_doc(backup),
     ) as dag:
         notify = None
-        if backup.failure_sns_topic_arn or backup.failure_http_conn_id:
+        if backup.notices_on:
             notify = failure_notifier(sns_topic_arn=backup.failure_sns_topic_arn,
                                       http_conn_id=backup.failure_http_conn_id, aws_conn_id=backup.aws_conn_id)
-        start = StartDrillOperator(task_id="start", on_failure_callback=notify, **where)
+        start = StartDrillOperator(task_id="start", on_failure_callback=notify,
+                                   datapipeline_output=backup.datapipeline_output, **where)
         first, verify = restore_tasks({
             "source": start.output, "target_table": scratch, "write_ratio": settings.write_ratio,
             "aws_conn_id": backup.aws_conn_id, "create_table": True, "replace_table": False, "verify": True,

@@ -1,7 +1,9 @@
 #!/usr/bin/env python
-"""Apply an Astro CLI ``airflow_settings.yaml`` to a plain Airflow installation.
+"""Apply an ``airflow_settings.yaml``-style file (connections, pools, variables) to Airflow's database.
 
-The file format is the Astro CLI one::
+Two files use it: ``include/local-airflow-settings.yaml`` (the local stack only: ``make run``,
+``make airflow``, ``make airflow-celery``) and ``include/deploy-airflow-settings.yaml`` (what docker
+compose's ``airflow-init`` and the Helm chart's migration job store: the pool only). The format::
 
     airflow:
       connections:
@@ -27,9 +29,9 @@ unset); defaults may nest (``${A:-${B}}``) and ``$${`` stands for a literal ``${
 Substitution happens after YAML (and ``conn_extra`` JSON) parsing, so substituted
 values never need quoting.
 
-Entries whose fields are all empty (the placeholders of the Astro template) are
-skipped.  Besides the Astro keys, ``conn_description``, ``pool_include_deferred``
-and ``variable_description`` are accepted; any other key is an error.
+Entries whose fields are all empty (placeholders) are skipped.  Besides the keys
+above, ``conn_description``, ``pool_include_deferred`` and ``variable_description``
+are accepted; any other key is an error.
 Non-string variable values are stored as JSON (``true``, ``5``, ``{"a": 1}``).
 
 Errors name the file and the entry, with 0-based indexes::
@@ -47,7 +49,9 @@ Parsing (:func:`load_settings`) and :func:`connection_env` need no Airflow;
 (``Connection``, ``Pool.create_or_update_pool``, ``Variable.set``), so re-running
 it updates entries instead of failing.  It uses the database configured for the
 current process (``AIRFLOW_HOME`` / ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN``),
-which must already be migrated (``airflow db migrate``).
+which must already be migrated (``airflow db migrate``).  It refuses to store a
+connection holding a secret (a password, or an extra key Airflow masks) while Airflow
+has no Fernet key (``AIRFLOW__CORE__FERNET_KEY``): Airflow would store it in clear.
 """
 
 from __future__ import annotations
@@ -66,7 +70,7 @@ from typing import Any, TypeVar
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_SETTINGS_PATH = REPO_ROOT / "airflow_settings.yaml"
+DEFAULT_SETTINGS_PATH = REPO_ROOT / "include" / "local-airflow-settings.yaml"
 
 CONNECTION_KEYS = (
     "conn_id",
@@ -88,6 +92,10 @@ _KEY_RE = re.compile(r"^[\w.-]+$")
 T = TypeVar("T")
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _BOOL_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False, "": False}
+# Extra keys Airflow's secrets masker treats as secrets (airflow's DEFAULT_SENSITIVE_FIELDS), matched as it
+# does: a key containing one of these words, case-insensitively.
+SENSITIVE_WORDS = ("access_token", "api_key", "apikey", "authorization", "passphrase", "passwd", "password",
+                   "private_key", "secret", "token", "keyfile_dict", "service_account")
 
 
 class SettingsError(ValueError):
@@ -110,6 +118,11 @@ class ConnectionSetting:
     extra: dict[str, Any] | None = None
     description: str | None = None
 
+    def secret_fields(self) -> list[str]:
+        """The fields Airflow would store in clear without a Fernet key: the password, sensitive extra keys."""
+        found = ["conn_password"] if self.password else []
+        return found + [f"conn_extra.{key}" for key in _sensitive_keys(self.extra)]
+
     def to_json(self) -> str:
         """Airflow's JSON connection format (for ``AIRFLOW_CONN_<ID>``)."""
         data: dict[str, Any] = {"conn_type": self.conn_type}
@@ -118,6 +131,18 @@ class ConnectionSetting:
             if value is not None:
                 data[key] = value
         return json.dumps(data, sort_keys=True)
+
+
+def _sensitive_keys(value: Any, path: str = "") -> list[str]:
+    if not isinstance(value, dict):
+        return []
+    found: list[str] = []
+    for key, item in value.items():
+        name = f"{path}{key}"
+        if any(word in str(key).lower() for word in SENSITIVE_WORDS) and item not in (None, ""):
+            found.append(name)
+        found += _sensitive_keys(item, name + ".")
+    return found
 
 
 @dataclass(frozen=True)
@@ -263,7 +288,7 @@ def _entries(
             ctx.error(where, f"must be a mapping, not {type(entry).__name__}")
             continue
         if all(_is_blank(v) for v in entry.values()):
-            continue  # Astro template placeholder
+            continue  # a template's placeholder
         unknown = [str(k) for k in entry if k not in keys]
         name_key = keys[0]
         if isinstance(entry.get(name_key), str) and entry[name_key]:
@@ -461,12 +486,32 @@ def connection_env(settings: Settings) -> dict[str, str]:
 # --------------------------------------------------------------------------- Airflow
 
 
+def unencrypted_secrets(settings: Settings, fernet_is_encrypted: bool) -> list[str]:
+    """One line per connection whose secrets would be stored in clear (none with a Fernet key)."""
+    if fernet_is_encrypted:
+        return []
+    return [
+        f"{settings.source}: connections ({c.conn_id}): {', '.join(c.secret_fields())} would be stored "
+        "unencrypted: set AIRFLOW__CORE__FERNET_KEY (python -c 'from cryptography.fernet import Fernet; "
+        "print(Fernet.generate_key().decode())')"
+        for c in settings.connections if c.secret_fields()
+    ]
+
+
 def apply_settings(settings: Settings) -> ApplyResult:
-    """Create or update the connections, pools and variables in Airflow's database."""
+    """Create or update the connections, pools and variables in Airflow's database.
+
+    Raises :class:`SettingsError` before writing anything when a connection's secret would be stored
+    unencrypted (Airflow has no Fernet key).
+    """
     from airflow.models import Connection, Pool, Variable
+    from airflow.models.crypto import get_fernet
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
+    refused = unencrypted_secrets(settings, get_fernet().is_encrypted)
+    if refused:
+        raise SettingsError(refused)
     result = ApplyResult()
     with create_session() as session:
         for c in settings.connections:
@@ -514,7 +559,7 @@ def apply_settings(settings: Settings) -> ApplyResult:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="airflow_settings_loader.py",
-        description="Apply an Astro-style airflow_settings.yaml to the Airflow metadata database.",
+        description="Apply a settings file (connections, pools, variables) to the Airflow metadata database.",
     )
     parser.add_argument("path", nargs="?", default=str(DEFAULT_SETTINGS_PATH), help="default: %(default)s")
     mode = parser.add_mutually_exclusive_group()
@@ -541,7 +586,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"export {name}={shlex.quote(value)}")
         return 0
 
-    result = apply_settings(settings)
+    try:
+        result = apply_settings(settings)
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     if result.actions:
         print(result)
     else:

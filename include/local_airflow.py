@@ -6,7 +6,8 @@
 1. starts (or reuses) the local DynamoDB (DynamoDB Local or dynalite), moto and the PITR stand-in in front of it
    through ``include/local_aws.py`` (PID files in ``.state``; DynamoDB clients talk to the stand-in);
 2. migrates the metadata database in ``$AIRFLOW_HOME`` (default ``.state/airflow``) and applies
-   ``airflow_settings.yaml`` (connections, pools, variables) with ``include/airflow_settings_loader.py``;
+   ``include/local-airflow-settings.yaml`` (the local endpoints' connection, the pool) with
+   ``include/airflow_settings_loader.py`` (only the local stack reads that file);
    the connections are also given to every Airflow process as ``AIRFLOW_CONN_*`` variables;
 3. creates the backups bucket and the logs bucket in the local S3;
 4. starts ``airflow standalone`` (api-server, scheduler, dag-processor, triggerer) in its own
@@ -23,7 +24,10 @@ Settings (environment):
 * ``DYNAMODB_BACKUP_LOG_URI`` -- the logging location, like Data Pipeline's "Logging" parameter
   (default ``s3://dynamodb-backup-logs/airflow``). Task logs land under
   ``<uri>/dag_id=X/run_id=Y/task_id=Z/[map_index=N/]attempt=1.log``.
-* ``DYNAMODB_BACKUP_BUCKET`` -- the backups bucket created in the local S3 (default ``dynamodb-backups``).
+* ``DYNAMODB_BACKUP_BUCKET`` -- the backups bucket created in the local S3 (default ``dynamodb-backups``,
+  a name in the local S3 only: include/backups.yaml has no default bucket).
+* ``DYNAMODB_BACKUP_FAILURE_TOPIC_ARN`` -- failure notices; default: a topic this script creates in the
+  local SNS (notices are off in include/backups.yaml until a topic is set).
 * ``LOCAL_AIRFLOW_PORT`` -- UI / API port (default 8080).
 * ``LOCAL_AIRFLOW_PASSWORD`` -- the ``admin`` password (default ``admin``). The simple auth
   manager reads it from ``$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated``, which this
@@ -79,6 +83,7 @@ DEFAULT_PORT = 8080
 DEFAULT_LOG_URI = "s3://dynamodb-backup-logs/airflow"
 DEFAULT_BACKUP_BUCKET = "dynamodb-backups"
 DEFAULT_FAILURE_TOPIC = "dynamodb-backup-failures"
+LOCAL_SETTINGS = REPO_ROOT / "include" / "local-airflow-settings.yaml"
 DEFAULT_USER = "admin"
 DEFAULT_PASSWORD = "admin"
 PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
@@ -553,6 +558,9 @@ def cli_start(args: argparse.Namespace) -> int:
         return 1
     env = _local_aws_env(state_dir)
     env.setdefault("DYNAMODB_BACKUP_BUCKET", os.environ.get("DYNAMODB_BACKUP_BUCKET") or DEFAULT_BACKUP_BUCKET)
+    # Notices on, to the local SNS, before the DAGs are parsed (include/backups.yaml has no default topic).
+    topic_arn = os.environ.get("DYNAMODB_BACKUP_FAILURE_TOPIC_ARN") or create_topic(DEFAULT_FAILURE_TOPIC, env)
+    env["DYNAMODB_BACKUP_FAILURE_TOPIC_ARN"] = topic_arn
     settings = load_settings(args.settings, {**os.environ, **env})
     env.update(connection_env(settings))
     log_uri = os.environ.get("DYNAMODB_BACKUP_LOG_URI") or DEFAULT_LOG_URI
@@ -561,7 +569,6 @@ def cli_start(args: argparse.Namespace) -> int:
                              env, args.port, settings_file=args.settings, log_uri=log_uri,
                              buckets=[env["DYNAMODB_BACKUP_BUCKET"]])
     (state_dir / PID_FILE).write_text(f"{instance.pid}\n")
-    topic_arn = create_topic(DEFAULT_FAILURE_TOPIC, env)
     if instance._log_file is not None:  # the server outlives this process
         instance._log_file.close()
         instance._log_file = None
@@ -607,7 +614,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="local_airflow.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=["start", "stop", "status"])
     parser.add_argument("--port", type=int, default=int(os.environ.get("LOCAL_AIRFLOW_PORT") or DEFAULT_PORT))
-    parser.add_argument("--settings", type=Path, default=REPO_ROOT / "airflow_settings.yaml")
+    parser.add_argument("--settings", type=Path, default=LOCAL_SETTINGS)
     parser.add_argument("--state-dir", type=Path, default=Path(os.environ.get("LOCAL_AWS_STATE_DIR")
                                                                or DEFAULT_STATE_DIR))
     args = parser.parse_args(argv)

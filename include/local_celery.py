@@ -8,7 +8,8 @@
 2. starts our own Postgres cluster (``.state/celery/postgres``; Debian's ``postgresql``, run as the
    ``postgres`` user when we are root, since Postgres refuses root) as the metadata database and the
    Celery result backend, and Redis (Debian's ``redis-server``) as the Celery broker, on free ports;
-3. migrates the database, applies ``airflow_settings.yaml`` and creates the buckets, as ``make airflow``;
+3. migrates the database, applies ``include/local-airflow-settings.yaml`` and creates the buckets, as
+   ``make airflow``;
 4. starts the api-server, the scheduler, the dag-processor, the triggerer and two Celery workers, each
    in its own process group. Each worker has its own Celery name (``-H``), its own
    ``hostname_callable`` result (what the task instances' ``hostname`` shows), its own log-server
@@ -63,6 +64,7 @@ from local_airflow import (
     DEFAULT_PASSWORD,
     DEFAULT_PORT,
     DEFAULT_STATE_DIR,
+    LOCAL_SETTINGS,
     REPO_ROOT,
     START_TIMEOUT,
     LocalAirflow,
@@ -345,6 +347,9 @@ def cli_start(args: argparse.Namespace) -> int:
         return 1
     env = _local_aws_env(state_dir)
     env.setdefault("DYNAMODB_BACKUP_BUCKET", os.environ.get("DYNAMODB_BACKUP_BUCKET") or DEFAULT_BACKUP_BUCKET)
+    # Notices on, to the local SNS, before the DAGs are parsed (include/backups.yaml has no default topic).
+    topic_arn = os.environ.get("DYNAMODB_BACKUP_FAILURE_TOPIC_ARN") or create_topic(DEFAULT_FAILURE_TOPIC, env)
+    env["DYNAMODB_BACKUP_FAILURE_TOPIC_ARN"] = topic_arn
     settings = load_settings(args.settings, {**os.environ, **env})
     env.update(connection_env(settings))
     log_uri = os.environ.get("DYNAMODB_BACKUP_LOG_URI") or DEFAULT_LOG_URI
@@ -354,7 +359,6 @@ def cli_start(args: argparse.Namespace) -> int:
                          args.port, settings_file=args.settings, log_uri=log_uri,
                          buckets=[env["DYNAMODB_BACKUP_BUCKET"]])
     (state_dir / STATE_FILE).write_text(json.dumps(stack.state(), indent=1) + "\n")
-    topic_arn = create_topic(DEFAULT_FAILURE_TOPIC, env)
     for log in stack._logs:  # the servers outlive this process
         log.close()
     stack._logs.clear()
@@ -393,7 +397,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="local_celery.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=["start", "stop"])
     parser.add_argument("--port", type=int, default=int(os.environ.get("LOCAL_CELERY_PORT") or DEFAULT_PORT))
-    parser.add_argument("--settings", type=Path, default=REPO_ROOT / "airflow_settings.yaml")
+    parser.add_argument("--settings", type=Path, default=LOCAL_SETTINGS)
     parser.add_argument("--state-dir", type=Path, default=Path(os.environ.get("LOCAL_AWS_STATE_DIR")
                                                                or DEFAULT_STATE_DIR))
     args = parser.parse_args(argv)

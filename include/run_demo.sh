@@ -11,8 +11,8 @@ export DYNAMODB_BACKUP_PREFIX=${DYNAMODB_BACKUP_PREFIX:-backups}
 echo "== seeding the demo tables"
 $PY include/demo_data.py --bucket "$DYNAMODB_BACKUP_BUCKET"
 
-echo "== applying airflow_settings.yaml (connections, pools, variables)"
-$PY include/airflow_settings_loader.py airflow_settings.yaml
+echo "== applying include/local-airflow-settings.yaml (the local connection and the pool)"
+$PY include/airflow_settings_loader.py include/local-airflow-settings.yaml
 
 # The logical date names the folder; a fixed time today keeps re-runs idempotent.
 date=$(date -u +%Y-%m-%dT%H:%M:%S+00:00)

@@ -99,6 +99,9 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # include/backups.yaml names no default bucket (bucket: ${DYNAMODB_BACKUP_BUCKET}): the tests that parse the
+    # shipped DAGs name the local stack's, as `make run` and `make airflow` do.
+    os.environ.setdefault("DYNAMODB_BACKUP_BUCKET", "dynamodb-backups")
     config.addinivalue_line("markers", "slow: long-running test (deselect with -m 'not slow'; CI runs them)")
     config.addinivalue_line("markers", "e2e: end-to-end test through Airflow and the local AWS servers")
 

@@ -18,13 +18,19 @@ from dynamodb_backup.aws.s3writer import COMPRESSIONS
 from dynamodb_backup.backup.plan import DEFAULT_ON_DEMAND_CAPACITY, check_ratio
 from dynamodb_backup.drill.settings import DrillSettings
 from dynamodb_backup.errors import ParameterError
-from dynamodb_backup.formats.layout import check_bucket, check_prefix, check_table_name
+from dynamodb_backup.formats.layout import S3Location, check_bucket, check_prefix, check_table_name
+from dynamodb_backup.formats.tablebackups import TableBackups, parse_datapipeline_outputs, table_backups
 from dynamodb_backup.incremental.schedule import check_incremental_schedule
 from dynamodb_backup.pitr import INCREMENTAL, MODES, NATIVE, OUTPUT_FORMATS, SCAN
 from dynamodb_backup.retention.plan import RetentionPolicy
 
 _QUEUE_RE = re.compile(r"[A-Za-z0-9_.-]{1,200}")
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# arn:<partition>:sns:<region>:<12-digit account>:<topic> (a FIFO topic's name ends in .fifo).
+_SNS_ARN_RE = re.compile(r"arn:aws[a-z-]*:sns:[a-z]{2}(-[a-z]+)+-\d:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?")
+#: Settings that may be left out; an empty value (``${VAR:-}`` with VAR unset) means "not set" for them.
+_OPTIONAL_TEXT = ("failure_sns_topic_arn", "failure_http_conn_id", "sse_kms_key_id", "expected_bucket_owner",
+                  "restore_to_table", "restore_aws_conn_id", "pool", "queue", "pitr_fallback")
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,9 @@ class TableBackup:
     retention: Any = None
     #: ``{schedule, write_ratio, scratch_suffix}``: a restore drill DAG for the table (null: none).
     drill: Any = None
+    #: AWS Data Pipeline output folder(s) (s3:// URI or a list) whose dated folders (``<output>/<date>/``, no table
+    #: level) are also this table's backups: ls, ``restore --latest``, retention, drills and the console see them.
+    datapipeline_output: Any = None
 
     @property
     def retention_policy(self) -> RetentionPolicy | None:
@@ -84,12 +93,27 @@ class TableBackup:
         return DrillSettings.parse(self.drill)
 
     @property
+    def backups(self) -> TableBackups:
+        """Every place this table's backups live (ours and Data Pipeline's)."""
+        return table_backups(self.table, S3Location(self.bucket, self.prefix),
+                             parse_datapipeline_outputs(self.datapipeline_output))
+
+    @property
     def dag_id(self) -> str:
         return f"dynamodb_backup_{self.table}"
 
+    @property
+    def notices_on(self) -> bool:
+        """Whether a failed run tells anyone: an SNS topic or a webhook connection is configured."""
+        return bool(self.failure_sns_topic_arn or self.failure_http_conn_id)
+
     def check(self) -> None:
         check_table_name(self.table)
+        if not self.bucket:
+            raise ParameterError("bucket is empty: name the S3 bucket that receives the backups "
+                                 "(bucket: in defaults or in the entry, e.g. ${DYNAMODB_BACKUP_BUCKET})")
         check_bucket(self.bucket)
+        check_sns_topic_arn(self.failure_sns_topic_arn)
         check_prefix(self.prefix)
         check_ratio(self.read_ratio)
         if self.segments is not None and not 1 <= self.segments <= 1_000_000:
@@ -130,12 +154,47 @@ class TableBackup:
             raise ParameterError(f"restore_replace must be true or false, got {self.restore_replace!r}")
         RetentionPolicy.parse(self.retention)
         DrillSettings.parse(self.drill)
+        parse_datapipeline_outputs(self.datapipeline_output)
 
 
-def _substitute(value: Any, environ: dict[str, str]) -> Any:
-    if isinstance(value, str):
-        return _ENV_RE.sub(lambda m: environ.get(m.group(1), m.group(2) or ""), value)
-    return value
+#: The tag a DAG carries while its table's failure notices are off (shown on every DAG in Airflow's list).
+NOTICES_OFF_TAG = "notices-off"
+
+
+def notices_doc(backup: TableBackup) -> str:
+    """The DAG docs' first lines: where failure notices go, or a warning that they are off."""
+    if backup.notices_on:
+        where = [f"SNS topic `{backup.failure_sns_topic_arn}`"] if backup.failure_sns_topic_arn else []
+        where += [f"webhook connection `{backup.failure_http_conn_id}`"] if backup.failure_http_conn_id else []
+        return f"Failure notices go to {' and '.join(where)} once a task's retries are spent.\n"
+    return (f"> ⚠ **Failure notices are off** for table `{backup.table}`: a failed run tells no one. Set "
+            "`failure_sns_topic_arn` (e.g. `DYNAMODB_BACKUP_FAILURE_TOPIC_ARN`) or `failure_http_conn_id` "
+            "in the backups file to turn them on.\n")
+
+
+def check_sns_topic_arn(arn: str | None, param: str = "failure_sns_topic_arn") -> None:
+    """A topic ARN a notice can reach (None: notices by SNS are off)."""
+    if arn is not None and not (isinstance(arn, str) and _SNS_ARN_RE.fullmatch(arn)):
+        raise ParameterError(f"{param}: {arn!r} is not an SNS topic ARN (arn:aws:sns:<region>:<account>:<topic>); "
+                             "leave it empty to turn notices off")
+
+
+def _substitute(value: Any, environ: dict[str, str], key: str) -> Any:
+    """``${VAR}`` (VAR must be set) and ``${VAR:-default}`` in a string value."""
+    if not isinstance(value, str):
+        return value
+
+    def one(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in environ and (environ[name] or default is None):
+            return environ[name]
+        if default is None:
+            raise ParameterError(f"{key}: ${{{name}}} is not set (set the environment variable {name}, "
+                                 f"or write ${{{name}:-default}})")
+        return default
+
+    text = _ENV_RE.sub(one, value)
+    return None if text == "" and key in _OPTIONAL_TEXT else text
 
 
 def load_backups(path: Path, environ: dict[str, str] | None = None) -> list[TableBackup]:
@@ -165,8 +224,11 @@ def load_backups(path: Path, environ: dict[str, str] | None = None) -> list[Tabl
         unknown = sorted(set(merged) - known)
         if unknown:
             raise ParameterError(f"{where}: unknown settings {unknown}")
+        if merged.get("bucket") is None:
+            raise ParameterError(f"{where}: bucket is not set: name the S3 bucket that receives the backups "
+                                 "(bucket: in defaults or in the entry; there is no default bucket)")
         try:
-            backup = TableBackup(**{k: _substitute(v, environ) for k, v in merged.items()})
+            backup = TableBackup(**{k: _substitute(v, environ, k) for k, v in merged.items()})
             backup.check()
         except (TypeError, ParameterError) as exc:
             raise ParameterError(f"{where}: {exc}") from None

@@ -22,7 +22,7 @@ def write(tmp_path: Path, doc: dict) -> Path:
 
 
 def test_the_shipped_file_keeps_35_days_and_7_backups_and_drills_weekly():
-    for backup in load_backups(REPO / "include" / "backups.yaml", environ={}):
+    for backup in load_backups(REPO / "include" / "backups.yaml", environ={"DYNAMODB_BACKUP_BUCKET": "my-bucket"}):
         assert backup.retention_policy == RetentionPolicy(35, 7)
         assert backup.drill_settings == DrillSettings("@weekly", 1.0, "drill")
 
