@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 
 from airflow_settings_loader import connection_env, load_settings
 
@@ -61,12 +62,17 @@ from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.amazon.aws.hooks.dynamodb import DynamoDBHook
 
 out = {}
+from airflow.utils.session import create_session
+from sqlalchemy import select
 for conn_id in ("aws_local", "http_api"):
     c = Connection.get_connection_from_secrets(conn_id)
     out[conn_id] = {
         "conn_type": c.conn_type, "host": c.host, "schema": c.schema, "login": c.login,
         "password": c.password, "port": c.port, "extra": c.extra_dejson,
     }
+with create_session() as session:
+    row = session.scalar(select(Connection).where(Connection.conn_id == "aws_local"))
+    out["stored_encrypted"] = [row.is_encrypted, row.is_extra_encrypted]
 pool = Pool.get_pool("dynamodb_export")
 out["pool"] = {"slots": pool.slots, "description": pool.description, "include_deferred": pool.include_deferred}
 out["variables"] = {k: Variable.get(k) for k in ("backup_bucket", "retention")}
@@ -102,6 +108,8 @@ def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         AIRFLOW__CORE__DAGS_FOLDER=str(home / "dags"),
         AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:14569",
         AWS_ENDPOINT_URL_S3="http://127.0.0.1:14572",
+        # Connections with a password are stored only with a Fernet key (the loader refuses otherwise).
+        AIRFLOW__CORE__FERNET_KEY=Fernet.generate_key().decode(),
     )
     _run([sys.executable, "-m", "airflow", "db", "migrate"], env)
     return env
@@ -167,6 +175,38 @@ def test_apply_creates_then_updates(airflow_env: dict[str, str], tmp_path: Path)
     assert got["variables"] == {"backup_bucket": "b2", "retention": '{"days": 35}'}
     assert got["env_only"] == {"login": "local", "extra": expected_extra}
     assert got["hooks"] == {"s3": "http://127.0.0.1:24572", "dynamodb": "http://127.0.0.1:14569"}
+    assert got["stored_encrypted"] == [True, True]  # the password and the extra, with the Fernet key
+
+
+@pytest.mark.slow
+def test_without_a_fernet_key_secrets_are_refused_and_nothing_is_written(
+    airflow_env: dict[str, str], tmp_path: Path
+) -> None:
+    settings_path = tmp_path / "airflow_settings.yaml"
+    settings_path.write_text(textwrap.dedent("""\
+        airflow:
+          connections:
+            - {conn_id: clear_text, conn_type: aws, conn_login: AKIAEXAMPLE, conn_password: wJalrXUtnFEMI}
+          pools:
+            - {pool_name: refused_pool, pool_slot: 2}
+        """))
+    no_key = {**airflow_env, "AIRFLOW__CORE__FERNET_KEY": ""}
+    result = subprocess.run([sys.executable, str(LOADER), str(settings_path)], env=no_key, capture_output=True,
+                            text=True, timeout=300, check=False)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        f"{settings_path}: connections (clear_text): conn_password would be stored unencrypted: "
+        "set AIRFLOW__CORE__FERNET_KEY")
+    check = _run([sys.executable, "-c", "import json; from airflow.models import Connection, Pool; "
+                  "from airflow.exceptions import AirflowNotFoundException\n"
+                  "try:\n    Connection.get_connection_from_secrets('clear_text'); found = True\n"
+                  "except AirflowNotFoundException:\n    found = False\n"
+                  "print('FOUND', json.dumps([found, Pool.get_pool('refused_pool') is not None]))"], no_key)
+    assert json.loads(check.stdout.split("FOUND ", 1)[1]) == [False, False]  # refused before any write
+
+    # The deployments' file holds no secret: it applies without a Fernet key.
+    deploy = _run([sys.executable, str(LOADER), str(REPO_ROOT / "include" / "deploy-airflow-settings.yaml")], no_key)
+    assert any(line.startswith("pool dynamodb_export: ") for line in deploy.stdout.splitlines()), deploy.stdout
 
 
 def test_cli_reports_invalid_file(tmp_path: Path) -> None:
