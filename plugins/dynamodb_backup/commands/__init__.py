@@ -25,5 +25,22 @@ def client_for(service: str, dynamodb_endpoint: str | None = None, region: str |
     return clients.client(service, dynamodb_endpoint if service == "dynamodb" else None, region)
 
 
+def add_s3_arguments(p: argparse.ArgumentParser) -> None:
+    """``--endpoint``/``--region`` for the commands that only read or delete in S3 (ls, show, prune)."""
+    p.add_argument("--endpoint", help="S3 endpoint URL (default: AWS_ENDPOINT_URL_S3, else AWS)")
+    p.add_argument("--region", help="the bucket's region (default: AWS_REGION / AWS_DEFAULT_REGION)")
+
+
+def s3_client(args: argparse.Namespace) -> Any:
+    return clients.client("s3", getattr(args, "endpoint", None), getattr(args, "region", None))
+
+
+def add_datapipeline_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--datapipeline-output", action="append", default=[], metavar="S3_URI",
+                   help="an AWS Data Pipeline output folder (its myOutputS3Loc) whose dated folders "
+                        "(<output>/<YYYY-MM-DD-HH-MM-SS>/, no table level) are also this table's backups "
+                        "(repeatable; backups.yaml: datapipeline_output)")
+
+
 def client_factory(dynamodb_endpoint: str | None = None, region: str | None = None) -> Any:
     return functools.partial(client_for, dynamodb_endpoint=dynamodb_endpoint, region=region)

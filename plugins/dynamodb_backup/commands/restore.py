@@ -7,10 +7,11 @@ import sys
 from datetime import datetime
 
 from dynamodb_backup.backup.plan import DEFAULT_ON_DEMAND_CAPACITY
-from dynamodb_backup.commands import Subparsers, client_factory, client_for
+from dynamodb_backup.commands import Subparsers, add_datapipeline_argument, client_factory, client_for
 from dynamodb_backup.errors import ParameterError
 from dynamodb_backup.formats.catalog import latest_complete
 from dynamodb_backup.formats.layout import S3Location, check_table_name
+from dynamodb_backup.formats.tablebackups import parse_datapipeline_outputs
 from dynamodb_backup.incremental.chain import parse_moment
 from dynamodb_backup.repository.inspection import inspect_folder
 from dynamodb_backup.repository.keyschema import parse_key_schema
@@ -28,6 +29,7 @@ def _source_arguments(p: argparse.ArgumentParser) -> None:
                    help="use the newest complete backup of --source-table under --from instead of S3_FOLDER")
     p.add_argument("--from", dest="base", metavar="S3_URI", help="s3://bucket/prefix holding <table>/<date>/ folders")
     p.add_argument("--source-table", help="the table whose newest complete backup --latest picks")
+    add_datapipeline_argument(p)
     p.add_argument("--table", required=True, help="the target table")
     p.add_argument("--force", action="store_true", help="accept a folder without _SUCCESS (or a complete manifest)")
     p.add_argument("--endpoint", help="DynamoDB endpoint URL (default: AWS_ENDPOINT_URL_DYNAMODB, else AWS)")
@@ -84,7 +86,9 @@ def source_folder(args: argparse.Namespace) -> S3Location:
     if args.latest:
         if args.folder or not args.base or not args.source_table:
             raise ParameterError("--latest needs --from s3://bucket/prefix and --source-table, and no S3_FOLDER")
-        folder = latest_complete(client_for("s3"), S3Location.parse(args.base, "--from"), args.source_table)
+        datapipeline = parse_datapipeline_outputs(args.datapipeline_output, "--datapipeline-output")
+        folder = latest_complete(client_for("s3"), S3Location.parse(args.base, "--from"), args.source_table,
+                                 datapipeline)
         print(f"newest complete backup of {args.source_table}: {folder.uri}/")
         return folder
     if not args.folder:

@@ -14,17 +14,16 @@ from dynamodb_backup.errors import BackupError
 from dynamodb_backup.formats.catalog import (
     FolderListing,
     child_names,
-    dated_folder_names,
     drill_keys,
     folder_listings,
     json_records,
     newest_by_pointer,
-    newest_complete_folder,
     read_drill,
     read_sidecar,
 )
 from dynamodb_backup.formats.layout import SIDECAR, S3Location, parse_folder_name
 from dynamodb_backup.formats.sidecar import Sidecar
+from dynamodb_backup.formats.tablebackups import OURS, BackupFolder, TableBackups, inventory_page, newest_complete_of
 
 PAGE_SIZE = 25
 #: S3 calls a page makes at once (sidecars, drills, one HEAD per table).
@@ -41,10 +40,16 @@ class TableSource:
     schedule: str | None = None
     aws_conn_id: str = "aws_default"
     configured: bool = True
+    #: The table's Data Pipeline output folders (``datapipeline_output``): their dated folders are its backups too.
+    datapipeline: tuple[S3Location, ...] = ()
 
     @property
     def table_base(self) -> S3Location:
         return self.base.child(self.table)
+
+    @property
+    def backups(self) -> TableBackups:
+        return TableBackups(self.table, self.base, self.datapipeline)
 
     @property
     def dag_id(self) -> str | None:
@@ -67,7 +72,8 @@ RunLookup = Callable[[str, list[str]], dict[str, RunRef]]
 def table_sources(backups: Iterable[TableBackup], found: dict[S3Location, list[str]] | None = None
                   ) -> list[TableSource]:
     """The configured tables, then any other table folder found under their prefixes (unscheduled)."""
-    sources = [TableSource(b.table, S3Location(b.bucket, b.prefix), b.schedule, b.aws_conn_id) for b in backups]
+    sources = [TableSource(b.table, S3Location(b.bucket, b.prefix), b.schedule, b.aws_conn_id,
+                           datapipeline=b.backups.datapipeline) for b in backups]
     known = {(s.base, s.table) for s in sources}
     conn_of = {s.base: s.aws_conn_id for s in sources}
     for base, tables in (found or {}).items():
@@ -147,7 +153,8 @@ def table_rows(s3_for: Callable[[str], Any], sources: list[TableSource], now: da
             newest = newest_by_pointer(s3, source.table_base)
             if newest is None or (result.allowed is not None and now - newest[1] > result.allowed):
                 result.listed = True
-                newest = newest_complete_folder(s3, source.table_base, dated_folder_names(s3, source.table_base))
+                found = newest_complete_of(s3, source.backups)  # ours and its Data Pipeline output folders'
+                newest = (found[0].name, found[1]) if found is not None else None
             if newest is not None:
                 result.newest, result.completed = newest
         except Exception as exc:  # one unreadable table must not hide the others
@@ -228,16 +235,15 @@ def backup_page(s3: Any, source: TableSource, before: str | None = None, size: i
     for the page's folders, then the page's sidecars and drill records in parallel -- never one call
     per folder the table has.
     """
-    names = dated_folder_names(s3, source.table_base)
-    older = [n for n in names if before is None or n < before]
-    page_names = list(reversed(older[-size:])) if older else []
-    listings = folder_listings(s3, source.table_base, page_names)
-    drills = drill_keys(s3, source.table_base)
+    inventory = inventory_page(s3, source.backups, before, size)  # ours and its Data Pipeline output folders'
+    page_names = [f.name for f in inventory.folders]
+    drills = {root: drill_keys(s3, root) for root in source.backups.roots}  # a drill record sits beside its folder
     found_runs = runs(source.dag_id, page_names) if runs is not None and source.dag_id else {}
 
-    def row(name: str) -> BackupRow:
-        listing = listings[name]
-        run = found_runs.get(name)
+    def row(found: BackupFolder) -> BackupRow:
+        name, listing = found.name, inventory.listings[found.folder]
+        drills_here = drills.get(S3Location(found.folder.bucket, found.folder.prefix.rpartition("/")[0]), {})
+        run = found_runs.get(name) if found.layout == OURS else None
         status = "complete" if listing.complete else (
             "running" if run is not None and run.state in RUNNING_STATES else "partial")
         result = BackupRow(name, listing.folder, status, listing, run=run)
@@ -246,14 +252,13 @@ def backup_page(s3: Any, source: TableSource, before: str | None = None, size: i
                 result.sidecar = read_sidecar(s3, listing.folder)
         except BackupError as exc:
             result.error = str(exc)
-        if name in drills:
-            result.drill = read_drill(s3, source.table_base.bucket, drills[name])
+        if name in drills_here:
+            result.drill = read_drill(s3, found.folder.bucket, drills_here[name])
         return result
 
     with ThreadPoolExecutor(PARALLEL) as pool:
-        rows = list(pool.map(row, page_names))
-    more = len(older) > len(page_names)
-    return BackupPage(source, rows, len(names), before, page_names[-1] if more and page_names else None)
+        rows = list(pool.map(row, inventory.folders))
+    return BackupPage(source, rows, inventory.total, before, inventory.next_before)
 
 
 @dataclass

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from botocore.exceptions import ClientError
 
-from dynamodb_backup.errors import BackupFolderError, ParameterError
+from dynamodb_backup.errors import ParameterError
 from dynamodb_backup.formats.layout import MANIFEST, SIDECAR, SUCCESS, S3Location, parse_folder_name
 from dynamodb_backup.formats.sidecar import Sidecar
 
@@ -102,22 +102,12 @@ def list_backups(s3: Any, base: S3Location) -> list[BackupSummary]:
     return [summarize(s3, listing) for listing in scan_listings(s3, base)]
 
 
-def latest_complete(s3: Any, base: S3Location, table: str) -> S3Location:
-    """The newest complete dated folder of ``table`` under ``base`` (``<base>/<table>/<date>``).
+def latest_complete(s3: Any, base: S3Location, table: str, datapipeline: tuple[S3Location, ...] = ()) -> S3Location:
+    """The newest complete dated folder of ``table``: ``<base>/<table>/<date>``, or ``<output>/<date>`` under
+    one of its Data Pipeline output folders (see :mod:`dynamodb_backup.formats.tablebackups`)."""
+    from dynamodb_backup.formats.tablebackups import newest_complete, table_backups  # it lists through this module
 
-    Incremental folders hold a night's changes, not the table, so they are never picked.
-    """
-    table_base = base.child(table)
-    dated = [
-        listing for listing in scan_listings(s3, table_base)
-        if listing.complete and parse_folder_name(listing.folder.prefix.rsplit("/", 1)[-1])
-        and listing.folder.prefix.rsplit("/", 1)[0] == table_base.prefix
-    ]
-    for listing in reversed(dated):
-        if SIDECAR not in listing.sizes or read_sidecar(s3, listing.folder).source.get("mode") != "incremental":
-            return listing.folder
-    raise BackupFolderError(f"{table_base}: no complete backup (a folder with _SUCCESS) of {table!r}"
-                            + (" other than incremental ones (restore those with --as-of)" if dated else ""))
+    return newest_complete(s3, table_backups(table, base, datapipeline))
 
 
 def age(moment: datetime | None, now: datetime | None = None) -> str:

@@ -21,8 +21,13 @@ from dynamodb_backup.aws.tablecreate import table_exists
 from dynamodb_backup.drill.record import make_record, write_drill
 from dynamodb_backup.drill.scratch import ScratchTableError, claim_scratch, delete_scratch, drill_tag_value
 from dynamodb_backup.errors import BackupError
-from dynamodb_backup.formats.catalog import latest_complete, scan_listings
 from dynamodb_backup.formats.layout import S3Location, check_table_name
+from dynamodb_backup.formats.tablebackups import (
+    backup_listings,
+    newest_complete,
+    parse_datapipeline_outputs,
+    table_backups,
+)
 from dynamodb_backup.hooks.clients import aws_client
 from dynamodb_backup.operators.mistakes import aws_mistakes
 
@@ -56,16 +61,22 @@ class StartDrillOperator(_DrillFields):
     folders are all incomplete fails it.
     """
 
+    def __init__(self, *, datapipeline_output: Any = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        #: The table's Data Pipeline output folders: their dated folders are its backups too.
+        self.datapipeline = parse_datapipeline_outputs(datapipeline_output)
+
     @aws_mistakes
     def execute(self, context: Context) -> dict[str, Any]:
         started = datetime.now(UTC)
         base = S3Location.parse(f"s3://{self.bucket}/{self.prefix}", "bucket/prefix")
         table = check_table_name(str(self.table))
         s3 = aws_client("s3", self.aws_conn_id)
-        if not scan_listings(s3, base.child(table)):
+        backups = table_backups(table, base, self.datapipeline)
+        if not backup_listings(s3, backups):
             raise AirflowSkipException(f"no backup of {table} under {base}/ yet: nothing to drill")
         try:
-            folder = latest_complete(s3, base, table)
+            folder = newest_complete(s3, backups)
         except BackupError as exc:
             raise AirflowFailException(str(exc)) from exc
         try:

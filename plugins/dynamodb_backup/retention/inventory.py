@@ -12,8 +12,15 @@ from datetime import datetime
 from typing import Any
 
 from dynamodb_backup.backup.export import CHECKPOINTS
-from dynamodb_backup.formats.catalog import FolderListing, scan_listings, summarize
+from dynamodb_backup.formats.catalog import FolderListing, summarize
 from dynamodb_backup.formats.layout import SIDECAR, S3Location, parse_folder_name
+from dynamodb_backup.formats.tablebackups import (
+    DATAPIPELINE,
+    TableBackups,
+    backup_folders,
+    backup_listings,
+    table_backups,
+)
 from dynamodb_backup.pitr.native import STAGING
 from dynamodb_backup.repository.inspection import list_children
 from dynamodb_backup.retention.plan import FolderFacts
@@ -27,22 +34,29 @@ def tables_under(s3: Any, base: S3Location) -> list[str]:
     return sorted(name for name in list_children(s3, base)[1] if not name.startswith(("_", ".")))
 
 
-def table_folders(s3: Any, base: S3Location, table: str) -> list[FolderFacts]:
-    """Every dated folder directly under ``<base>/<table>/``, oldest first."""
-    table_base = base.child(table)
-    listings = {listing.folder.prefix.rsplit("/", 1)[-1]: listing for listing in scan_listings(s3, table_base)
-                if listing.folder.prefix.rsplit("/", 1)[0] == table_base.prefix}
-    names = {name for name in list_children(s3, table_base)[1] if parse_folder_name(name)}
-    names |= {name for name in listings if parse_folder_name(name)}
+def table_folders(s3: Any, where: S3Location | TableBackups, table: str | None = None,
+                  datapipeline: tuple[S3Location, ...] = ()) -> list[FolderFacts]:
+    """Every dated folder of the table, oldest first: ``where`` is its :class:`TableBackups`, or the base of
+    ``<base>/<table>/`` (with its Data Pipeline output folders ``datapipeline``)."""
+    if isinstance(where, TableBackups):
+        backups = where
+    else:
+        assert table is not None, "table_folders(s3, base, table)"
+        backups = table_backups(table, where, datapipeline)
+    listings = {listing.folder: listing for listing in backup_listings(s3, backups)}
+    folders = {f.folder: f for f in backup_folders(s3, backups)}  # also folders holding only sub-folders
     facts = []
-    for name in sorted(names):
-        folder = table_base.child(name)
-        listing = listings.get(name) or FolderListing(folder, {}, None)
-        facts.append(folder_facts(s3, listing))
+    for folder in sorted(set(listings) | set(folders), key=lambda f: (f.prefix.rsplit("/", 1)[-1], f.uri)):
+        listing = listings.get(folder) or FolderListing(folder, {}, None)
+        layout = folders[folder].layout if folder in folders else backups.layout_of(S3Location(
+            folder.bucket, folder.prefix.rpartition("/")[0]))
+        facts.append(folder_facts(s3, listing, declared=layout == DATAPIPELINE))
     return facts
 
 
-def folder_facts(s3: Any, listing: FolderListing) -> FolderFacts:
+def folder_facts(s3: Any, listing: FolderListing, declared: bool = False) -> FolderFacts:
+    """``declared``: the folder sits in one of the table's Data Pipeline output folders, which its entry names as
+    this table's backups: a complete one is retained and deleted like ours (a partial one is never touched)."""
     folder = listing.folder
     named = parse_folder_name(folder.prefix.rsplit("/", 1)[-1])
     assert named is not None, folder
@@ -51,6 +65,8 @@ def folder_facts(s3: Any, listing: FolderListing) -> FolderFacts:
         source = summarize(s3, listing).source or {}
     if listing.complete and SIDECAR in listing.sizes:
         ours, why, modified = True, "sidecar", listing.modified
+    elif declared and listing.complete:
+        ours, why, modified = True, "in this table's Data Pipeline output (datapipeline_output)", listing.modified
     else:
         nested, modified = _everything_under(s3, folder)
         markers = [m for m in OUR_MARKERS if any(key.startswith(m) for key in nested)]

@@ -50,9 +50,11 @@ class PruneReport:
 
 def prune_table(s3: Any, base: S3Location, table: str, policy: RetentionPolicy, *, dry_run: bool,
                 now: datetime | None = None, protect: tuple[str, ...] = (),
-                extra: dict[str, Any] | None = None) -> PruneReport:
-    """Decide for every folder of ``table`` under ``base``; unless ``dry_run``, delete what goes."""
-    decisions = plan_retention(table_folders(s3, base, table), policy, now or datetime.now(UTC), protect)
+                extra: dict[str, Any] | None = None, datapipeline: tuple[S3Location, ...] = ()) -> PruneReport:
+    """Decide for every folder of ``table`` (under ``base`` and its Data Pipeline output folders ``datapipeline``);
+    unless ``dry_run``, delete what goes."""
+    folders = table_folders(s3, base, table, datapipeline)
+    decisions = plan_retention(folders, policy, now or datetime.now(UTC), protect)
     report = PruneReport(table, decisions, dry_run=dry_run)
     if not dry_run:
         for decision in report.to_delete:
