@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import orjson
 
 from dynamodb_backup.aws.usage import RecordingBucket, UsageTimeline, merge, per_second
-from dynamodb_backup.console.render import chart_svg
+from dynamodb_backup.console.chart import nice_ticks
+from dynamodb_backup.console.render import chart_svg, message_html, run_html
+from dynamodb_backup.console.runview import RunView
+from dynamodb_backup.console.theme import DARK, LIGHT, TOKENS
 from dynamodb_backup.console.views import allowed_age, worker_rows
+from dynamodb_backup.formats.layout import S3Location
 from dynamodb_backup.formats.sidecar import Sidecar
 
 
@@ -69,3 +74,46 @@ def test_chart_draws_the_allowed_line_above_the_bars_it_allows():
     svg = chart_svg([(0.0, 40.0), (5.0, 50.0)], 50.0)
     assert svg.startswith("<svg") and "allowed 50.0" in svg
     assert "No capacity was recorded" in chart_svg([], 10.0)
+
+
+def test_chart_stays_readable_at_small_volumes():
+    """A run that read 0.3 units/s on a 400-unit table: the axis follows the consumption with readable ticks,
+    and the allowed rate is named as off the scale rather than squashing the line into the bottom pixel."""
+    svg = chart_svg([(0.0, 0.3), (5.0, 0.12), (10.0, 0.25)], 400.0)
+    ticks = re.findall(r"<text class='tick'[^>]*>([^<]+)</text>", svg)
+    assert ticks == ["0.0", "0.1", "0.2", "0.3"], ticks
+    assert "allowed 400.0 &#8593; (off this scale)" in svg and "class='allowed'" not in svg
+    # The line's highest point reaches the top tick's height (the plot is used, not its bottom pixel).
+    ys = [float(p.split(",")[1]) for p in re.search(r"class='consumed' points='([^']+)'", svg).group(1).split()]
+    top_tick_y = float(re.findall(r"<line class='grid' x1='\d+' y1='([\d.]+)'", svg)[-1])
+    assert min(ys) == top_tick_y
+    # In scale when the allowed rate is near what was used; one interval is still drawn.
+    near = chart_svg([(0.0, 3.0)], 4.0)
+    assert "class='allowed'" in near and "allowed 4.0" in near and "off this scale" not in near
+    assert nice_ticks(0.03) == [0.0, 0.01, 0.02, 0.03] and nice_ticks(950) == [0, 250, 500, 750, 1000]
+
+
+def test_items_per_second_is_never_a_question_mark():
+    """Start and finish are recorded to the second: a worker that took under one has 0 s, and an older record
+    has no times at all. Items/s is then a lower bound (>=), from one second or from its usage intervals."""
+    same_second = {"worker": 0, "items": 600, "bytes": 10, "started": "2024-01-01T00:00:00+00:00",
+                   "finished": "2024-01-01T00:00:00+00:00"}
+    no_times = {"worker": 1, "items": 90, "usage": {"interval_seconds": 5.0, "start": 0.0, "units": [1.0, 2.0]}}
+    nothing = {"worker": 2, "items": 7}
+    idle = {"worker": 3, "items": 0}
+    rows = worker_rows([same_second, no_times, nothing, idle])
+    assert [(r.items_per_second, r.items_per_second_is_bound) for r in rows] == [
+        (600.0, True), (9.0, True), (None, False), (0.0, False)]
+    view = RunView(S3Location("b", "p/t/f"), True, None, rows, merge(r.usage for r in rows), None)
+    html = run_html(view, "dag", "run")
+    cells = re.findall(r"<td class='n items-per-second'>([^<]*)</td>", html)
+    assert cells == ["&ge;600", "&ge;9.00", "&ndash;", "0.00"], cells
+    assert "?" not in re.sub(r"<script>.*?</script>", "", html, flags=re.S)
+
+
+def test_every_page_follows_airflows_theme_with_fallbacks_for_both_modes():
+    html = message_html("t", "x")
+    assert "localStorage.getItem('theme')" in html and "prefers-color-scheme: dark" in html
+    assert "html.dark{" in html and "--chakra-' + tokens[name]" in html
+    assert set(TOKENS) == set(LIGHT) == set(DARK)
+    assert all(LIGHT[name] != DARK[name] for name in ("bg", "fg", "border"))

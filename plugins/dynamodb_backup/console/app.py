@@ -25,6 +25,7 @@ from fastapi.responses import HTMLResponse
 from dynamodb_backup.config import TableBackup, load_backups
 from dynamodb_backup.console import render
 from dynamodb_backup.console.views import (
+    RecoveryLookup,
     RunRef,
     TableSource,
     backup_page,
@@ -200,8 +201,12 @@ def create_app() -> FastAPI:
         return HTMLResponse(render.message_html("Bad request", str(exc)), status_code=400)
 
     @app.get("/", response_class=HTMLResponse)
-    def tables_page() -> str:
-        return render.tables_html(_rows(), URL_PREFIX)
+    def tables_page(base: str | None = None) -> str:
+        rows = _rows()
+        locations = sorted({r.source.base.uri for r in rows})
+        chosen = base if base in locations else None
+        shown = [r for r in rows if chosen is None or r.source.base.uri == chosen]
+        return render.tables_html(shown, URL_PREFIX, locations, chosen)
 
     @app.get("/api/tables")
     def tables_json() -> list[dict[str, Any]]:
@@ -230,10 +235,13 @@ def create_app() -> FastAPI:
             for r in page.rows]}
 
     @app.get("/restore", response_class=HTMLResponse)
-    def restore_form(folder: str) -> str:
+    def restore_form(folder: str, table: str | None = None) -> str:
         location = S3Location.parse(folder, "folder")
-        table = location.prefix.rsplit("/", 2)[-2] if location.prefix.count("/") >= 1 else "?"
-        defaults: dict[str, object] = {"write_ratio": 0.5, "create_table": False, "verify": True}
+        if table is None:  # <prefix>/<table>/<date>; a Data Pipeline-layout folder has no table level: the page
+            # that links here names it
+            table = location.prefix.rsplit("/", 2)[-2] if location.prefix.count("/") >= 1 else location.bucket
+        check_table_name(table, "table")
+        defaults: dict[str, object] = {"write_ratio": 0.5, "create_table": False, "verify": True, "workers": 4}
         return render.restore_html(location, table, URL_PREFIX, ui_base(), defaults)
 
     @app.get("/run/{dag_id}/{run_id}", response_class=HTMLResponse)
@@ -257,8 +265,16 @@ def create_app() -> FastAPI:
     return app
 
 
+def recovery_lookup() -> RecoveryLookup | None:
+    """The stream backups' per-table recovery point, replica lag and gaps, when that work is installed.
+
+    HOOK: the STREAMS-RESTORE work provides the function; until it lands the tables page shows no stream
+    columns. Expected: ``(TableSource) -> {"recovery_point", "replica_lag_seconds", "gaps"} | None``."""
+    return None
+
+
 def _rows() -> list[Any]:
     backups = configured()
     sources = table_sources(backups)
     sources = table_sources(backups, discover_tables(s3_client, sources))
-    return table_rows(s3_client, sources)
+    return table_rows(s3_client, sources, recovery=recovery_lookup())

@@ -1,4 +1,4 @@
-"""What the console shows, built from S3: tables, a page of backups, one run's workers and capacity."""
+"""What the console shows, built from S3: tables and a page of a table's backups (a run's tab: ``runview``)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from dynamodb_backup.aws.usage import UsageTimeline, merge, per_second
 from dynamodb_backup.config import TableBackup
+from dynamodb_backup.console.runview import RunView, WorkerRow, restore_view, run_view, worker_rows
 from dynamodb_backup.errors import BackupError
 from dynamodb_backup.formats.catalog import (
     FolderListing,
     child_names,
     drill_keys,
-    folder_listings,
-    json_records,
     newest_by_pointer,
     read_drill,
     read_sidecar,
@@ -120,6 +118,8 @@ class TableRow:
     allowed: timedelta | None = None
     error: str | None = None
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    recovery: dict[str, Any] | None = None
+    """What the table's stream reports (``RecoveryLookup``): recovery_point, replica_lag_seconds, gaps."""
 
     @property
     def age(self) -> timedelta | None:
@@ -134,8 +134,14 @@ class TableRow:
         return age is None or age > self.allowed
 
 
-def table_rows(s3_for: Callable[[str], Any], sources: list[TableSource], now: datetime | None = None
-               ) -> list[TableRow]:
+RecoveryLookup = Callable[[TableSource], dict[str, Any] | None]
+"""A table -> what its stream backup reports: ``recovery_point`` (the newest moment a restore can reach),
+``replica_lag_seconds`` and ``gaps`` (a list of texts); None for a table without one. The tables page shows
+three more columns when any table has one (see ``app.recovery_lookup``)."""
+
+
+def table_rows(s3_for: Callable[[str], Any], sources: list[TableSource], now: datetime | None = None,
+               recovery: RecoveryLookup | None = None) -> list[TableRow]:
     """One row per table: its newest complete backup and age, two S3 calls per table, in parallel.
 
     The seal's pointer (``catalog.NEWEST``) names the newest folder it sealed; one GET reads it and one HEAD
@@ -157,6 +163,7 @@ def table_rows(s3_for: Callable[[str], Any], sources: list[TableSource], now: da
                 newest = (found[0].name, found[1]) if found is not None else None
             if newest is not None:
                 result.newest, result.completed = newest
+            result.recovery = recovery(source) if recovery is not None else None
         except Exception as exc:  # one unreadable table must not hide the others
             result.error = f"{type(exc).__name__}: {exc}"[:300]
         return result
@@ -261,109 +268,6 @@ def backup_page(s3: Any, source: TableSource, before: str | None = None, size: i
     return BackupPage(source, rows, inventory.total, before, inventory.next_before)
 
 
-@dataclass
-class WorkerRow:
-    """One worker of a run: an export worker (read units) or a restore's load worker (write units)."""
-
-    worker: str
-    work: str
-    """What it worked on: its segments (export) or files (restore)."""
-    items: int
-    bytes: int
-    seconds: float | None
-    units: float
-    rate: float | None
-    """The units per second it was allowed."""
-    usage: UsageTimeline
-
-    @property
-    def items_per_second(self) -> float | None:
-        return self.items / self.seconds if self.seconds else None
-
-    @property
-    def megabytes(self) -> float:
-        return self.bytes / 1e6
-
-
-@dataclass
-class RunView:
-    """A run's workers and units per second against the allowed line: an export's read units (from the
-    folder's sidecar) or a restore's write units (from its record beside the checkpoints)."""
-
-    folder: S3Location
-    """The folder the backup wrote, or the one the restore read."""
-    complete: bool
-    """Export: the folder has ``_SUCCESS``. Restore: its load workers recorded their units."""
-    sidecar: Sidecar | None
-    workers: list[WorkerRow]
-    usage: UsageTimeline
-    allowed_rate: float | None
-    kind: str = "read"
-    """read (a backup) or write (a restore)."""
-    target: str | None = None
-    """The restore's target table."""
-    record: S3Location | None = None
-    """Where a restore's write units were read from."""
-
-    @property
-    def series(self) -> list[tuple[float, float]]:
-        return per_second(self.usage)
-
-
-def _seconds(started: Any, finished: Any) -> float | None:
-    try:
-        return (datetime.fromisoformat(str(finished)) - datetime.fromisoformat(str(started))).total_seconds()
-    except ValueError:
-        return None
-
-
-def _work(record: dict[str, Any]) -> str:
-    if record.get("segments"):
-        return ",".join(str(int(s)) for s in record["segments"])
-    files, skipped = int(record.get("files") or 0), int(record.get("files_skipped") or 0)
-    return f"{files} files" + (f" ({skipped} skipped: done before)" if skipped else "")
-
-
-def worker_rows(records: list[dict[str, Any]], kind: str = "read") -> list[WorkerRow]:
-    """Workers' records (a sidecar's ``workers``, or a restore's write-unit records), read defensively: an
-    older record has no usage or no items, a field may be missing."""
-    rows: list[WorkerRow] = []
-    rate = f"{kind}_rate"
-    for record in records:
-        try:
-            rows.append(WorkerRow(
-                worker=str(record.get("worker", len(rows))), work=_work(record),
-                items=int(record.get("items") or 0), bytes=int(record.get("bytes") or 0),
-                seconds=_seconds(record.get("started"), record.get("finished")),
-                units=float(record.get(f"consumed_{kind}_units") or 0.0),
-                rate=None if record.get(rate) is None else float(record[rate]),
-                usage=UsageTimeline.from_dict(record.get("usage"))))
-        except (TypeError, ValueError):
-            continue
-    return rows
-
-
-def _summed_rate(workers: list[WorkerRow]) -> float | None:
-    """The run's allowed rate: its workers' shares added up (None unless every worker recorded one)."""
-    if workers and all(w.rate is not None for w in workers):
-        return sum(w.rate or 0.0 for w in workers)
-    return None
-
-
-def run_view(s3: Any, folder: S3Location) -> RunView:
-    """What the run tab shows for a backup's ``folder`` (the sidecar when sealed; otherwise what it holds)."""
-    parent, _, name = folder.prefix.rpartition("/")
-    listing = folder_listings(s3, S3Location(folder.bucket, parent), [name])[name]
-    sidecar = read_sidecar(s3, folder) if SIDECAR in listing.sizes else None
-    workers = worker_rows(sidecar.workers) if sidecar is not None else []
-    allowed = sidecar.read_rate if sidecar is not None and sidecar.read_rate is not None else _summed_rate(workers)
-    return RunView(folder, listing.complete, sidecar, workers, merge(w.usage for w in workers), allowed)
-
-
-def restore_view(s3: Any, record: S3Location, folder: S3Location, target: str | None) -> RunView:
-    """What the run tab shows for a restore: each load worker's record under ``record``
-    (``loading.load.write_units_location``), their write units per second against ratio x capacity."""
-    records = sorted(json_records(s3, record), key=lambda r: (len(str(r.get("worker"))), str(r.get("worker"))))
-    workers = worker_rows(records, "write")
-    return RunView(folder, bool(workers), None, workers, merge(w.usage for w in workers), _summed_rate(workers),
-                   "write", target, record)
+__all__ = ["BackupPage", "BackupRow", "RunLookup", "RunRef", "RunView", "TableRow", "TableSource", "WorkerRow",
+           "allowed_age", "backup_page", "discover_tables", "restore_view", "run_view", "table_rows",
+           "table_sources", "worker_rows"]
