@@ -3,6 +3,7 @@
 import gzip
 
 from dynamodb_backup.aws.s3writer import RollingWriter, S3ObjectWriter
+from dynamodb_backup.formats.compression import make_compressor
 
 
 def test_rolls_exactly_at_the_item_limit(local_aws, s3_bucket):
@@ -23,11 +24,11 @@ def test_large_object_goes_up_in_parts_and_checksums_the_stored_bytes(local_aws,
     s3 = local_aws.s3_client()
     rng = random.Random(3)
     lines = [rng.randbytes(3000).hex().encode() for _ in range(4000)]  # ~24 MB of incompressible text
-    writer = S3ObjectWriter(s3, s3_bucket, "big.gz", "gzip", part_size=5 * 1024 * 1024)
+    writer = S3ObjectWriter(s3, s3_bucket, "big.gz", make_compressor("gzip"), part_size=5 * 1024 * 1024)
     for start in range(0, len(lines), 500):
         chunk = lines[start:start + 500]
         writer.write(b"\n".join(chunk) + b"\n", len(chunk))
-    assert writer._upload_id is not None  # multipart, not one PutObject
+    assert writer.multipart  # in parts, not one PutObject
     result = writer.close()
     stored = s3.get_object(Bucket=s3_bucket, Key="big.gz")["Body"].read()
     assert len(stored) == result.bytes

@@ -14,12 +14,11 @@ there at the expected size).
 from __future__ import annotations
 
 import hashlib
-import zlib
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import zstandard
 from botocore.exceptions import ClientError
 
 from dynamodb_backup.aws.retry import call_with_retries
@@ -27,10 +26,14 @@ from dynamodb_backup.errors import ParameterError
 
 #: S3's smallest multipart part (except the last) is 5 MiB.
 PART_SIZE = 8 * 1024 * 1024
-COMPRESSIONS = {"none": "", "gzip": ".gz", "zstd": ".zst"}
+#: The compression names config.py checks against (formats.compression.COMPRESSIONS is the source;
+#: kept here until config.py imports it from there).
+COMPRESSIONS = ("gzip", "none", "zstd")
 
 
-class _Compressor(Protocol):
+class Compressor(Protocol):
+    """A streaming compressor for one object (formats/compression.py makes them)."""
+
     def compress(self, data: bytes) -> bytes: ...
     def flush(self) -> bytes: ...
 
@@ -43,23 +46,6 @@ class _Identity:
         return b""
 
 
-def make_compressor(compression: str) -> _Compressor:
-    if compression == "none":
-        return _Identity()
-    if compression == "gzip":
-        # wbits=31: a gzip member, as Hadoop's GzipCodec wrote and gzip tools read.
-        return zlib.compressobj(6, zlib.DEFLATED, 31)
-    if compression == "zstd":
-        return zstandard.ZstdCompressor(level=3).compressobj()
-    raise ParameterError(f"compression must be one of {sorted(COMPRESSIONS)}, got {compression!r}")
-
-
-def extension_for(compression: str) -> str:
-    if compression not in COMPRESSIONS:
-        raise ParameterError(f"compression must be one of {sorted(COMPRESSIONS)}, got {compression!r}")
-    return COMPRESSIONS[compression]
-
-
 @dataclass(frozen=True)
 class WrittenObject:
     key: str
@@ -70,20 +56,33 @@ class WrittenObject:
 
 
 class S3ObjectWriter:
-    """Writes one S3 object; small objects go up in one PutObject, large ones in parts."""
+    """Writes one S3 object; small objects go up in one PutObject, large ones in parts.
+
+    ``compressor`` is a new streaming compressor for this object (formats.compression's
+    ``make_compressor``), or ``"none"``. A full part is uploaded on a thread of its own while the
+    caller goes on encoding and compressing the next one, so compression never waits for the
+    network; one part is in flight at most, so a writer holds two parts, never more.
+    """
 
     def __init__(
-        self, s3: Any, bucket: str, key: str, compression: str,
+        self, s3: Any, bucket: str, key: str, compressor: Compressor | str,
         put_extra: dict[str, Any] | None = None, part_size: int = PART_SIZE,
     ) -> None:
         self.s3, self.bucket, self.key = s3, bucket, key
         self.put_extra = put_extra or {}
         self.part_size = part_size
-        self._compressor = make_compressor(compression)
+        if isinstance(compressor, str):
+            if compressor != "none":
+                raise ParameterError(f"S3ObjectWriter takes a compressor (formats.compression.make_compressor"
+                                     f"({compressor!r})) or 'none', got {compressor!r}")
+            compressor = _Identity()
+        self._compressor = compressor
         self._buffer = bytearray()
         self._sha = hashlib.sha256()
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
+        self._uploader: ThreadPoolExecutor | None = None
+        self._in_flight: Future[None] | None = None
         self.items = 0
         self.raw_bytes = 0
         self.bytes = 0
@@ -93,8 +92,26 @@ class S3ObjectWriter:
         self.raw_bytes += len(data)
         self._buffer += self._compressor.compress(data)
         if len(self._buffer) >= self.part_size:
-            self._upload_part(bytes(self._buffer))
+            self._send_part(bytes(self._buffer))
             self._buffer.clear()
+
+    def _send_part(self, chunk: bytes) -> None:
+        """Upload ``chunk`` as the next part on the uploader thread, once the part before it is stored."""
+        self._wait_for_part()
+        if self._uploader is None:
+            self._uploader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="s3-part")
+        self._in_flight = self._uploader.submit(self._upload_part, chunk)
+
+    def _wait_for_part(self) -> None:
+        """Wait for the part in flight, raising its error here, in the caller's thread."""
+        if self._in_flight is not None:
+            in_flight, self._in_flight = self._in_flight, None
+            in_flight.result()
+
+    def _stop_uploader(self) -> None:
+        if self._uploader is not None:
+            self._uploader.shutdown(wait=True)
+            self._uploader = None
 
     def _upload_part(self, chunk: bytes) -> None:
         if self._upload_id is None:
@@ -110,6 +127,11 @@ class S3ObjectWriter:
         self._parts.append({"PartNumber": number, "ETag": response["ETag"]})
         self._sha.update(chunk)
         self.bytes += len(chunk)
+
+    @property
+    def multipart(self) -> bool:
+        """Whether the object goes up in parts (a part was handed to the uploader)."""
+        return self._upload_id is not None or self._in_flight is not None or bool(self._parts)
 
     @property
     def owner_extra(self) -> dict[str, Any]:
@@ -141,6 +163,10 @@ class S3ObjectWriter:
         self._buffer += self._compressor.flush()
         tail = bytes(self._buffer)
         self._buffer.clear()
+        try:
+            self._wait_for_part()
+        finally:
+            self._stop_uploader()
         if self._upload_id is None:
             call_with_retries(lambda: self.s3.put_object(
                 Bucket=self.bucket, Key=self.key, Body=tail, **self.put_extra))
@@ -154,6 +180,12 @@ class S3ObjectWriter:
 
     def abort(self) -> None:
         """Drop a half-written object so no multipart upload is left to bill."""
+        try:
+            self._wait_for_part()
+        except Exception:
+            pass  # the upload is being dropped: its last part's error changes nothing
+        finally:
+            self._stop_uploader()
         if self._upload_id is not None:
             try:
                 self.s3.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self._upload_id,
@@ -192,7 +224,7 @@ class RollingWriter:
                 self.current = self.open_object(self.part)
             room = self.max_items - self.current.items
             chunk = lines[start : start + room]
-            self.current.write(b"\n".join(chunk) + b"\n", len(chunk))
+            self.current.write(b"\n".join([*chunk, b""]), len(chunk))  # one copy, newline-terminated
             start += len(chunk)
             if tokens is not None:
                 self.last_token = tokens[start - 1]

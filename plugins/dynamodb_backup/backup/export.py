@@ -42,13 +42,14 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from dynamodb_backup.aws.retry import call_with_retries
-from dynamodb_backup.aws.s3writer import RollingWriter, S3ObjectWriter, WrittenObject, extension_for
+from dynamodb_backup.aws.s3writer import RollingWriter, S3ObjectWriter, WrittenObject
 from dynamodb_backup.aws.tableinfo import describe_table
 from dynamodb_backup.aws.throttle import CapacityWatcher, TokenBucket
 from dynamodb_backup.aws.usage import UsageTimeline
 from dynamodb_backup.backup.plan import WorkerShare
 from dynamodb_backup.backup.scan import prefetched, scan_segment, wire_key_to_client
 from dynamodb_backup.formats.codec.datapipeline import encode_item, encode_wire_item
+from dynamodb_backup.formats.compression import extension_for, make_compressor
 from dynamodb_backup.formats.layout import S3Location, data_file_name
 from dynamodb_backup.formats.sidecar import FileRecord
 from dynamodb_backup.progress import Progress
@@ -293,7 +294,7 @@ def _export_segment(
 
     def open_object(part: int) -> S3ObjectWriter:
         key = folder.key(data_file_name(folder, segment, part, extension))
-        return S3ObjectWriter(s3, folder.bucket, key, settings.compression, settings.put_extra)
+        return S3ObjectWriter(s3, folder.bucket, key, make_compressor(settings.compression), settings.put_extra)
 
     writer = RollingWriter(open_object, settings.file_max_items, settings.file_max_bytes,
                            first_part=resumed.next_part if resumed else 0, on_roll=on_roll)

@@ -21,7 +21,7 @@ import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from dynamodb_backup.aws.s3writer import RollingWriter, S3ObjectWriter, WrittenObject, extension_for
+from dynamodb_backup.aws.s3writer import RollingWriter, S3ObjectWriter, WrittenObject
 from dynamodb_backup.backup.export import (
     ExportSettings,
     SegmentCheckpoint,
@@ -37,6 +37,7 @@ from dynamodb_backup.backup.export import (
 from dynamodb_backup.errors import BackupFolderError, CodecError
 from dynamodb_backup.formats.codec.datapipeline import is_blank
 from dynamodb_backup.formats.codec.native import decode_native_record, full_export_line_to_datapipeline
+from dynamodb_backup.formats.compression import extension_for, make_compressor
 from dynamodb_backup.formats.layout import S3Location, data_file_name
 from dynamodb_backup.formats.sidecar import FileRecord
 from dynamodb_backup.progress import Progress
@@ -144,7 +145,7 @@ def _convert_file(s3: Any, table: str, folder: S3Location, native: NativeFile, t
 
     def open_object(part: int) -> S3ObjectWriter:
         key = folder.key(data_file_name(folder, native.index, part, extension))
-        return S3ObjectWriter(s3, folder.bucket, key, settings.compression, settings.put_extra)
+        return S3ObjectWriter(s3, folder.bucket, key, make_compressor(settings.compression), settings.put_extra)
 
     writer = RollingWriter(open_object, settings.file_max_items, settings.file_max_bytes)
     batch: list[bytes] = []

@@ -1,9 +1,9 @@
 """Streaming the lines of one backup file out of S3, in bounded memory.
 
 Why: a backup file can be gigabytes; a restore must read it line by line,
-decompressing on the fly (chosen by extension: ``.gz`` gzip, ``.zst`` zstandard,
-else plain), and check the stored bytes' checksum in the same pass so a file is
-downloaded once. A file that ends early (truncated gzip or zstd) or whose
+decompressing on the fly (formats/compression.py: by extension, ``.gz`` gzip,
+``.zst`` zstandard, else plain), and check the stored bytes' checksum in the
+same pass so a file is downloaded once. A file that ends early (truncated gzip or zstd) or whose
 checksum differs is an error naming the file, never a silently short restore.
 """
 
@@ -12,13 +12,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-import zstandard
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.exceptions import IncompleteReadError, ReadTimeoutError, ResponseStreamingError
 from urllib3.exceptions import HTTPError as Urllib3Error
@@ -26,6 +24,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from dynamodb_backup.aws.retry import call_with_retries
 from dynamodb_backup.errors import BackupFolderError, CodecError
 from dynamodb_backup.formats.codec import Item, decode_line, decode_native_line, is_blank
+from dynamodb_backup.formats.compression import CorruptFileError, make_decompressor
 
 if TYPE_CHECKING:
     from dynamodb_backup.repository.inspection import SourceFile
@@ -34,10 +33,6 @@ log = logging.getLogger(__name__)
 
 #: Bytes read from S3 per chunk.
 CHUNK_BYTES = 1024 * 1024
-#: Decompressed bytes produced per step (bounds memory against highly compressed input).
-STEP_BYTES = 4 * 1024 * 1024
-#: zstd has no output bound per call, so it is fed small slices.
-ZSTD_SLICE = 16 * 1024
 #: A 400 KB item is well under this even with every character escaped; longer is corruption.
 MAX_LINE_BYTES = 16 * 1024 * 1024
 #: Times a broken download is resumed (with a Range request) before giving up.
@@ -47,8 +42,7 @@ _STREAM_ERRORS = (ResponseStreamingError, IncompleteReadError, ReadTimeoutError,
                   Urllib3Error, ConnectionError)
 
 
-class CorruptFileError(BackupFolderError):
-    """A backup file is truncated, undecompressable or does not match its checksum."""
+__all__ = ["Checksums", "CorruptFileError", "FileItems", "LineReader", "read_lines", "read_small", "stored_chunks"]
 
 
 @dataclass(frozen=True)
@@ -59,100 +53,6 @@ class Checksums:
     """Hex, as our sidecar records it."""
     md5: str | None = None
     """Base64, as a native export's manifest-files.json records it."""
-
-
-def compression_of(key: str) -> str:
-    if key.endswith(".gz"):
-        return "gzip"
-    if key.endswith(".zst"):
-        return "zstd"
-    return "none"
-
-
-class _Decoder(Protocol):
-    def feed(self, data: bytes) -> Iterator[bytes]: ...
-    def finish(self) -> None: ...
-
-
-class _Plain:
-    def feed(self, data: bytes) -> Iterator[bytes]:
-        yield data
-
-    def finish(self) -> None:
-        return None
-
-
-class _Gzip:
-    """gzip, including several concatenated members (as ``cat a.gz b.gz`` or Hadoop write)."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self._obj = zlib.decompressobj(31)
-        self._in_member = False
-
-    def feed(self, data: bytes) -> Iterator[bytes]:
-        while data:
-            self._in_member = True
-            try:
-                out = self._obj.decompress(data, STEP_BYTES)
-            except zlib.error as exc:
-                raise CorruptFileError(f"{self.url}: not valid gzip data ({exc})") from None
-            if out:
-                yield out
-            if self._obj.eof:
-                data = self._obj.unused_data
-                self._obj = zlib.decompressobj(31)
-                self._in_member = False
-                if data and not data.strip(b"\x00"):
-                    return  # zero padding after the last member, as some tools write
-            else:
-                data = self._obj.unconsumed_tail
-
-    def finish(self) -> None:
-        if self._in_member:
-            raise CorruptFileError(
-                f"{self.url}: gzip data is truncated (the file ends inside a compressed member); "
-                "the object is incomplete or corrupt"
-            )
-
-
-class _Zstd:
-    """zstandard, including several concatenated frames."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self._obj = zstandard.ZstdDecompressor().decompressobj()
-        self._in_frame = False
-
-    def feed(self, data: bytes) -> Iterator[bytes]:
-        for start in range(0, len(data), ZSTD_SLICE):
-            piece = data[start:start + ZSTD_SLICE]
-            while piece:
-                self._in_frame = True
-                try:
-                    out = self._obj.decompress(piece)
-                except zstandard.ZstdError as exc:
-                    raise CorruptFileError(f"{self.url}: not valid zstd data ({exc})") from None
-                if out:
-                    yield out
-                piece = b""
-                if self._obj.eof:
-                    piece = self._obj.unused_data
-                    self._obj = zstandard.ZstdDecompressor().decompressobj()
-                    self._in_frame = False
-
-    def finish(self) -> None:
-        if self._in_frame:
-            raise CorruptFileError(f"{self.url}: zstd data is truncated (the file ends inside a frame)")
-
-
-def _decoder(key: str, url: str) -> _Decoder:
-    compression = compression_of(key)
-    if compression == "gzip":
-        return _Gzip(url)
-    if compression == "zstd":
-        return _Zstd(url)
-    return _Plain()
 
 
 def stored_chunks(s3: Any, bucket: str, key: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
@@ -206,7 +106,7 @@ class LineReader:
     def __iter__(self) -> Iterator[tuple[int, bytes]]:
         sha = hashlib.sha256() if self.checksums.sha256 or self.hash_sha256 else None
         md5 = hashlib.md5(usedforsecurity=False) if self.checksums.md5 else None
-        decoder = _decoder(self.key, self.url)
+        decoder = make_decompressor(self.key, self.url)
         pending = b""
         number = 0
         self.stored_bytes = 0
