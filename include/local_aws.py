@@ -512,12 +512,13 @@ def start_moto(port: int, state_dir: Path, *, wait: bool = True, timeout: float 
 
 def pitr_command(port: int, state_dir: Path, upstream_url: str, s3_url: str, *, lag_seconds: float | None = None,
                  min_export_seconds: float | None = None, min_incremental_window_seconds: float | None = None,
-                 host: str = HOST) -> list[str]:
+                 host: str = HOST, streams: str | None = None) -> list[str]:
     """``python -m local_pitr`` with this interpreter (the venv's when run from make or pytest)."""
     command = [sys.executable, "-m", "local_pitr", "--host", host, "--port", str(port), "--upstream", upstream_url,
                "--s3-endpoint", s3_url, "--state-dir", str(state_dir)]
     for flag, value in (("--lag-seconds", lag_seconds), ("--min-export-seconds", min_export_seconds),
-                        ("--min-incremental-window-seconds", min_incremental_window_seconds)):
+                        ("--min-incremental-window-seconds", min_incremental_window_seconds),
+                        ("--streams", streams)):
         if value is not None:
             command += [flag, str(value)]
     return command
@@ -525,11 +526,13 @@ def pitr_command(port: int, state_dir: Path, upstream_url: str, s3_url: str, *, 
 
 def start_pitr(port: int, state_dir: Path, *, upstream_url: str, s3_url: str, lag_seconds: float | None = None,
                min_export_seconds: float | None = None, min_incremental_window_seconds: float | None = None,
-               wait: bool = True, timeout: float = DEFAULT_TIMEOUT) -> LocalServer:
+               streams: str | None = None, wait: bool = True, timeout: float = DEFAULT_TIMEOUT) -> LocalServer:
     """Start the PITR stand-in on ``port`` in front of the backend at ``upstream_url``, writing exports to
     ``s3_url``; journal in ``state_dir/local_pitr``, log in ``state_dir/local_pitr.log``.
 
     ``lag_seconds`` None means the stand-in's own default (``LOCAL_PITR_LAG_SECONDS`` or 300 s).
+    ``streams="journal"``: the stand-in serves DynamoDB Streams itself, over its journal, with shards that
+    rotate and split on demand (``local_pitr/streams.py``); default: Streams calls go to the backend.
     """
     state_dir = Path(state_dir)
     env = dict(os.environ)
@@ -537,7 +540,7 @@ def start_pitr(port: int, state_dir: Path, *, upstream_url: str, s3_url: str, la
     env["PYTHONPATH"] = os.pathsep.join(p for p in (include, env.get("PYTHONPATH", "")) if p)
     command = pitr_command(port, state_dir / PITR, upstream_url, s3_url, lag_seconds=lag_seconds,
                            min_export_seconds=min_export_seconds,
-                           min_incremental_window_seconds=min_incremental_window_seconds)
+                           min_incremental_window_seconds=min_incremental_window_seconds, streams=streams)
     server = _spawn(PITR, command, port, state_dir / f"{PITR}.log", env=env)
     return _start(server, wait, timeout)
 
@@ -700,6 +703,7 @@ def env_vars(
     """Environment variables that point boto3 (and the Airflow AWS hooks) at the local servers."""
     return {
         "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_url,
+        "AWS_ENDPOINT_URL_DYNAMODB_STREAMS": dynamodb_url,  # DynamoDB Local serves Streams on the same port
         "AWS_ENDPOINT_URL_S3": moto_url,
         "AWS_ENDPOINT_URL_SNS": moto_url,
         "AWS_ACCESS_KEY_ID": access_key,
@@ -712,6 +716,7 @@ def export_lines(dynamodb_port: int, moto_port: int) -> list[str]:
     env = env_vars(f"http://{HOST}:{dynamodb_port}", f"http://{HOST}:{moto_port}")
     return [
         f"export AWS_ENDPOINT_URL_DYNAMODB={env['AWS_ENDPOINT_URL_DYNAMODB']}",
+        f"export AWS_ENDPOINT_URL_DYNAMODB_STREAMS={env['AWS_ENDPOINT_URL_DYNAMODB_STREAMS']}",
         f"export AWS_ENDPOINT_URL_S3={env['AWS_ENDPOINT_URL_S3']}",
         f"export AWS_ENDPOINT_URL_SNS={env['AWS_ENDPOINT_URL_SNS']}",
         (

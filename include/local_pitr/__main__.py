@@ -35,6 +35,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--min-incremental-window-seconds", type=float,
                         default=DEFAULT_MIN_INCREMENTAL_WINDOW_SECONDS,
                         help="shortest incremental window (AWS: 900; lower only for tests)")
+    parser.add_argument("--streams", choices=("relay", "journal"), default="relay",
+                        help="relay: DynamoDB Streams calls go to the backend (DynamoDB Local serves them); "
+                             "journal: the stand-in serves them over its journal, with shards that rotate, "
+                             "split and trim on demand (streams.py)")
     return parser.parse_args(argv)
 
 
@@ -42,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     settings = Settings(port=args.port, host=args.host, upstream=args.upstream, s3_endpoint=args.s3_endpoint,
                         state_dir=args.state_dir, lag_seconds=args.lag_seconds,
-                        min_export_seconds=args.min_export_seconds)
+                        min_export_seconds=args.min_export_seconds, streams=args.streams)
     stand_in = StandIn(settings, args.min_incremental_window_seconds)
 
     def stop(signum: int, frame: FrameType | None) -> None:

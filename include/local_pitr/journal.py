@@ -134,6 +134,12 @@ class Journal:
                 )
             return stamp
 
+    def fence(self) -> int:
+        """A stamp no recorded write has and every later write exceeds (the stand-in's stream shard boundaries)."""
+        with self.db.lock:
+            self._last_stamp = max(now_us(), self._last_stamp + 1)
+            return self._last_stamp
+
     def append_baseline(self, table: FollowedTable, entries: list[Entry], stamp: int) -> None:
         """Images read by the baseline scan, all stamped ``stamp`` (just before PITR's enable time)."""
         with self.db.transaction() as conn:

@@ -82,7 +82,9 @@ class ProxyHandler(socketserver.StreamRequestHandler):
         except (BadMessage, ValueError, *_CLIENT_GONE):
             return False  # a client that hangs up mid-request: nothing goes upstream
         target = head.get(b"x-amz-target") or b""
-        operation = target[len(TARGET_PREFIX):] if target.startswith(TARGET_PREFIX) else b""
+        # Other services' targets (DynamoDBStreams_20120810.X) keep their prefix: answered here if the
+        # stand-in serves them (its Streams API over the journal), relayed otherwise.
+        operation = target[len(TARGET_PREFIX):] if target.startswith(TARGET_PREFIX) else target
         is_post = head.start.startswith(b"POST ")
         try:
             if is_post and operation in self.server.operations:

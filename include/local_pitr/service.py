@@ -15,6 +15,7 @@ from local_pitr.proxy import LocalOperation, StandInServer
 from local_pitr.recorder import Recorder
 from local_pitr.records import ExportRecord, ExportRecords
 from local_pitr.settings import Settings
+from local_pitr.streams import JournalStreams, StreamingRecorder
 from local_pitr.tags import TableTags
 
 # AWS's minimum incremental window; ``--min-incremental-window-seconds`` shortens it for tests.
@@ -31,7 +32,9 @@ class StandIn:
         self.jobs = ExportJobs(self.db, self.journal, self.records, settings)
         self.pitr = PitrApi(self.journal, settings)
         self.exports = ExportsApi(self.journal, self.records, self.jobs, settings, min_incremental_window_seconds)
-        recorder = Recorder(self.journal, on_table_deleted=self._purge)
+        self.streams = JournalStreams(self.db, self.journal) if settings.streams == "journal" else None
+        recorder = (StreamingRecorder(self.journal, self._purge, self.streams) if self.streams
+                    else Recorder(self.journal, on_table_deleted=self._purge))
         self.billing = BillingSwitches(self.db)  # AWS's limit on switching to on-demand
         self.tags = TableTags(self.db)  # tagging, where the backend has none (DynamoDB Local)
         operations: dict[str, LocalOperation] = {
@@ -45,6 +48,8 @@ class StandIn:
             "UntagResource": self.tags.untag_resource,
             "ListTagsOfResource": self.tags.list_tags_of_resource,
         }
+        if self.streams is not None:  # its Streams API over the journal (streams.py), not the backend's
+            operations.update(self.streams.operations(self.billing.update_table))
         self.server = StandInServer((settings.host, settings.port), settings.upstream, recorder, operations)
 
     def _purge(self) -> None:

@@ -28,3 +28,4 @@ class Settings:
     lag_seconds: float = DEFAULT_LAG_SECONDS
     min_export_seconds: float = DEFAULT_MIN_EXPORT_SECONDS
     partitions: int = 4  # data files per full export, one per hashed key range
+    streams: str = "relay"  # "journal": serve DynamoDB Streams over the journal (streams.py)
