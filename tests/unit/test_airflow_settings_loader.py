@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from airflow_settings_loader import (
+    DEFAULT_SETTINGS_PATH,
     ConnectionSetting,
     PoolSetting,
     Settings,
@@ -21,6 +22,7 @@ from airflow_settings_loader import (
     main,
     parse_settings,
     substitute,
+    unencrypted_secrets,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -175,7 +177,7 @@ def test_substitute_errors() -> None:
         substitute("${A:-${UNSET}}", {})
 
 
-def test_astro_template_placeholders_are_skipped(tmp_path: Path) -> None:
+def test_template_placeholders_are_skipped(tmp_path: Path) -> None:
     text = """\
     airflow:
       connections:
@@ -386,3 +388,39 @@ def test_modules_do_not_import_airflow() -> None:
         "assert 'airflow' not in sys.modules, 'airflow imported'"
     )
     subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=True)
+
+
+def test_secrets_are_the_password_and_the_extra_keys_airflow_masks() -> None:
+    plain = ConnectionSetting(conn_id="aws_default", conn_type="aws", login="someone",
+                              extra={"region_name": "eu-west-1", "service_config": {"s3": {"endpoint_url": "x"}}})
+    assert plain.secret_fields() == []
+    secret = ConnectionSetting(conn_id="api", conn_type="http", password="p",
+                               extra={"headers": {"Authorization": "Bearer t"}, "aws_secret_access_key": "k",
+                                      "api_key": ""})
+    assert secret.secret_fields() == ["conn_password", "conn_extra.headers.Authorization",
+                                      "conn_extra.aws_secret_access_key"]
+
+
+def test_without_a_fernet_key_each_connection_with_a_secret_is_one_line() -> None:
+    settings = Settings(source="s.yaml", connections=(
+        ConnectionSetting(conn_id="clear", conn_type="aws", login="AKIA", password="wJal"),
+        ConnectionSetting(conn_id="fine", conn_type="aws", extra={"region_name": "eu-west-1"}),
+        ConnectionSetting(conn_id="token", conn_type="http", extra={"token": "t"}),
+    ))
+    assert unencrypted_secrets(settings, fernet_is_encrypted=True) == []
+    lines = unencrypted_secrets(settings, fernet_is_encrypted=False)
+    assert [line.split(": set ")[0] for line in lines] == [
+        "s.yaml: connections (clear): conn_password would be stored unencrypted",
+        "s.yaml: connections (token): conn_extra.token would be stored unencrypted",
+    ]
+    assert all("AIRFLOW__CORE__FERNET_KEY" in line and "\n" not in line for line in lines)
+
+
+def test_the_default_file_is_the_local_stacks_and_it_stores_no_secret() -> None:
+    assert DEFAULT_SETTINGS_PATH == REPO_ROOT / "include" / "local-airflow-settings.yaml"
+    local = load_settings(DEFAULT_SETTINGS_PATH, {})
+    assert [c.conn_id for c in local.connections] == ["aws_default"]
+    assert unencrypted_secrets(local, fernet_is_encrypted=False) == []  # applies without a Fernet key
+    deploy = load_settings(REPO_ROOT / "include" / "deploy-airflow-settings.yaml", {})
+    assert (deploy.connections, deploy.variables) == ((), ())
+    assert [p.name for p in deploy.pools] == ["dynamodb_export"]
