@@ -19,6 +19,8 @@ from dynamodb_backup.restore.asof import run_as_of
 from dynamodb_backup.restore.catchup import run_apply
 from dynamodb_backup.restore.job import RestoreRequest, new_run_id, run_restore
 from dynamodb_backup.restore.selection import run_items
+from dynamodb_backup.restore.streamchain import has_stream
+from dynamodb_backup.restore.streamrestore import run_stream_as_of
 from dynamodb_backup.restore.verify import verify_restore
 
 
@@ -194,6 +196,11 @@ def run_as_of_command(args: argparse.Namespace) -> int:
     base, source_table, moment = _chain_source(args)
     request = _request(args, base, create=True)
     print(f"run id {request.run_id} (give --run-id {request.run_id} to resume it)")
+    if has_stream(client_for("s3"), base, source_table):  # stream segments: restore to the second
+        streamed = run_stream_as_of(client_factory(args.endpoint, args.region), request, base, source_table, moment,
+                                    processes=request.workers)
+        print("\n".join(streamed.lines()))
+        return 0 if streamed.ok else 1
     outcome = run_as_of(client_factory(args.endpoint, args.region), request, base, source_table, moment,
                         processes=request.workers)
     print(outcome.chain.describe())

@@ -38,6 +38,7 @@ from dynamodb_backup.repository.digest import backup_items
 from dynamodb_backup.repository.inspection import BackupSource, SourceFile, inspect_folder
 from dynamodb_backup.repository.keyschema import KeyRules, key_description
 from dynamodb_backup.restore.steps import write_rate
+from dynamodb_backup.restore.streamchain import StreamPlan, at, has_stream, plan_stream, stream_changes
 from dynamodb_backup.restore.verify import default_read_rate
 
 log = logging.getLogger(__name__)
@@ -118,8 +119,9 @@ class Selection:
 
 
 def selected_state(s3: Any, source: BackupSource, links: list[list[SourceFile]],
-                   selection: Selection) -> dict[Key, Item]:
-    """The chosen items as the backup describes them: the full's, then each link's changes in order."""
+                   selection: Selection, stream: StreamPlan | None = None) -> dict[Key, Item]:
+    """The chosen items as the backup describes them: the full's, then each link's changes in order, then the
+    stream's changes (``stream``: restore to a second) in replay order."""
     rules, state = selection.rules, dict[Key, Item]()
     for _, item in backup_items(s3, source):
         key = rules.key_of(item)
@@ -135,6 +137,13 @@ def selected_state(s3: Any, source: BackupSource, links: list[list[SourceFile]],
                     state[key] = change.new
                 else:
                     state.pop(key, None)
+    for _, stored in stream_changes(s3, stream, rules) if stream is not None else ():
+        key = rules.key_of(stored.change.keys)
+        if selection.wants(key):
+            if stored.change.new is not None:
+                state[key] = stored.change.new
+            else:
+                state.pop(key, None)
     return state
 
 
@@ -214,13 +223,14 @@ class ItemsOutcome:
 
 def restore_items(dynamodb: Any, s3: Any, table: str, source: BackupSource, links: list[list[SourceFile]],
                   selection: Selection, point: str, *, write_ratio: float = 0.5,
-                  on_demand_capacity: float = DEFAULT_ON_DEMAND_CAPACITY, verify: bool = True) -> ItemsOutcome:
-    """Put the selected items, as ``source`` and ``links`` describe them, into the existing ``table``."""
+                  on_demand_capacity: float = DEFAULT_ON_DEMAND_CAPACITY, verify: bool = True,
+                  stream: StreamPlan | None = None) -> ItemsOutcome:
+    """Put the selected items, as ``source``, ``links`` and ``stream`` describe them, into the existing ``table``."""
     target = describe_table(dynamodb, table)
     if source.table is not None:
         check_same_keys(source.table, target, f"table {table!r}")
     log.info("restoring %s from %s into %s", selection.describe(), point, table)
-    state = selected_state(s3, source, links, selection)
+    state = selected_state(s3, source, links, selection, stream)
     rules = selection.rules
     written = [dict(zip(rules.key_names, key, strict=True)) for key in sorted(state)]
     missing = [dict(zip(rules.key_names, key, strict=True)) for key in selection.keys if key not in state]
@@ -258,13 +268,17 @@ def run_items(make_client: Any, table: str, *, folder: S3Location | None = None,
         keys = parse_keys(keys_text.splitlines(), "keys", rules)
     selection = Selection.of(rules, keys, partition_key)
     links: list[list[SourceFile]] = []
+    stream: StreamPlan | None = None
     if moment is not None:
         if base is None or not source_table:
             raise ParameterError("as_of needs the backups' location and the source table")
-        chain = find_chain(s3, base, source_table, moment)
+        stream = plan_stream(s3, base, source_table, moment) if has_stream(s3, base, source_table) else None
+        chain = stream.chain if stream else find_chain(s3, base, source_table, moment)
         source = inspect_folder(s3, chain.full.folder)
         links = [link_files(s3, link) for link in chain.links]
-        point = f"the chain of {source_table} at {iso(chain.point)} ({len(links)} links after {chain.full.folder})"
+        point = (f"the stream of {source_table} at {at(stream.point)} inclusive" if stream else
+                 f"the chain of {source_table} at {iso(chain.point)}")
+        point += f" ({len(links)} links after {chain.full.folder})"
     else:
         if folder is None:
             raise ParameterError("give the backup folder (or as_of) to restore items from")
@@ -272,4 +286,4 @@ def run_items(make_client: Any, table: str, *, folder: S3Location | None = None,
         source = inspect_folder(s3, folder, force=force)
         point = f"{folder}"
     return restore_items(dynamodb, s3, table, source, links, selection, point, write_ratio=write_ratio,
-                         on_demand_capacity=on_demand_capacity, verify=verify)
+                         on_demand_capacity=on_demand_capacity, verify=verify, stream=stream)
