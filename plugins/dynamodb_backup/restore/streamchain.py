@@ -228,3 +228,33 @@ def stream_changes(s3: Any, plan: StreamPlan, rules: KeyRules) -> Iterator[tuple
                 yield origin, change
     if not checked:
         check_coverage(plan, first_seen)
+
+
+@dataclass
+class RecoveryPoint:
+    """The newest second a restore can reach now, and from what (for the console)."""
+
+    second: int | None
+    """None: no full backup to replay the stream onto."""
+    base: str | None
+    gaps: list[GapMarker]
+    blocked_by: GapMarker | None = None
+    """The gap that holds the recovery point back (records after it are stored, but no base follows it)."""
+
+
+def recovery_point(s3: Any, base: S3Location, table: str, now: datetime) -> RecoveryPoint:
+    """The newest second with a continuous chain from a base: the newest stored change after the newest base,
+    unless a gap after that base holds it back (then the second before the gap)."""
+    gaps = read_gaps(s3, base, table)
+    try:
+        chain = base_chain(s3, base, table, now)
+    except BackupFolderError:
+        return RecoveryPoint(None, None, gaps)
+    start, floor = replay_start(chain), second(chain.point)
+    newest = newest_second(s3, base.bucket, list_segments(s3, base, table))
+    reach = max(newest if newest is not None else floor, floor)
+    gap = blocking_gap(gaps, start, reach)
+    if gap is not None:
+        first = gap_interval(gap)[0]
+        reach = max(floor, first - 1) if first is not None else floor
+    return RecoveryPoint(reach, chain.full.folder.uri, gaps, gap)
