@@ -70,6 +70,17 @@ def test_the_page_takes_the_steps_in_order():
         "5. notices, a test notice (as the role)", "6. first backup (as the role)", "7. first restore (as the role)"]
 
 
+def test_the_readme_quick_start_is_the_page_s():
+    """Every command of the README's short quick start is a line of the tested page (so it cannot drift)."""
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Quick start on a real AWS account", 1)[1].split("\n## ", 1)[0]
+    [block] = re.findall(r"^```bash\n(.*?)^```$", section, re.M | re.S)
+    commands = [line.strip() for line in block.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    assert len(commands) >= 10
+    body = "\n".join(body for _, body in page_blocks(PAGE.read_text()))
+    assert [c for c in commands if c not in body] == []
+
+
 def shims(folder: Path) -> Path:
     """``aws`` and ``dynamodb-backup`` as the installed commands run them, with this interpreter."""
     folder.mkdir()
