@@ -1,0 +1,1 @@
+"""Moving over from AWS Data Pipeline: read pipeline definitions, say what they become in backups.yaml."""
