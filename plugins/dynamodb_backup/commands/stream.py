@@ -70,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     settings = TailSettings(duration=parse_duration(args.duration, "--for"),
                             segments=SegmentSettings(flush_seconds=flush, max_bytes=args.segment_mb * 1024 * 1024),
                             progress_seconds=min(parse_duration(args.progress_every, "--progress-every"), 10.0),
+                            describe_seconds=min(10.0, flush), idle_seconds=min(1.0, flush / 2),
                             take_base_at_start=not args.no_base)
     make_client = client_factory(args.endpoint, args.region)
     source = StreamSource(make_client("dynamodb"), clients.client("dynamodbstreams", args.streams_endpoint,

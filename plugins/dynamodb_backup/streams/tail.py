@@ -62,6 +62,9 @@ class TailResult:
     table: str
     stream_arn: str = ""
     records: int = 0
+    """Records read from the stream."""
+    stored: int = 0
+    """Records stored in segments (the rest were still buffered)."""
     segments: int = 0
     shards_read: int = 0
     shards_finished: int = 0
@@ -75,7 +78,7 @@ class TailResult:
         return [m for m in self.markers if m.kind in BREAKS]
 
     def line(self) -> str:
-        return (f"stream {self.table}: {self.records:,} records, {self.segments:,} segments, "
+        return (f"stream {self.table}: {self.records:,} records ({self.stored:,} stored), {self.segments:,} segments, "
                 f"{self.shards_read} shards read ({self.shards_finished} finished), lag {self.lag_seconds:.0f} s, "
                 f"{len(self.breaks)} gaps")
 
@@ -89,6 +92,7 @@ class _Reader:
     caught_up: bool = False
     last_seconds: int | None = None
     segments_counted: int = 0
+    records_counted: int = 0
 
 
 class Tail:
@@ -268,7 +272,8 @@ class Tail:
 
     def _count(self, reader: _Reader) -> None:
         self.result.segments += reader.writer.segments_written - reader.segments_counted
-        reader.segments_counted = reader.writer.segments_written
+        self.result.stored += reader.writer.records_written - reader.records_counted
+        reader.segments_counted, reader.records_counted = reader.writer.segments_written, reader.writer.records_written
 
     def _flush(self, reader: _Reader, finished: bool = False) -> None:
         reader.writer.flush(finished=finished)
