@@ -1,0 +1,184 @@
+"""Apply a table's stream segments to a replica table, in order per key, within a write ratio.
+
+    each pass: list the segments (shards in lineage order) -> for each shard, the segments after
+    the replica's progress -> put new images / delete keys, in sequence order -> flush -> save progress
+
+Why this way:
+
+* Order per key: one writer, batches written one after another, a batch never names a key
+  twice, shards parents first. A child shard waits until its parent is read to its end.
+* Idempotent after a crash: progress is saved only after the writes it covers succeeded. A
+  run that died between a write and its progress writes those changes again, in the same
+  order: a put writes the whole new image and a delete removes the key, so the replica ends
+  in the same state as if nothing had happened.
+* The source wins: every change overwrites (or deletes) the replica's item for that key,
+  whatever was written to the replica directly. Keys the source never changes are left alone.
+* Lag: now minus the newest change time written (stream times are whole seconds).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from dynamodb_backup.aws.tableinfo import describe_table
+from dynamodb_backup.aws.throttle import TokenBucket
+from dynamodb_backup.backup.plan import DEFAULT_ON_DEMAND_CAPACITY, check_ratio
+from dynamodb_backup.errors import ParameterError
+from dynamodb_backup.formats.layout import S3Location
+from dynamodb_backup.loading.load import BatchWriter
+from dynamodb_backup.replica.progress import ReplicaProgress, load_progress, save_progress
+from dynamodb_backup.repository.keyschema import KeyRules, key_description
+from dynamodb_backup.repository.segments import ShardSegments, list_segments, shard_changes
+from dynamodb_backup.repository.streamprogress import sequence_value
+from dynamodb_backup.restore.steps import write_rate
+
+log = logging.getLogger(__name__)
+
+#: How often a running replica says where it is.
+REPORT_SECONDS = 10.0
+
+
+@dataclass
+class ReplicaTarget:
+    """Where the replica is: its DynamoDB client and table, and how fast it may be written."""
+
+    dynamodb: Any
+    table: str
+    write_ratio: float = 0.5
+    on_demand_capacity: float = DEFAULT_ON_DEMAND_CAPACITY
+
+
+@dataclass
+class ReplicaReport:
+    """What a replica run did, and where the replica stands (for the DAG's Asset event and the console)."""
+
+    table: str
+    to_table: str
+    replica: str
+    applied: int = 0
+    puts: int = 0
+    deletes: int = 0
+    passes: int = 0
+    newest_applied: str | None = None
+    lag_seconds: float | None = None
+    caught_up: bool = False
+    waiting: list[str] = field(default_factory=list)
+    """Child shards not applied yet because their parent is not read to its end."""
+
+    def line(self) -> str:
+        lag = "no change applied yet" if self.lag_seconds is None else f"lag {self.lag_seconds:.0f} s"
+        return (f"replica {self.to_table} of {self.table}: {self.applied} changes applied ({self.puts} puts, "
+                f"{self.deletes} deletes) in {self.passes} passes; newest change applied "
+                f"{self.newest_applied or '-'}; {lag}; {'caught up' if self.caught_up else 'behind'}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def check_keys(shards: list[ShardSegments], target: ReplicaTarget) -> KeyRules:
+    """The replica's key schema must be the source's (from the tail's progress)."""
+    rules = KeyRules.from_description(key_description(describe_table(target.dynamodb, target.table)))
+    for shard in shards:
+        if shard.progress is not None and shard.progress.rules.keys != rules.keys:
+            raise ParameterError(f"--to-table {target.table}: key schema {rules.keys} is not the source table's "
+                                 f"{shard.progress.rules.keys}")
+    return rules
+
+
+def _unread_segments(shard: ShardSegments, after: str | None) -> list[Any]:
+    """The shard's segments that may hold records after ``after`` (a segment followed by one starting at or
+    before ``after`` holds nothing newer, and is not read again)."""
+    if after is None:
+        return list(shard.segments)
+    last = sequence_value(after)
+    return [seg for seg, nxt in zip(shard.segments, [*shard.segments[1:], None], strict=True)
+            if nxt is None or sequence_value(nxt.first_sequence) > last]
+
+
+def apply_pass(s3: Any, base: S3Location, progress: ReplicaProgress, target: ReplicaTarget, writer: BatchWriter,
+               report: ReplicaReport, rules: KeyRules | None = None) -> int:
+    """Apply every stored change not applied yet; save progress after each segment. Returns changes applied."""
+    shards = list_segments(s3, base, progress.table)
+    rules = rules or check_keys(shards, target)
+    finished = {s.shard_id for s in shards if s.progress is not None and s.progress.finished}
+    known = {s.shard_id for s in shards}
+    applied, report.waiting = 0, []
+    for shard in shards:
+        parent = shard.progress.parent_shard_id if shard.progress else None
+        if parent in known and parent not in finished:
+            report.waiting.append(shard.shard_id)
+            continue
+        for segment in _unread_segments(shard, progress.shards.get(shard.shard_id)):
+            count = 0
+            for origin, stored in shard_changes(s3, base.bucket, [segment], rules, progress.shards.get(shard.shard_id)):
+                if stored.change.new is not None:
+                    writer.put(stored.change.new, origin)
+                    report.puts += 1
+                else:
+                    writer.delete(stored.change.keys, origin)
+                    report.deletes += 1
+                count += 1
+                progress.shards[shard.shard_id] = stored.sequence
+                progress.newest_seconds = max(progress.newest_seconds or 0, stored.seconds)
+            if count:
+                writer.flush()  # the writes succeed before the progress that covers them is saved
+                progress.applied += count
+                applied += count
+                save_progress(s3, base, progress)
+    return applied
+
+
+def _describe(progress: ReplicaProgress, report: ReplicaReport) -> ReplicaReport:
+    report.lag_seconds = progress.lag_seconds()
+    report.newest_applied = (datetime.fromtimestamp(progress.newest_seconds, UTC).isoformat().replace("+00:00", "Z")
+                             if progress.newest_seconds is not None else None)
+    return report
+
+
+def replicate(s3: Any, base: S3Location, table: str, target: ReplicaTarget, replica: str, *,
+              for_seconds: float = 60.0, poll_seconds: float = 2.0, once: bool = False,
+              clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+              target_where: tuple[str | None, str | None] = (None, None)) -> ReplicaReport:
+    """Follow ``table``'s segments under ``base`` into ``target`` for ``for_seconds`` (``once``: one pass)."""
+    check_ratio(target.write_ratio, "write_ratio")
+    if for_seconds <= 0 or poll_seconds <= 0:
+        raise ParameterError("--for and --poll must be positive durations, e.g. 60s")
+    progress = load_progress(s3, base, table, replica) or ReplicaProgress(
+        table, replica, target.table, to_region=target_where[0], to_endpoint=target_where[1])
+    if progress.to_table != target.table:
+        raise ParameterError(f"replica {replica}: its progress is for table {progress.to_table}, not {target.table}")
+    rate = write_rate(describe_table(target.dynamodb, target.table), target.write_ratio, target.on_demand_capacity)
+    writer = BatchWriter(target.dynamodb, target.table, [], TokenBucket(rate))
+    report = ReplicaReport(table, target.table, replica)
+    rules: KeyRules | None = None
+    deadline, said = clock() + for_seconds, clock()
+    log.info("replica %s of %s: following s3://%s/%s at %.0f write units/s (progress: %d changes applied)",
+             target.table, table, base.bucket, base.key(table), rate, progress.applied)
+    while True:
+        if rules is None:
+            shards = list_segments(s3, base, table)
+            if shards:
+                rules = check_keys(shards, target)
+                writer.key_names = rules.key_names
+        applied = apply_pass(s3, base, progress, target, writer, report, rules) if rules else 0
+        report.applied += applied
+        report.passes += 1
+        if once or clock() >= deadline:
+            break
+        if clock() - said >= REPORT_SECONDS:
+            log.info("%s", _describe(progress, report).line())
+            said = clock()
+        if not applied:
+            sleep(min(poll_seconds, max(0.0, deadline - clock())))
+    report.caught_up = not report.waiting
+    if progress.caught_up != report.caught_up and progress.newest_seconds is not None:
+        progress.caught_up = report.caught_up
+        save_progress(s3, base, progress)
+    _describe(progress, report)
+    log.info("%s", report.line())
+    return report

@@ -1,0 +1,142 @@
+"""A live replica: a table's stream segments applied to a table on another DynamoDB server (a second "region").
+
+The source is a streamed table on the session's DynamoDB Local (Streams through the PITR stand-in
+and the strict front door); its records are stored as segments (``stream_workload``); the replica
+is a table on ``second_dynamodb``. After the workload stops the replica must equal the source,
+including after a replica that was killed mid-apply is run again.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from dynamodb_backup.cli import main as cli
+from dynamodb_backup.commands import client_for
+from dynamodb_backup.formats.layout import S3Location
+from dynamodb_backup.replica.apply import ReplicaTarget, replicate
+from dynamodb_backup.replica.progress import load_progress, replica_id
+from dynamodb_backup.replica.status import stream_status
+from stream_workload import StreamWorkload, create_stream_table, digests, scan_all, store_segments
+
+
+class Killed(BaseException):
+    """The process died: nothing in the replica catches it (as nothing survives a SIGKILL)."""
+
+
+class DyingClient:
+    """A DynamoDB client that dies on its ``die_at``-th BatchWriteItem, after that many calls reached the table."""
+
+    def __init__(self, client: Any, die_at: int) -> None:
+        self.client, self.die_at, self.batches, self.kills = client, die_at, 0, 0
+
+    def batch_write_item(self, **kwargs: Any) -> Any:
+        self.batches += 1
+        if self.batches == self.die_at:
+            self.client.batch_write_item(**kwargs)  # the write reaches the table; the process dies before it returns
+            self.kills += 1
+            raise Killed()
+        return self.client.batch_write_item(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+
+def _workload(ddb: Any, table: str, writes: int, workload: StreamWorkload | None = None) -> StreamWorkload:
+    workload = workload or StreamWorkload(ddb, table, seed=77, keys=10)
+    for _ in range(writes):
+        workload.one_write(int(time.time()))
+    return workload
+
+
+@pytest.fixture
+def source(local_aws: Any, table_name: str, s3_bucket: str) -> tuple[Any, StreamWorkload, S3Location]:
+    if not local_aws.is_ddblocal:
+        pytest.skip("needs DynamoDB Streams: DynamoDB Local has them, dynalite has none")
+    ddb = local_aws.dynamodb_client()
+    create_stream_table(ddb, table_name, pitr=False)
+    return ddb, StreamWorkload(ddb, table_name, seed=77, keys=10), S3Location(s3_bucket, "streams")
+
+
+def test_the_replica_follows_the_source_and_the_source_wins(local_aws, second_dynamodb, source, capsys):
+    ddb, workload, base = source
+    s3, streams = local_aws.s3_client(), local_aws.client("dynamodbstreams")
+    replica_ddb = second_dynamodb.client("dynamodb")
+    create_stream_table(replica_ddb, "replica-" + workload.table, pitr=False)
+    to_table = "replica-" + workload.table
+    _workload(ddb, workload.table, 60, workload)
+    store_segments(ddb, streams, s3, base, workload, upto=25)
+    args = ["replicate", "--from", base.uri, "--table", workload.table, "--to-table", to_table,
+            "--to-endpoint", second_dynamodb.url, "--once", "--write-ratio", "1.0"]
+    assert cli(args) == 0
+    out = capsys.readouterr().out
+    assert "25 changes applied" in out and "caught up" in out
+    _workload(ddb, workload.table, 40, workload)  # the source goes on; the tail stores the rest
+    # Written on the replica directly: a key the source then writes (the source wins), and one it never writes.
+    pk, sk = workload.writes[-1].key
+    replica_ddb.put_item(TableName=to_table, Item={"pk": {"S": pk}, "sk": {"N": sk}, "mine": {"S": "replica"}})
+    replica_ddb.put_item(TableName=to_table, Item={"pk": {"S": "only-here"}, "sk": {"N": "1"}})
+    store_segments(ddb, streams, s3, base, workload)
+    assert cli([*args[:-3], "--for", "3s", "--poll", "1s", "--write-ratio", "1.0"]) == 0
+    out = capsys.readouterr().out
+    assert f"{len(workload.writes) - 25} changes applied" in out, out
+    replica = digests(scan_all(replica_ddb, to_table))
+    assert replica.pop(("only-here", "1")) is not None, "a key the source never wrote is left alone"
+    assert replica == digests(scan_all(ddb, workload.table)) == digests(workload.state)
+    status = stream_status(s3, base, workload.table)
+    (shown,) = status["replicas"]
+    assert shown["to_table"] == to_table and shown["caught_up"] and shown["applied"] == len(workload.writes)
+    assert shown["newest_applied"] == datetime.fromtimestamp(workload.writes[-1].second, UTC).isoformat().replace(
+        "+00:00", "Z")
+    assert 0 <= shown["lag_seconds"] < 3600
+
+
+def test_a_replica_killed_mid_apply_and_run_again_equals_the_source(local_aws, second_dynamodb, source):
+    ddb, workload, base = source
+    s3, streams = local_aws.s3_client(), local_aws.client("dynamodbstreams")
+    to_table = "replica-" + workload.table
+    create_stream_table(second_dynamodb.client("dynamodb"), to_table, pitr=False)
+    _workload(ddb, workload.table, 120, workload)
+    store_segments(ddb, streams, s3, base, workload, per_segment=40)
+    name = replica_id(to_table, None, second_dynamodb.url)
+    dying = DyingClient(client_for("dynamodb", second_dynamodb.url), die_at=3)
+    with pytest.raises(Killed):
+        replicate(s3, base, workload.table, ReplicaTarget(dying, to_table, write_ratio=1.0), name, once=True)
+    assert dying.kills == 1, "the replica must have been killed mid-apply"
+    saved = load_progress(s3, base, workload.table, name)
+    written = dying.batches * 25  # at most; at least the batches before the kill (25 keys each, or a flush)
+    assert saved is None or saved.applied < len(workload.writes), "the kill came after everything was saved"
+    assert written > (saved.applied if saved else 0), "no write was made past the saved progress: nothing replays"
+    replica_ddb = second_dynamodb.client("dynamodb")
+    assert digests(scan_all(replica_ddb, to_table)) != digests(workload.state), "the kill left the replica behind"
+    report = replicate(s3, base, workload.table,
+                       ReplicaTarget(client_for("dynamodb", second_dynamodb.url), to_table, write_ratio=1.0), name,
+                       once=True)
+    assert report.applied == len(workload.writes) - (saved.applied if saved else 0)
+    assert digests(scan_all(replica_ddb, to_table)) == digests(scan_all(ddb, workload.table)) \
+        == digests(workload.state)
+    # Run again from the start (progress lost): every change replays in order, and the state is the same.
+    s3.delete_object(Bucket=base.bucket, Key=base.key(f"{workload.table}/stream/_replicas/{name}.json"))
+    again = replicate(s3, base, workload.table,
+                      ReplicaTarget(client_for("dynamodb", second_dynamodb.url), to_table, write_ratio=1.0), name,
+                      once=True)
+    assert again.applied == len(workload.writes)
+    assert digests(scan_all(replica_ddb, to_table)) == digests(workload.state)
+
+
+def test_replicate_refuses_bad_durations_and_another_key_schema(local_aws, second_dynamodb, source, capsys):
+    ddb, workload, base = source
+    to_table = f"other-keys-{uuid.uuid4().hex[:6]}"
+    assert cli(["replicate", "--from", base.uri, "--table", workload.table, "--to-table", to_table,
+                "--for", "soon"]) == 2
+    assert "--for: 'soon' is not a duration" in capsys.readouterr().err
+    _workload(ddb, workload.table, 5, workload)
+    store_segments(ddb, local_aws.client("dynamodbstreams"), local_aws.s3_client(), base, workload)
+    local_aws.create_table(to_table, client=second_dynamodb.client("dynamodb"))
+    assert cli(["replicate", "--from", base.uri, "--table", workload.table, "--to-table", to_table,
+                "--to-endpoint", second_dynamodb.url, "--once"]) == 2
+    assert f"--to-table {to_table}: key schema" in capsys.readouterr().err
