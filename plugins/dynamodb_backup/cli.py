@@ -1,14 +1,4 @@
-"""Command line: the same core as the DAGs, with no Airflow.
-
-``dynamodb-backup <command> ...`` (or ``python -m dynamodb_backup <command> ...``); each
-module of ``commands`` adds one command. Endpoints and credentials come from the standard AWS
-environment variables (AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL_S3, ...).
-
-A failure is one line on stderr, ``error: <what is wrong>: <what to do>``, and an exit code:
-2 a bad parameter or backup, 3 AWS refused the setup (region, credentials, permissions, clock),
-4 the endpoint could not be reached, 5 throttled after every retry (1: the command ran and says
-no, e.g. a verify that did not match). -v also prints the traceback.
-"""
+"""Command line: the same core as the DAGs, with no Airflow (``dynamodb-backup <command> ...``)."""
 
 from __future__ import annotations
 
@@ -20,14 +10,29 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from dynamodb_backup import commands
+from dynamodb_backup import __version__, commands
 from dynamodb_backup.aws.mistakes import explain
+
+#: What ``--help`` says: for the people who run the commands (the module's docstring is for its developers).
+DESCRIPTION = """\
+Back up DynamoDB tables to S3 in AWS Data Pipeline's format, and restore them: the commands
+the Airflow DAGs run, without Airflow. `dynamodb-backup COMMAND --help` explains each one.
+
+AWS endpoints, region and credentials come from the usual AWS settings (AWS_PROFILE,
+AWS_REGION, AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL_S3, ...) or --endpoint/--region."""
+
+EPILOG = """\
+A failure is one line on stderr, "error: <what is wrong>: <what to do>", and an exit code:
+2 a bad parameter or backup, 3 AWS refused (region, credentials, permissions, clock),
+4 the endpoint could not be reached, 5 throttled after every retry; 1 the command ran and
+says no (e.g. a verify that did not match). -v adds debug logging and the traceback."""
 
 
 def build_parser(prog: str = "dynamodb-backup") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__,
+    parser = argparse.ArgumentParser(prog=prog, description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, and tracebacks of errors")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for module in sorted(m.name for m in pkgutil.iter_modules(commands.__path__)):
         importlib.import_module(f"{commands.__name__}.{module}").register(subparsers)

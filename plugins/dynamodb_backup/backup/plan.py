@@ -64,10 +64,18 @@ def capacity_rate(capacity: float, on_demand: bool, ratio: float, on_demand_capa
     return max(base * ratio, 1.0)
 
 
+#: A segment's least share of a table whose size is known: one scan reads a 64 MiB segment at several hundred
+#: units a second, so more segments than this only add files (50 items on an on-demand table made 21).
+MIN_SEGMENT_BYTES = 64 * 1024**2
+
+
 def choose_segments(size_bytes: int, read_rate: float) -> int:
-    """Data Pipeline's rule: one segment per GiB, and one per 100 units of rate."""
+    """Data Pipeline's rule: one segment per GiB, and one per 100 units of rate -- but no more than one per
+    ``MIN_SEGMENT_BYTES`` of a table whose size DescribeTable reports (0 may be a stale figure: the rate rule)."""
     by_size = math.ceil(size_bytes / GIB)
     by_rate = math.ceil(read_rate / 100)
+    if size_bytes > 0:
+        by_rate = min(by_rate, math.ceil(size_bytes / MIN_SEGMENT_BYTES))
     return max(1, min(MAX_SEGMENTS, max(by_size, by_rate)))
 
 

@@ -16,8 +16,25 @@ else:
 
 
 def parse_date(text: str) -> datetime:
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    """An ISO 8601 date or date and time (UTC unless it says otherwise); argparse prints the error after the flag."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a date: give an ISO 8601 date or time in UTC, e.g. 2026-11-20 or 2026-11-20T06:00:00Z"
+        ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def positive_int(text: str) -> int:
+    """A count of at least 1 (workers, segments): 0 or less is refused, not quietly raised to 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def client_for(service: str, dynamodb_endpoint: str | None = None, region: str | None = None) -> Any:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from dynamodb_backup.backup.export import ExportSettings
 from dynamodb_backup.backup.job import BackupRequest, run_backup
 from dynamodb_backup.backup.plan import DEFAULT_ON_DEMAND_CAPACITY
-from dynamodb_backup.commands import Subparsers, client_factory, parse_date
+from dynamodb_backup.commands import Subparsers, client_factory, parse_date, positive_int
 from dynamodb_backup.errors import ParameterError
 from dynamodb_backup.formats.layout import S3Location
 from dynamodb_backup.formats.sidecar import Sidecar
@@ -25,9 +25,10 @@ def register(subparsers: Subparsers) -> None:
     p.add_argument("--table", required=True)
     p.add_argument("--to", required=True, metavar="S3_URI",
                    help="s3://bucket/prefix; <table>/<YYYY-MM-DD-HH-MM-SS>/ is appended")
-    p.add_argument("--segments", type=int, help="parallel scan segments (default: from table size and capacity)")
+    p.add_argument("--segments", type=positive_int,
+                   help="parallel scan segments (default: from table size and capacity)")
     p.add_argument("--read-ratio", type=float, default=0.25, help="share of the table's read capacity (0.01-1.5)")
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes")
+    p.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1, help="worker processes")
     p.add_argument("--compression", choices=["gzip", "none", "zstd"], default="gzip")
     p.add_argument("--consistent-read", action="store_true",
                    help="strongly consistent scan pages (twice the read units; the ratio still holds)")

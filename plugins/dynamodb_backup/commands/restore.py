@@ -7,7 +7,7 @@ import sys
 from datetime import datetime
 
 from dynamodb_backup.backup.plan import DEFAULT_ON_DEMAND_CAPACITY
-from dynamodb_backup.commands import Subparsers, add_datapipeline_argument, client_factory, client_for
+from dynamodb_backup.commands import Subparsers, add_datapipeline_argument, client_factory, client_for, positive_int
 from dynamodb_backup.errors import ParameterError
 from dynamodb_backup.formats.catalog import latest_complete
 from dynamodb_backup.formats.layout import S3Location, check_table_name
@@ -50,7 +50,8 @@ def register(subparsers: Subparsers) -> None:
                    help="share of the table's write capacity to use (0.01-1.5)")
     p.add_argument("--key-schema", metavar="PK:T[,SK:T]",
                    help="key schema for backups without a sidecar, e.g. pk:S,sk:N")
-    p.add_argument("--workers", type=int, default=4, help="worker processes, each loading a share of the files")
+    p.add_argument("--workers", type=positive_int, default=4,
+                   help="worker processes, each loading a share of the files")
     p.add_argument("--on-demand-capacity", type=float, default=DEFAULT_ON_DEMAND_CAPACITY,
                    help="write units per second assumed for on-demand tables")
     p.add_argument("--load-capacity", metavar="on-demand|WCU",
@@ -154,8 +155,9 @@ def _request(args: argparse.Namespace, folder: S3Location, create: bool = False)
 
 def _run_folder(args: argparse.Namespace) -> int:
     request = _request(args, source_folder(args))
-    print(f"run id {request.run_id} (give --run-id {request.run_id} to resume it)")
-    outcome = run_restore(client_factory(args.endpoint, args.region), request, processes=request.workers)
+    outcome = run_restore(client_factory(args.endpoint, args.region), request, processes=request.workers,
+                          on_validated=lambda: print(f"run id {request.run_id} (give --run-id {request.run_id} "
+                                                     "to resume it)", flush=True))
     print(outcome.source.describe())
     for note in outcome.source.notes:
         print(f"  note: {note}")

@@ -230,11 +230,17 @@ def load_prepared(make_client: ClientFactory, request: RestoreRequest, prepared:
     return load
 
 
-def run_restore(make_client: ClientFactory, request: RestoreRequest, processes: int = 1) -> RestoreOutcome:
-    """Restore ``request.folder`` into ``request.table``; nothing is written unless every file is valid."""
+def run_restore(make_client: ClientFactory, request: RestoreRequest, processes: int = 1,
+                on_validated: Callable[[], None] | None = None) -> RestoreOutcome:
+    """Restore ``request.folder`` into ``request.table``; nothing is written unless every file is valid.
+
+    ``on_validated`` is called once every file is valid, before anything is written (the CLI prints the run id
+    then: a run refused by validation has nothing to resume)."""
     make_client = ClientCache.wrap(make_client)
     started = time.perf_counter()
     prepared = prepare_restore(make_client, request, processes)
+    if on_validated is not None:
+        on_validated()
     seconds = {"validate": time.perf_counter() - started}
     started = time.perf_counter()
     target = ensure_restore_target(make_client, request, prepared)
