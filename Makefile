@@ -101,9 +101,10 @@ test-fast: backend-packages install  ## everything but the slow and end-to-end t
 	$(VENV)/bin/pytest -m "not slow and not e2e" -n 2 --dist loadfile
 
 # The documentation site (mkdocs.yml, docs/): strict, so a broken link, a missing anchor or a page left
-# out of the nav fails the build. Open site/index.html (git-ignored), or `.venv/bin/mkdocs serve`.
+# out of the nav fails the build (no --quiet: it hides the warnings that --strict counts, and the build passes).
+# Open site/index.html (git-ignored), or `.venv/bin/mkdocs serve`.
 docs: $(VENV)/.installed  ## build the documentation site into site/ with mkdocs build --strict
-	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 	@echo "docs: built site/index.html"
 
 lint: install
