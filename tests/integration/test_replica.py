@@ -8,9 +8,11 @@ including after a replica that was killed mid-apply is run again.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -140,3 +142,28 @@ def test_replicate_refuses_bad_durations_and_another_key_schema(local_aws, secon
     assert cli(["replicate", "--from", base.uri, "--table", workload.table, "--to-table", to_table,
                 "--to-endpoint", second_dynamodb.url, "--once"]) == 2
     assert f"--to-table {to_table}: key schema" in capsys.readouterr().err
+
+
+def test_the_operator_applies_and_puts_the_lag_in_its_asset_event(local_aws, second_dynamodb, source, monkeypatch):
+    from airflow.sdk import Asset
+
+    from dynamodb_backup.operators.replica import ReplicateOperator
+
+    ddb, workload, base = source
+    for name, value in local_aws.airflow_conn_env().items():
+        monkeypatch.setenv(name, value)
+    replica_conn = json.loads(local_aws.airflow_conn_env()["AIRFLOW_CONN_AWS_DEFAULT"])
+    replica_conn["extra"]["service_config"]["dynamodb"]["endpoint_url"] = second_dynamodb.url
+    monkeypatch.setenv("AIRFLOW_CONN_REPLICA_ACCOUNT", json.dumps(replica_conn))
+    to_table = "replica-" + workload.table
+    create_stream_table(second_dynamodb.client("dynamodb"), to_table, pitr=False)
+    _workload(ddb, workload.table, 30, workload)
+    store_segments(ddb, local_aws.client("dynamodbstreams"), local_aws.s3_client(), base, workload)
+    asset = Asset(f"{base.uri}/{workload.table}")
+    events: dict[Any, Any] = {asset: SimpleNamespace(extra=None)}
+    operator = ReplicateOperator(task_id="replicate", table=workload.table, bucket=base.bucket, prefix=base.prefix,
+                                 to_table=to_table, to_conn_id="replica_account", write_ratio=1.0, outlets=[asset])
+    result = operator.execute({"outlet_events": events})  # type: ignore[arg-type]
+    assert result["applied"] == 30 and result["caught_up"] and result["lag_seconds"] is not None
+    assert events[asset].extra == result
+    assert digests(scan_all(second_dynamodb.client("dynamodb"), to_table)) == digests(workload.state)
