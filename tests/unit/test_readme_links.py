@@ -1,4 +1,4 @@
-"""The README's links lead somewhere: every relative link names a file of the repository.
+"""The README's links lead somewhere (every relative link names a file), and it lists every command.
 
 The documentation site's own links are checked by `make docs` (mkdocs build --strict); the README is
 not part of the site, so its links are checked here.
@@ -26,3 +26,13 @@ def test_every_relative_link_of_the_readme_names_a_file():
 
 def test_a_link_to_nothing_is_caught():
     assert relative_links("see [x](docs/none.md) and [y](https://example.com) [z](#here)") == ["docs/none.md"]
+
+
+def test_the_readme_and_the_docs_index_list_every_command():
+    from dynamodb_backup.cli import build_parser
+
+    parser = build_parser()
+    [commands] = [action.choices for action in parser._subparsers._group_actions]  # type: ignore[union-attr]
+    for page in (REPO / "README.md", REPO / "docs" / "index.md"):
+        listed = set(re.findall(r"^\| `([a-z-]+)` \|", page.read_text(), re.M))
+        assert listed == set(commands), page.name
