@@ -13,6 +13,7 @@ RUN pip install --no-cache-dir -r /opt/airflow/requirements.txt
 COPY --chown=airflow:0 dags/ /opt/airflow/dags/
 COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/
 COPY --chown=airflow:0 include/ /opt/airflow/include/
+COPY --chown=airflow:0 airflow_settings.yaml /opt/airflow/airflow_settings.yaml
 
 # No default bucket, notices topic or Fernet key: the deployment sets DYNAMODB_BACKUP_BUCKET,
 # DYNAMODB_BACKUP_FAILURE_TOPIC_ARN and AIRFLOW__CORE__FERNET_KEY, and include/deploy_check.py refuses to

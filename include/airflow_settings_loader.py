@@ -2,7 +2,7 @@
 """Apply an ``airflow_settings.yaml``-style file (connections, pools, variables) to Airflow's database.
 
 Two files use it: ``include/local-airflow-settings.yaml`` (the local stack only: ``make run``,
-``make airflow``, ``make airflow-celery``) and ``include/deploy-airflow-settings.yaml`` (what docker
+``make airflow``, ``make airflow-celery``) and ``airflow_settings.yaml`` (what docker
 compose's ``airflow-init`` and the Helm chart's migration job store: the pool only). The format::
 
     airflow:

@@ -205,7 +205,7 @@ def test_without_a_fernet_key_secrets_are_refused_and_nothing_is_written(
     assert json.loads(check.stdout.split("FOUND ", 1)[1]) == [False, False]  # refused before any write
 
     # The deployments' file holds no secret: it applies without a Fernet key.
-    deploy = _run([sys.executable, str(LOADER), str(REPO_ROOT / "include" / "deploy-airflow-settings.yaml")], no_key)
+    deploy = _run([sys.executable, str(LOADER), str(REPO_ROOT / "airflow_settings.yaml")], no_key)
     assert any(line.startswith("pool dynamodb_export: ") for line in deploy.stdout.splitlines()), deploy.stdout
 
 

@@ -421,6 +421,6 @@ def test_the_default_file_is_the_local_stacks_and_it_stores_no_secret() -> None:
     local = load_settings(DEFAULT_SETTINGS_PATH, {})
     assert [c.conn_id for c in local.connections] == ["aws_default"]
     assert unencrypted_secrets(local, fernet_is_encrypted=False) == []  # applies without a Fernet key
-    deploy = load_settings(REPO_ROOT / "include" / "deploy-airflow-settings.yaml", {})
+    deploy = load_settings(REPO_ROOT / "airflow_settings.yaml", {})
     assert (deploy.connections, deploy.variables) == ((), ())
     assert [p.name for p in deploy.pools] == ["dynamodb_export"]

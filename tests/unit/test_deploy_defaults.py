@@ -27,7 +27,7 @@ from dynamodb_backup.errors import ParameterError
 REPO = Path(__file__).resolve().parents[2]
 BACKUPS = REPO / "include" / "backups.yaml"
 LOCAL_SETTINGS = REPO / "include" / "local-airflow-settings.yaml"
-DEPLOY_SETTINGS = REPO / "include" / "deploy-airflow-settings.yaml"
+DEPLOY_SETTINGS = REPO / "airflow_settings.yaml"
 LOCAL_MARKERS = ("127.0.0.1", "localhost", ":4569", ":4572", "local-airflow-settings")
 REQUIRED = ("AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET", "DYNAMODB_BACKUP_BUCKET", "DYNAMODB_BACKUP_LOG_URI")
 TOPIC = "arn:aws:sns:eu-west-1:111122223333:backup-failures"
@@ -134,7 +134,7 @@ def applied_settings_files() -> dict[str, str]:
 
 def test_deploy_paths_apply_the_pool_only_file():
     for where, path in applied_settings_files().items():
-        assert path == "/opt/airflow/include/deploy-airflow-settings.yaml", where
+        assert path == "/opt/airflow/airflow_settings.yaml", where
     airflow = load(DEPLOY_SETTINGS)["airflow"]
     assert set(airflow) == {"pools"}  # no connections, no variables: nothing that can hold an endpoint or secret
     assert [p["pool_name"] for p in airflow["pools"]] == ["dynamodb_export"]
@@ -149,7 +149,7 @@ def test_no_deploy_file_names_a_local_endpoint_or_login():
         "docker-compose.yaml environment": yaml.safe_dump(compose["x-airflow-common"]),
         "docker-compose.yaml airflow-init": yaml.safe_dump(compose["services"]["airflow-init"]),
         "deploy/helm-values.yaml": yaml.safe_dump(load(REPO / "deploy" / "helm-values.yaml")),
-        "include/deploy-airflow-settings.yaml": yaml.safe_dump(load(DEPLOY_SETTINGS)),
+        "airflow_settings.yaml": yaml.safe_dump(load(DEPLOY_SETTINGS)),
     }
     for name, text in run_with.items():
         for marker in LOCAL_MARKERS:
@@ -162,11 +162,12 @@ def test_no_deploy_file_names_a_local_endpoint_or_login():
 def test_the_image_leaves_the_local_settings_out():
     dockerfile = (REPO / "Dockerfile").read_text()
     copied = [line.split()[-2] for line in dockerfile.splitlines() if line.startswith("COPY")]
-    assert "airflow_settings.yaml" not in " ".join(copied)
+    # The root airflow_settings.yaml is the deployments' file (the pool only), copied as itself.
+    assert [c for c in copied if c.endswith(".yaml")] == ["airflow_settings.yaml"]
     assert "include/" in copied  # include/ is copied whole, so .dockerignore must drop the local file
     ignored = (REPO / ".dockerignore").read_text().split()
     assert "include/local-airflow-settings.yaml" in ignored
-    assert not (REPO / "airflow_settings.yaml").exists()  # no settings file at the root for a build to pick up
+    assert set(load(REPO / "airflow_settings.yaml")["airflow"]) == {"pools"}
 
 
 def test_the_local_settings_keep_their_endpoints_but_no_credentials():

@@ -3,7 +3,7 @@
 The compose file is validated against the compose-spec JSON schema (tests/fixtures/compose-spec.json,
 a copy of compose-spec/compose-spec's schema/compose-spec.json, its origin in tests/fixtures/compose-spec.source.json),
 and both files are checked for the shape this project needs: the CeleryExecutor on Postgres and Redis,
-our image, remote logging to S3, N workers, and the pool from include/deploy-airflow-settings.yaml.
+our image, remote logging to S3, N workers, and the pool from airflow_settings.yaml.
 What they must never carry (local endpoints, secrets, default buckets) is in test_deploy_defaults.py.
 """
 
@@ -81,9 +81,9 @@ def test_helm_values_run_celery_with_our_image_logs_in_s3_and_the_pool(values):
     # The log folder is the deployment's own: from the settings ConfigMap, checked by deploy_check.py.
     assert "remote_base_log_folder" not in config["logging"]
     assert "dynamodb-backup-settings" in values["extraEnvFrom"]
-    pools = load(REPO / "include" / "deploy-airflow-settings.yaml")["airflow"]["pools"]
+    pools = load(REPO / "airflow_settings.yaml")["airflow"]["pools"]
     assert "dynamodb_export" in {p["pool_name"] for p in pools}
     migrate = " ".join(values["migrateDatabaseJob"]["args"])
     assert "airflow db migrate" in migrate
-    assert "airflow_settings_loader.py /opt/airflow/include/deploy-airflow-settings.yaml" in migrate
+    assert "airflow_settings_loader.py /opt/airflow/airflow_settings.yaml" in migrate
     assert "celery worker" in " ".join(values["workers"]["args"])
