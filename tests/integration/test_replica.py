@@ -31,18 +31,20 @@ class Killed(BaseException):
 
 
 class DyingClient:
-    """A DynamoDB client that dies on its ``die_at``-th BatchWriteItem, after that many calls reached the table."""
+    """A DynamoDB client whose process dies on the BatchWriteItem that would take the writes that reached the
+    table past ``die_after``, before that call is sent; ``written`` counts the requests that reached it."""
 
-    def __init__(self, client: Any, die_at: int) -> None:
-        self.client, self.die_at, self.batches, self.kills = client, die_at, 0, 0
+    def __init__(self, client: Any, die_after: int) -> None:
+        self.client, self.die_after, self.kills, self.written = client, die_after, 0, 0
 
     def batch_write_item(self, **kwargs: Any) -> Any:
-        self.batches += 1
-        if self.batches == self.die_at:
-            self.client.batch_write_item(**kwargs)  # the write reaches the table; the process dies before it returns
+        if self.written + sum(len(v) for v in kwargs["RequestItems"].values()) > self.die_after:
             self.kills += 1
             raise Killed()
-        return self.client.batch_write_item(**kwargs)
+        answer = self.client.batch_write_item(**kwargs)
+        self.written += sum(len(v) for v in kwargs["RequestItems"].values()) - sum(
+            len(v) for v in (answer.get("UnprocessedItems") or {}).values())
+        return answer
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.client, name)
@@ -105,20 +107,20 @@ def test_a_replica_killed_mid_apply_and_run_again_equals_the_source(local_aws, s
     _workload(ddb, workload.table, 120, workload)
     store_segments(ddb, streams, s3, base, workload, per_segment=40)
     name = replica_id(to_table, None, second_dynamodb.url)
-    dying = DyingClient(client_for("dynamodb", second_dynamodb.url), die_at=3)
+    # Segments of 40 changes: the process dies inside the second, once more than 40 changes were written.
+    dying = DyingClient(client_for("dynamodb", second_dynamodb.url), die_after=60)
     with pytest.raises(Killed):
         replicate(s3, base, workload.table, ReplicaTarget(dying, to_table, write_ratio=1.0), name, once=True)
     assert dying.kills == 1, "the replica must have been killed mid-apply"
     saved = load_progress(s3, base, workload.table, name)
-    written = dying.batches * 25  # at most; at least the batches before the kill (25 keys each, or a flush)
-    assert saved is None or saved.applied < len(workload.writes), "the kill came after everything was saved"
-    assert written > (saved.applied if saved else 0), "no write was made past the saved progress: nothing replays"
+    assert saved is not None and saved.applied == 40, "progress covers exactly the first segment"
+    assert saved.applied < dying.written <= 60, "changes were written past the saved progress: the rerun replays them"
     replica_ddb = second_dynamodb.client("dynamodb")
     assert digests(scan_all(replica_ddb, to_table)) != digests(workload.state), "the kill left the replica behind"
     report = replicate(s3, base, workload.table,
                        ReplicaTarget(client_for("dynamodb", second_dynamodb.url), to_table, write_ratio=1.0), name,
                        once=True)
-    assert report.applied == len(workload.writes) - (saved.applied if saved else 0)
+    assert report.applied == len(workload.writes) - saved.applied
     assert digests(scan_all(replica_ddb, to_table)) == digests(scan_all(ddb, workload.table)) \
         == digests(workload.state)
     # Run again from the start (progress lost): every change replays in order, and the state is the same.
