@@ -39,7 +39,7 @@ import pytest
 
 from backup_folders import assert_holds_exactly, scan_all
 from demo_data import ALL_TYPES_TABLE, TABLE_SPECS, all_types_items, create_table, put_items
-from dynamodb_backup.config import load_backups
+from dynamodb_backup.config import NOTICES_OFF_TAG, load_backups
 from dynamodb_backup.formats.layout import SUCCESS
 from faultproxy import Principal
 
@@ -215,7 +215,7 @@ def test_quickstart_runs_as_written(local_aws, clone, tmp_path, monkeypatch):
 
 
 def assert_generates_the_dag(backups_file: Path, dag_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The backup DAG file, reading this backups.yaml, makes the table's DAG with no import error."""
+    """The backup DAG file, reading this backups.yaml, makes the table's DAG with no import error, notices on."""
     from airflow.dag_processing.dagbag import DagBag
 
     with monkeypatch.context() as patched:
@@ -223,3 +223,4 @@ def assert_generates_the_dag(backups_file: Path, dag_id: str, monkeypatch: pytes
         bag = DagBag(dag_folder=str(REPO / "dags" / "dynamodb_backup.py"))
     assert not bag.import_errors, bag.import_errors
     assert dag_id in bag.dags
+    assert NOTICES_OFF_TAG not in bag.dags[dag_id].tags, "the topic is set: notices are on"
