@@ -23,7 +23,7 @@ OTHER_BACKEND := $(if $(filter dynalite,$(DYNAMODB_BACKEND)),ddblocal,dynalite)
 export DYNAMODB_BACKEND
 export LOCAL_DYNAMODB_BACKEND ?= $(DYNAMODB_BACKEND)
 
-.PHONY: install test-packages celery-packages backend-packages run test test-fast lint docs local-aws stop bench airflow airflow-celery clean
+.PHONY: install test-packages celery-packages backend-packages run test test-fast lint docs local-aws stop bench bench-per-core airflow airflow-celery clean
 
 #: Debian packages `make test` needs (package:binary:what needs it); installed when missing.
 #: Debian packages of the Celery stack (make airflow-celery, tests/e2e/test_celery_workers.py).
@@ -81,8 +81,15 @@ stop:  ## stop everything `make local-aws` / `make airflow` / `make airflow-cele
 	-@$(PY) include/local_airflow.py stop
 	@$(PY) include/local_aws.py stop
 
-bench: backend-packages install  ## export/restore against the server's own ceiling, the boto3 floor, the provider operator and dynamodump (medians of 3); then the ceilings and ours on the other DynamoDB backend
+bench: backend-packages install  ## export/restore against the server's own ceiling, the boto3 floor, the provider operator and dynamodump (medians of 3); then the ceilings and ours on the other DynamoDB backend; then per core (bench-per-core)
 	$(PY) bench/run.py --items 100000 --asof-items 20000 --backends $(DYNAMODB_BACKEND),$(OTHER_BACKEND)
+	$(PY) -m bench.percore --scale $(BENCH_SCALE) --backends $(DYNAMODB_BACKEND),$(OTHER_BACKEND)
+
+#: bench-per-core's items per shape: full (about 8 MB a shape) or small (about 2.4 MB, the quick form).
+BENCH_SCALE ?= full
+
+bench-per-core: backend-packages install  ## CPU per item and per MB of each contender's process tree, three item shapes, both backends, peers (medians of 3): docs/bench-per-core.json
+	$(PY) -m bench.percore --scale $(BENCH_SCALE) --backends $(DYNAMODB_BACKEND),$(OTHER_BACKEND)
 
 run: backend-packages install $(AIRFLOW_HOME)/airflow.db  ## the demo: seed, back up through Airflow, restore, verify
 	@bash include/run_demo.sh

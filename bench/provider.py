@@ -4,8 +4,9 @@
 S=1 scans in one process; S>1 runs S processes, each an operator with
 ``dynamodb_scan_kwargs={"Segment": i, "TotalSegments": S}``. The connection
 comes from ``AIRFLOW_CONN_AWS_DEFAULT`` (JSON with ``service_config`` endpoints).
-The default ``process_func`` turns Decimal into float and raises on sets and
-binary, so this one is built on boto3's TypeSerializer.
+The provider's default ``process_func`` (``--process-func default``) turns Decimal
+into float and raises on sets and binary; ``--process-func typed`` (the default
+here) is one built on boto3's TypeSerializer that carries every type.
 """
 
 from __future__ import annotations
@@ -39,16 +40,18 @@ def typed_json_line(item: dict[str, Any]) -> bytes:
     return (json.dumps(typed, default=_default, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def run_one(table: str, bucket: str, prefix: str, segment: int | None, total: int | None) -> None:
+def run_one(table: str, bucket: str, prefix: str, segment: int | None, total: int | None,
+            process_func: str = "typed") -> None:
     from airflow.providers.amazon.aws.transfers.dynamodb_to_s3 import DynamoDBToS3Operator
 
     scan_kwargs = {"Segment": segment, "TotalSegments": total} if total and total > 1 else None
+    chosen = {"process_func": typed_json_line} if process_func == "typed" else {}
     op = DynamoDBToS3Operator(
         task_id=f"provider_{segment or 0}",
         dynamodb_table_name=table,
         s3_bucket_name=bucket,
         s3_key_prefix=f"{prefix}/{segment or 0}/",
-        process_func=typed_json_line,
+        **chosen,
         dynamodb_scan_kwargs=scan_kwargs,
         source_aws_conn_id="aws_default",
         dest_aws_conn_id="aws_default",
@@ -62,12 +65,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bucket", required=True)
     p.add_argument("--prefix", required=True)
     p.add_argument("--segments", type=int, default=1)
+    p.add_argument("--process-func", choices=["typed", "default"], default="typed",
+                   help="typed: every DynamoDB type survives; default: the provider's own (JSON, floats)")
     args = p.parse_args(argv)
     if args.segments <= 1:
-        run_one(args.table, args.bucket, args.prefix, None, None)
+        run_one(args.table, args.bucket, args.prefix, None, None, args.process_func)
     else:
         with ProcessPoolExecutor(args.segments) as pool:
-            futures = [pool.submit(run_one, args.table, args.bucket, args.prefix, s, args.segments)
+            futures = [pool.submit(run_one, args.table, args.bucket, args.prefix, s, args.segments,
+                                   args.process_func)
                        for s in range(args.segments)]
             for f in futures:
                 f.result()

@@ -1,0 +1,118 @@
+"""The per-core bench's three item shapes (and an empty table, for each contender's start-up cost).
+
+- ``small``: about 400 B, every DynamoDB type (S, N up to 38 digits, B, BOOL, NULL, SS, NS, BS, M, L);
+- ``wide``: about 4 KB of nested maps and lists (S, N with more digits than a float holds, BOOL, NULL):
+  what a JSON-only tool can carry, bar its numbers;
+- ``large``: 100 KB of text in one string.
+
+Item ``i`` of a shape is the same on every run (seeded per item), in boto3's client form (binary as
+``bytes``, numbers as strings). ``item_size`` is DynamoDB's own size of an item (what it bills and
+limits to 400 KB, by ``formats.codec.item_size``), the "MB" of the per-MB figures.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+from dynamodb_backup.formats.codec import item_size
+
+HASH_KEY = "pk"
+WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliett",
+         "kilo", "lima", "mike", "november", "oscar", "papa", "québec", "ロメオ", "sierra", "tango"]
+TABLE_SPEC: dict[str, Any] = {
+    "KeySchema": [{"AttributeName": HASH_KEY, "KeyType": "HASH"}],
+    "AttributeDefinitions": [{"AttributeName": HASH_KEY, "AttributeType": "S"}],
+    "BillingMode": "PAY_PER_REQUEST",
+}
+LARGE_TEXT_BYTES = 100_000
+
+#: Items per shape at each --scale: about 8 MB a shape in full, about 2.4 MB reduced.
+COUNTS: dict[str, dict[str, int]] = {
+    "full": {"small": 20_000, "wide": 2_000, "large": 80, "empty": 0},
+    "small": {"small": 6_000, "wide": 600, "large": 24, "empty": 0},
+}
+
+
+def key_of(shape: str, i: int) -> str:
+    return f"{shape}-{i:09d}"
+
+
+def _words(rng: random.Random, n: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(n))
+
+
+def _digits(rng: random.Random, n: int) -> str:
+    return str(rng.randint(1, 9)) + "".join(str(rng.randint(0, 9)) for _ in range(n - 1))
+
+
+def small_item(i: int) -> dict[str, Any]:
+    rng = random.Random(i * 7919 + 1)
+    return {
+        HASH_KEY: {"S": key_of("small", i)},
+        "seq": {"N": str(i)},
+        "big": {"N": _digits(rng, 38)},
+        "frac": {"N": f"-{rng.randint(0, 99999)}.{rng.randint(1, 999):03d}"},
+        "tiny": {"N": f"{rng.randint(1, 9)}E-{rng.randint(10, 120)}"},
+        "name": {"S": _words(rng, 6)},
+        "note": {"S": _words(rng, 5) + ("\t\"q\"\u2028" if i % 13 == 0 else "")},
+        "data": {"B": rng.randbytes(64)},
+        "active": {"BOOL": bool(i % 2)},
+        "gone": {"NULL": True},
+        "tags": {"SS": sorted({rng.choice(WORDS) for _ in range(3)})},
+        "scores": {"NS": sorted({str(rng.randint(-1000, 10**6)) for _ in range(3)} | {"0.5"})},
+        "hashes": {"BS": [rng.randbytes(8), rng.randbytes(8) + b"\x00"]},
+        "profile": {"M": {"city": {"S": rng.choice(WORDS).title()}, "zip": {"N": str(rng.randint(10000, 99999))},
+                          "prefs": {"L": [{"S": rng.choice(WORDS)}, {"BOOL": True}, {"NULL": True}]}}},
+        "events": {"L": [{"M": {"at": {"N": str(1_700_000_000 + rng.randint(0, 10**7))},
+                                "kind": {"S": rng.choice(WORDS)}}} for _ in range(3)]},
+    }
+
+
+def wide_item(i: int) -> dict[str, Any]:
+    rng = random.Random(i * 104729 + 2)
+    sections = {
+        f"section{s:02d}": {"M": {
+            "title": {"S": _words(rng, 4)},
+            "count": {"N": str(rng.randint(0, 10**9))},
+            # 22 significant digits: exact in DynamoDB, rounded by a float.
+            "ratio": {"N": f"{rng.randint(1, 99999)}.{_digits(rng, 17)}"},
+            "flags": {"L": [{"BOOL": bool(s % 2)}, {"NULL": True}, {"N": str(rng.randint(-99, 99))}]},
+            "labels": {"L": [{"S": rng.choice(WORDS)} for _ in range(4)]},
+            "owner": {"M": {"name": {"S": _words(rng, 2)}, "id": {"N": str(rng.randint(1, 10**6))}}},
+        }} for s in range(25)
+    }
+    return {HASH_KEY: {"S": key_of("wide", i)}, "seq": {"N": str(i)}, "doc": {"M": sections}}
+
+
+def large_item(i: int) -> dict[str, Any]:
+    rng = random.Random(i * 15485863 + 3)
+    words: list[str] = []
+    size = 0
+    while size < LARGE_TEXT_BYTES:
+        word = rng.choice(WORDS)
+        words.append(word)
+        size += len(word.encode()) + 1
+    text = " ".join(words).encode()[:LARGE_TEXT_BYTES].decode("utf-8", "ignore")
+    return {HASH_KEY: {"S": key_of("large", i)}, "seq": {"N": str(i)}, "body": {"S": text}}
+
+
+GENERATORS: dict[str, Callable[[int], dict[str, Any]]] = {
+    "small": small_item, "wide": wide_item, "large": large_item, "empty": small_item,
+}
+#: The DynamoDB types each shape holds (what a peer must carry to carry the shape).
+TYPES = {
+    "small": "S, N (38 digits, 1E-120), B, BOOL, NULL, SS, NS, BS, M, L",
+    "wide": "S, N (22 significant digits), BOOL, NULL, M, L",
+    "large": "S (100 KB of text), N",
+    "empty": "-",
+}
+
+
+def make_item(shape: str, i: int) -> dict[str, Any]:
+    return GENERATORS[shape](i)
+
+
+def shape_bytes(shape: str, count: int) -> int:
+    return sum(item_size(make_item(shape, i)) for i in range(count))
