@@ -94,12 +94,18 @@ def base_items(s3: Any, folder: str) -> dict[Key, dict[str, Any]]:
 
 
 def replay(s3: Any, base: S3Location, table: str, start: dict[Key, dict[str, Any]] | None = None,
-           ) -> tuple[dict[Key, dict[str, Any]], list[str]]:
-    """The state the stored segments give over ``start``, and every (shard, sequence number) replayed."""
+           after: dict[str, str | None] | None = None) -> tuple[dict[Key, dict[str, Any]], list[str]]:
+    """The state the stored segments give over ``start``, and every (shard, sequence number) replayed.
+
+    ``after``: only these shards, each from just after the sequence number given (None: all of it).
+    """
     state = dict(start or {})
     seen: list[str] = []
     for shard in list_segments(s3, base, table):
-        for _, change in shard_changes(s3, base.bucket, shard.segments, RULES):
+        if after is not None and shard.shard_id not in after:
+            continue
+        since = after.get(shard.shard_id) if after is not None else None
+        for _, change in shard_changes(s3, base.bucket, shard.segments, RULES, after=since):
             key = key_of(change.change.keys, ["pk"])
             if change.change.new is None:
                 state.pop(key, None)
@@ -134,7 +140,7 @@ def tail(endpoint: str, table: str, base: S3Location, seconds: float, *, take_ba
     source = StreamSource(make("dynamodb"), make("dynamodbstreams"), table)
     options = {"describe_seconds": 0.3, "idle_seconds": 0.1, "progress_seconds": 1.0, **settings}
     chosen = TailSettings(duration=seconds, segments=SegmentSettings(flush_seconds=0.3), **options)
-    taker = take_base_backup(functools.partial(_client, endpoint), base) if take_base else None
+    taker = take_base_backup(functools.partial(_client, endpoint), base, poll_seconds=0.5) if take_base else None
     return tail_stream(source, make("s3"), base, chosen, taker)
 
 

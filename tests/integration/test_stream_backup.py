@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stream_tail_helpers import RULES, Workload, create_streamed_table, replay, scan_all, stream_hook, tail
 
 from dynamodb_backup.formats.layout import S3Location
 from dynamodb_backup.repository.segments import list_segments, read_segment
 from dynamodb_backup.repository.streamprogress import read_gaps, read_progress
+from stream_tail_helpers import RULES, Workload, create_streamed_table, replay, scan_all, stream_hook, tail
 
 REPO = Path(__file__).resolve().parents[2]
 

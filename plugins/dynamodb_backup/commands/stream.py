@@ -50,6 +50,8 @@ def register(subparsers: Subparsers) -> None:
     p.add_argument("--progress-every", default="10s", metavar="DURATION", help="a progress line this often")
     p.add_argument("--no-base", action="store_true",
                    help="on a break (or the first run) mark it but take no new base (not recommended)")
+    p.add_argument("--poll-every", default="10s", metavar="DURATION",
+                   help="how often a new base's PITR export is checked (default 10s)")
     p.add_argument("--endpoint", help="DynamoDB endpoint URL (default: AWS_ENDPOINT_URL_DYNAMODB, else AWS)")
     p.add_argument("--streams-endpoint",
                    help="DynamoDB Streams endpoint URL (default: AWS_ENDPOINT_URL_DYNAMODB_STREAMS, else "
@@ -75,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
     make_client = client_factory(args.endpoint, args.region)
     source = StreamSource(make_client("dynamodb"), clients.client("dynamodbstreams", args.streams_endpoint,
                                                                   args.region), table)
-    take_base = None if args.no_base else take_base_backup(make_client, base, ExportSettings())
+    take_base = None if args.no_base else take_base_backup(make_client, base, ExportSettings(),
+                                                           parse_duration(args.poll_every, "--poll-every"))
 
     def say(line: str) -> None:
         print(line, file=sys.stderr, flush=True)

@@ -41,15 +41,18 @@ BaseTaker = Callable[[str], dict[str, Any]]
 
 
 def take_base_backup(make_client: ClientFactory, destination: S3Location,
-                     settings: ExportSettings | None = None) -> BaseTaker:
-    """A base taker using the backup jobs: PITR's export when PITR is on, else a scan, both at now."""
+                     settings: ExportSettings | None = None, poll_seconds: float = 10.0) -> BaseTaker:
+    """A base taker using the backup jobs: PITR's export when PITR is on, else a scan, both at now.
+
+    A PITR export waits until ``now`` is restorable (AWS: about 5 minutes) and for the export.
+    """
 
     def take(table: str) -> dict[str, Any]:
         now = datetime.now(UTC).replace(microsecond=0)
         request = BackupRequest(table=table, destination=destination, logical_date=now,
                                 settings=settings or ExportSettings())
         if read_window(make_client("dynamodb"), table).enabled:
-            sidecar, mode = run_pitr_backup(make_client, request), "pitr"
+            sidecar, mode = run_pitr_backup(make_client, request, poll_seconds=poll_seconds), "pitr"
         else:
             sidecar, mode = run_backup(make_client, request), "scan"
         folder = backup_folder(destination, table, now).uri
