@@ -83,6 +83,10 @@ class TableBackup:
     #: AWS Data Pipeline output folder(s) (s3:// URI or a list) whose dated folders (``<output>/<date>/``, no table
     #: level) are also this table's backups: ls, ``restore --latest``, retention, drills and the console see them.
     datapipeline_output: Any = None
+    #: Tail the table's DynamoDB stream into S3 segments (a ``dynamodb_stream_<table>`` DAG, ``@continuous``).
+    stream: bool = False
+    #: Seconds each stream run tails before it ends (the next run resumes from S3).
+    stream_run_seconds: float = 900.0
 
     @property
     def retention_policy(self) -> RetentionPolicy | None:
@@ -152,6 +156,10 @@ class TableBackup:
             raise ParameterError(f"queue must be a Celery queue name (letters, digits, _ . -), got {self.queue!r}")
         if not isinstance(self.restore_replace, bool):
             raise ParameterError(f"restore_replace must be true or false, got {self.restore_replace!r}")
+        if not isinstance(self.stream, bool):
+            raise ParameterError(f"stream must be true or false, got {self.stream!r}")
+        if not 60 <= self.stream_run_seconds <= 86400:
+            raise ParameterError(f"stream_run_seconds must be between 60 and 86400, got {self.stream_run_seconds!r}")
         RetentionPolicy.parse(self.retention)
         DrillSettings.parse(self.drill)
         parse_datapipeline_outputs(self.datapipeline_output)
