@@ -141,6 +141,12 @@ class StreamWorkload:
             self.one_write(second)
         return second
 
+    def run_stamped(self, writes: int, second: int) -> None:
+        """``writes`` writes now, stamped with ``second`` (an earlier one: the rest of a second the test has
+        already moved past, such as the second of an export made in its middle)."""
+        for _ in range(writes):
+            self.one_write(second)
+
     def state_at(self, second: int) -> dict[Key, dict[str, Any]]:
         state: dict[Key, dict[str, Any]] = {}
         for write in self.writes:

@@ -9,6 +9,7 @@ segments with the seconds the test recorded (``stream_workload``). Every restore
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -67,14 +68,20 @@ def recorded(local_aws: Any, pitr_standin: Any) -> Recorded:
                             settings=ExportSettings(file_max_items=10))
     for _ in range(2):
         workload.run_second(8)
-    full_at = next_second()  # the full's export time: a whole second, every earlier write before it
-    plan, _ = run_incremental_link(make, request, _at(full_at) - timedelta(seconds=30), _at(full_at),
-                                   poll_seconds=0.1)
+    # The full's second holds writes on both sides of its export time: those before it are in the full,
+    # those after it only in the stream, and the replay of that whole second must give both.
+    full_at = workload.run_second(4)
+    now = datetime.now(UTC)
+    exported = now.replace(microsecond=now.microsecond // 1000 * 1000)  # AWS's export times are milliseconds
+    while datetime.now(UTC) <= exported:
+        time.sleep(0.01)
+    plan, _ = run_incremental_link(make, request, exported - timedelta(seconds=30), exported, poll_seconds=0.1)
     assert plan.role == "full", plan
+    workload.run_stamped(4, full_at)  # stamped with the export's second: AWS would stamp a write of its rest so
     for _ in range(2):
         workload.run_second(8)
     link_at = next_second()
-    plan, _ = run_incremental_link(make, request, _at(full_at), _at(link_at), poll_seconds=0.1)
+    plan, _ = run_incremental_link(make, request, exported, _at(link_at), poll_seconds=0.1)
     assert plan.role == "incremental", plan
     for _ in range(2):
         workload.run_second(8)
@@ -88,8 +95,8 @@ def _request(table: str, **kwargs: Any) -> RestoreRequest:
 
 
 def chosen_seconds(rec: Recorded) -> list[int]:
-    """Five seconds holding five different states: the full's own second (nothing written in it: the base
-    alone), the first and the last second written between the full and the link (the full and the stream),
+    """Five seconds holding five different states: the full's own second (written before and after the
+    export), the first and the last second written between the full and the link (the full and the stream),
     the first second written after the link and the last one (the full, the link and the stream)."""
     between = [s for s in rec.seconds if rec.full_at < s < rec.link_at]
     after = [s for s in rec.seconds if s >= rec.link_at]
