@@ -25,8 +25,7 @@ def register(subparsers: Subparsers) -> None:
     p.add_argument("--table", required=True)
     p.add_argument("--to", required=True, metavar="S3_URI",
                    help="s3://bucket/prefix; <table>/<YYYY-MM-DD-HH-MM-SS>/ is appended")
-    p.add_argument("--segments", type=positive_int,
-                   help="parallel scan segments (default: from table size and capacity)")
+    p.add_argument("--segments", type=int, help="parallel scan segments (default: from table size and capacity)")
     p.add_argument("--read-ratio", type=float, default=0.25, help="share of the table's read capacity (0.01-1.5)")
     p.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1, help="worker processes")
     p.add_argument("--compression", choices=["gzip", "none", "zstd"], default="gzip")

@@ -281,8 +281,9 @@ def _logs_and_region(definition: Definition, oid: str, parts: list[str], entry: 
             log_uri = resolve(definition, log_uri, "Default")
         except Unresolved as exc:
             log_uri = f"{log_uri} ({exc})"
-        entry.notes.append(f"log location {log_uri} (pipelineLogUri): Airflow keeps each task's log; to keep them "
-                           f"in S3 set AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER (remote logging)")
+        entry.notes.append(f"log location {log_uri} (pipelineLogUri): task logs go where Airflow's remote logging "
+                           f"says, for all tables: DYNAMODB_BACKUP_LOG_URI={log_uri} (docker compose) or "
+                           f"AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER")
     regions: dict[str, str] = {}
     candidates = [(f"EmrCluster {r.id}", definition.first(r.id, "region", str)) for r in definition.get(oid, "runsOn")
                   if isinstance(r, Ref)]

@@ -18,10 +18,11 @@ from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from dynamodb_backup.aws.tablecreate import table_exists
+from dynamodb_backup.aws.tableinfo import describe_table
 from dynamodb_backup.drill.record import make_record, write_drill
 from dynamodb_backup.drill.scratch import ScratchTableError, claim_scratch, delete_scratch, drill_tag_value
 from dynamodb_backup.errors import BackupError
-from dynamodb_backup.formats.layout import S3Location, check_table_name
+from dynamodb_backup.formats.layout import SIDECAR, S3Location, check_table_name
 from dynamodb_backup.formats.tablebackups import (
     backup_listings,
     newest_complete,
@@ -30,6 +31,7 @@ from dynamodb_backup.formats.tablebackups import (
 )
 from dynamodb_backup.hooks.clients import aws_client
 from dynamodb_backup.operators.mistakes import aws_mistakes
+from dynamodb_backup.repository.keyschema import show_key_schema
 
 RESTORE_GROUP = "restore"
 
@@ -79,12 +81,19 @@ class StartDrillOperator(_DrillFields):
             folder = newest_complete(s3, backups)
         except BackupError as exc:
             raise AirflowFailException(str(exc)) from exc
+        dynamodb = aws_client("dynamodb", self.aws_conn_id)
         try:
-            owner = delete_scratch(aws_client("dynamodb", self.aws_conn_id), self.scratch())
+            owner = delete_scratch(dynamodb, self.scratch())
         except ScratchTableError as exc:
             raise AirflowFailException(str(exc)) from exc
         if owner is not None:
             self.log.warning("deleted %s, left behind by an earlier drill (%s)", self.scratch(), owner)
+        # A Data Pipeline folder has no sidecar to create the scratch table from: the table's own keys stand in.
+        # Always pushed ("" for none: XCom keeps no None, and the restore reads "" as no key schema).
+        key_schema = ""
+        if not any(listing.folder == folder and SIDECAR in listing.sizes for listing in backup_listings(s3, backups)):
+            key_schema = show_key_schema(describe_table(dynamodb, table))
+        context["ti"].xcom_push(key="key_schema", value=key_schema)
         self.log.info("drilling %s/ into the scratch table %s", folder.uri, self.scratch())
         return {"folder": folder.uri, "started": started.isoformat(), "scratch_table": self.scratch()}
 
