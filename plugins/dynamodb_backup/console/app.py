@@ -180,7 +180,8 @@ def _source(table: str, base: str | None) -> TableSource:
     for backup in configured():
         location = S3Location(backup.bucket, backup.prefix)
         if backup.table == table and (base is None or base == location.uri):
-            return TableSource(table, location, backup.schedule, backup.aws_conn_id)
+            return TableSource(table, location, backup.schedule, backup.aws_conn_id,
+                               datapipeline=backup.backups.datapipeline)  # its Data Pipeline folders too
     if base is None:
         raise HTTPException(404, f"table {table!r} is not in {backups_file()}; give base=s3://bucket/prefix")
     location = S3Location.parse(base, "base")
