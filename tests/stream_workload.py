@@ -180,16 +180,8 @@ def stream_records(ddb: Any, streams: Any, table: str, expected: int, timeout: f
         time.sleep(0.2)
 
 
-def store_segments(ddb: Any, streams: Any, s3: Any, base: S3Location, workload: StreamWorkload,
-                   per_segment: int = 9, upto: int | None = None) -> int:
-    """Write the table's stream records (the first ``upto``; default all) as segments with progress; the
-    record times are the seconds the test recorded. Returns how many records were stored."""
-    writes = workload.writes[:upto] if upto is not None else workload.writes
-    (arn, shard), records = stream_records(ddb, streams, workload.table, len(workload.writes))
-    assert len(records) == len(workload.writes), (len(records), len(workload.writes))
-    description = ddb.describe_table(TableName=workload.table)["Table"]
-    progress = ShardProgress(workload.table, arn, description["LatestStreamLabel"], shard["ShardId"], None,
-                             shard["SequenceNumberRange"]["StartingSequenceNumber"], key_description(description))
+def _store_shard(s3: Any, base: S3Location, progress: ShardProgress, records: list[Any], writes: list[Write],
+                 per_segment: int) -> None:
     for start in range(0, len(writes), per_segment):
         lines = []
         for record, write in zip(records[start:start + per_segment], writes[start:start + per_segment], strict=False):
@@ -199,12 +191,39 @@ def store_segments(ddb: Any, streams: Any, s3: Any, base: S3Location, workload: 
                 write.second, UTC)))
             lines.append(encode_stream_record(stamped))
         first = records[start]["dynamodb"]["SequenceNumber"]
-        key = segment_key(base, workload.table, shard["ShardId"], first)
+        key = segment_key(base, progress.table, progress.shard_id, first)
         s3.put_object(Bucket=base.bucket, Key=key, Body=gzip.compress(b"\n".join(lines) + b"\n", mtime=0))
-        last = records[start + len(lines) - 1]
-        progress.last_sequence = last["dynamodb"]["SequenceNumber"]
+        progress.last_sequence = records[start + len(lines) - 1]["dynamodb"]["SequenceNumber"]
         progress.last_seconds = writes[start + len(lines) - 1].second
         progress.records += len(lines)
         progress.segments += 1
         write_progress(s3, base, progress)
+
+
+def store_segments(ddb: Any, streams: Any, s3: Any, base: S3Location, workload: StreamWorkload,
+                   per_segment: int = 9, upto: int | None = None, split_at: int | None = None,
+                   parent_finished: bool = True) -> int:
+    """Write the table's stream records (the first ``upto``; default all) as segments with progress; the
+    record times are the seconds the test recorded. Returns how many records were stored.
+
+    ``split_at``: records from that one on go to a child shard of the real one (as after a rollover),
+    whose progress names the real shard as its parent; ``parent_finished`` says whether the parent was
+    read to its end.
+    """
+    writes = workload.writes[:upto] if upto is not None else workload.writes
+    (arn, shard), records = stream_records(ddb, streams, workload.table, len(workload.writes))
+    assert len(records) == len(workload.writes), (len(records), len(workload.writes))
+    description = ddb.describe_table(TableName=workload.table)["Table"]
+    label, keys = description["LatestStreamLabel"], key_description(description)
+    cut = len(writes) if split_at is None else min(split_at, len(writes))
+    parent = ShardProgress(workload.table, arn, label, shard["ShardId"], None,
+                           shard["SequenceNumberRange"]["StartingSequenceNumber"], keys)
+    _store_shard(s3, base, parent, records[:cut], writes[:cut], per_segment)
+    if split_at is not None:
+        parent.finished = parent_finished
+        write_progress(s3, base, parent)
+        if cut < len(writes):
+            child = ShardProgress(workload.table, arn, label, shard["ShardId"][:-8] + "c41d0000", shard["ShardId"],
+                                  records[cut]["dynamodb"]["SequenceNumber"], keys)
+            _store_shard(s3, base, child, records[cut:], writes[cut:], per_segment)
     return len(writes)

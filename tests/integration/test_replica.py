@@ -169,3 +169,19 @@ def test_the_operator_applies_and_puts_the_lag_in_its_asset_event(local_aws, sec
     assert result["applied"] == 30 and result["caught_up"] and result["lag_seconds"] is not None
     assert events[asset].extra == result
     assert digests(scan_all(second_dynamodb.client("dynamodb"), to_table)) == digests(workload.state)
+
+
+def test_a_child_shard_waits_until_its_parent_is_read_to_its_end(local_aws, second_dynamodb, source):
+    ddb, workload, base = source
+    s3, streams = local_aws.s3_client(), local_aws.client("dynamodbstreams")
+    to_table = "replica-" + workload.table
+    create_stream_table(second_dynamodb.client("dynamodb"), to_table, pitr=False)
+    _workload(ddb, workload.table, 50, workload)
+    store_segments(ddb, streams, s3, base, workload, split_at=30, parent_finished=False)
+    target = ReplicaTarget(client_for("dynamodb", second_dynamodb.url), to_table, write_ratio=1.0)
+    first = replicate(s3, base, workload.table, target, "split", once=True)
+    assert first.applied == 30 and len(first.waiting) == 1 and not first.caught_up, first.line()
+    store_segments(ddb, streams, s3, base, workload, split_at=30, parent_finished=True)  # the tail finished it
+    second = replicate(s3, base, workload.table, target, "split", once=True)
+    assert second.applied == 20 and second.caught_up and not second.waiting, second.line()
+    assert digests(scan_all(second_dynamodb.client("dynamodb"), to_table)) == digests(workload.state)

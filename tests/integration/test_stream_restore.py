@@ -41,6 +41,7 @@ class Recorded:
     full_at: int
     link_at: int
     seconds: list[int]
+    streams: Any
 
 
 def _at(second: int) -> datetime:
@@ -86,7 +87,8 @@ def recorded(local_aws: Any, pitr_standin: Any) -> Recorded:
     for _ in range(2):
         workload.run_second(8)
     store_segments(ddb, standin.client("dynamodbstreams"), s3, base, workload)
-    return Recorded(make, standin.url, base, workload, full_at, link_at, sorted({w.second for w in workload.writes}))
+    return Recorded(make, standin.url, base, workload, full_at, link_at, sorted({w.second for w in workload.writes}),
+                    standin.client("dynamodbstreams"))
 
 
 def _request(table: str, **kwargs: Any) -> RestoreRequest:
@@ -148,14 +150,41 @@ def test_items_restore_to_a_second_on_the_same_chain(recorded: Recorded):
     assert digests(scan_all(ddb, target)) == digests({k: v for k, v in state.items() if k[0] == "p1"})
 
 
+def _copy(s3: Any, source: S3Location, dest: S3Location, stream: bool = True) -> None:
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=source.bucket, Prefix=source.key("")):
+        for obj in page.get("Contents", []):
+            name = obj["Key"][len(source.key("")):]
+            if stream or "/stream/" not in name:
+                s3.copy_object(Bucket=dest.bucket, Key=dest.key(name), CopySource={"Bucket": source.bucket,
+                                                                                  "Key": obj["Key"]})
+
+
+def test_a_stream_split_into_a_parent_and_a_child_shard_restores_parent_first(recorded: Recorded):
+    rec = recorded
+    s3, ddb = rec.make("s3"), rec.make("dynamodb")
+    split = S3Location(rec.base.bucket, "split")
+    _copy(s3, rec.base, split, stream=False)
+    # Keys written on both sides of the split, after the link (where the replay starts): the child's changes
+    # must come after the parent's.
+    writes = rec.workload.writes
+    replayed = [i for i, w in enumerate(writes) if w.second >= rec.link_at]
+    cut = replayed[len(replayed) // 2]
+    both = {w.key for w in writes[replayed[0]:cut]} & {w.key for w in writes[cut:]}
+    assert both, "no key is written in both shards; the order between them is not shown"
+    store_segments(ddb, rec.streams, s3, split, rec.workload, per_segment=7, split_at=cut)
+    target = f"{rec.workload.table}-split"
+    outcome = run_stream_as_of(rec.make, _request(target), split, rec.workload.table, _at(rec.seconds[-1]))
+    assert len(outcome.plan.shards) == 2 and outcome.plan.shards[1].progress.parent_shard_id \
+        == outcome.plan.shards[0].shard_id
+    assert outcome.verify is not None and outcome.verify.match
+    assert digests(scan_all(ddb, target)) == digests(rec.workload.state_at(rec.seconds[-1]))
+
+
 def test_a_gap_between_the_base_and_the_moment_refuses_with_one_line(recorded: Recorded, capsys):
     rec = recorded
     s3 = rec.make("s3")
     gap_base = S3Location(rec.base.bucket, "gapped")
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=rec.base.bucket, Prefix=rec.base.key("")):
-        for obj in page.get("Contents", []):
-            s3.copy_object(Bucket=gap_base.bucket, Key=gap_base.key(obj["Key"][len(rec.base.key("")):]),
-                           CopySource={"Bucket": rec.base.bucket, "Key": obj["Key"]})
+    _copy(s3, rec.base, gap_base)
     lost_from = rec.seconds[-2]
     write_gap(s3, gap_base, GapMarker(rec.workload.table, "trimmed", _at(rec.seconds[-1] + 1).isoformat(),
                                       "TrimmedDataAccessException", last_seconds=lost_from))
