@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from html import escape
+from urllib.parse import urlencode
 
 import orjson
 
 from dynamodb_backup.aws.usage import RecordingBucket, UsageTimeline, merge, per_second
 from dynamodb_backup.console.chart import nice_ticks
-from dynamodb_backup.console.render import chart_svg, message_html, run_html
+from dynamodb_backup.console.render import backups_html, chart_svg, message_html, restore_html, run_html
 from dynamodb_backup.console.runview import RunView
 from dynamodb_backup.console.theme import DARK, LIGHT, TOKENS
-from dynamodb_backup.console.views import allowed_age, worker_rows
+from dynamodb_backup.console.views import BackupPage, BackupRow, TableSource, allowed_age, worker_rows
+from dynamodb_backup.formats.catalog import FolderListing
 from dynamodb_backup.formats.layout import S3Location
 from dynamodb_backup.formats.sidecar import Sidecar
+from dynamodb_backup.formats.tablebackups import DATAPIPELINE
 
 
 def test_timeline_buckets_align_to_the_interval_and_workers_add_up():
@@ -117,3 +121,18 @@ def test_every_page_follows_airflows_theme_with_fallbacks_for_both_modes():
     assert "html.dark{" in html and "--chakra-' + tokens[name]" in html
     assert set(TOKENS) == set(LIGHT) == set(DARK)
     assert all(LIGHT[name] != DARK[name] for name in ("bg", "fg", "border"))
+
+
+def test_a_data_pipeline_folder_is_marked_and_restores_under_its_table():
+    """A folder of the table's Data Pipeline output (no table level in its path) is labelled, and its restore link
+    names the table (the form cannot read it from the path)."""
+    output = S3Location("old-bucket", "datapipeline/Users-export")
+    folder = output.child("2019-03-01-04-10-22")
+    listing = FolderListing(folder, {"_SUCCESS": 0, "c1f0a2b3-0000": 120}, None)
+    row = BackupRow("2019-03-01-04-10-22", folder, "complete", listing, layout=DATAPIPELINE)
+    source = TableSource("Users", S3Location("new-bucket", "backups"), "@daily", datapipeline=(output,))
+    html = backups_html(BackupPage(source, [row], 1, None, None), "/dynamodb-backups", "")
+    assert "class='badge layout-datapipeline'" in html and ">Data Pipeline</span>" in html
+    assert escape(f"/dynamodb-backups/restore?{urlencode({'folder': folder.uri, 'table': 'Users'})}") in html
+    form = restore_html(folder, "Users", "/dynamodb-backups", "", {"write_ratio": 0.5})
+    assert "Restore a backup of Users" in form and f"value='{folder.uri}' readonly" in form

@@ -23,6 +23,7 @@ from dynamodb_backup.console.page import (
 from dynamodb_backup.console.restore_form import RESTORE_DAG, restore_html
 from dynamodb_backup.console.views import BackupPage, BackupRow, RunView, TableRow
 from dynamodb_backup.formats.catalog import age
+from dynamodb_backup.formats.tablebackups import OURS
 
 __all__ = ["RESTORE_DAG", "backups_html", "chart_svg", "message_html", "restore_html", "run_html", "tables_html"]
 
@@ -89,6 +90,13 @@ def _drill(row: BackupRow) -> str:
     return f"<span class='badge drill-{result}' title='{title}'>{result}</span>"
 
 
+def _layout(row: BackupRow) -> str:
+    """A folder found in the table's Data Pipeline output (``datapipeline_output``), not under our prefix."""
+    if row.layout == OURS:
+        return ""
+    return f" <span class='badge layout-datapipeline' title='{escape(row.folder.uri)}/'>Data Pipeline</span>"
+
+
 def _run_links(row: BackupRow, base_url: str) -> str:
     if row.run is None:
         return "<span class='muted'>no run found</span>"
@@ -105,14 +113,14 @@ def backups_html(page_: BackupPage, root: str, base_url: str) -> str:
         sidecar = r.sidecar
         lines.append(
             f"<tr data-folder='{escape(r.name)}'><td><span class='badge status-{r.status}'>{r.status}</span></td>"
-            f"<td class='mono'>{escape(r.name)}</td><td>{escape(r.logical_date)}</td>"
-            f"<td>{escape(sidecar.snapshot_start) if sidecar else NOT_RECORDED}</td>"
-            f"<td>{escape(sidecar.snapshot_end) if sidecar else NOT_RECORDED}</td>"
-            f"<td>{escape(r.mode or '') or NOT_RECORDED}</td>"
+            f"<td class='mono nw'>{escape(r.name)}</td><td class='nw'>{escape(r.logical_date)}</td>"
+            f"<td class='nw'>{escape(sidecar.snapshot_start) if sidecar else NOT_RECORDED}</td>"
+            f"<td class='nw'>{escape(sidecar.snapshot_end) if sidecar else NOT_RECORDED}</td>"
+            f"<td class='nw'>{escape(r.mode or '') or NOT_RECORDED}{_layout(r)}</td>"
             f"<td class='n'>{num(r.items)}</td><td class='n'>{num(r.size)}</td><td class='n'>{r.files}</td>"
             f"<td class='n'>{duration(r.duration)}</td><td class='n'>{num(r.read_units, 1)}</td>"
-            f"<td>{_drill(r)}</td><td>{_run_links(r, base_url)}</td>"
-            f"<td><a class='restore' href='{escape(restore)}'>Restore&hellip;</a></td></tr>")
+            f"<td>{_drill(r)}</td><td class='nw'>{_run_links(r, base_url)}</td>"
+            f"<td class='nw'><a class='restore' href='{escape(restore)}'>Restore&hellip;</a></td></tr>")
     older = ""
     if page_.next_before:
         older = (f" &middot; <a href='{root}/tables/{quote(source.table)}?"
@@ -141,15 +149,15 @@ def run_html(view: RunView, dag_id: str, run_id: str) -> str:
         f"<td class='n'>{num(w.rate, 1)}</td></tr>" for w in view.workers)
     if kind == "write":
         heading = f"Restore of <span class='mono'>{escape(view.folder.uri)}/</span> into {escape(view.target or '')}"
-        status = (f"{len(view.workers)} load workers recorded their write units in "
-                  f"{escape(view.record.uri if view.record else '')}/" if view.complete
+        status = (f"{len(view.workers)} load workers recorded their write units in <span class='mono'>"
+                  f"{escape(view.record.uri if view.record else '')}/</span>" if view.complete
                   else "no load worker has recorded its write units yet (each records when it finishes)")
         totals = (f"<p>{sum(w.items for w in view.workers):,} items written, {view.usage.total:,.1f} write units.</p>"
                   if view.workers else "")
         work, line = "Files", "write ratio x the target's write capacity when the load started"
     else:
         heading = f"<span class='mono'>{escape(view.folder.uri)}/</span>"
-        status = "complete" if view.complete else "not sealed (no _SUCCESS)"
+        status = "sealed (_SUCCESS)" if view.complete else "not sealed (no _SUCCESS)"
         totals = ""
         sidecar = view.sidecar
         if sidecar is not None:
@@ -159,7 +167,8 @@ def run_html(view: RunView, dag_id: str, run_id: str) -> str:
                       f"{sidecar.consumed_read_units:,.1f} read units.</p>")
         work, line = "Segments", "read ratio x the table's read capacity when the run was planned"
     state = "complete" if view.complete else "partial"
-    body = (f"<h2>{heading}</h2><p><span class='badge status-{state}'>{status}</span></p>{totals}"
+    body = (f"<h2>{heading}</h2><p class='status'><span class='badge status-{state}'>{state}</span> {status}</p>"
+            f"{totals}"
             f"<div class='panel'><table><thead><tr><th>Worker</th><th>{work}</th><th>Items</th><th>MB</th>"
             f"<th>Items/s</th><th>Duration</th><th>{kind.capitalize()} units</th><th>Allowed units/s</th></tr>"
             f"</thead><tbody>{rows}</tbody></table></div><h3>{kind.capitalize()} units consumed per second</h3>"

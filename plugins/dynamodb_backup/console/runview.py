@@ -96,7 +96,7 @@ def _work(record: dict[str, Any]) -> str:
     if record.get("segments"):
         return ",".join(str(int(s)) for s in record["segments"])
     files, skipped = int(record.get("files") or 0), int(record.get("files_skipped") or 0)
-    return f"{files} files" + (f" ({skipped} skipped: done before)" if skipped else "")
+    return f"{files} file{'' if files == 1 else 's'}" + (f" ({skipped} skipped: done before)" if skipped else "")
 
 
 def worker_rows(records: list[dict[str, Any]], kind: str = "read") -> list[WorkerRow]:

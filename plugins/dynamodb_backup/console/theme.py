@@ -75,7 +75,8 @@ th{{text-align:left;font-weight:600;color:var(--af-fg-muted);background:var(--af
 white-space:nowrap}}
 th,td{{padding:.5rem .75rem;border-bottom:1px solid var(--af-border)}}tbody tr:last-child td{{border-bottom:0}}
 tbody tr:hover td{{background:var(--af-bg-subtle)}}
-td.n{{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}}
+td.n{{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}}.nw{{white-space:nowrap}}
+p.status .mono{{word-break:break-all}}
 tr.stale td{{background:var(--af-error-bg)}}tr.stale:hover td{{background:var(--af-error-bg)}}
 .badge{{display:inline-block;padding:0 .5rem;border-radius:999px;font-size:.75rem;font-weight:500;
 line-height:1.25rem;white-space:nowrap;background:var(--af-bg-muted);color:var(--af-fg)}}

@@ -183,6 +183,8 @@ class BackupRow:
     drill: dict[str, Any] | None = None
     run: RunRef | None = None
     error: str | None = None
+    layout: str = OURS
+    """ours (``<prefix>/<table>/<date>``) or datapipeline (an output folder's ``<date>``, no table level)."""
 
     @property
     def logical_date(self) -> str:
@@ -253,7 +255,7 @@ def backup_page(s3: Any, source: TableSource, before: str | None = None, size: i
         run = found_runs.get(name) if found.layout == OURS else None
         status = "complete" if listing.complete else (
             "running" if run is not None and run.state in RUNNING_STATES else "partial")
-        result = BackupRow(name, listing.folder, status, listing, run=run)
+        result = BackupRow(name, listing.folder, status, listing, run=run, layout=found.layout)
         try:
             if SIDECAR in listing.sizes:
                 result.sidecar = read_sidecar(s3, listing.folder)
