@@ -25,6 +25,7 @@ from dynamodb_backup.commands import client_factory
 from dynamodb_backup.errors import BackupFolderError
 from dynamodb_backup.formats.layout import S3Location
 from dynamodb_backup.incremental.backup import run_incremental_link
+from dynamodb_backup.replica.status import stream_status
 from dynamodb_backup.repository.streamprogress import GapMarker, read_gaps, write_gap
 from dynamodb_backup.restore.job import RestoreRequest
 from dynamodb_backup.restore.selection import run_items
@@ -71,13 +72,14 @@ def recorded(local_aws: Any, pitr_standin: Any) -> Recorded:
         workload.run_second(8)
     # The full's second holds writes on both sides of its export time: those before it are in the full,
     # those after it only in the stream, and the replay of that whole second must give both.
-    full_at = workload.run_second(4)
+    workload.run_second(4)
     now = datetime.now(UTC)
     exported = now.replace(microsecond=now.microsecond // 1000 * 1000)  # AWS's export times are milliseconds
     while datetime.now(UTC) <= exported:
         time.sleep(0.01)
     plan, _ = run_incremental_link(make, request, exported - timedelta(seconds=30), exported, poll_seconds=0.1)
     assert plan.role == "full", plan
+    full_at = int(exported.timestamp())
     workload.run_stamped(4, full_at)  # stamped with the export's second: AWS would stamp a write of its rest so
     for _ in range(2):
         workload.run_second(8)
@@ -119,6 +121,17 @@ def test_as_of_five_seconds_equals_the_tests_own_state(recorded: Recorded):
         assert digests(scan_all(ddb, target)) == expected, f"as of {_iso(second)}"
         states.add(tuple(sorted(expected.items())))
     assert len(states) == 5, "the five seconds must hold five different states, or the test shows little"
+
+
+def test_the_recovery_point_is_the_newest_stored_second(recorded: Recorded):
+    rec = recorded
+    status = stream_status(rec.make("s3"), rec.base, rec.workload.table)
+    assert status["recovery_point"] == _iso(rec.seconds[-1]) and not status["held_back_by_gap"]
+    assert status["gaps"] == [] and status["replicas"] == []
+    assert status["base"] == f"{rec.base.uri}/{rec.workload.table}/" + _at(rec.full_at).strftime("%Y-%m-%d-%H-%M-%S")
+    assert 0 <= status["recovery_point_age_seconds"] < 600
+    listed = rec.make("s3").list_objects_v2(Bucket=rec.base.bucket, Prefix=rec.base.key("_restore_checkpoints"))
+    assert listed.get("KeyCount", 0) == 0, "verified restores leave no completion markers behind"
 
 
 def test_cli_restores_into_the_existing_table_to_a_second_inside_the_last_one(recorded: Recorded, capsys):
@@ -201,6 +214,11 @@ def test_a_gap_between_the_base_and_the_moment_refuses_with_one_line(recorded: R
                 rec.workload.table, "--table", target, "--endpoint", rec.endpoint])
     err = capsys.readouterr().err
     assert code != 0 and f"the newest reachable second is {_iso(lost_from - 1)}" in err
+    # The console's data says the same: the recovery point is held back by the gap.
+    status = stream_status(s3, gap_base, rec.workload.table)
+    assert status["recovery_point"] == _iso(lost_from - 1) and status["held_back_by_gap"]
+    assert status["gaps"] == [{"kind": "trimmed", "from": _iso(lost_from), "to": _iso(rec.seconds[-1] + 1),
+                               "message": "TrimmedDataAccessException", "new_base": None}]
     # The newest reachable second restores, exactly.
     outcome = run_stream_as_of(rec.make, _request(target), gap_base, rec.workload.table, _at(lost_from - 1))
     assert outcome.verify is not None and outcome.verify.match

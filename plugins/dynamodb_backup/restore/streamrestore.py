@@ -213,4 +213,7 @@ def _verify(make_client: ClientFactory, request: RestoreRequest, outcome: Stream
     elif not report.match:
         report.notes.append(f"{len(expected.differing(found))} of 256 key-hash buckets differ")
     log.info("%s", report.summary().replace("in the backup", "in the state the base and the stream describe"))
+    checkpoints = request.checkpoints_for(s3, prepared.source.folder)
+    if report.match and checkpoints:
+        checkpoints.clear()  # a resumed run skips what these marked; a verified restore needs none
     return report
