@@ -11,10 +11,17 @@ import orjson
 
 from dynamodb_backup.aws.usage import RecordingBucket, UsageTimeline, merge, per_second
 from dynamodb_backup.console.chart import nice_ticks
-from dynamodb_backup.console.render import backups_html, chart_svg, message_html, restore_html, run_html
+from dynamodb_backup.console.render import (
+    backups_html,
+    chart_svg,
+    message_html,
+    restore_html,
+    run_html,
+    tables_html,
+)
 from dynamodb_backup.console.runview import RunView
 from dynamodb_backup.console.theme import DARK, LIGHT, TOKENS
-from dynamodb_backup.console.views import BackupPage, BackupRow, TableSource, allowed_age, worker_rows
+from dynamodb_backup.console.views import BackupPage, BackupRow, TableRow, TableSource, allowed_age, worker_rows
 from dynamodb_backup.formats.catalog import FolderListing
 from dynamodb_backup.formats.layout import S3Location
 from dynamodb_backup.formats.sidecar import Sidecar
@@ -136,3 +143,50 @@ def test_a_data_pipeline_folder_is_marked_and_restores_under_its_table():
     assert escape(f"/dynamodb-backups/restore?{urlencode({'folder': folder.uri, 'table': 'Users'})}") in html
     form = restore_html(folder, "Users", "/dynamodb-backups", "", {"write_ratio": 0.5})
     assert "Restore a backup of Users" in form and f"value='{folder.uri}' readonly" in form
+
+
+def test_a_streamed_tables_recovery_point_lag_and_gaps_show_on_the_tables_page():
+    """The row of a table with ``stream: true`` shows what ``replica.status.stream_status`` reports; the three
+    columns appear only when some table streams."""
+    base = S3Location("b", "backups")
+    streamed = TableRow(TableSource("Orders", base, "@daily"), recovery={
+        "table": "Orders", "recovery_point": "2026-12-05T10:20:31Z", "recovery_point_age_seconds": 29.0,
+        "base": "s3://b/backups/Orders/2026-12-05-00-00-00", "held_back_by_gap": True,
+        "gaps": [{"kind": "trimmed", "from": "2026-12-04T01:00:00Z", "to": "2026-12-04T02:00:00Z",
+                  "message": "shard trimmed before it was read", "new_base": None}],
+        "replicas": [{"replica": "r1", "to_table": "Orders-dr", "to_region": "eu-west-1", "lag_seconds": 125.0,
+                      "caught_up": False}]})
+    plain = TableRow(TableSource("Users", base, "@daily"))
+    html = tables_html([streamed, plain], "/dynamodb-backups")
+    assert "<th>Recovery point</th><th>Replica lag</th><th>Stream gaps</th>" in html
+    assert "2026-12-05T10:20:31Z" in html and "(29s ago)" in html and "held back by a gap" in html
+    assert ">2.1m</span>" in html and "Orders-dr (eu-west-1): catching up" in html
+    assert "title='shard trimmed before it was read'>1</span>" in html
+    assert "Recovery point" not in tables_html([plain], "/dynamodb-backups")
+
+
+def test_only_tables_that_stream_are_asked_for_their_stream_status(tmp_path, monkeypatch):
+    from dynamodb_backup.console import app
+    from dynamodb_backup.replica import status
+
+    backups = tmp_path / "backups.yaml"
+    backups.write_text("defaults: {bucket: bkt, prefix: backups, schedule: '@daily'}\n"
+                       "backups: [{table: Orders, stream: true}, {table: Users}]\n")
+    monkeypatch.setenv("DYNAMODB_BACKUPS_FILE", str(backups))
+    asked: list[tuple[S3Location, str]] = []
+
+    def stream_status(s3, base, table, now=None):
+        asked.append((base, table))
+        return {"table": table, "recovery_point": None, "gaps": [], "replicas": []}
+
+    monkeypatch.setattr(status, "stream_status", stream_status)
+    monkeypatch.setattr(app, "s3_client", lambda conn: object())
+    lookup = app.recovery_lookup()
+    assert lookup is not None
+    base = S3Location("bkt", "backups")
+    assert lookup(TableSource("Users", base)) is None and lookup(TableSource("Orders", S3Location("bkt", "x"))) is None
+    assert lookup(TableSource("Orders", base)) == {"table": "Orders", "recovery_point": None, "gaps": [],
+                                                    "replicas": []}
+    assert asked == [(base, "Orders")]
+    backups.write_text("defaults: {bucket: bkt, prefix: backups}\nbackups: [{table: Users}]\n")
+    assert app.recovery_lookup() is None  # no table streams: no stream column, no extra S3 call

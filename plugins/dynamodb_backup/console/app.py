@@ -214,7 +214,7 @@ def create_app() -> FastAPI:
         return [{"table": r.source.table, "base": r.source.base.uri, "schedule": r.source.schedule,
                  "newest": r.newest, "completed": r.completed.isoformat() if r.completed else None,
                  "age_seconds": r.age.total_seconds() if r.age else None, "stale": r.stale, "listed": r.listed,
-                 "error": r.error} for r in _rows()]
+                 "stream": r.recovery, "error": r.error} for r in _rows()]
 
     @app.get("/tables/{table}", response_class=HTMLResponse)
     def backups(table: str, base: str | None = None, before: str | None = None) -> str:
@@ -267,11 +267,19 @@ def create_app() -> FastAPI:
 
 
 def recovery_lookup() -> RecoveryLookup | None:
-    """The stream backups' per-table recovery point, replica lag and gaps, when that work is installed.
+    """For the tables whose entry says ``stream: true``: their recovery point, replicas' lag and stream gaps
+    (``replica.status.stream_status``, a reading of S3 only). None when no table streams: no extra calls."""
+    streamed = {(S3Location(b.bucket, b.prefix), b.table) for b in configured() if b.stream}
+    if not streamed:
+        return None
+    from dynamodb_backup.replica.status import stream_status
 
-    HOOK: the STREAMS-RESTORE work provides the function; until it lands the tables page shows no stream
-    columns. Expected: ``(TableSource) -> {"recovery_point", "replica_lag_seconds", "gaps"} | None``."""
-    return None
+    def lookup(source: TableSource) -> dict[str, Any] | None:
+        if (source.base, source.table) not in streamed:
+            return None
+        return stream_status(s3_client(source.aws_conn_id), source.base, source.table)
+
+    return lookup
 
 
 def _rows() -> list[Any]:

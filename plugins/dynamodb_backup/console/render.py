@@ -44,16 +44,26 @@ def _location_picker(locations: list[str], chosen: str | None, root: str) -> str
 
 
 def _recovery_cells(row: TableRow) -> str:
-    """The recovery point, replica lag and gaps a table's stream reports (``views.RecoveryLookup``)."""
-    found = row.recovery or {}
-    point = found.get("recovery_point")
-    lag = found.get("replica_lag_seconds")
+    """A streamed table's recovery point (newest second a restore can reach), its replicas' lag and its stream
+    gaps, from ``replica.status.stream_status``; dashes for a table without a stream."""
+    found = row.recovery
+    if not found:
+        return f"<td>{NOT_RECORDED}</td><td class='n'>{NOT_RECORDED}</td><td>{NOT_RECORDED}</td>"
+    point, age_s = found.get("recovery_point"), found.get("recovery_point_age_seconds")
+    held = " <span class='badge status-partial'>held back by a gap</span>" if found.get("held_back_by_gap") else ""
+    ago = f" <span class='muted'>({age_text(timedelta(seconds=float(age_s)))} ago)</span>" if age_s is not None else ""
+    point_cell = (f"<span class='nw'>{escape(str(point))}</span>{ago}" if point
+                  else "<span class='muted'>no full backup to replay onto</span>") + held
+    replicas = found.get("replicas") or []
+    lags = [float(r["lag_seconds"]) for r in replicas if r.get("lag_seconds") is not None]
+    detail = "; ".join(f"{r.get('to_table')} ({r.get('to_region') or 'same region'}): "
+                       f"{'caught up' if r.get('caught_up') else 'catching up'}" for r in replicas)
+    lag_cell = (f"<span title='{escape(detail)}'>{age_text(timedelta(seconds=max(lags)))}</span>" if lags
+                else "<span class='muted'>no replica</span>" if not replicas else NOT_RECORDED)
     gaps = found.get("gaps") or []
-    gap_text = (f"<span class='badge status-partial' title='{escape('; '.join(map(str, gaps)))}'>{len(gaps)}</span>"
-                if gaps else ("<span class='muted'>none</span>" if found else NOT_RECORDED))
-    return (f"<td>{escape(str(point)) if point else NOT_RECORDED}</td>"
-            f"<td class='n'>{age_text(timedelta(seconds=float(lag))) if lag is not None else NOT_RECORDED}</td>"
-            f"<td>{gap_text}</td>")
+    gap_cell = (f"<span class='badge status-partial' title='{escape('; '.join(str(g.get('message')) for g in gaps))}'>"
+                f"{len(gaps)}</span>" if gaps else "<span class='muted'>none</span>")
+    return f"<td>{point_cell}</td><td class='n'>{lag_cell}</td><td>{gap_cell}</td>"
 
 
 def tables_html(rows: list[TableRow], root: str, locations: list[str] | None = None, chosen: str | None = None

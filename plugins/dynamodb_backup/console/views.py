@@ -119,7 +119,7 @@ class TableRow:
     error: str | None = None
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     recovery: dict[str, Any] | None = None
-    """What the table's stream reports (``RecoveryLookup``): recovery_point, replica_lag_seconds, gaps."""
+    """What the table's stream reports (``RecoveryLookup``)."""
 
     @property
     def age(self) -> timedelta | None:
@@ -135,9 +135,9 @@ class TableRow:
 
 
 RecoveryLookup = Callable[[TableSource], dict[str, Any] | None]
-"""A table -> what its stream backup reports: ``recovery_point`` (the newest moment a restore can reach),
-``replica_lag_seconds`` and ``gaps`` (a list of texts); None for a table without one. The tables page shows
-three more columns when any table has one (see ``app.recovery_lookup``)."""
+"""A table -> what its stream backup reports (``replica.status.stream_status``: ``recovery_point``,
+``recovery_point_age_seconds``, ``held_back_by_gap``, ``gaps``, ``replicas`` with ``lag_seconds``); None for a
+table without one. The tables page shows three more columns when any table has one (``app.recovery_lookup``)."""
 
 
 def table_rows(s3_for: Callable[[str], Any], sources: list[TableSource], now: datetime | None = None,
