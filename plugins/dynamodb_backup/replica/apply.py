@@ -101,8 +101,10 @@ def _unread_segments(shard: ShardSegments, after: str | None) -> list[Any]:
 
 
 def apply_pass(s3: Any, base: S3Location, progress: ReplicaProgress, target: ReplicaTarget, writer: BatchWriter,
-               report: ReplicaReport, rules: KeyRules | None = None) -> int:
-    """Apply every stored change not applied yet; save progress after each segment. Returns changes applied."""
+               report: ReplicaReport, rules: KeyRules | None = None,
+               after_segment: Callable[[], None] | None = None) -> int:
+    """Apply every stored change not applied yet; save progress after each segment (then ``after_segment``,
+    which says where the replica is when due). Returns changes applied."""
     shards = list_segments(s3, base, progress.table)
     rules = rules or check_keys(shards, target)
     finished = {s.shard_id for s in shards if s.progress is not None and s.progress.finished}
@@ -128,8 +130,11 @@ def apply_pass(s3: Any, base: S3Location, progress: ReplicaProgress, target: Rep
             if count:
                 writer.flush()  # the writes succeed before the progress that covers them is saved
                 progress.applied += count
+                report.applied += count
                 applied += count
                 save_progress(s3, base, progress)
+            if after_segment:
+                after_segment()
     return applied
 
 
@@ -156,7 +161,12 @@ def replicate(s3: Any, base: S3Location, table: str, target: ReplicaTarget, repl
     writer = BatchWriter(target.dynamodb, target.table, [], TokenBucket(rate))
     report = ReplicaReport(table, target.table, replica)
     rules: KeyRules | None = None
-    deadline, said = clock() + for_seconds, clock()
+    deadline, said = clock() + for_seconds, [clock()]
+
+    def say_when_due() -> None:  # long work says where it is at least every 10 s
+        if clock() - said[0] >= REPORT_SECONDS:
+            log.info("%s", _describe(progress, report).line())
+            said[0] = clock()
     log.info("replica %s of %s: following s3://%s/%s at %.0f write units/s (progress: %d changes applied)",
              target.table, table, base.bucket, base.key(table), rate, progress.applied)
     while True:
@@ -165,14 +175,11 @@ def replicate(s3: Any, base: S3Location, table: str, target: ReplicaTarget, repl
             if shards:
                 rules = check_keys(shards, target)
                 writer.key_names = rules.key_names
-        applied = apply_pass(s3, base, progress, target, writer, report, rules) if rules else 0
-        report.applied += applied
+        applied = apply_pass(s3, base, progress, target, writer, report, rules, say_when_due) if rules else 0
         report.passes += 1
         if once or clock() >= deadline:
             break
-        if clock() - said >= REPORT_SECONDS:
-            log.info("%s", _describe(progress, report).line())
-            said = clock()
+        say_when_due()
         if not applied:
             sleep(min(poll_seconds, max(0.0, deadline - clock())))
     report.caught_up = not report.waiting
