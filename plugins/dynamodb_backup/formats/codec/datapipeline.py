@@ -46,7 +46,9 @@ _U2029 = "\u2029".encode()
 
 
 def _gson_fixup(out: bytes) -> bytes:
-    if b"\xe2\x80" in out:
+    # A one-byte search is memchr (about 10x faster than the two-byte one on 100 KB of text, where
+    # it was most of the line encoding's time); most lines have no 0xE2 byte at all.
+    if b"\xe2" in out and b"\xe2\x80" in out:
         out = out.replace(_U2028, b"\\u2028").replace(_U2029, b"\\u2029")
     return out
 
