@@ -55,6 +55,15 @@ def configured_location() -> tuple[str | None, str]:
     return os.environ.get("DYNAMODB_BACKUP_BUCKET") or None, os.environ.get("DYNAMODB_BACKUP_PREFIX", "backups")
 
 
+def configured_datapipeline_outputs() -> dict[str, list[str]]:
+    """Each table's Data Pipeline output folders, from the backups file (none when it cannot be read)."""
+    try:
+        backups = load_backups(BACKUPS_FILE)
+    except ParameterError:
+        return {}
+    return {b.table: [o.uri for o in b.backups.datapipeline] for b in backups if b.backups.datapipeline}
+
+
 BUCKET, PREFIX = configured_location()
 SOURCE_PATTERN = r"^(latest|s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\s]*)?)$"
 OPTIONAL_TABLE = r"^([A-Za-z0-9_.-]{3,255})?$"
@@ -138,7 +147,9 @@ PARAMS = {
 # Every task renders its settings from the run's params (subscripted: ``params.keys`` is the dict's method).
 SETTINGS = {name: "{{ params['" + name + "'] }}" for name in PARAMS}
 ITEMS = ("keys", "partition_key")
-TABLE_SETTINGS = {name: value for name, value in SETTINGS.items() if name not in ITEMS}
+TABLE_SETTINGS: dict[str, object] = {name: value for name, value in SETTINGS.items() if name not in ITEMS}
+# latest also looks in a table's Data Pipeline output folders (backups.yaml datapipeline_output).
+TABLE_SETTINGS["datapipeline_outputs"] = configured_datapipeline_outputs()
 
 with DAG(
     dag_id="dynamodb_restore",

@@ -64,7 +64,8 @@ def drill_dag(backup: TableBackup) -> DAG | None:
             "source": start.output, "target_table": scratch, "write_ratio": settings.write_ratio,
             "aws_conn_id": backup.aws_conn_id, "create_table": True, "replace_table": False, "verify": True,
             "on_demand_capacity": backup.on_demand_capacity, "put_extra": put_extra,
-            "key_schema": start.output["key_schema"],  # the table's keys, for a Data Pipeline folder (no sidecar)
+            # The table's keys, for a Data Pipeline folder (no sidecar to create the scratch table from).
+            "key_schema": start.output["key_schema"],  # type: ignore[index]
         }, group_id=RESTORE_GROUP)
         # The table the restore creates is tagged as the drill's before anything is loaded into it.
         ensure = dag.get_task(f"{RESTORE_GROUP}.ensure_table")

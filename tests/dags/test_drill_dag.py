@@ -175,7 +175,7 @@ def test_an_untagged_table_with_the_scratch_name_is_kept_and_fails_the_drill(
 
     assert run.state == "failed"
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}
-    assert states["start"] == "failed" and states["loading.load"] != "success", states
+    assert states["start"] == "failed" and states["restore.load"] != "success", states
     assert count_items(ddb, scratch) == 5, "the table and its items are still there"
     messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=2).get("Messages", [])
     bodies = [json.loads(m["Body"]).get("Message", "") for m in messages]

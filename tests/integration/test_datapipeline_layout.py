@@ -3,6 +3,8 @@ listed, restored with --latest, pruned with keep_min kept, and in the console's 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from backup_folders import datapipeline_folder, dp_lines, scan_all
@@ -13,6 +15,7 @@ from dynamodb_backup.formats.layout import MANIFEST, SIDECAR, SUCCESS, S3Locatio
 from dynamodb_backup.formats.sidecar import FileRecord, Sidecar
 from dynamodb_backup.formats.tablebackups import DATAPIPELINE, OURS, TableBackups, backup_folders, newest_complete
 
+DAGS = Path(__file__).resolve().parents[2] / "dags"
 DP_DATES = ["2024-03-01-04-10-22", "2024-03-02-04-10-19", "2024-03-03-04-10-25"]
 DP_PARTIAL = "2024-03-04-04-10-21"  # the run that died: no _SUCCESS, never chosen
 OURS_DATE = "2024-01-15-00-00-00"
@@ -112,3 +115,22 @@ def test_console_inventory_pages_through_both_layouts(local_aws, s3_bucket, tabl
     assert second.next_before is None
     (row,) = table_rows(lambda conn: s3, [source])
     assert row.newest == DP_DATES[2] and row.listed, "no pointer: the folders are listed, the dead run skipped"
+
+
+def test_the_restore_dags_latest_looks_in_the_tables_output_folders(local_aws, s3_bucket, table_name, tmp_path,
+                                                                    monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+
+    s3 = local_aws.s3_client()
+    output, _ = write_history(s3, s3_bucket, table_name)
+    backups = tmp_path / "backups.yaml"
+    backups.write_text(f"backups:\n- table: {table_name}\n  bucket: {s3_bucket}\n  prefix: b\n"
+                       f"  datapipeline_output: {output.uri}\n")
+    monkeypatch.setenv("DYNAMODB_BACKUPS_FILE", str(backups))
+    bag = DagBag(dag_folder=str(DAGS / "dynamodb_restore.py"))
+    assert not bag.import_errors, bag.import_errors
+    inspect = bag.dags["dynamodb_restore"].get_task("inspect")
+    assert inspect.datapipeline_outputs == {table_name: [output.uri]}
+    inspect.source, inspect.source_table, inspect.backup_bucket, inspect.backup_prefix = (
+        "latest", table_name, s3_bucket, "b")
+    assert inspect.folder(s3) == output.child(DP_DATES[-1])

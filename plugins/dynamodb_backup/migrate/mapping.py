@@ -12,6 +12,7 @@ from typing import Any
 
 from dynamodb_backup.errors import ParameterError
 from dynamodb_backup.formats.layout import S3Location, check_table_name
+from dynamodb_backup.migrate.alarms import failure_alarms
 from dynamodb_backup.migrate.definition import Definition, Ref
 from dynamodb_backup.migrate.expressions import Unresolved, resolve, split_date
 from dynamodb_backup.migrate.schedule import airflow_schedule
@@ -179,7 +180,7 @@ def _export_entry(definition: Definition, oid: str, parts: list[str]) -> Entry:
     else:
         entry.notes.append("Data Pipeline wrote plain files; we write gzip (set compression: none for plain)")
     _schedule(definition, oid, entry)
-    _alarms(definition, oid, entry)
+    failure_alarms(definition, oid, entry)
     _logs_and_region(definition, oid, parts, entry)
     _leftovers(definition, oid, entry)
     return entry
@@ -240,38 +241,6 @@ def _schedule(definition: Definition, oid: str, entry: Entry) -> None:
         if definition.first(sid, key, str) is not None:
             entry.unmapped.append(f"Schedule {sid}: {key} {definition.first(sid, key, str)}: Airflow's schedule "
                                   f"has no end here; pause the DAG when it should stop")
-
-
-def _alarm_topics(definition: Definition, oid: str, key: str) -> list[tuple[str, str]]:
-    found = []
-    holders = [oid, *[v.id for k in ("input", "output") for v in definition.get(oid, k) if isinstance(v, Ref)]]
-    for holder in holders:
-        for ref in definition.get(holder, key):
-            if isinstance(ref, Ref) and ref.id in definition.objects:
-                topic = definition.first(ref.id, "topicArn", str)
-                if topic is not None:
-                    found.append((ref.id, topic))
-    return list(dict.fromkeys(found))
-
-
-def _alarms(definition: Definition, oid: str, entry: Entry) -> None:
-    failures = _alarm_topics(definition, oid, "onFail")
-    topics = []
-    for alarm, raw in failures:
-        try:
-            topics.append(resolve(definition, raw, alarm))
-        except Unresolved as exc:
-            entry.unmapped.append(f"SnsAlarm {alarm}: topicArn {exc}")
-    if topics:
-        entry.settings["failure_sns_topic_arn"] = topics[0]
-        entry.notes.append(f"onFail SnsAlarm {failures[0][0]} -> failure notices to {topics[0]} (our own subject "
-                           f"and message; the alarm's subject/message expressions are not used)")
-        entry.unmapped.extend(f"onFail topic {t}: one topic per table; also subscribe it to {topics[0]}"
-                              for t in topics[1:])
-    for key in ("onSuccess", "onLateAction"):
-        for alarm, topic in _alarm_topics(definition, oid, key):
-            entry.unmapped.append(f"{key} SnsAlarm {alarm} ({topic}): we send failure notices only; each sealed "
-                                  f"backup emits an Airflow Asset event a DAG can turn into a message")
 
 
 def _logs_and_region(definition: Definition, oid: str, parts: list[str], entry: Entry) -> None:

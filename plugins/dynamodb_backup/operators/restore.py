@@ -21,6 +21,7 @@ from dynamodb_backup.backup.plan import DEFAULT_ON_DEMAND_CAPACITY, check_ratio,
 from dynamodb_backup.errors import BackupError, ParameterError
 from dynamodb_backup.formats.catalog import latest_complete
 from dynamodb_backup.formats.layout import S3Location, check_table_name
+from dynamodb_backup.formats.tablebackups import parse_datapipeline_outputs
 from dynamodb_backup.hooks.clients import aws_client
 from dynamodb_backup.incremental.apply import LinkReport
 from dynamodb_backup.incremental.chain import find_chain, parse_moment, refuse_incremental
@@ -37,14 +38,13 @@ from dynamodb_backup.restore.pace import load_pace
 from dynamodb_backup.restore.steps import (
     ValidationReport,
     check_totals,
-    ensure_target,
     load_files,
     plan_shares,
-    resolve_target,
     target_rate_reader,
     validate_files,
     write_rate,
 )
+from dynamodb_backup.restore.target import ensure_target, resolve_target
 from dynamodb_backup.restore.verify import verify_restore
 
 
@@ -71,9 +71,12 @@ class _RestoreFields(BaseOperator):
         target_region: Any = None, write_ratio: Any = 0.5, create_table: Any = False, replace_table: Any = False,
         verify: Any = True, force: Any = False, key_schema: Any = None, workers: Any = 4, checkpoint_uri: Any = None,
         on_demand_capacity: float = DEFAULT_ON_DEMAND_CAPACITY, put_extra: dict[str, Any] | None = None,
-        as_of: Any = None, load_capacity: Any = None, **kwargs: Any,
+        as_of: Any = None, load_capacity: Any = None, datapipeline_outputs: dict[str, Any] | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        #: Table -> its Data Pipeline output folders (backups.yaml ``datapipeline_output``), for latest.
+        self.datapipeline_outputs = datapipeline_outputs or {}
         self.as_of = as_of
         self.load_capacity = load_capacity
         self.source, self.source_table, self.target_table = source, source_table, target_table
@@ -140,7 +143,8 @@ class InspectBackupOperator(_RestoreFields):
         table = self._text(self.source_table)
         if not table or not self._text(self.backup_bucket):
             raise ParameterError("source: 'latest' needs source_table and backup_bucket")
-        folder = latest_complete(s3, self.base(), check_table_name(table, "source_table"))
+        outputs = parse_datapipeline_outputs(self.datapipeline_outputs.get(table), "datapipeline_output")
+        folder = latest_complete(s3, self.base(), check_table_name(table, "source_table"), outputs)
         self.log.info("newest complete backup of %s: %s/", table, folder.uri)
         return folder
 
