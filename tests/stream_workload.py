@@ -85,6 +85,10 @@ class StreamWorkload:
     keys: int = 14
     writes: list[Write] = field(default_factory=list)
     state: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    wall_clock: bool = False
+    """Stamp each write with the second it started in (for streams that stamp writes themselves, to the
+    second); ``straddled`` lists the seconds a write started in but ended after."""
+    straddled: set[int] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -109,6 +113,14 @@ class StreamWorkload:
             self.state[key] = item
 
     def one_write(self, second: int) -> None:
+        started = time.time()
+        if self.wall_clock:
+            second = int(started)
+        self._one_write(second)
+        if self.wall_clock and int(time.time()) != second:
+            self.straddled.add(second)  # the server may have stamped it with the next second
+
+    def _one_write(self, second: int) -> None:
         pk, sk = f"p{self.rng.randrange(3)}", self.rng.randrange(self.keys)
         key = (pk, str(sk))
         roll = self.rng.random()

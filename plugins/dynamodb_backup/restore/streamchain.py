@@ -94,9 +94,15 @@ def base_chain(s3: Any, base: S3Location, table: str, moment: datetime) -> Chain
     return chain
 
 
+def base_start(chain: Chain) -> datetime:
+    """Where the base's data starts: the chain's point after its links, a PITR full's export time, a scan's
+    first read."""
+    return chain.links[-1].end if chain.links else chain.full.start
+
+
 def replay_start(chain: Chain) -> int:
-    """The first second whose changes are replayed: the base's start (the chain's point, or a scan's start)."""
-    return second(chain.links[-1].end if chain.links else chain.full.start)
+    """The first second whose changes are replayed: the second the base starts in."""
+    return second(base_start(chain))
 
 
 @dataclass
@@ -129,11 +135,20 @@ def gap_interval(gap: GapMarker) -> tuple[int | None, int]:
     return gap.last_seconds, gap.detected_seconds
 
 
-def blocking_gap(gaps: list[GapMarker], start: int, end: int) -> GapMarker | None:
-    """The first gap whose missing seconds touch ``start``..``end``."""
+def blocking_gap(gaps: list[GapMarker], chain: Chain, end: int) -> GapMarker | None:
+    """The first gap whose missing seconds touch the replay from the base's start to ``end``.
+
+    A gap is behind the base when the base is the one taken for it, or when it was detected before
+    the base started: the tail read on from there, and the base holds what was lost. The tail's
+    ``started`` marker counts as a gap from the beginning of time to its start (records before it may
+    be trimmed), so a base older than the stream backup is refused.
+    """
+    since, folder = utc(base_start(chain)), chain.full.folder.uri
     for gap in sorted(gaps, key=lambda g: (g.last_seconds or 0, g.detected_seconds)):
-        first, last = gap_interval(gap)
-        if (first is None or first <= end) and last >= start:
+        first, _ = gap_interval(gap)
+        if gap.base.get("folder") in (folder, folder + "/"):
+            continue
+        if (first is None or first <= end) and utc(datetime.fromisoformat(gap.detected_at)) > since:
             return gap
     return None
 
@@ -143,6 +158,12 @@ def refuse_gap(table: str, gap: GapMarker, start: int, moment: int) -> BackupFol
     reachable = (f"the newest reachable second is {at(first - 1)}" if first is not None and first - 1 >= start
                  else f"no second after the base ({at(start)}) is reachable")
     after = f" (new base: {gap.base['folder']})" if gap.base.get("folder") else ""
+    if gap.kind == "started":  # the tail's first marker: nothing was stored before it
+        return BackupFolderError(
+            f"stream of {table!r}: the stream backup began at {at(last)}{after}, after the base starts "
+            f"({at(start)}); changes in between may not be stored, so {at(moment)} cannot be restored exactly from "
+            "that base; restore to a time after the new base, or take a new base; refusing before anything is "
+            "written")
     return BackupFolderError(
         f"stream of {table!r} has a gap ({gap.kind}) from {at(first) if first is not None else 'its start'} to "
         f"{at(last)}{after}: {at(moment)} cannot be restored exactly; {reachable}; refusing before anything is "
@@ -200,7 +221,7 @@ def plan_stream(s3: Any, base: S3Location, table: str, moment: datetime) -> Stre
     if not shards:
         point = min(wanted, second(chain.point))
     plan = StreamPlan(table, wanted, chain, start, point, newest, shards, base.bucket)
-    gap = blocking_gap(read_gaps(s3, base, table), start, wanted)
+    gap = blocking_gap(read_gaps(s3, base, table), chain, wanted)
     if gap is not None:
         raise refuse_gap(table, gap, start, wanted)
     if point < wanted:
@@ -250,10 +271,10 @@ def recovery_point(s3: Any, base: S3Location, table: str, now: datetime) -> Reco
         chain = base_chain(s3, base, table, now)
     except BackupFolderError:
         return RecoveryPoint(None, None, gaps)
-    start, floor = replay_start(chain), second(chain.point)
+    floor = second(chain.point)
     newest = newest_second(s3, base.bucket, list_segments(s3, base, table))
     reach = max(newest if newest is not None else floor, floor)
-    gap = blocking_gap(gaps, start, reach)
+    gap = blocking_gap(gaps, chain, reach)
     if gap is not None:
         first = gap_interval(gap)[0]
         reach = max(floor, first - 1) if first is not None else floor
