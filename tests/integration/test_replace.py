@@ -19,7 +19,7 @@ from dynamodb_backup.formats.codec import TableDigest
 from dynamodb_backup.formats.layout import S3Location
 from dynamodb_backup.loading.checkpoint import Checkpoints, default_checkpoint_base
 from dynamodb_backup.repository.inspection import inspect_folder
-from dynamodb_backup.restore.steps import ensure_target, replace_table
+from dynamodb_backup.restore.target import ensure_target, replace_table
 
 
 def referrer_items(n: int, prefix: str) -> list[dict[str, Any]]:

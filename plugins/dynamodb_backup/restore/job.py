@@ -30,14 +30,13 @@ from dynamodb_backup.restore.steps import (
     LoadResult,
     ValidationReport,
     check_totals,
-    ensure_target,
     load_files,
     plan_shares,
-    resolve_target,
     target_rate_reader,
     validate_files,
     write_rate,
 )
+from dynamodb_backup.restore.target import ensure_target, resolve_target
 from dynamodb_backup.restore.verify import VerifyReport, verify_restore
 
 log = logging.getLogger(__name__)
