@@ -3,6 +3,7 @@ listed, restored with --latest, pruned with keep_min kept, and in the console's 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ from dynamodb_backup.errors import ParameterError
 from dynamodb_backup.formats.layout import MANIFEST, SIDECAR, SUCCESS, S3Location
 from dynamodb_backup.formats.sidecar import FileRecord, Sidecar
 from dynamodb_backup.formats.tablebackups import DATAPIPELINE, OURS, TableBackups, backup_folders, newest_complete
+from dynamodb_backup.retention.plan import KEEP, RetentionPolicy
+from dynamodb_backup.retention.prune import prune_table
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 DP_DATES = ["2024-03-01-04-10-22", "2024-03-02-04-10-19", "2024-03-03-04-10-25"]
@@ -134,3 +137,17 @@ def test_the_restore_dags_latest_looks_in_the_tables_output_folders(local_aws, s
     inspect.source, inspect.source_table, inspect.backup_bucket, inspect.backup_prefix = (
         "latest", table_name, s3_bucket, "b")
     assert inspect.folder(s3) == output.child(DP_DATES[-1])
+
+
+def test_a_partial_data_pipeline_folder_is_never_pruned_however_old(local_aws, s3_bucket, table_name):
+    s3 = local_aws.s3_client()
+    output, base = write_history(s3, s3_bucket, table_name)
+    later = datetime.now(UTC) + timedelta(days=400)  # every folder, the dead run's objects too, long past keep_days
+    report = prune_table(s3, base, table_name, RetentionPolicy(keep_days=30, keep_min=1), dry_run=False, now=later,
+                         datapipeline=(output,))
+    by_name = {d.folder.name: d for d in report.decisions}
+    assert by_name[DP_PARTIAL].action == KEEP and "never touched" in by_name[DP_PARTIAL].why
+    assert by_name[DP_DATES[-1]].action == KEEP and "newest complete" in by_name[DP_DATES[-1]].why
+    assert {d.folder.name for d in report.to_delete} == {OURS_DATE, *DP_DATES[:-1]}
+    assert len([o for o in report.outcomes if o.gone]) == 3, "the deletes really happened"
+    assert s3.list_objects_v2(Bucket=s3_bucket, Prefix=output.child(DP_PARTIAL).key(""))["KeyCount"] == 2
