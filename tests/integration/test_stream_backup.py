@@ -156,3 +156,35 @@ def test_a_sigkill_mid_segment_loses_nothing_and_stores_nothing_twice(streams_se
     assert len(lines) == len(set(lines)) == len(seen)
     assert [g.kind for g in read_gaps(s3, base, table_name)] == ["started"]
 
+
+
+def test_a_crash_between_a_segment_and_its_progress_rewrites_the_same_segment(
+        streams_server: Any, s3_bucket: str, table_name: str, local_aws: Any) -> None:
+    """The state a kill between the two PUTs leaves (a segment stored, the progress before it), made exactly:
+    the progress objects are put back as they were before the last run. The next run resumes before that
+    segment and must replace it under its name, not add a second copy of its records."""
+    from dynamodb_backup.repository.streamprogress import progress_key
+
+    _, server = streams_server
+    ddb, s3 = server.client("dynamodb", region_name="us-east-1"), local_aws.s3_client()
+    base = S3Location(s3_bucket, "backups")
+    create_streamed_table(ddb, table_name)
+    workload = Workload(ddb, table_name, seed=9)
+    workload.run(25)
+    tail(server.url, table_name, base, 0.8, take_base=False)
+    before = {p.shard_id: p for p in read_progress(s3, base, table_name).values()}
+    workload.run(25)
+    tail(server.url, table_name, base, 0.8, take_base=False)
+    orphans = [ref.key for shard in list_segments(s3, base, table_name) for ref in shard.segments
+               if ref.first_sequence > (before[shard.shard_id].last_sequence or "").zfill(40)]
+    assert orphans  # the second run stored segments beyond the progress put back below
+    for progress in before.values():
+        s3.put_object(Bucket=s3_bucket, Key=progress_key(base, table_name, progress.shard_id),
+                      Body=progress.to_json())
+    workload.run(25)  # so the rerun's first segment holds more than the orphan did
+    tail(server.url, table_name, base, 0.8, take_base=False)
+    lines = [f"{shard.shard_id}/{change.sequence}" for shard in list_segments(s3, base, table_name)
+             for ref in shard.segments for _, change in read_segment(s3, s3_bucket, ref.key, RULES)]
+    assert len(lines) == len(set(lines))
+    state, _ = replay(s3, base, table_name)
+    assert state == scan_all(ddb, table_name)

@@ -163,3 +163,28 @@ def test_expired_iterators_are_asked_again_and_are_no_gap(journal_streams: Any, 
     assert results[0].calls["GetShardIterator"] >= 2  # the one shard's iterator was asked for again
     state, _ = replay(s3, base, table_name)
     assert state == scan_all(ddb, table_name)
+
+
+def test_a_trim_under_a_running_tail_is_caught_by_get_records(journal_streams: Any, s3_bucket: str,
+                                                              table_name: str, local_aws: Any) -> None:
+    """The iterator in hand falls behind the trim point: GetRecords (not GetShardIterator) refuses it."""
+    ddb, s3 = _clients(journal_streams, local_aws)
+    base = S3Location(s3_bucket, "backups")
+    create_streamed_table(ddb, table_name)
+    workload = Workload(ddb, table_name, seed=13)
+    workload.run(20)
+    results: list[Any] = []
+    running = threading.Thread(target=lambda: results.append(tail(journal_streams.url, table_name, base, 4.0)))
+    running.start()
+    deadline = time.monotonic() + 60
+    while not any(p.records for p in read_progress(s3, base, table_name).values()):  # the event: a segment stored
+        assert time.monotonic() < deadline, "the tail stored nothing"
+        time.sleep(0.05)
+    stream_hook(journal_streams.server.url, "Trim", TableName=table_name)
+    workload.run(20)
+    running.join(timeout=120)
+    [gap] = results[0].breaks
+    assert gap.kind == "trimmed" and "TrimmedDataAccessException" in gap.message and gap.base["mode"] == "scan"
+    state, _ = replay(s3, base, table_name, start=base_items(s3, gap.base["folder"]),
+                      after={gap.shard_id: gap.last_sequence})
+    assert state == scan_all(ddb, table_name)
