@@ -220,8 +220,7 @@ class Tail:
                 self._trimmed(reader, exc)
                 return self.source.iterator(self.facts.arn, shard_id, None)
             if error_code(exc) == "ResourceNotFoundException":
-                self.next_describe = 0.0  # the shard is gone: the next plan marks it
-                self.readers.pop(shard_id, None)
+                self._drop(reader)
                 return None
             raise
 
@@ -251,8 +250,7 @@ class Tail:
                 reader.iterator = self.source.iterator(self.facts.arn, reader.shard.shard_id, None)
                 return
             if code == "ResourceNotFoundException":
-                self.next_describe = 0.0
-                self.readers.pop(reader.shard.shard_id, None)
+                self._drop(reader)
                 return
             raise
         reader.writer.add(records)  # stores a segment at the size bound
@@ -269,6 +267,12 @@ class Tail:
             return
         reader.iterator = next_iterator
         reader.next_poll = self.clock() + (0.0 if records else self.settings.idle_seconds)
+
+    def _drop(self, reader: _Reader) -> None:
+        """The shard is gone: store what was read of it; the next plan marks it vanished."""
+        self._flush(reader)
+        self.readers.pop(reader.shard.shard_id, None)
+        self.next_describe = 0.0
 
     def _count(self, reader: _Reader) -> None:
         self.result.segments += reader.writer.segments_written - reader.segments_counted
