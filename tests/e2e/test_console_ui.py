@@ -102,7 +102,7 @@ def theme_of(ui: Any, frame_title: str) -> dict[str, str]:
                 copied: inner.documentElement.style.getPropertyValue('--af-bg'),
                 copied_brand: inner.documentElement.style.getPropertyValue('--af-brand'),
                 copied_font: inner.documentElement.style.getPropertyValue('--af-font'),
-                copied_count: inner.documentElement.style.length};
+                copied_count: inner.documentElement.style.length, copied_all: inner.documentElement.style.cssText};
     }""", frame_title)
 
 
@@ -242,6 +242,7 @@ def test_console_inside_airflows_ui_in_light_and_dark_mode(e2e, page):  # noqa: 
         .contentDocument.documentElement.classList.contains('dark')""")
     dark = theme_of(page, "DynamoDB backups")
     assert dark["airflow_mode"] == dark["console_mode"] == "dark" and dark["console_bg"] == dark["airflow_bg"], dark
+    print("dark theme:", dark)
     assert dark["console_bg"] != theme["console_bg"], (theme, dark)
     assert page.evaluate("localStorage.getItem('theme')") == "dark"  # Airflow's own setting, nothing of ours
     shot(page, "tables", "dark")

@@ -25,6 +25,10 @@ from dynamodb_backup.formats.layout import S3Location
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
 FOLDER = S3Location("dynamodb-backups", "backups/ReferrerCounts/2024-06-01-03-00-00")
+#: The color the browser draws for a CSS color value (Airflow's own are oklch()).
+RESOLVE = """(color) => { const probe = document.createElement('div'); probe.style.background = color;
+    document.body.appendChild(probe); const drawn = getComputedStyle(probe).backgroundColor; probe.remove();
+    return drawn; }"""
 HOST_CSS = ("body{--chakra-colors-bg:#fdfdf0;--chakra-colors-fg:#101010;background:var(--chakra-colors-bg)}"
             "html.dark body{--chakra-colors-bg:#123456;--chakra-colors-fg:#eeeeee}")
 
@@ -128,7 +132,8 @@ def test_dark_mode_follows_airflows_page_and_the_browser(browser):
         alone.emulate_media(color_scheme=scheme)
         alone.set_content(html)
         assert alone.evaluate("document.documentElement.dataset.colorMode") == scheme
-        assert alone.evaluate("getComputedStyle(document.body).backgroundColor") == rgb(colors["bg"])
+        drawn = alone.evaluate("getComputedStyle(document.body).backgroundColor")
+        assert drawn == alone.evaluate(RESOLVE, colors["bg"]), (scheme, drawn)
     alone.emulate_media(color_scheme="light")
     alone.emulate_media(color_scheme="dark")
     alone.wait_for_function("document.documentElement.dataset.colorMode === 'dark'")

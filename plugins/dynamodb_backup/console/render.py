@@ -5,7 +5,7 @@ The look is Airflow's own (:mod:`theme`); the chart is :mod:`chart`, the restore
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from html import escape
 from urllib.parse import quote, urlencode
 
@@ -100,6 +100,17 @@ def _drill(row: BackupRow) -> str:
     return f"<span class='badge drill-{result}' title='{title}'>{result}</span>"
 
 
+def _snapshot(start: str, end: str) -> str:
+    """When the backup read the table, in UTC: ``2024-06-01 03:00:02 → 03:00:09`` (the end's date when it differs)."""
+    try:
+        first, last = (datetime.fromisoformat(t).astimezone(UTC) for t in (start, end))
+    except ValueError:
+        return f"{escape(start)} &rarr; {escape(end)}"
+    return (f"<span title='{escape(start)} to {escape(end)}'>{first:%Y-%m-%d %H:%M:%S} &rarr; "
+            f"{last:%H:%M:%S}</span>" if first.date() == last.date() else
+            f"{first:%Y-%m-%d %H:%M:%S} &rarr; {last:%Y-%m-%d %H:%M:%S}")
+
+
 def _layout(row: BackupRow) -> str:
     """A folder found in the table's Data Pipeline output (``datapipeline_output``), not under our prefix."""
     if row.layout == OURS:
@@ -121,11 +132,11 @@ def backups_html(page_: BackupPage, root: str, base_url: str) -> str:
     for r in page_.rows:
         restore = f"{root}/restore?{urlencode({'folder': r.folder.uri, 'table': source.table})}"
         sidecar = r.sidecar
+        read = _snapshot(sidecar.snapshot_start, sidecar.snapshot_end) if sidecar else NOT_RECORDED
         lines.append(
             f"<tr data-folder='{escape(r.name)}'><td><span class='badge status-{r.status}'>{r.status}</span></td>"
-            f"<td class='mono nw'>{escape(r.name)}</td><td class='nw'>{escape(r.logical_date)}</td>"
-            f"<td class='nw'>{escape(sidecar.snapshot_start) if sidecar else NOT_RECORDED}</td>"
-            f"<td class='nw'>{escape(sidecar.snapshot_end) if sidecar else NOT_RECORDED}</td>"
+            f"<td class='mono nw' title='logical date {escape(r.logical_date)}'>{escape(r.name)}</td>"
+            f"<td class='nw'>{read}</td>"
             f"<td class='nw'>{escape(r.mode or '') or NOT_RECORDED}{_layout(r)}</td>"
             f"<td class='n'>{num(r.items)}</td><td class='n'>{num(r.size)}</td><td class='n'>{r.files}</td>"
             f"<td class='n'>{duration(r.duration)}</td><td class='n'>{num(r.read_units, 1)}</td>"
@@ -140,8 +151,8 @@ def backups_html(page_: BackupPage, root: str, base_url: str) -> str:
     body = (f"<p class='crumbs'><a href='{root}/'>DynamoDB backups</a> / {escape(source.table)}</p>"
             f"<h1>{escape(source.table)}</h1><p class='muted'><span class='mono'>{escape(source.table_base.uri)}/"
             f"</span> &middot; {page_.total} folders{dag}{older}</p>"
-            "<div class='panel'><table><thead><tr><th>Status</th><th>Folder</th><th>Logical date</th>"
-            "<th>Snapshot start</th><th>Snapshot end</th><th>Mode</th><th>Items</th><th>Bytes</th><th>Files</th>"
+            "<div class='panel'><table><thead><tr><th>Status</th><th>Folder</th>"
+            "<th>Snapshot (UTC)</th><th>Mode</th><th>Items</th><th>Bytes</th><th>Files</th>"
             "<th>Duration</th><th>Read units</th><th>Last drill</th><th>Airflow</th><th></th></tr></thead>"
             f"<tbody>{''.join(lines)}</tbody></table></div>")
     return page(f"{source.table} backups", body)

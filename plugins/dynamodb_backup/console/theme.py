@@ -30,24 +30,33 @@ TOKENS = {
     "info": "colors-fg-info", "font": "fonts-body", "mono": "fonts-mono", "radius": "radii-md",
 }
 
+#: Airflow 3.3.2's own values (read from its UI in a browser, light then dark), for a page opened on its own.
 LIGHT = {
-    "bg": "#ffffff", "bg-subtle": "#fafafa", "bg-muted": "#f4f4f5", "bg-emphasized": "#e4e4e7",
-    "bg-panel": "#ffffff", "fg": "#09090b", "fg-muted": "#52525b", "fg-subtle": "#a1a1aa",
-    "border": "#e4e4e7", "border-muted": "#f4f4f5", "border-emphasized": "#d4d4d8",
-    "brand": "#1d4ed8", "brand-fg": "#1d4ed8", "brand-contrast": "#ffffff", "brand-subtle": "#eff6ff",
-    "brand-muted": "#dbeafe", "error": "#dc2626", "error-bg": "#fef2f2", "success": "#16a34a",
-    "success-bg": "#f0fdf4", "warning": "#c2410c", "warning-bg": "#fff7ed", "info": "#2563eb",
-    "font": "Inter, -apple-system, system-ui, 'Segoe UI', Helvetica, Arial, sans-serif",
-    "mono": "SFMono-Regular, Menlo, Monaco, Consolas, monospace", "radius": "0.375rem",
+    "bg": "#FFFFFF", "bg-subtle": "oklch(0.985 0.004 253)", "bg-muted": "oklch(0.955 0.006 253)",
+    "bg-emphasized": "oklch(0.915 0.01 253)", "bg-panel": "#FFFFFF", "fg": "oklch(0.23185 0.0323 266.44)",
+    "fg-muted": "oklch(0.45 0.055 251)", "fg-subtle": "oklch(0.75 0.025 252)", "border": "oklch(0.915 0.01 253)",
+    "border-muted": "oklch(0.955 0.006 253)", "border-emphasized": "oklch(0.85 0.016 253)",
+    "brand": "oklch(0.469 0.084 257.657)", "brand-fg": "oklch(0.324 0.072 260.329)", "brand-contrast": "white",
+    "brand-subtle": "oklch(0.962 0.012 249.460)", "brand-muted": "oklch(0.923 0.023 255.082)",
+    "error": "oklch(0.637 0.237 25.331)", "error-bg": "oklch(0.971 0.013 17.38)",
+    "success": "oklch(0.47 0.20 149.0)", "success-bg": "oklch(0.982 0.018 155.826)",
+    "warning": "oklch(0.5902 0.198 35.93)", "warning-bg": "oklch(0.982 0.013 83.915)",
+    "info": "oklch(0.546 0.245 262.881)",
+    "font": ('Inter,-apple-system,BlinkMacSystemFont,"Segoe UI",Helvetica,Arial,sans-serif,"Apple Color Emoji",'
+             '"Segoe UI Emoji","Segoe UI Symbol"'),
+    "mono": 'SFMono-Regular,Menlo,Monaco,Consolas,"Liberation Mono","Courier New",monospace', "radius": "0.375rem",
 }
 DARK = {
     **LIGHT,
-    "bg": "#09090b", "bg-subtle": "#18181b", "bg-muted": "#27272a", "bg-emphasized": "#3f3f46",
-    "bg-panel": "#18181b", "fg": "#fafafa", "fg-muted": "#a1a1aa", "fg-subtle": "#71717a",
-    "border": "#27272a", "border-muted": "#18181b", "border-emphasized": "#3f3f46",
-    "brand": "#3b82f6", "brand-fg": "#93c5fd", "brand-contrast": "#ffffff", "brand-subtle": "#172554",
-    "brand-muted": "#1e3a8a", "error": "#f87171", "error-bg": "#300c0c", "success": "#4ade80",
-    "success-bg": "#042713", "warning": "#fb923c", "warning-bg": "#3a1a05", "info": "#60a5fa",
+    "bg": "oklch(0.23185 0.0323 266.44)", "bg-subtle": "oklch(0.11 0.025 251)", "bg-muted": "oklch(0.18 0.03 251)",
+    "bg-emphasized": "oklch(0.28 0.035 251)", "bg-panel": "oklch(0.11 0.025 251)", "fg": "oklch(0.985 0.004 253)",
+    "fg-muted": "oklch(0.75 0.025 252)", "fg-subtle": "oklch(0.63 0.042 252)", "border": "oklch(0.28 0.035 251)",
+    "border-muted": "oklch(0.18 0.03 251)", "border-emphasized": "oklch(0.35 0.045 251)",
+    "brand-fg": "oklch(0.923 0.023 255.082)", "brand-subtle": "oklch(0.259 0.062 265.566)",
+    "brand-muted": "oklch(0.324 0.072 260.329)", "error": "oklch(0.704 0.191 22.216)",
+    "error-bg": "oklch(0.258 0.092 26.042)", "success": "oklch(0.75 0.18 153.0)",
+    "success-bg": "oklch(0.266 0.065 152.934)", "warning": "oklch(0.857 0.118 76.815)",
+    "warning-bg": "oklch(0.271 0.069 52.345)", "info": "oklch(0.809 0.105 251.813)",
 }
 
 
