@@ -39,7 +39,16 @@ from bench import backends, percore_report  # noqa: E402
 from bench.floor_write import write_share  # noqa: E402
 from bench.measure import server_cpu  # noqa: E402
 from bench.peers import ddbimportexport  # noqa: E402
-from bench.percore_contenders import BUCKET, PY, Contender, Ctx, Outcome, Target, contenders  # noqa: E402
+from bench.percore_contenders import (  # noqa: E402
+    BUCKET,
+    PY,
+    Contender,
+    Ctx,
+    Outcome,
+    Target,
+    contenders,
+    pitr_export_time,
+)
 from bench.seed import count_items, create_table, delete_table, table_exists  # noqa: E402
 from bench.shapes import COUNTS, TABLE_SPEC, TYPES, make_item, shape_bytes  # noqa: E402
 from bench.treecpu import become_subreaper, run_tree  # noqa: E402
@@ -64,17 +73,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--peers-everywhere", action="store_true",
                    help="run dynamodump and the provider on every backend, not the first only (their CPU is "
                    "the client's; they idle 10-30 s a run)")
+    p.add_argument("--ours-from", type=Path, default=None,
+                   help="a copy of the project (its plugins/ folder) whose dynamodb-backup the ours-* contenders "
+                   "run, e.g. an earlier commit's `git archive`: before/after figures of a change")
     p.add_argument("--label", default="", help="a note kept in the JSON (e.g. which gzip the exports used)")
     return p.parse_args(argv)
 
 
-def contender_env(ddb_url: str, s3_url: str) -> dict[str, str]:
+def contender_env(ddb_url: str, s3_url: str, ours_from: Path | None = None) -> dict[str, str]:
     env = dict(os.environ)
+    plugins = [str(ours_from / "plugins")] if ours_from else []
     env.update({
         # boto3 >= 1.28 honours these: how DDBExport.py/DDBImport.py (no endpoint option) reach the local servers.
         "AWS_ENDPOINT_URL_DYNAMODB": ddb_url, "AWS_ENDPOINT_URL_S3": s3_url,
         "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": "us-east-1",
-        "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "plugins"), str(REPO / "include")]),
+        "PYTHONPATH": os.pathsep.join([*plugins, str(REPO), str(REPO / "plugins"), str(REPO / "include")]),
         "AIRFLOW_HOME": str(STATE / "airflow"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW_CONN_AWS_DEFAULT": (
             '{"conn_type": "aws", "login": "local", "password": "local", "extra": {"region_name": "us-east-1", '
@@ -111,18 +124,10 @@ def prepare_target(ctx: Ctx, shape: str, count: int) -> Target:
 
 def enable_pitr(ctx: Ctx, table: str) -> str:
     """Turn PITR on through the stand-in and return a moment inside its window to export."""
-    from dynamodb_backup.pitr.steps import export_time
-
     ddb = boto3.client("dynamodb", endpoint_url=ctx.standin_url)
     ddb.update_continuous_backups(TableName=table,
                                   PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True})
-    while True:
-        window = ddb.describe_continuous_backups(TableName=table)["ContinuousBackupsDescription"][
-            "PointInTimeRecoveryDescription"]
-        at = export_time(window["LatestRestorableDateTime"])
-        if at >= export_time(window["EarliestRestorableDateTime"]):
-            return at.strftime("%Y-%m-%dT%H:%M:%SZ")
-        time.sleep(0.5)
+    return pitr_export_time(ctx.standin_url, table)
 
 
 def measure(ctx: Ctx, c: Contender, t: Target, rnd: int, pids: dict[str, list[int]], logs: Path) -> dict[str, Any]:
@@ -179,7 +184,8 @@ def run_backend(args: argparse.Namespace, backend: str, peers: Path | None, dump
         pitr_state = Path(tempfile.mkdtemp(prefix="pitr-", dir=STATE))
         standin = start_pitr(free_port(), pitr_state, upstream_url=server.url, s3_url=moto.url, lag_seconds=1,
                              min_export_seconds=0)
-        ctx = Ctx(backend, server.url, moto.url, standin.url, contender_env(server.url, moto.url), work, peers, dump,
+        env = contender_env(server.url, moto.url, args.ours_from)
+        ctx = Ctx(backend, server.url, moto.url, standin.url, env, work, peers, dump,
                   args.processes, args.segments, boto3.client("dynamodb", endpoint_url=server.url),
                   boto3.client("s3", endpoint_url=moto.url))
         ctx.s3.create_bucket(Bucket=BUCKET)
@@ -254,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{os.cpu_count()} cores, {sys.platform}, Python {sys.version.split()[0]}, "
                    f"load avg {load:.1f} at end", "scale": args.scale, "repeats": args.repeats,
         "processes": args.processes, "segments": args.segments, "subreaper": reaper,
+        "ours_from": str(args.ours_from) if args.ours_from else None,
         "bench_seconds": round(time.perf_counter() - started),
         "shapes": {s: {"items": COUNTS[args.scale][s], "types": TYPES[s]} for s in SHAPES},
         "peers": {"DDBImportExport": ddbimportexport.COMMIT if peers else None,

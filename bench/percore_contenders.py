@@ -177,6 +177,31 @@ def pitr_folder(ctx: Ctx, t: Target) -> str:
     return f"s3://{BUCKET}/pitr/{t.shape}/{t.table}/{at[:19].replace('T', '-').replace(':', '-')}"
 
 
+def pitr_export_time(standin_url: str, table: str) -> str:
+    """The newest moment the stand-in can export ``table`` at, once its PITR window has opened."""
+    import time
+
+    import boto3
+
+    from dynamodb_backup.pitr.steps import export_time
+
+    ddb = boto3.client("dynamodb", endpoint_url=standin_url)
+    while True:
+        window = ddb.describe_continuous_backups(TableName=table)["ContinuousBackupsDescription"][
+            "PointInTimeRecoveryDescription"]
+        at = export_time(window["LatestRestorableDateTime"])
+        if at >= export_time(window["EarliestRestorableDateTime"]):
+            return str(at.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        time.sleep(0.5)
+
+
+def fresh_pitr_time(ctx: Ctx, t: Target) -> None:
+    """A new export moment each run: an export at a moment already exported is found and reused by the
+    CLI, and ``--overwrite`` has deleted that export's files from the folder (seen: "manifest-files.json
+    lists None items")."""
+    ctx.pitr_at[t.shape] = pitr_export_time(ctx.standin_url, t.table)
+
+
 def _restore_target(key: str) -> Callable[[Target], str]:
     return lambda t: f"{t.table}-to-{key}"
 
@@ -248,7 +273,7 @@ def contenders() -> list[Contender]:
                       PY, "-m", "dynamodb_backup", "export", "--table", t.table, "--to", f"s3://{BUCKET}/pitr/{t.shape}",
                       "--mode", "pitr", "--at", c.pitr_at[t.shape], "--workers", str(c.processes),
                       "--endpoint", c.standin_url, "--overwrite"],
-                  sidecar_items(pitr_folder), peer=False),
+                  sidecar_items(pitr_folder), before=fresh_pitr_time, peer=False),
     ]
 
 

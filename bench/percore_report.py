@@ -195,15 +195,26 @@ def markdown(rows: Sequence[dict[str, Any]], table: Sequence[dict[str, Any]], go
     return "\n".join(out)
 
 
+def combine(datasets: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Records of several runs, each contender's (per backend, shape and phase) from the last run that has
+    a successful round of it: e.g. a later run of ours only, beside an earlier run's peers. Each record
+    keeps its run's ``when`` and ``label``."""
+    chosen: dict[Key, list[dict[str, Any]]] = {}
+    for data in datasets:
+        for key, runs in group(data["records"]).items():
+            if any(ok(r) for r in runs) or key not in chosen:
+                chosen[key] = [dict(r, run_when=data.get("when"), run_label=data.get("label", "")) for r in runs]
+    return [r for runs in chosen.values() for r in runs]
+
+
 def main(argv: list[str] | None = None) -> int:
-    path = (argv or sys.argv[1:])[0]
-    with open(path) as f:
-        data = json.load(f)
-    rows = summarise(data["records"])
-    table = ratios(rows, data["records"])
+    """``python -m bench.percore_report FILE [LATER_FILE ...]``: the tables of one run, or of runs combined."""
+    datasets = []
+    for path in argv if argv is not None else sys.argv[1:]:
+        with open(path) as f:
+            datasets.append(json.load(f))
+    records = combine(datasets)
+    rows = summarise(records)
+    table = ratios(rows, records)
     print(markdown(rows, table, goals(rows, table)))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -312,3 +312,16 @@ def test_shapes_are_about_the_sizes_they_are_named_for() -> None:
     assert 350 <= item_size(shape_item("small", 0)) <= 450
     assert 3500 <= item_size(shape_item("wide", 0)) <= 4500
     assert item_size(shape_item("large", 0)) >= 100_000
+
+
+def test_combined_runs_take_each_contender_from_the_last_run_that_did_it() -> None:
+    earlier = {"when": "a", "label": "zlib", "records": _records()}
+    later_ours = [_record("b", "small", "export", "ours-export", rnd, 0.9, 1.0) for rnd in (1, 2, 3)]
+    later_failed_peer = [_record("b", "small", "export", "ddbexport", 1, 1.0, 1.0, ok=False, note="x")]
+    later = {"when": "b", "label": "isal", "records": later_ours + later_failed_peer}
+    combined = percore_report.combine([earlier, later])
+    ours = [r for r in combined if (r["shape"], r["key"]) == ("small", "ours-export")]
+    assert [r["cpu_seconds"] for r in ours] == [0.9, 0.9, 0.9] and {r["run_label"] for r in ours} == {"isal"}
+    peer = [r for r in combined if (r["shape"], r["key"]) == ("small", "ddbexport")]
+    # a later failed run does not hide an earlier successful one
+    assert len(peer) == 3 and all(r["ok"] and r["run_label"] == "zlib" for r in peer)
