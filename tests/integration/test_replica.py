@@ -1,9 +1,10 @@
 """A live replica: a table's stream segments applied to a table on another DynamoDB server (a second "region").
 
 The source is a streamed table on the session's DynamoDB Local (Streams through the PITR stand-in
-and the strict front door); its records are stored as segments (``stream_workload``); the replica
-is a table on ``second_dynamodb``. After the workload stops the replica must equal the source,
-including after a replica that was killed mid-apply is run again.
+and the strict front door; on dynalite, the stand-in's Streams over its journal); its records are
+stored as segments (``stream_workload``); the replica is a table on ``second_dynamodb``. After
+the workload stops the replica must equal the source, including after a replica that was killed
+mid-apply is run again.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -57,18 +59,32 @@ def _workload(ddb: Any, table: str, writes: int, workload: StreamWorkload | None
     return workload
 
 
+@dataclass
+class Source:
+    ddb: Any
+    streams: Any
+    workload: StreamWorkload
+    base: S3Location
+
+
+@pytest.fixture(scope="module")
+def streams_server(local_aws: Any, pitr_standin: Any) -> Any:
+    """DynamoDB Local's own Streams through the session's stand-in; on dynalite (which has none), the
+    stand-in's Streams over its journal."""
+    return local_aws.dynamodb if local_aws.is_ddblocal else pitr_standin(lag_seconds=0, streams="journal")
+
+
 @pytest.fixture
-def source(local_aws: Any, table_name: str, s3_bucket: str) -> tuple[Any, StreamWorkload, S3Location]:
-    if not local_aws.is_ddblocal:
-        pytest.skip("needs DynamoDB Streams: DynamoDB Local has them, dynalite has none")
-    ddb = local_aws.dynamodb_client()
+def source(streams_server: Any, table_name: str, s3_bucket: str) -> Source:
+    ddb = streams_server.client("dynamodb", region_name="us-east-1")
     create_stream_table(ddb, table_name, pitr=False)
-    return ddb, StreamWorkload(ddb, table_name, seed=77, keys=10), S3Location(s3_bucket, "streams")
+    return Source(ddb, streams_server.client("dynamodbstreams", region_name="us-east-1"),
+                  StreamWorkload(ddb, table_name, seed=77, keys=10), S3Location(s3_bucket, "streams"))
 
 
 def test_the_replica_follows_the_source_and_the_source_wins(local_aws, second_dynamodb, source, capsys):
-    ddb, workload, base = source
-    s3, streams = local_aws.s3_client(), local_aws.client("dynamodbstreams")
+    ddb, streams, workload, base = source.ddb, source.streams, source.workload, source.base
+    s3 = local_aws.s3_client()
     replica_ddb = second_dynamodb.client("dynamodb")
     create_stream_table(replica_ddb, "replica-" + workload.table, pitr=False)
     to_table = "replica-" + workload.table
@@ -100,8 +116,8 @@ def test_the_replica_follows_the_source_and_the_source_wins(local_aws, second_dy
 
 
 def test_a_replica_killed_mid_apply_and_run_again_equals_the_source(local_aws, second_dynamodb, source):
-    ddb, workload, base = source
-    s3, streams = local_aws.s3_client(), local_aws.client("dynamodbstreams")
+    ddb, streams, workload, base = source.ddb, source.streams, source.workload, source.base
+    s3 = local_aws.s3_client()
     to_table = "replica-" + workload.table
     create_stream_table(second_dynamodb.client("dynamodb"), to_table, pitr=False)
     _workload(ddb, workload.table, 120, workload)
@@ -133,13 +149,13 @@ def test_a_replica_killed_mid_apply_and_run_again_equals_the_source(local_aws, s
 
 
 def test_replicate_refuses_bad_durations_and_another_key_schema(local_aws, second_dynamodb, source, capsys):
-    ddb, workload, base = source
+    ddb, streams, workload, base = source.ddb, source.streams, source.workload, source.base
     to_table = f"other-keys-{uuid.uuid4().hex[:6]}"
     assert cli(["replicate", "--from", base.uri, "--table", workload.table, "--to-table", to_table,
                 "--for", "soon"]) == 2
     assert "--for: 'soon' is not a duration" in capsys.readouterr().err
     _workload(ddb, workload.table, 5, workload)
-    store_segments(ddb, local_aws.client("dynamodbstreams"), local_aws.s3_client(), base, workload)
+    store_segments(ddb, streams, local_aws.s3_client(), base, workload)
     local_aws.create_table(to_table, client=second_dynamodb.client("dynamodb"))
     assert cli(["replicate", "--from", base.uri, "--table", workload.table, "--to-table", to_table,
                 "--to-endpoint", second_dynamodb.url, "--once"]) == 2
@@ -151,7 +167,7 @@ def test_the_operator_applies_and_puts_the_lag_in_its_asset_event(local_aws, sec
 
     from dynamodb_backup.operators.replica import ReplicateOperator
 
-    ddb, workload, base = source
+    ddb, streams, workload, base = source.ddb, source.streams, source.workload, source.base
     for name, value in local_aws.airflow_conn_env().items():
         monkeypatch.setenv(name, value)
     replica_conn = json.loads(local_aws.airflow_conn_env()["AIRFLOW_CONN_AWS_DEFAULT"])
@@ -160,7 +176,7 @@ def test_the_operator_applies_and_puts_the_lag_in_its_asset_event(local_aws, sec
     to_table = "replica-" + workload.table
     create_stream_table(second_dynamodb.client("dynamodb"), to_table, pitr=False)
     _workload(ddb, workload.table, 30, workload)
-    store_segments(ddb, local_aws.client("dynamodbstreams"), local_aws.s3_client(), base, workload)
+    store_segments(ddb, streams, local_aws.s3_client(), base, workload)
     asset = Asset(f"{base.uri}/{workload.table}")
     events: dict[Any, Any] = {asset: SimpleNamespace(extra=None)}
     operator = ReplicateOperator(task_id="replicate", table=workload.table, bucket=base.bucket, prefix=base.prefix,
@@ -172,8 +188,8 @@ def test_the_operator_applies_and_puts_the_lag_in_its_asset_event(local_aws, sec
 
 
 def test_a_child_shard_waits_until_its_parent_is_read_to_its_end(local_aws, second_dynamodb, source):
-    ddb, workload, base = source
-    s3, streams = local_aws.s3_client(), local_aws.client("dynamodbstreams")
+    ddb, streams, workload, base = source.ddb, source.streams, source.workload, source.base
+    s3 = local_aws.s3_client()
     to_table = "replica-" + workload.table
     create_stream_table(second_dynamodb.client("dynamodb"), to_table, pitr=False)
     _workload(ddb, workload.table, 50, workload)
