@@ -92,10 +92,12 @@ class S3ObjectWriter:
         self.raw_bytes += len(data)
         self._buffer += self._compressor.compress(data)
         if len(self._buffer) >= self.part_size:
-            self._send_part(bytes(self._buffer))
-            self._buffer.clear()
+            # The full buffer itself becomes the part (botocore sends a bytearray as it is): no 8 MB copy.
+            # It is never written again, so a retry of the part sends the same bytes.
+            chunk, self._buffer = self._buffer, bytearray()
+            self._send_part(chunk)
 
-    def _send_part(self, chunk: bytes) -> None:
+    def _send_part(self, chunk: bytes | bytearray) -> None:
         """Upload ``chunk`` as the next part on the uploader thread, once the part before it is stored."""
         self._wait_for_part()
         if self._uploader is None:
@@ -113,7 +115,7 @@ class S3ObjectWriter:
             self._uploader.shutdown(wait=True)
             self._uploader = None
 
-    def _upload_part(self, chunk: bytes) -> None:
+    def _upload_part(self, chunk: bytes | bytearray) -> None:
         if self._upload_id is None:
             self._upload_id = call_with_retries(lambda: self.s3.create_multipart_upload(
                 Bucket=self.bucket, Key=self.key, **self.put_extra
