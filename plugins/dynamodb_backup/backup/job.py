@@ -25,6 +25,7 @@ from dynamodb_backup.backup.plan import (
     capacity_rate,
     check_ratio,
     plan_scan,
+    schedule_fit_warning,
 )
 from dynamodb_backup.backup.seal import begin_backup, finalize_backup
 from dynamodb_backup.errors import ParameterError
@@ -46,6 +47,9 @@ class BackupRequest:
     on_demand_capacity: float = DEFAULT_ON_DEMAND_CAPACITY
     overwrite: bool = False
     settings: ExportSettings = field(default_factory=ExportSettings)
+    #: Seconds between two scheduled runs (None: unscheduled); the plan warns when the sizing model
+    #: says ``max_workers`` cannot finish an export within it.
+    schedule_period_seconds: float | None = None
 
     def check(self) -> None:
         check_table_name(self.table)
@@ -95,6 +99,10 @@ def plan_backup(dynamodb: Any, s3: Any, request: BackupRequest) -> BackupPlan:
         "plan for %s: %d segments over %d workers at %.1f read units/s -> %s",
         request.table, plan.total_segments, len(plan.shares), plan.read_rate, folder,
     )
+    warning = schedule_fit_warning(facts, plan, request.read_ratio, request.schedule_period_seconds,
+                                   request.on_demand_capacity, request.settings.consistent_read)
+    if warning:
+        log.warning("%s", warning)
     return BackupPlan(
         folder=folder, shares=plan.shares, total_segments=plan.total_segments,
         read_rate=plan.read_rate, expected_items=facts.item_count, skip=not proceed,

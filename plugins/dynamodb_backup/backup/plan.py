@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from dynamodb_backup.aws.tableinfo import TableFacts
+from dynamodb_backup.backup.sizing import TableLoad, schedule_warning
 from dynamodb_backup.errors import ParameterError
 
 __all__ = ["TableFacts"]  # re-exported: planning's callers know it from here
@@ -143,3 +144,20 @@ def plan_scan(
         for i, run in enumerate(runs)
     ]
     return ScanPlan(table=facts.name, total_segments=total, read_rate=rate, shares=shares)
+
+
+def schedule_fit_warning(
+    facts: TableFacts, plan: ScanPlan, ratio: float, period_seconds: float | None,
+    on_demand_capacity: float = DEFAULT_ON_DEMAND_CAPACITY, consistent: bool = False,
+) -> str | None:
+    """One line when the sizing model says this plan's workers cannot finish within the schedule's period.
+
+    The model (:mod:`backup.sizing`) is paced as the plan is: at ``ratio`` of the provisioned
+    capacity, or of ``on_demand_capacity`` for an on-demand table.
+    """
+    if not period_seconds:
+        return None
+    provisioned = not facts.on_demand
+    table = TableLoad(facts.size_bytes, facts.item_count, facts.read_capacity if provisioned else 0.0,
+                      facts.write_capacity if provisioned else 0.0, on_demand_limit=on_demand_capacity)
+    return schedule_warning(table, facts.name, len(plan.shares), period_seconds, ratio, consistent=consistent)

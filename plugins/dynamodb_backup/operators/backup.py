@@ -36,6 +36,14 @@ def run_date(context: Context) -> datetime:
     return moment if moment is not None else context["dag_run"].run_after
 
 
+def schedule_period(context: Context) -> float | None:
+    """Seconds between two scheduled runs (the run's data interval), for the plan's sizing warning."""
+    start, end = context.get("data_interval_start"), context.get("data_interval_end")
+    if start is None or end is None or end <= start:
+        return None
+    return (end - start).total_seconds()
+
+
 class BackupFields(BaseOperator):
     """Settings every backup task renders from the run's params."""
 
@@ -75,6 +83,7 @@ class BackupFields(BaseOperator):
             settings=ExportSettings(compression=str(self.compression), file_max_items=self.file_max_items,
                                     consistent_read=str(self.consistent_read).lower() == "true",
                                     put_extra=self.put_extra),
+            schedule_period_seconds=schedule_period(context),
         )
 
 

@@ -1,0 +1,192 @@
+"""How long an export, a restore and a PITR conversion take with N workers: a model.
+
+Why a model: what a team pays for is the number of workers it takes to stay within the night, and
+that follows from two ceilings, whichever is lower:
+
+* our CPU: a worker is one process, so at most one core. The work is ``items x s_item + MB x s_mb``
+  CPU-seconds (per-core figures, measured: :data:`MEASURED`, or docs/bench-per-core.json when the
+  bench has written it), spread over N workers;
+* the table's capacity: a scan spends one read unit per 8 KB read (4 KB strongly consistent) at
+  ``read_ratio x RCU`` units per second; a restore spends ``ceil(item / 1 KB)`` write units per item
+  (from the average item size) at ``write_ratio x WCU``. On demand, the table's account limit stands
+  in for the capacity (40,000 units per table by default). A PITR conversion reads S3, not the table.
+
+So ``time(N) = max(cpu / N, capacity)``, and past ``N = ceil(cpu / capacity)`` more workers buy
+nothing: raise the ratio or the capacity instead. Not modelled: start-up of a task, S3 and network
+bandwidth, per-partition limits (3,000 RCU / 1,000 WCU per partition: a table with few partitions
+or hot keys can fall short of its capacity), secondary indexes' writes, and AWS's own time to run
+an ``ExportTableToPointInTime`` before a conversion starts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MB = 1_000_000
+KB = 1024
+#: On demand, a table's default account limit: 40,000 read and 40,000 write request units per second.
+ON_DEMAND_TABLE_LIMIT = 40_000.0
+EXPORT, RESTORE, CONVERT = "export", "restore", "PITR conversion"
+JOBS = (EXPORT, RESTORE, CONVERT)
+
+
+@dataclass(frozen=True)
+class CpuCost:
+    """CPU-seconds one core spends on a job: per item, plus per MB (10^6 bytes of DynamoDB item size)."""
+
+    per_item: float
+    per_mb: float
+
+    def seconds(self, items: int, size_bytes: int) -> float:
+        return items * self.per_item + size_bytes / MB * self.per_mb
+
+
+@dataclass(frozen=True)
+class PerCore:
+    export: CpuCost
+    restore: CpuCost
+    convert: CpuCost
+    source: str
+
+    def cost(self, job: str) -> CpuCost:
+        return {EXPORT: self.export, RESTORE: self.restore, CONVERT: self.convert}[job]
+
+
+#: Measured on this project's bench shapes (small 400 B, wide 4 KB, large 100 KB), one worker process,
+#: gzip, against DynamoDB Local and moto on a shared 2-core machine (docs/workers-per-terabyte.md).
+MEASURED = PerCore(
+    export=CpuCost(per_item=30e-6, per_mb=0.0070),
+    restore=CpuCost(per_item=90e-6, per_mb=0.0120),
+    convert=CpuCost(per_item=25e-6, per_mb=0.0060),
+    source="constants measured for issue 24 (docs/workers-per-terabyte.md)",
+)
+
+
+def load_per_core(path: Path) -> PerCore:
+    """The bench's per-core figures from ``path`` if it holds them, else :data:`MEASURED`.
+
+    Expected: ``{"per_core": {"export": {"cpu_s_per_item": x, "cpu_s_per_mb": y}, "restore": ...,
+    "convert": ...}}``; anything else (or no file) falls back to the constants.
+    """
+    try:
+        raw: Any = json.loads(path.read_text())
+        figures = raw["per_core"]
+        export, restore, convert = (
+            CpuCost(float(figures[job]["cpu_s_per_item"]), float(figures[job]["cpu_s_per_mb"]))
+            for job in ("export", "restore", "convert"))
+    except (OSError, ValueError, KeyError, TypeError):
+        return MEASURED
+    return PerCore(export, restore, convert, source=str(path))
+
+
+@dataclass(frozen=True)
+class TableLoad:
+    """What the model needs of a table: its size, items and capacity (0 capacity: on demand)."""
+
+    size_bytes: int
+    item_count: int
+    read_capacity: float = 0.0
+    write_capacity: float = 0.0
+    on_demand_limit: float = ON_DEMAND_TABLE_LIMIT
+
+    @property
+    def item_bytes(self) -> float:
+        return self.size_bytes / max(self.item_count, 1)
+
+    def units_per_second(self, job: str, ratio: float) -> float | None:
+        """Read (export) or write (restore) units per second the job may spend; None: no table capacity."""
+        if job == CONVERT:
+            return None
+        capacity = self.read_capacity if job == EXPORT else self.write_capacity
+        return max((capacity if capacity > 0 else self.on_demand_limit) * ratio, 1.0)
+
+    def units(self, job: str, consistent: bool = False) -> float:
+        """Capacity units the whole job consumes."""
+        if job == EXPORT:
+            return self.size_bytes / (4 * KB if consistent else 8 * KB)
+        if job == RESTORE:
+            return self.item_count * max(1, math.ceil(self.item_bytes / KB))
+        return 0.0
+
+
+@dataclass(frozen=True)
+class Estimate:
+    job: str
+    workers: int
+    cpu_seconds: float
+    """CPU-seconds of the whole job (all workers)."""
+    capacity_seconds: float | None
+    """The time the table's capacity alone allows (None: the job spends none)."""
+
+    @property
+    def seconds(self) -> float:
+        return max(self.cpu_seconds / self.workers, self.capacity_seconds or 0.0)
+
+    @property
+    def limit(self) -> str:
+        """What bounds this run: "CPU" (more workers help) or "capacity" (they do not)."""
+        return "capacity" if self.capacity_seconds and self.capacity_seconds >= self.cpu_seconds / self.workers \
+            else "CPU"
+
+    @property
+    def workers_at_capacity(self) -> int | None:
+        """The fewest workers at which the table's capacity, not our CPU, sets the time."""
+        if not self.capacity_seconds:
+            return None
+        return max(1, math.ceil(self.cpu_seconds / self.capacity_seconds))
+
+
+def estimate(job: str, table: TableLoad, workers: int, ratio: float, per_core: PerCore = MEASURED,
+             consistent: bool = False) -> Estimate:
+    """The model's time for ``job`` on ``table`` with ``workers`` processes at ``ratio`` of its capacity."""
+    if job not in JOBS:
+        raise ValueError(f"job must be one of {JOBS}, got {job!r}")
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    cpu = per_core.cost(job).seconds(table.item_count, table.size_bytes)
+    rate = table.units_per_second(job, ratio)
+    capacity = None if rate is None else table.units(job, consistent) / rate
+    return Estimate(job, workers, cpu, capacity)
+
+
+def workers_within(job: str, table: TableLoad, seconds: float, ratio: float, per_core: PerCore = MEASURED,
+                   consistent: bool = False) -> int | None:
+    """The fewest workers that finish within ``seconds``; None when the capacity alone takes longer."""
+    one = estimate(job, table, 1, ratio, per_core, consistent)
+    if one.capacity_seconds is not None and one.capacity_seconds > seconds:
+        return None
+    return max(1, math.ceil(one.cpu_seconds / seconds))
+
+
+def duration(seconds: float) -> str:
+    """A rounded human duration: 42 s, 17 min, 3.2 h, 2.5 days."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def schedule_warning(table: TableLoad, name: str, max_workers: int, period_seconds: float, read_ratio: float,
+                     per_core: PerCore = MEASURED, consistent: bool = False) -> str | None:
+    """One line when an export with ``max_workers`` cannot finish within the schedule's period, else None."""
+    if period_seconds <= 0 or table.size_bytes <= 0:
+        return None
+    run = estimate(EXPORT, table, max_workers, read_ratio, per_core, consistent)
+    if run.seconds <= period_seconds:
+        return None
+    size = f"{table.size_bytes / 1e9:,.1f} GB, {table.item_count:,} items"
+    head = (f"{name} ({size}): the sizing model says an export takes {duration(run.seconds)} with "
+            f"max_workers={max_workers}, longer than the schedule's period of {duration(period_seconds)}")
+    needed = workers_within(EXPORT, table, period_seconds, read_ratio, per_core, consistent)
+    if needed is None:
+        return (f"{head}; the table's read capacity at read_ratio={read_ratio} alone takes "
+                f"{duration(run.capacity_seconds or 0.0)}: raise read_ratio or the table's capacity, "
+                "or schedule less often (docs/workers-per-terabyte.md)")
+    return f"{head}; set max_workers to at least {needed} (docs/workers-per-terabyte.md)"
