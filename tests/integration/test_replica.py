@@ -25,6 +25,7 @@ from dynamodb_backup.formats.layout import S3Location
 from dynamodb_backup.replica.apply import ReplicaTarget, replicate
 from dynamodb_backup.replica.progress import load_progress, replica_id
 from dynamodb_backup.replica.status import stream_status
+from dynamodb_backup.repository.streamprogress import GapMarker, write_gap
 from stream_workload import StreamWorkload, create_stream_table, digests, scan_all, store_segments
 
 
@@ -201,3 +202,11 @@ def test_a_child_shard_waits_until_its_parent_is_read_to_its_end(local_aws, seco
     second = replicate(s3, base, workload.table, target, "split", once=True)
     assert second.applied == 20 and second.caught_up and not second.waiting, second.line()
     assert digests(scan_all(second_dynamodb.client("dynamodb"), to_table)) == digests(workload.state)
+    # A break in the source's stream is said by the replica too (the tail's own start is not one).
+    write_gap(s3, base, GapMarker(workload.table, "trimmed", datetime.now(UTC).isoformat(), "trimmed",
+                                  last_seconds=workload.writes[-1].second, base={"folder": "s3://b/p/T/new-base"}))
+    third = replicate(s3, base, workload.table, target, "split", once=True)
+    (line,) = third.gaps
+    assert line.startswith(f"stream of {workload.table!r} has a gap (trimmed) from ") and "\n" not in line
+    assert line.endswith("seed the replica again from s3://b/p/T/new-base (restore it into the replica), "
+                         "then replicate")

@@ -34,8 +34,9 @@ from dynamodb_backup.loading.load import BatchWriter
 from dynamodb_backup.replica.progress import ReplicaProgress, load_progress, save_progress
 from dynamodb_backup.repository.keyschema import KeyRules, key_description
 from dynamodb_backup.repository.segments import ShardSegments, list_segments, shard_changes
-from dynamodb_backup.repository.streamprogress import sequence_value
+from dynamodb_backup.repository.streamprogress import read_gaps, sequence_value
 from dynamodb_backup.restore.steps import write_rate
+from dynamodb_backup.restore.streamchain import at
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,8 @@ class ReplicaReport:
     caught_up: bool = False
     waiting: list[str] = field(default_factory=list)
     """Child shards not applied yet because their parent is not read to its end."""
+    gaps: list[str] = field(default_factory=list)
+    """The source's stream gaps (one line each): changes made then may be missing from the replica too."""
 
     def line(self) -> str:
         lag = "no change applied yet" if self.lag_seconds is None else f"lag {self.lag_seconds:.0f} s"
@@ -78,6 +81,20 @@ class ReplicaReport:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+def gap_lines(s3: Any, base: S3Location, table: str) -> list[str]:
+    """The source stream's breaks, each as the line a replica says about it (the tail's start is none)."""
+    lines = []
+    for gap in read_gaps(s3, base, table):
+        if gap.kind == "started":
+            continue
+        since = at(gap.last_seconds) if gap.last_seconds is not None else "its start"
+        fix = (f"seed the replica again from {gap.base['folder']} (restore it into the replica), then replicate"
+               if gap.base.get("folder") else "seed the replica again from a new base, then replicate")
+        lines.append(f"stream of {table!r} has a gap ({gap.kind}) from {since} to {at(gap.detected_seconds)}: "
+                     f"changes made then may be missing from the replica as from the backup; {fix}")
+    return lines
 
 
 def check_keys(shards: list[ShardSegments], target: ReplicaTarget) -> KeyRules:
@@ -183,6 +200,9 @@ def replicate(s3: Any, base: S3Location, table: str, target: ReplicaTarget, repl
         if not applied:
             sleep(min(poll_seconds, max(0.0, deadline - clock())))
     report.caught_up = not report.waiting
+    report.gaps = gap_lines(s3, base, table)
+    for line in report.gaps:
+        log.warning("%s", line)
     if progress.caught_up != report.caught_up and progress.newest_seconds is not None:
         progress.caught_up = report.caught_up
         save_progress(s3, base, progress)

@@ -217,9 +217,10 @@ def plan_stream(s3: Any, base: S3Location, table: str, moment: datetime) -> Stre
     start = replay_start(chain)
     shards = list_segments(s3, base, table)
     newest = newest_second(s3, base.bucket, shards)
-    point = wanted if newest is None or newest >= wanted else max(newest, second(chain.point))
-    if not shards:
+    if newest is None:  # nothing stored after the base: it is all the stream can say
         point = min(wanted, second(chain.point))
+    else:
+        point = wanted if newest >= wanted else max(newest, second(chain.point))
     plan = StreamPlan(table, wanted, chain, start, point, newest, shards, base.bucket)
     gap = blocking_gap(read_gaps(s3, base, table), chain, wanted)
     if gap is not None:
