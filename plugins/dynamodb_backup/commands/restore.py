@@ -65,8 +65,9 @@ def register(subparsers: Subparsers) -> None:
     p.add_argument("--run-id", help="resume this earlier run: files it finished are skipped")
     p.add_argument("--as-of", metavar="TIME",
                    help="restore --source-table as it was at TIME (e.g. 2026-11-25T06:00:00Z) from its backups under "
-                        "--from: the newest full backup at or before TIME, then its incremental links in order "
-                        "(the target is created if missing)")
+                        "--from: the newest full backup at or before TIME, then its incremental links in order, "
+                        "then, if the table has a stream backup (<table>/stream/), its changes up to the end of "
+                        "TIME's second (the target is created if missing)")
     p.add_argument("--apply", metavar="S3_FOLDER",
                    help="apply one incremental backup (a night's changes) to --table, an existing table that holds "
                         "the state the link starts from")
