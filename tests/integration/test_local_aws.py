@@ -279,6 +279,7 @@ def test_cli_env_prints_exports_without_starting(tmp_path: Path) -> None:
     out = _cli("env", "--dynamodb-port", "1111", "--moto-port", "2222", "--state-dir", str(tmp_path)).stdout
     assert out.splitlines() == [
         "export AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:1111",
+        "export AWS_ENDPOINT_URL_DYNAMODB_STREAMS=http://127.0.0.1:1111",
         "export AWS_ENDPOINT_URL_S3=http://127.0.0.1:2222",
         "export AWS_ENDPOINT_URL_SNS=http://127.0.0.1:2222",
         "export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_DEFAULT_REGION=us-east-1",
@@ -311,6 +312,7 @@ def test_cli_start_status_stop(tmp_path: Path, backend: str) -> None:
         started = _pids(state)
         assert result.stdout.splitlines() == [
             f"export AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:{ddb_port}",
+            f"export AWS_ENDPOINT_URL_DYNAMODB_STREAMS=http://127.0.0.1:{ddb_port}",
             f"export AWS_ENDPOINT_URL_S3=http://127.0.0.1:{moto_port}",
             f"export AWS_ENDPOINT_URL_SNS=http://127.0.0.1:{moto_port}",
             "export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_DEFAULT_REGION=us-east-1",
