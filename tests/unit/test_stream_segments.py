@@ -91,3 +91,8 @@ def test_segments_list_by_lineage_and_overlaps_are_read_once() -> None:
     seen = [c.sequence for _, c in shard_changes(s3, "bkt", listed[0].segments, RULES)]
     assert seen == ["1", "2", "10", "11"]
     assert [c.sequence for _, c in shard_changes(s3, "bkt", listed[0].segments, RULES, after="2")] == ["10", "11"]
+
+
+def test_lineage_keeps_shards_whose_parent_links_loop() -> None:
+    shards = [progress("a", "b", "10"), progress("b", "a", "20"), progress("root", None, "1")]
+    assert [s.shard_id for s in lineage_order(shards)] == ["root", "a", "b"]

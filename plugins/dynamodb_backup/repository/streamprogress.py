@@ -203,6 +203,8 @@ def lineage_order(shards: Iterable[ShardProgress]) -> list[ShardProgress]:
         ordered.append(shard)
         # Children join the queue ordered with the other waiting shards by start.
         pending = sorted(pending + children.get(shard.shard_id, []), key=start, reverse=True)
-    return ordered
+    # Shards whose parent links form a loop (damaged progress) are never reached from a root: keep them, last.
+    reached = {s.shard_id for s in ordered}
+    return ordered + sorted((s for s in by_id.values() if s.shard_id not in reached), key=start)
 
 
