@@ -75,7 +75,7 @@ def codecs() -> tuple[list[Codec], list[str]]:
         except ImportError:
             missing.append(name)
     import zstandard
-    for level in (1, 3, 6, 9):
+    for level in (1, 2, 3, 6, 9):
         found.append(("zstd", level, lambda lv=level: zstandard.ZstdCompressor(level=lv).compressobj(),
                       lambda: zstandard.ZstdDecompressor().decompressobj()))
     return found, missing

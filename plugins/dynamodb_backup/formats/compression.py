@@ -1,12 +1,16 @@
 """The compressions a backup file may have, and the streaming codecs that write and read them.
 
-Why these: ``gzip`` is what Data Pipeline wrote and its importer (and ``gunzip``) reads, so the
-output stays a standard gzip member. It is produced and read with python-isal (Intel's ISA-L
-deflate): on the bench's shapes it compresses 8 to 14 times faster than zlib at level 6 and
-decompresses twice as fast, for files 15 to 40 % larger (bench/compression_levels.py; figures in
-docs/workers-per-terabyte.md). ISA-L's level 2 (its default) is as fast as its level 1 and smaller;
-its level 3 is half the speed for 1-4 % less. ``zstd`` stays at level 3, measured the best trade on
-these shapes (level 1 is no faster on long text; 6 and above cost 3 to 5 times the CPU).
+Why these (bench/compression_levels.py, figures in docs/workers-per-terabyte.md):
+
+* ``gzip`` is what Data Pipeline wrote and its importer (and ``gunzip``) reads, so the output stays
+  a standard gzip member. It is produced and read with python-isal (Intel's ISA-L deflate): on the
+  bench's three shapes it compresses at 590-730 MB per CPU-second against zlib level 6's 40-77
+  (8 to 15 times faster) and decompresses twice as fast, for files 15 to 40 % larger. ISA-L's level
+  2 (its default) is as fast as its level 1 and a little smaller; its level 3 is 25-50 % slower for
+  1-4 % less. zlib-ng at a level of similar size (2) is 2.3 times slower than ISA-L.
+* ``zstd`` is at level 1: against level 3 it is 1.9 times faster on small items (1 % larger), 2.3
+  times faster and 6 % smaller on wide ones, and 7 % slower (2 % larger) on 100 KB text. Levels 6
+  and above cost 4 to 10 times the CPU for at most 10 % less.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ _DEFLATE_ERROR: type[Exception] = isal_zlib.error  # type: ignore[assignment]
 #: The compressions and the file name extension each gives.
 COMPRESSIONS = {"none": "", "gzip": ".gz", "zstd": ".zst"}
 GZIP_LEVEL = 2
-ZSTD_LEVEL = 3
+ZSTD_LEVEL = 1
 #: wbits=31: a gzip member (header and CRC-32 trailer), as Hadoop's GzipCodec wrote and gzip tools read.
 GZIP_WBITS = 31
 #: Decompressed bytes produced per step (bounds memory against highly compressed input).
