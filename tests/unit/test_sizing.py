@@ -31,9 +31,10 @@ from dynamodb_backup.formats.layout import S3Location
 
 GB, TB = 10**9, 10**12
 DAY = 86_400.0
-#: Round figures so the expectations can be worked by hand: 10 us per item, 5 ms per MB.
-ROUND = PerCore(export=CpuCost(10e-6, 0.005), restore=CpuCost(20e-6, 0.010), convert=CpuCost(5e-6, 0.002),
-                source="test")
+#: Round figures so the expectations can be worked by hand: at 1 KB an item, 15 us per item to export
+#: (as if 10 us per item and 5 ms per MB), 30 us to restore, 7 us to convert.
+ROUND = PerCore(export=CpuCost(((1_000, 15e-6),)), restore=CpuCost(((1_000, 30e-6),)),
+                convert=CpuCost(((1_000, 7e-6),)), source="test")
 
 
 def test_cpu_bound_export_halves_with_twice_the_workers():
@@ -138,9 +139,18 @@ def test_plan_step_logs_the_warning_in_one_line(caplog):
 def test_bench_figures_are_read_when_present_else_the_measured_constants(tmp_path):
     path = tmp_path / "bench-per-core.json"
     assert load_per_core(path) is MEASURED
-    path.write_text(json.dumps({"per_core": {job: {"cpu_s_per_item": 1e-6, "cpu_s_per_mb": 0.001}
+    path.write_text(json.dumps({"per_core": {job: [{"item_bytes": 400, "cpu_s_per_item": 1e-6}]
                                              for job in ("export", "restore", "convert")}}))
     loaded = load_per_core(path)
-    assert loaded.export == CpuCost(1e-6, 0.001) and loaded.source == str(path)
-    path.write_text('{"per_core": {"export": {}}}')
+    assert loaded.export == CpuCost(((400, 1e-6),)) and loaded.source == str(path)
+    path.write_text('{"per_core": {"export": [], "restore": [], "convert": []}}')
     assert load_per_core(path) is MEASURED
+
+
+def test_cost_per_item_follows_the_measured_shapes_by_item_size():
+    cost = CpuCost(((400, 40e-6), (4_000, 400e-6), (100_000, 600e-6)))
+    assert cost.per_item(100) == 40e-6  # below the smallest: its cost per item
+    assert cost.per_item(4_000) == pytest.approx(400e-6)
+    assert cost.per_item(1_265) == pytest.approx(40e-6 * 10 ** 0.5, rel=1e-3)  # halfway on log scales
+    assert cost.per_item(400_000) == pytest.approx(2_400e-6)  # above the largest: its cost per byte
+    assert cost.seconds(1_000, 4_000_000) == pytest.approx(0.4)

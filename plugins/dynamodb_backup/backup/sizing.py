@@ -3,9 +3,10 @@
 Why a model: what a team pays for is the number of workers it takes to stay within the night, and
 that follows from two ceilings, whichever is lower:
 
-* our CPU: a worker is one process, so at most one core. The work is ``items x s_item + MB x s_mb``
-  CPU-seconds (per-core figures, measured: :data:`MEASURED`, or docs/bench-per-core.json when the
-  bench has written it), spread over N workers;
+* our CPU: a worker is one process, so at most one core. The work is ``items x s_item`` CPU-seconds,
+  where the cost of an item depends on its size and shape (per-core figures at the bench's three
+  shapes, :class:`CpuCost`: :data:`MEASURED`, or docs/bench-per-core.json when the bench has written
+  it), spread over N workers;
 * the table's capacity: a scan spends one read unit per 8 KB read (4 KB strongly consistent) at
   ``read_ratio x RCU`` units per second; a restore spends ``ceil(item / 1 KB)`` write units per item
   (from the average item size) at ``write_ratio x WCU``. On demand, the table's account limit stands
@@ -20,6 +21,7 @@ an ``ExportTableToPointInTime`` before a conversion starts.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from dataclasses import dataclass
@@ -36,13 +38,36 @@ JOBS = (EXPORT, RESTORE, CONVERT)
 
 @dataclass(frozen=True)
 class CpuCost:
-    """CPU-seconds one core spends on a job: per item, plus per MB (10^6 bytes of DynamoDB item size)."""
+    """CPU-seconds one core spends per item of a job, measured at a few item sizes.
 
-    per_item: float
-    per_mb: float
+    ``points`` are ``(item bytes, CPU-seconds per item)``, one per bench shape. Between two points
+    the cost per item is interpolated on log scales; below the smallest item the smallest's cost per
+    item holds, above the largest the largest's cost per byte. A straight line (per item + per MB)
+    cannot fit the shapes: nested maps cost per attribute value, so the 4 KB "wide" item costs as
+    much as 100 KB of text. The model therefore takes a table's average item size as the shape, and
+    is pessimistic for flat items between the measured sizes.
+    """
+
+    points: tuple[tuple[int, float], ...]
+
+    def per_item(self, item_bytes: float) -> float:
+        points = sorted(self.points)
+        if item_bytes <= points[0][0]:
+            return points[0][1]
+        if item_bytes >= points[-1][0]:
+            size, cost = points[-1]
+            return cost * item_bytes / size
+        for (low, low_cost), (high, high_cost) in itertools.pairwise(points):
+            if item_bytes <= high:
+                where = math.log(item_bytes / low) / math.log(high / low)
+                return float(low_cost * (high_cost / low_cost) ** where)
+        raise AssertionError("unreachable: item_bytes is within the points")
 
     def seconds(self, items: int, size_bytes: int) -> float:
-        return items * self.per_item + size_bytes / MB * self.per_mb
+        return items * self.per_item(size_bytes / max(items, 1))
+
+    def describe(self) -> str:
+        return ", ".join(f"{cost * 1e6:,.0f} µs per item of {size:,} B" for size, cost in sorted(self.points))
 
 
 @dataclass(frozen=True)
@@ -56,31 +81,38 @@ class PerCore:
         return {EXPORT: self.export, RESTORE: self.restore, CONVERT: self.convert}[job]
 
 
-#: Measured on this project's bench shapes (small 400 B, wide 4 KB, large 100 KB), one worker process,
-#: gzip, against DynamoDB Local and moto on a shared 2-core machine (docs/workers-per-terabyte.md).
+#: Measured 2026-12-05 on the bench shapes (small 409 B of every type, wide 4 KB of nested maps, large
+#: 100 KB of text), one worker in-process, gzip, CPU of all its threads, min of 2, against DynamoDB
+#: Local and moto on a shared 2-core machine. The restore is as a user runs it: validation, load and
+#: verification. Figures and method: docs/workers-per-terabyte.md.
 MEASURED = PerCore(
-    export=CpuCost(per_item=30e-6, per_mb=0.0070),
-    restore=CpuCost(per_item=90e-6, per_mb=0.0120),
-    convert=CpuCost(per_item=25e-6, per_mb=0.0060),
-    source="constants measured for issue 24 (docs/workers-per-terabyte.md)",
+    export=CpuCost(((409, 38.0e-6), (3_997, 585e-6), (100_027, 629e-6))),
+    restore=CpuCost(((409, 202e-6), (3_997, 1_884e-6), (100_027, 1_541e-6))),
+    convert=CpuCost(((409, 15.9e-6), (3_997, 202e-6), (100_027, 703e-6))),
+    source="the constants measured for issue 24 (backup/sizing.py MEASURED)",
 )
 
 
 def load_per_core(path: Path) -> PerCore:
     """The bench's per-core figures from ``path`` if it holds them, else :data:`MEASURED`.
 
-    Expected: ``{"per_core": {"export": {"cpu_s_per_item": x, "cpu_s_per_mb": y}, "restore": ...,
-    "convert": ...}}``; anything else (or no file) falls back to the constants.
+    Expected: ``{"per_core": {"export": [{"item_bytes": 409, "cpu_s_per_item": 3.8e-05}, ...],
+    "restore": [...], "convert": [...]}}``; anything else (or no file) falls back to the constants.
     """
     try:
         raw: Any = json.loads(path.read_text())
         figures = raw["per_core"]
         export, restore, convert = (
-            CpuCost(float(figures[job]["cpu_s_per_item"]), float(figures[job]["cpu_s_per_mb"]))
+            CpuCost(tuple((int(p["item_bytes"]), float(p["cpu_s_per_item"])) for p in figures[job])
+                    or _no_points(job))
             for job in ("export", "restore", "convert"))
     except (OSError, ValueError, KeyError, TypeError):
         return MEASURED
     return PerCore(export, restore, convert, source=str(path))
+
+
+def _no_points(job: str) -> tuple[tuple[int, float], ...]:
+    raise ValueError(f"no figures for {job}")
 
 
 @dataclass(frozen=True)
