@@ -23,7 +23,7 @@ OTHER_BACKEND := $(if $(filter dynalite,$(DYNAMODB_BACKEND)),ddblocal,dynalite)
 export DYNAMODB_BACKEND
 export LOCAL_DYNAMODB_BACKEND ?= $(DYNAMODB_BACKEND)
 
-.PHONY: install test-packages celery-packages backend-packages run test test-fast lint docs local-aws stop bench bench-per-core airflow airflow-celery clean
+.PHONY: install test-packages celery-packages backend-packages run test test-fast lint docs local-aws stop bench bench-per-core bench-streams airflow airflow-celery clean
 
 #: Debian packages `make test` needs (package:binary:what needs it); installed when missing.
 #: Debian packages of the Celery stack (make airflow-celery, tests/e2e/test_celery_workers.py).
@@ -58,7 +58,7 @@ $(AIRFLOW_HOME)/airflow.db: $(VENV)/.installed
 
 # Java only when the backend is DynamoDB Local (or for `make bench`, which measures both); where it
 # cannot be installed, say how to choose dynalite.
-NEEDS_JAVA := $(filter ddblocal,$(LOCAL_DYNAMODB_BACKEND) $(DYNAMODB_BACKEND))$(filter bench,$(MAKECMDGOALS))
+NEEDS_JAVA := $(filter ddblocal,$(LOCAL_DYNAMODB_BACKEND) $(DYNAMODB_BACKEND))$(filter bench bench-streams,$(MAKECMDGOALS))
 backend-packages:  ## install Java with apt-get when the DynamoDB backend is ddblocal and java is missing
 	@if [[ -n "$(NEEDS_JAVA)" ]]; then \
 		bash include/system_packages.sh "make $(or $(firstword $(MAKECMDGOALS)),backend-packages)" $(JAVA_PACKAGE) \
@@ -90,6 +90,9 @@ BENCH_SCALE ?= full
 
 bench-per-core: backend-packages install  ## CPU per item and per MB of each contender's process tree, three item shapes, both backends, peers (medians of 3): docs/bench-per-core.json
 	$(PY) -m bench.percore --scale $(BENCH_SCALE) --backends $(DYNAMODB_BACKEND),$(OTHER_BACKEND)
+
+bench-streams: backend-packages install  ## a stream backup and a live replica under a sustained write workload, both stream backends: recovery point age and replica lag p50/p99, CPU per record, S3 requests per hour (medians of 3): docs/bench-streams.json
+	$(PY) -m bench.streams --backends ddblocal,journal --configs fast,default --rounds 3
 
 run: backend-packages install $(AIRFLOW_HOME)/airflow.db  ## the demo: seed, back up through Airflow, restore, verify
 	@bash include/run_demo.sh
