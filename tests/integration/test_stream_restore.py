@@ -13,6 +13,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -223,3 +224,22 @@ def test_a_gap_between_the_base_and_the_moment_refuses_with_one_line(recorded: R
     outcome = run_stream_as_of(rec.make, _request(target), gap_base, rec.workload.table, _at(lost_from - 1))
     assert outcome.verify is not None and outcome.verify.match
     assert digests(scan_all(rec.make("dynamodb"), target)) == digests(rec.workload.state_at(lost_from - 1))
+
+
+def test_the_restore_dag_restores_to_a_second(recorded: Recorded, local_aws, airflow_db, monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+
+    rec = recorded
+    for name, value in local_aws.airflow_conn_env().items():
+        monkeypatch.setenv(name, value)
+    bag = DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "dags" / "dynamodb_restore.py"))
+    assert not bag.import_errors, bag.import_errors
+    second, target = rec.seconds[-3], f"{rec.workload.table}-dag"
+    run = bag.dags["dynamodb_restore"].test(logical_date=datetime(2024, 6, 4, tzinfo=UTC), run_conf={
+        "source": "latest", "source_table": rec.workload.table, "backup_bucket": rec.base.bucket,
+        "backup_prefix": rec.base.prefix, "target_table": target, "write_ratio": 1.0, "workers": 2,
+        "as_of": _iso(second), "create_table": True})
+    assert run.state == "success"
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert states["apply_changes"] == "success" and states["verify"] == "success"
+    assert digests(scan_all(rec.make("dynamodb"), target)) == digests(rec.workload.state_at(second))

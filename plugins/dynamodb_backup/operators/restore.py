@@ -44,6 +44,8 @@ from dynamodb_backup.restore.steps import (
     validate_files,
     write_rate,
 )
+from dynamodb_backup.restore.streamchain import has_stream, plan_again, plan_facts, plan_stream
+from dynamodb_backup.restore.streamrestore import validate_stream, verify_stream_state
 from dynamodb_backup.restore.target import ensure_target, resolve_target
 from dynamodb_backup.restore.verify import verify_restore
 
@@ -148,15 +150,23 @@ class InspectBackupOperator(_RestoreFields):
         self.log.info("newest complete backup of %s: %s/", table, folder.uri)
         return folder
 
-    def chain(self, s3: Any) -> tuple[S3Location, list[dict[str, Any]]]:
-        """With as_of: the full backup to load and the links to apply after it (refused if the chain has a gap)."""
+    def chain(self, s3: Any) -> tuple[S3Location, list[dict[str, Any]], dict[str, str] | None]:
+        """With as_of: the full backup to load, the links to apply after it (refused if the chain has a gap), and
+        with a stream backup, the replay to the second (``restore.streamchain``; refused across a stream gap)."""
         if str(self.source).strip() != "latest":
             raise ParameterError("as_of restores from the backups of source_table under backup_bucket/backup_prefix; "
                                  "set source to latest")
         table = check_table_name(str(self._text(self.source_table)), "source_table")
-        chain = find_chain(s3, self.base(), table, parse_moment(str(self._text(self.as_of)), "as_of"))
+        moment = parse_moment(str(self._text(self.as_of)), "as_of")
+        if has_stream(s3, self.base(), table):
+            plan = plan_stream(s3, self.base(), table, moment)
+            for line in [plan.describe(), *plan.notes]:
+                self.log.info("%s", line)
+            return plan.chain.full.folder, [link.to_dict() for link in plan_links(s3, plan.chain)], plan_facts(
+                plan, self.base())
+        chain = find_chain(s3, self.base(), table, moment)
         self.log.info("%s", chain.describe())
-        return chain.full.folder, [link.to_dict() for link in plan_links(s3, chain)]
+        return chain.full.folder, [link.to_dict() for link in plan_links(s3, chain)], None
 
     @aws_mistakes
     def execute(self, context: Context) -> list[list[dict[str, Any]]]:
@@ -164,7 +174,7 @@ class InspectBackupOperator(_RestoreFields):
             check_ratio(float(self.write_ratio), "write_ratio")
             capacity = self.capacity  # a bad load_capacity fails here, before anything is read
             s3 = self.s3()
-            folder, links = self.chain(s3) if self._text(self.as_of) else (self.folder(s3), [])
+            folder, links, stream = self.chain(s3) if self._text(self.as_of) else (self.folder(s3), [], None)
             refuse_incremental(s3, folder)
             source = inspect_folder(s3, folder, force=self._flag(self.force))
             keys = resolve_target(self.dynamodb(), source, self.table,
@@ -175,7 +185,8 @@ class InspectBackupOperator(_RestoreFields):
                           capacity.describe())
         shares = plan_shares(source.files, int(self.workers))
         context["ti"].xcom_push(key="inspection", value={"source": source.to_dict(), "keys": keys, "links": links,
-                                                        "shares": len(shares), "format": source.format})
+                                                        "shares": len(shares), "format": source.format,
+                                                        "stream": stream})
         return [[asdict(f) for f in share] for share in shares]
 
 
@@ -299,7 +310,13 @@ class VerifyRestoreOperator(_RestoreFields):
         if links and not self.target.get("verifiable", True):
             self.log.warning("not verified: a link lacks old images (view NEW_IMAGE)")
             return {"verified": False}
-        if links:
+        if self.inspection.get("stream"):  # as_of to a second: the state the base and the stream describe
+            with _no_retry_on_backup_errors():
+                plan = plan_again(s3, self.inspection["stream"])
+                report = verify_stream_state(self.dynamodb(), s3, self.table, source, [link.files for link in links],
+                                             rules, expected, validate_stream(s3, plan, rules),
+                                             was_empty=bool(self.target["was_empty"]))
+        elif links:
             report = verify_described(self.dynamodb(), s3, self.table, source, links, rules, expected,
                                       was_empty=bool(self.target["was_empty"]))
         else:

@@ -28,6 +28,8 @@ from dynamodb_backup.repository.keyschema import KeyRules
 from dynamodb_backup.restore.asof import LinkFiles
 from dynamodb_backup.restore.selection import run_items
 from dynamodb_backup.restore.steps import target_rate_reader
+from dynamodb_backup.restore.streamchain import plan_again
+from dynamodb_backup.restore.streamrestore import replay_stream, validate_stream
 
 ITEMS_TASK, TABLE_TASK = "restore_items", "inspect"
 
@@ -74,6 +76,8 @@ class ValidateChangesOperator(_RestoreFields):
                 self.log.info("%s: %d changes valid (%d puts, %d deletes)", link.describe(), report.changes,
                               report.puts, report.deletes)
                 reports.append(report.to_dict())
+            if self.inspection.get("stream"):  # every segment line up to the second, before anything is written
+                validate_stream(s3, plan_again(s3, self.inspection["stream"]), rules)
         return reports
 
 
@@ -89,9 +93,9 @@ class ApplyChangesOperator(_RestoreFields):
 
     @aws_mistakes
     def execute(self, context: Context) -> dict[str, Any]:
-        links = _links(self.inspection)
+        links, stream = _links(self.inspection), self.inspection.get("stream")
         total = ApplyResult()
-        if not links:
+        if not links and not stream:
             self.log.info("no incremental links to apply")
             return vars(total)
         source = BackupSource.from_dict(self.inspection["source"])
@@ -111,6 +115,13 @@ class ApplyChangesOperator(_RestoreFields):
                         current_rate=target_rate_reader(dynamodb, self.table, float(self.write_ratio),
                                                         self.on_demand_capacity, 1.0, scales)))
         self.log.info("applied %d links: %d puts, %d deletes", len(links), total.puts, total.deletes)
+        if stream:  # then the stream, in order, to the second (replaying it again after a retry is harmless)
+            with _no_retry_on_backup_errors():
+                plan = plan_again(s3, stream)
+                replayed = replay_stream(dynamodb, s3, plan, self.table, rules, float(self.target["write_rate"]))
+            self.log.info("replayed the stream to %s: %d puts, %d deletes", stream["point"], replayed.puts,
+                          replayed.deletes)
+            total.merge(replayed)
         return vars(total)
 
 

@@ -280,3 +280,17 @@ def recovery_point(s3: Any, base: S3Location, table: str, now: datetime) -> Reco
         first = gap_interval(gap)[0]
         reach = max(floor, first - 1) if first is not None else floor
     return RecoveryPoint(reach, chain.full.folder.uri, gaps, gap)
+
+
+def plan_facts(plan: StreamPlan, base: S3Location) -> dict[str, str]:
+    """What a restore's later steps need to plan the same replay again (small enough for XCom)."""
+    return {"base": base.uri, "table": plan.table, "point": at(plan.point), "folder": plan.chain.full.folder.uri}
+
+
+def plan_again(s3: Any, facts: dict[str, str]) -> StreamPlan:
+    """The plan :func:`plan_facts` describes, read again from S3; refuses one whose base changed since."""
+    plan = plan_stream(s3, S3Location.parse(facts["base"]), facts["table"], parse_moment(facts["point"]))
+    if plan.chain.full.folder.uri != facts["folder"] or at(plan.point) != facts["point"]:
+        raise BackupFolderError(f"stream of {facts['table']!r}: the restore planned {facts['folder']} and the stream "
+                                f"to {facts['point']}; S3 now gives {plan.chain.full.folder.uri} to {at(plan.point)}")
+    return plan

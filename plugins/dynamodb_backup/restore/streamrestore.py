@@ -25,6 +25,7 @@ from dynamodb_backup.incremental.apply import ApplyResult, LinkReport
 from dynamodb_backup.loading.load import BatchWriter
 from dynamodb_backup.progress import Progress
 from dynamodb_backup.repository.digest import BucketedDigest, key_hash
+from dynamodb_backup.repository.inspection import BackupSource, SourceFile
 from dynamodb_backup.repository.keyschema import KeyRules
 from dynamodb_backup.restore.asof import (
     LinkFiles,
@@ -195,17 +196,29 @@ def _verify(make_client: ClientFactory, request: RestoreRequest, outcome: Stream
         outcome.notes.append("not verified: a link lacks old images (view NEW_IMAGE), so the state it leaves "
                              "cannot be digested without holding every key")
         return None
-    s3, dynamodb = make_client("s3"), make_client("dynamodb")
+    s3 = make_client("s3")
     base = described_digest(prepared.validation.digest, outcome.reports)
-    changed = Selection(prepared.rules, {key: {} for key in outcome.stream.last})
-    base_items = selected_state(s3, prepared.source, [link.files for link in outcome.links], changed) \
-        if changed.keys else {}
-    expected = stream_digest(base, base_items, outcome.stream)
-    was_empty = bool(outcome.target["was_empty"])
-    found = table_digest(dynamodb, request.table, 4, key_names=prepared.rules.key_names,
-                         read_rate=default_read_rate(dynamodb, request.table), consistent=True)
+    report = verify_stream_state(make_client("dynamodb"), s3, request.table, prepared.source,
+                                 [link.files for link in outcome.links], prepared.rules, base, outcome.stream,
+                                 was_empty=bool(outcome.target["was_empty"]))
+    checkpoints = request.checkpoints_for(s3, prepared.source.folder)
+    if report.match and checkpoints:
+        checkpoints.clear()  # a resumed run skips what these marked; a verified restore needs none
+    return report
+
+
+def verify_stream_state(dynamodb: Any, s3: Any, table: str, source: BackupSource, links: list[list[SourceFile]],
+                        rules: KeyRules, base: BucketedDigest, stream: StreamReport, *,
+                        was_empty: bool = True) -> VerifyReport:
+    """Scan ``table`` and compare it with the state the base (full and links, digest ``base``) and the
+    stream describe; the base's items of the keys the stream changed are read back from the backup."""
+    changed = Selection(rules, {key: {} for key in stream.last})
+    base_items = selected_state(s3, source, links, changed) if changed.keys else {}
+    expected = stream_digest(base, base_items, stream)
+    found = table_digest(dynamodb, table, 4, key_names=rules.key_names, read_rate=default_read_rate(dynamodb, table),
+                         consistent=True)
     mine, theirs = expected.total(), found.total()
-    report = VerifyReport(table=request.table, backup_items=mine.count, table_items=theirs.count,
+    report = VerifyReport(table=table, backup_items=mine.count, table_items=theirs.count,
                           backup_digest=mine.hexdigest(), table_digest=theirs.hexdigest(), compared_digests=was_empty,
                           match=mine == theirs if was_empty else theirs.count >= mine.count)
     if not was_empty:
@@ -213,7 +226,4 @@ def _verify(make_client: ClientFactory, request: RestoreRequest, outcome: Stream
     elif not report.match:
         report.notes.append(f"{len(expected.differing(found))} of 256 key-hash buckets differ")
     log.info("%s", report.summary().replace("in the backup", "in the state the base and the stream describe"))
-    checkpoints = request.checkpoints_for(s3, prepared.source.folder)
-    if report.match and checkpoints:
-        checkpoints.clear()  # a resumed run skips what these marked; a verified restore needs none
     return report
