@@ -164,9 +164,7 @@ def test_replicate_refuses_bad_durations_and_another_key_schema(local_aws, secon
 
 
 def test_the_operator_applies_and_puts_the_lag_in_its_asset_event(local_aws, second_dynamodb, source, monkeypatch):
-    from airflow.sdk import Asset
-
-    from dynamodb_backup.operators.replica import ReplicateOperator
+    from dynamodb_backup.operators.replica import ReplicateOperator, replica_asset
 
     ddb, streams, workload, base = source.ddb, source.streams, source.workload, source.base
     for name, value in local_aws.airflow_conn_env().items():
@@ -178,7 +176,8 @@ def test_the_operator_applies_and_puts_the_lag_in_its_asset_event(local_aws, sec
     create_stream_table(second_dynamodb.client("dynamodb"), to_table, pitr=False)
     _workload(ddb, workload.table, 30, workload)
     store_segments(ddb, streams, local_aws.s3_client(), base, workload)
-    asset = Asset(f"{base.uri}/{workload.table}")
+    asset = replica_asset(base.bucket, base.prefix, workload.table, to_table)
+    assert asset.uri == f"{base.uri}/{workload.table}/stream/_replicas/{to_table}"
     events: dict[Any, Any] = {asset: SimpleNamespace(extra=None)}
     operator = ReplicateOperator(task_id="replicate", table=workload.table, bucket=base.bucket, prefix=base.prefix,
                                  to_table=to_table, to_conn_id="replica_account", write_ratio=1.0, outlets=[asset])

@@ -18,6 +18,12 @@ from dynamodb_backup.replica.apply import ReplicaTarget, replicate
 from dynamodb_backup.replica.progress import replica_id
 
 
+def replica_asset(bucket: str, prefix: str, table: str, to_table: str) -> Asset:
+    """The Asset a replica run updates: its progress in S3, ``s3://bucket/prefix/table/stream/_replicas/to_table``
+    (one event per run, its extra the replica's report: lag, caught up, gaps)."""
+    return Asset(S3Location(bucket, prefix).child(table, "stream", "_replicas", to_table).uri)
+
+
 class ReplicateOperator(BaseOperator):
     """Apply ``s3://bucket/prefix/table/stream/`` to ``to_table`` for at most ``for_seconds`` (default: one
     pass over what is stored, then stop).
