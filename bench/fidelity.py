@@ -78,9 +78,12 @@ def sample_fidelity(ddb: Any, table: str, shape: str, count: int, size: int = 20
     indexes = sample_indexes(count, size)
     if not indexes:
         return "0/0 exact"
-    response = ddb.batch_get_item(RequestItems={table: {"Keys": [{HASH_KEY: {"S": key_of(shape, i)}}
-                                                                for i in indexes]}})
-    got = {item[HASH_KEY]["S"]: item for item in response["Responses"].get(table, [])}
+    request: dict[str, Any] = {table: {"Keys": [{HASH_KEY: {"S": key_of(shape, i)}} for i in indexes]}}
+    got: dict[str, Any] = {}
+    while request:  # a server answers at most 16 MB (dynalite 1 MB) and returns the rest as UnprocessedKeys
+        response = ddb.batch_get_item(RequestItems=request)
+        got.update({item[HASH_KEY]["S"]: item for item in response["Responses"].get(table, [])})
+        request = response.get("UnprocessedKeys") or {}
     first, bad = None, 0
     for i in indexes:
         item = got.get(key_of(shape, i))
