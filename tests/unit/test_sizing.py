@@ -154,3 +154,17 @@ def test_cost_per_item_follows_the_measured_shapes_by_item_size():
     assert cost.per_item(1_265) == pytest.approx(40e-6 * 10 ** 0.5, rel=1e-3)  # halfway on log scales
     assert cost.per_item(400_000) == pytest.approx(2_400e-6)  # above the largest: its cost per byte
     assert cost.seconds(1_000, 4_000_000) == pytest.approx(0.4)
+
+
+def test_the_docs_page_holds_what_the_model_prints():
+    """docs/workers-per-terabyte.md's tables and example come from the model, never typed by hand."""
+    from pathlib import Path
+
+    from dynamodb_backup.backup.sizing_table import render
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "workers-per-terabyte.md").read_text()
+    start, end = "<!-- sizing-table:start -->\n", "<!-- sizing-table:end -->"
+    assert page[page.index(start) + len(start):page.index(end)] == render(), \
+        "regenerate with: PYTHONPATH=plugins python -m dynamodb_backup.backup.sizing_table"
+    example = schedule_warning(TableLoad(5 * TB, 5 * 10**9, 40_000.0, 40_000.0), "orders", 2, DAY, 1.0)
+    assert example is not None and example in page
