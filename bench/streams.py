@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -67,7 +68,8 @@ REPLICA_LINE = re.compile(r"(\d+) changes applied")
 @dataclass
 class Stack:
     backend: str
-    url: str  # writes and Streams
+    url: str  # the stand-in: DescribeTable, DescribeContinuousBackups and Streams for the tail
+    write_url: str  # the workload's writes: DynamoDB Local itself, or the stand-in that journals them
     replica_url: str  # the replica table's server
     s3_url: str
 
@@ -77,26 +79,28 @@ def say(line: str) -> None:
 
 
 def start_stack(backend: str, state: Path, stack: ExitStack) -> Stack:
-    """The local stack as the tests run it: DynamoDB Local (Streams on its own port), or dynalite behind the
-    PITR stand-in serving Streams over its journal; moto for S3."""
+    """The local stack as the tests run it: the PITR stand-in in front of DynamoDB Local (its own Streams,
+    relayed) or of dynalite (Streams over the stand-in's journal); moto for S3. The replica table is on the
+    DynamoDB server itself."""
     moto = start_moto(free_port(), state)
     stack.callback(moto.stop)
     server, _ = start_for_bench(DDBLOCAL if backend == "ddblocal" else DYNALITE, state)
     stack.callback(server.stop)
-    url = server.url
-    if backend == "journal":
-        pitr = start_pitr(free_port(), state, upstream_url=server.url, s3_url=moto.url, streams="journal")
-        stack.callback(pitr.stop)
-        url = pitr.url
+    # The stand-in answers DescribeContinuousBackups (DynamoDB Local does not), which the tail asks before it
+    # takes its base; on DynamoDB Local it relays the Streams calls, on dynalite it serves them over its journal.
+    pitr = start_pitr(free_port(), state, upstream_url=server.url, s3_url=moto.url,
+                      streams="journal" if backend == "journal" else None)
+    stack.callback(pitr.stop)
+    url = pitr.url
     client("s3", moto.url).create_bucket(Bucket=BUCKET)
-    return Stack(backend, url, server.url, moto.url)
+    return Stack(backend, url, server.url if backend == "ddblocal" else url, server.url, moto.url)
 
 
 def calibrate(st: Stack, target: float, seconds: float) -> tuple[float, int]:
     """The workload alone at ``target`` for ``seconds``: (writes/s achieved, the rate the rounds ask for)."""
     name = f"calibrate-{uuid.uuid4().hex[:6]}"
     create_table(client("dynamodb", st.url), name, stream=True)
-    workload = Workload(st.url, name, target)
+    workload = Workload(st.write_url, name, target)
     workload.start()
     time.sleep(seconds)
     ran = workload.stop()
@@ -148,7 +152,7 @@ def run_round(st: Stack, config: str, rate: int, seconds: float, warmup: float, 
              "--to-table", replica_table, "--to-endpoint", st.replica_url, "--for", run_for, "--poll", poll,
              "--write-ratio", "1.0", "--on-demand-capacity", "40000"], env=_env(st, replica_s3.url),
             stdout=subprocess.PIPE, stderr=open(replica_log, "wb"))  # noqa: SIM115
-        workload = Workload(st.url, table_name, rate - 1 / PROBE_EVERY)
+        workload = Workload(st.write_url, table_name, rate - 1 / PROBE_EVERY)
         sampler = Sampler(st.s3_url, st.replica_url, base, table_name, replica_table, say=say)
         workload.start()
         sampler.start()
@@ -228,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--calibrate-seconds", type=float, default=10.0)
     p.add_argument("--json", type=Path, default=REPO / "docs" / "bench-streams.json")
     args = p.parse_args(argv)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)  # the local stack is stopped on the way out
     backends = [b for b in args.backends.split(",") if b]
     configs = [c for c in args.configs.split(",") if c]
     for name, known in ((b, BACKENDS) for b in backends):
@@ -261,6 +266,10 @@ def main(argv: list[str] | None = None) -> int:
     save(args.json, result)
     say(f"wrote {args.json}")
     return 0
+
+
+def _stop_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(f"stopped by signal {signum}")
 
 
 def machine() -> dict[str, Any]:
