@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
+from dynamodb_backup.errors import BackupFolderError
 from dynamodb_backup.formats.layout import S3Location
 from dynamodb_backup.formats.sidecar import Sidecar
 from dynamodb_backup.incremental.chain import FULL, Chain, Link
-from dynamodb_backup.repository.streamprogress import GapMarker
-from dynamodb_backup.restore.streamchain import at, blocking_gap, refuse_gap
+from dynamodb_backup.repository.segments import SegmentRef, ShardSegments
+from dynamodb_backup.repository.streamprogress import GapMarker, ShardProgress
+from dynamodb_backup.restore.streamchain import StreamPlan, at, blocking_gap, check_coverage, refuse_gap
 
 FOLDER = S3Location("b", "p/Orders/2026-12-05-10-00-00")
 T0 = 1796464800  # 2026-12-05T10:00:00Z
@@ -51,3 +55,18 @@ def test_the_refusal_names_the_gap_and_the_newest_reachable_second():
                     "anything is written")
     unknown = str(refuse_gap("Orders", gap("stream-changed", None, T0 + 40), T0, T0 + 60))
     assert "from its start to" in unknown and f"no second after the base ({at(T0)}) is reachable" in unknown
+
+
+def _shard(shard_id: str, parent: str | None, starting: str, first_segment: str) -> ShardSegments:
+    progress = ShardProgress("Orders", "arn", "label", shard_id, parent, starting, {})
+    return ShardSegments(shard_id, progress, [SegmentRef(f"k/{shard_id}", shard_id, first_segment.zfill(40), 1)])
+
+
+def test_the_stream_must_be_stored_from_before_the_base():
+    plan = StreamPlan("Orders", T0 + 60, chain(T0), T0, T0 + 60, T0 + 60, [], "b")
+    plan.shards = [_shard("root", None, "100", "100"), _shard("child", "root", "500", "500")]
+    check_coverage(plan, T0 + 10)  # the root shard is stored from its first record
+    plan.shards = [_shard("root", None, "100", "300"), _shard("child", "root", "500", "500")]
+    check_coverage(plan, T0 - 5)  # a change before the base is stored
+    with pytest.raises(BackupFolderError, match=r"the stored segments begin at .*, after the base starts"):
+        check_coverage(plan, T0 + 10)  # the root's first records are missing; the child's start says nothing

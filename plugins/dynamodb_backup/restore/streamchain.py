@@ -192,12 +192,14 @@ def _segment_tail(s3: Any, bucket: str, shard: ShardSegments) -> Iterator[tuple[
 
 def check_coverage(plan: StreamPlan, first_seen: int | None) -> None:
     """The stream must have been followed from before the base's start: a root shard read from its first
-    record, or a stored change at or before the start."""
+    record (a child is always read from its first: that says nothing), or a stored change at or before
+    the start."""
     if first_seen is not None and first_seen <= plan.start:
         return
+    listed = {shard.shard_id for shard in plan.shards}
     for shard in plan.shards:
         progress = shard.progress
-        if progress is None or not shard.segments:
+        if progress is None or not shard.segments or progress.parent_shard_id in listed:
             continue
         if sequence_value(shard.segments[0].first_sequence) <= sequence_value(progress.starting_sequence):
             return
