@@ -129,7 +129,7 @@ def apply_pass(s3: Any, base: S3Location, progress: ReplicaProgress, target: Rep
     applied, report.waiting = 0, []
     for shard in shards:
         parent = shard.progress.parent_shard_id if shard.progress else None
-        if parent in known and parent not in finished:
+        if shard.progress is None or (parent in known and parent not in finished):  # no lineage, or a parent first
             report.waiting.append(shard.shard_id)
             continue
         for segment in _unread_segments(shard, progress.shards.get(shard.shard_id)):

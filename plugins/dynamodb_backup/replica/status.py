@@ -6,12 +6,53 @@ progress): no DynamoDB call, so the console can show it for any table it can lis
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from dynamodb_backup.errors import BackupFolderError
 from dynamodb_backup.formats.layout import S3Location
 from dynamodb_backup.replica.progress import list_replicas
-from dynamodb_backup.restore.streamchain import at, recovery_point
+from dynamodb_backup.repository.segments import list_segments
+from dynamodb_backup.repository.streamprogress import GapMarker, read_gaps
+from dynamodb_backup.restore.streamchain import (
+    at,
+    base_chain,
+    blocking_gap,
+    gap_interval,
+    newest_second,
+    second,
+)
+
+
+@dataclass
+class RecoveryPoint:
+    """The newest second a restore can reach now, and from what (for the console)."""
+
+    second: int | None
+    """None: no full backup to replay the stream onto."""
+    base: str | None
+    gaps: list[GapMarker]
+    blocked_by: GapMarker | None = None
+    """The gap that holds the recovery point back (records after it are stored, but no base follows it)."""
+
+
+def recovery_point(s3: Any, base: S3Location, table: str, now: datetime) -> RecoveryPoint:
+    """The newest second with a continuous chain from a base: the newest stored change after the newest base,
+    unless a gap after that base holds it back (then the second before the gap)."""
+    gaps = read_gaps(s3, base, table)
+    try:
+        chain = base_chain(s3, base, table, now)
+    except BackupFolderError:
+        return RecoveryPoint(None, None, gaps)
+    floor = second(chain.point)
+    newest = newest_second(s3, base.bucket, list_segments(s3, base, table))
+    reach = max(newest if newest is not None else floor, floor)
+    gap = blocking_gap(gaps, chain, reach)
+    if gap is not None:
+        first = gap_interval(gap)[0]
+        reach = max(floor, first - 1) if first is not None else floor
+    return RecoveryPoint(reach, chain.full.folder.uri, gaps, gap)
 
 
 def stream_status(s3: Any, base: S3Location, table: str, now: datetime | None = None) -> dict[str, Any]:

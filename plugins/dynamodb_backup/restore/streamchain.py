@@ -218,6 +218,10 @@ def plan_stream(s3: Any, base: S3Location, table: str, moment: datetime) -> Stre
     chain = base_chain(s3, base, table, datetime.fromtimestamp(wanted + 1, UTC) - timedelta(microseconds=1))
     start = replay_start(chain)
     shards = list_segments(s3, base, table)
+    unknown = [shard.shard_id for shard in shards if shard.progress is None]
+    if unknown:
+        raise BackupFolderError(f"{stream_location(base, table)}/{unknown[0]}/: segments without a progress object, "
+                                "so their place in the shard lineage is unknown; refusing before anything is written")
     newest = newest_second(s3, base.bucket, shards)
     if newest is None:  # nothing stored after the base: it is all the stream can say
         point = min(wanted, second(chain.point))
@@ -252,36 +256,6 @@ def stream_changes(s3: Any, plan: StreamPlan, rules: KeyRules) -> Iterator[tuple
                 yield origin, change
     if not checked:
         check_coverage(plan, first_seen)
-
-
-@dataclass
-class RecoveryPoint:
-    """The newest second a restore can reach now, and from what (for the console)."""
-
-    second: int | None
-    """None: no full backup to replay the stream onto."""
-    base: str | None
-    gaps: list[GapMarker]
-    blocked_by: GapMarker | None = None
-    """The gap that holds the recovery point back (records after it are stored, but no base follows it)."""
-
-
-def recovery_point(s3: Any, base: S3Location, table: str, now: datetime) -> RecoveryPoint:
-    """The newest second with a continuous chain from a base: the newest stored change after the newest base,
-    unless a gap after that base holds it back (then the second before the gap)."""
-    gaps = read_gaps(s3, base, table)
-    try:
-        chain = base_chain(s3, base, table, now)
-    except BackupFolderError:
-        return RecoveryPoint(None, None, gaps)
-    floor = second(chain.point)
-    newest = newest_second(s3, base.bucket, list_segments(s3, base, table))
-    reach = max(newest if newest is not None else floor, floor)
-    gap = blocking_gap(gaps, chain, reach)
-    if gap is not None:
-        first = gap_interval(gap)[0]
-        reach = max(floor, first - 1) if first is not None else floor
-    return RecoveryPoint(reach, chain.full.folder.uri, gaps, gap)
 
 
 def plan_facts(plan: StreamPlan, base: S3Location) -> dict[str, str]:
