@@ -10,6 +10,10 @@ mid-apply is run again.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -209,3 +213,37 @@ def test_a_child_shard_waits_until_its_parent_is_read_to_its_end(local_aws, seco
     assert line.startswith(f"stream of {workload.table!r} has a gap (trimmed) from ") and "\n" not in line
     assert line.endswith("seed the replica again from s3://b/p/T/new-base (restore it into the replica), "
                          "then replicate")
+
+
+def test_a_replicate_process_killed_with_sigkill_and_run_again_equals_the_source(local_aws, second_dynamodb, source):
+    ddb, streams, workload, base = source.ddb, source.streams, source.workload, source.base
+    s3 = local_aws.s3_client()
+    to_table = "replica-" + workload.table
+    create_stream_table(second_dynamodb.client("dynamodb"), to_table, pitr=False)
+    _workload(ddb, workload.table, 120, workload)
+    store_segments(ddb, streams, s3, base, workload, per_segment=10)
+    name = replica_id(to_table, None, second_dynamodb.url)
+    command = [sys.executable, "-m", "dynamodb_backup", "replicate", "--from", base.uri, "--table", workload.table,
+               "--to-table", to_table, "--to-endpoint", second_dynamodb.url, "--once", "--write-ratio", "0.2",
+               "--on-demand-capacity", "100"]  # 20 write units/s: the 120 changes take seconds
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        saved = None
+        while process.poll() is None:  # the event: the replica saved progress past its second segment
+            saved = load_progress(s3, base, workload.table, name)
+            if saved is not None and saved.applied >= 20:
+                process.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.05)
+        assert process.wait(timeout=60) == -signal.SIGKILL, "the replica finished before it could be killed"
+    finally:
+        if process.poll() is None:
+            process.kill()
+    saved = load_progress(s3, base, workload.table, name)
+    assert saved is not None and 20 <= saved.applied < len(workload.writes)
+    report = replicate(s3, base, workload.table,
+                       ReplicaTarget(client_for("dynamodb", second_dynamodb.url), to_table, write_ratio=1.0), name,
+                       once=True)
+    assert report.applied == len(workload.writes) - saved.applied and report.caught_up
+    assert digests(scan_all(second_dynamodb.client("dynamodb"), to_table)) == digests(workload.state)
