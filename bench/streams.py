@@ -133,7 +133,14 @@ def _wait_cpu(proc: subprocess.Popen[bytes], timeout: float) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_round(st: Stack, config: str, rate: int, seconds: float, warmup: float, logs: Path) -> dict[str, Any]:
+def _cli(name: str, profile_to: Path | None) -> list[str]:
+    """``python -m dynamodb_backup <name>``, under cProfile when ``profile_to`` is given."""
+    profiler = ["-m", "cProfile", "-o", str(profile_to / f"{name}.prof")] if profile_to else []
+    return [sys.executable, *profiler, "-m", "dynamodb_backup", name]
+
+
+def run_round(st: Stack, config: str, rate: int, seconds: float, warmup: float, logs: Path,
+              profile_to: Path | None = None) -> dict[str, Any]:
     flush, poll = CONFIGS[config]
     table_name = f"bench-{config}-{uuid.uuid4().hex[:8]}"
     replica_table = f"{table_name}-replica"
@@ -144,11 +151,11 @@ def run_round(st: Stack, config: str, rate: int, seconds: float, warmup: float, 
     with CountingS3Proxy(st.s3_url) as tail_s3, CountingS3Proxy(st.s3_url) as replica_s3:
         tail_log, replica_log = logs / f"{table_name}.tail.log", logs / f"{table_name}.replica.log"
         tail = subprocess.Popen(
-            [sys.executable, "-m", "dynamodb_backup", "stream", "--table", table_name, "--to", base.uri,
+            [*_cli("stream", profile_to), "--table", table_name, "--to", base.uri,
              "--for", run_for, "--flush-every", flush], env=_env(st, tail_s3.url),
             stdout=subprocess.PIPE, stderr=open(tail_log, "wb"))  # noqa: SIM115
         replica = subprocess.Popen(
-            [sys.executable, "-m", "dynamodb_backup", "replicate", "--from", base.uri, "--table", table_name,
+            [*_cli("replicate", profile_to), "--from", base.uri, "--table", table_name,
              "--to-table", replica_table, "--to-endpoint", st.replica_url, "--for", run_for, "--poll", poll,
              "--write-ratio", "1.0", "--on-demand-capacity", "40000"], env=_env(st, replica_s3.url),
             stdout=subprocess.PIPE, stderr=open(replica_log, "wb"))  # noqa: SIM115
@@ -172,6 +179,7 @@ def run_round(st: Stack, config: str, rate: int, seconds: float, warmup: float, 
         window = time.monotonic() - window_start
         tail_counts = counts_between(counted_from[0] if counted_from else {}, tail_s3.snapshot())
         replica_counts = counts_between(counted_from[1] if counted_from else {}, replica_s3.snapshot())
+        load_average = round(os.getloadavg()[0], 1)  # other work on the machine, said beside the figures
         ran = workload.stop()
         tail_cpu = _wait_cpu(tail, warmup + seconds + 180)
         replica_cpu = _wait_cpu(replica, warmup + seconds + 180)
@@ -186,7 +194,8 @@ def run_round(st: Stack, config: str, rate: int, seconds: float, warmup: float, 
         "backend": st.backend, "config": config, "flush_every": flush, "replica_poll": poll, "table": table_name,
         "rate_asked": rate, "writes": workload.done, "write_errors": workload.errors, "seconds": round(ran, 1),
         "rate_achieved": round(achieved_rate(workload.done, ran), 1),
-        "rate_held": rate_held(workload.done, ran, rate), "warmup_s": warmup, "window_s": round(window, 1),
+        "rate_held": rate_held(workload.done, ran, rate), "load_average_1m": load_average,
+        "warmup_s": warmup, "window_s": round(window, 1),
         "samples": len(sampler.rp_ages), "lag_samples": len(sampler.lags),
         **{k: None if v is None else round(v, 2) for k, v in round_figures(rp_ages=sampler.rp_ages,
                                                                            lags=sampler.lags).items()},
@@ -231,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--calibrate-seconds", type=float, default=10.0)
     p.add_argument("--json", type=Path, default=REPO / "docs" / "bench-streams.json")
+    p.add_argument("--profile-to", type=Path, help="run the tail and the replica under cProfile, writing "
+                                                   "stream.prof and replicate.prof here (CPU figures then include it)")
     args = p.parse_args(argv)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)  # the local stack is stopped on the way out
     backends = [b for b in args.backends.split(",") if b]
@@ -245,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
                               "target_rate": args.rate, "seconds": args.seconds, "warmup": args.warmup,
                               "summary": [], "rounds": [], "calibration": {}}
     (REPO / ".state").mkdir(exist_ok=True)
+    if args.profile_to:
+        args.profile_to.mkdir(parents=True, exist_ok=True)
     for backend in backends:
         with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="bench-streams-", dir=REPO / ".state") as tmp:
             say(f"{backend}: starting the local stack")
@@ -257,7 +270,8 @@ def main(argv: list[str] | None = None) -> int:
                 rounds = []
                 for number in range(1, args.rounds + 1):
                     say(f"{backend}/{config}: round {number} of {args.rounds}")
-                    rounds.append(run_round(st, config, rate, args.seconds, args.warmup, Path(tmp)))
+                    rounds.append(run_round(st, config, rate, args.seconds, args.warmup, Path(tmp),
+                                            args.profile_to))
                     say(f"  {json.dumps({k: v for k, v in rounds[-1].items() if not k.endswith('requests')})}")
                 result["rounds"] += rounds
                 result["summary"].append({"backend": backend, "config": config, "rate_asked": rate,
