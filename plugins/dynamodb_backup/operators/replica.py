@@ -1,4 +1,8 @@
-"""The replica task: after the stream tail, apply the table's new segments to its replica (``replicate_to``).
+"""The replica task: beside the stream tail, apply the table's segments to its replica (``replicate_to``).
+
+Run beside the tail for the same time (``for_seconds``), it applies each segment soon after the
+tail stores it, so the replica's lag stays near the tail's segment interval; run after it, one
+pass (``for_seconds`` None) applies what the run stored.
 
 Returns the replica's report (changes applied, newest change applied, lag in seconds, caught up)
 and puts it in the Asset event of each outlet, so a DAG or the console can show the lag.
@@ -32,12 +36,12 @@ class ReplicateOperator(BaseOperator):
     ``to_region`` its region; the source wins over writes made to the replica.
     """
 
-    template_fields: Sequence[str] = ("table", "bucket", "prefix", "to_table", "to_region")
+    template_fields: Sequence[str] = ("table", "bucket", "prefix", "to_table", "to_region", "for_seconds")
     ui_color = "#d6eaf8"
 
     def __init__(self, *, table: str, bucket: str, prefix: str, to_table: str, to_region: str | None = None,
                  to_conn_id: str | None = None, aws_conn_id: str = "aws_default", write_ratio: float = 0.5,
-                 for_seconds: float | None = None, poll_seconds: float = 2.0, **kwargs: Any) -> None:
+                 for_seconds: float | str | None = None, poll_seconds: float = 2.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.table, self.bucket, self.prefix = table, bucket, prefix
         self.to_table, self.to_region, self.to_conn_id = to_table, to_region, to_conn_id
@@ -49,11 +53,11 @@ class ReplicateOperator(BaseOperator):
         base = S3Location.parse(f"s3://{self.bucket}/{self.prefix}", "bucket/prefix")
         table, to_table = check_table_name(str(self.table)), check_table_name(str(self.to_table), "replicate_to")
         dynamodb = aws_client("dynamodb", self.to_conn_id or self.aws_conn_id, self.to_region)
+        follow = float(self.for_seconds) if self.for_seconds not in (None, "") else None
         report = replicate(aws_client("s3", self.aws_conn_id), base, table,
                            ReplicaTarget(dynamodb, to_table, self.write_ratio),
-                           replica_id(to_table, self.to_region, None), for_seconds=self.for_seconds or 60.0,
-                           poll_seconds=self.poll_seconds, once=self.for_seconds is None,
-                           target_where=(self.to_region, None))
+                           replica_id(to_table, self.to_region, None), for_seconds=follow or 60.0,
+                           poll_seconds=self.poll_seconds, once=follow is None, target_where=(self.to_region, None))
         self.log.info("%s", report.line())
         event = report.to_dict()
         for asset in self.outlets:
