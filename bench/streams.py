@@ -199,6 +199,8 @@ def run_round(st: Stack, config: str, rate: int, seconds: float, warmup: float, 
         "samples": len(sampler.rp_ages), "lag_samples": len(sampler.lags),
         **{k: None if v is None else round(v, 2) for k, v in round_figures(rp_ages=sampler.rp_ages,
                                                                            lags=sampler.lags).items()},
+        "recovery_point_age_series_s": [round(v, 1) for v in sampler.rp_ages],
+        "replica_lag_series_s": [round(v, 1) for v in sampler.lags],
         "status_recovery_point_age_p99_s": percentile(sampler.status_rp_ages, 99),
         "status_replica_lag_p99_s": percentile(sampler.status_lags, 99),
         "tail_records": records, "tail_segments": int(tail_match.group(3).replace(",", "")) if tail_match else 0,
@@ -240,9 +242,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--calibrate-seconds", type=float, default=10.0)
     p.add_argument("--json", type=Path, default=REPO / "docs" / "bench-streams.json")
+    p.add_argument("--table-only", action="store_true",
+                   help="take the --json file's summary again from its rounds, print its table, and stop")
     p.add_argument("--profile-to", type=Path, help="run the tail and the replica under cProfile, writing "
                                                    "stream.prof and replicate.prof here (CPU figures then include it)")
     args = p.parse_args(argv)
+    if args.table_only:
+        return print_saved(args.json)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)  # the local stack is stopped on the way out
     backends = [b for b in args.backends.split(",") if b]
     configs = [c for c in args.configs.split(",") if c]
@@ -279,6 +285,20 @@ def main(argv: list[str] | None = None) -> int:
     say(table(result["summary"]))
     save(args.json, result)
     say(f"wrote {args.json}")
+    return 0
+
+
+def print_saved(path: Path) -> int:
+    """The table of a saved run, its summary taken again from its rounds (so a change to the medians shows)."""
+    saved = json.loads(path.read_text())
+    lines = []
+    for line in saved["summary"]:
+        rounds = [r for r in saved["rounds"] if (r["backend"], r["config"]) == (line["backend"], line["config"])]
+        lines.append({"backend": line["backend"], "config": line["config"], "rate_asked": line["rate_asked"],
+                      **medians(rounds)})
+    saved["summary"] = lines
+    path.write_text(json.dumps(saved, indent=2) + "\n")
+    say(table(lines))
     return 0
 
 

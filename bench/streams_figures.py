@@ -99,11 +99,11 @@ MEDIAN_KEYS = ("rate_achieved", "recovery_point_age_p50_s", "recovery_point_age_
 
 
 def medians(rounds: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Each figure's median over the rounds that held their rate (all rounds when none did)."""
-    kept = [r for r in rounds if r.get("rate_held")] or list(rounds)
+    """Each figure's median over all the rounds (not only those that held their rate: on a shared machine
+    that would pick the quiet rounds), with how many held it."""
     out: dict[str, Any] = {"rounds": len(rounds), "rounds_held": sum(bool(r.get("rate_held")) for r in rounds)}
     for key in MEDIAN_KEYS:
-        values = [r[key] for r in kept if r.get(key) is not None]
+        values = [r[key] for r in rounds if r.get(key) is not None]
         out[key] = round(statistics.median(values), 2) if values else None
     out["goals"] = goals(out)
     return out
