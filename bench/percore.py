@@ -16,6 +16,7 @@ issue 24's goals.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import pickle
@@ -76,6 +77,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--ours-from", type=Path, default=None,
                    help="a copy of the project (its plugins/ folder) whose dynamodb-backup the ours-* contenders "
                    "run, e.g. an earlier commit's `git archive`: before/after figures of a change")
+    p.add_argument("--before", type=Path, default=None,
+                   help="also run the export and PITR conversion of this copy of the project (e.g. an earlier "
+                   "commit's `git archive`), each right after ours: a change's before and after in one run")
+    p.add_argument("--before-name", default="before", help="what to call that copy's contenders (key@NAME)")
     p.add_argument("--label", default="", help="a note kept in the JSON (e.g. which gzip the exports used)")
     return p.parse_args(argv)
 
@@ -140,7 +145,9 @@ def measure(ctx: Ctx, c: Contender, t: Target, rnd: int, pids: dict[str, list[in
     def progress(seconds: float) -> None:
         log.info("  ... %s still running (%.0f s)", c.key, seconds)
 
-    run = run_tree(c.command(ctx, t), env=ctx.env, cwd=ctx.work, log_path=log_path, progress=progress)
+    env = ctx.env if c.pythonpath is None else {**ctx.env, "PYTHONPATH": os.pathsep.join(
+        [c.pythonpath, ctx.env["PYTHONPATH"]])}
+    run = run_tree(c.command(ctx, t), env=env, cwd=ctx.work, log_path=log_path, progress=progress)
     server_after, s3_after = server_cpu(pids["server"]), server_cpu(pids["s3"])
     try:
         outcome = c.check(ctx, t, log_path)
@@ -197,7 +204,8 @@ def run_backend(args: argparse.Namespace, backend: str, peers: Path | None, dump
         pids = {"server": [p for p in (server.pid, standin.pid) if p], "s3": [moto.pid] if moto.pid else []}
         only = {k.strip() for k in args.only.split(",") if k.strip()}
         missing = {name for name, found in (("peers", peers), ("dynamodump", dump)) if found is None}
-        chosen = [c for c in contenders() if (not only or c.key in only) and c.requires not in missing]
+        everyone = contenders(args.before / "plugins" if args.before else None, args.before_name)
+        chosen = [c for c in everyone if (not only or c.key.split("@")[0] in only) and c.requires not in missing]
         cannot: dict[tuple[str, str], str] = {}
         logs = STATE / "logs"
         logs.mkdir(parents=True, exist_ok=True)
@@ -212,6 +220,7 @@ def run_backend(args: argparse.Namespace, backend: str, peers: Path | None, dump
                         continue
                     record = measure(ctx, c, t, rnd, pids, logs)
                     records.append(record)
+                    save(args, records, partial=True)
                     if not record["ok"] and c.peer and rnd == 0:
                         cannot[(c.key, shape)] = record["note"]
     finally:
@@ -220,6 +229,15 @@ def run_backend(args: argparse.Namespace, backend: str, peers: Path | None, dump
                 s.stop()
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def save(args: argparse.Namespace, records: list[dict[str, Any]], partial: bool = False,
+         extra: dict[str, Any] | None = None) -> None:
+    """The JSON: after every run (``partial``: the records so far, so a stopped bench keeps them), and at the end."""
+    data: dict[str, Any] = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "label": args.label,
+                            "partial": partial, **(extra or {}), "records": records}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(data, indent=1) + "\n")
 
 
 def dynamodump_binary() -> Path | None:
@@ -255,22 +273,21 @@ def main(argv: list[str] | None = None) -> int:
     table = percore_report.ratios(rows, records)
     goal_list = percore_report.goals(rows, table)
     load = os.getloadavg()[0]
-    data = {
-        "when": datetime.now(UTC).isoformat(timespec="seconds"), "label": args.label,
+    extra = {
         "machine": f"{os.cpu_count()} cores, {sys.platform}, Python {sys.version.split()[0]}, "
                    f"load avg {load:.1f} at end", "scale": args.scale, "repeats": args.repeats,
         "processes": args.processes, "segments": args.segments, "subreaper": reaper,
         "ours_from": str(args.ours_from) if args.ours_from else None,
+        "before": str(args.before) if args.before else None,
         "bench_seconds": round(time.perf_counter() - started),
         "shapes": {s: {"items": COUNTS[args.scale][s], "types": TYPES[s]} for s in SHAPES},
         "peers": {"DDBImportExport": ddbimportexport.COMMIT if peers else None,
                   "dynamodump": "bench/requirements-dynamodump.txt" if dump else None},
-        "summary": rows, "ratios": table, "goals": goal_list, "records": records,
+        "summary": rows, "ratios": table, "goals": goal_list,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(__import__("json").dumps(data, indent=1) + "\n")
+    save(args, records, extra=extra)
     print(percore_report.markdown(rows, table, goal_list))
-    print(f"\nwrote {args.out} ({len(records)} runs in {data['bench_seconds']} s)")
+    print(f"\nwrote {args.out} ({len(records)} runs in {extra['bench_seconds']} s)")
     return 0
 
 

@@ -82,6 +82,7 @@ class Contender:
     peer: bool = True  # a peer that fails in round 1 on a shape is not run on it again
     requires: str | None = None  # "peers" | "dynamodump": skipped when that is missing
     first_backend_only: bool = False  # idles long (thread starts, Airflow imports): CPU is measured once
+    pythonpath: str | None = None  # put first on PYTHONPATH: another copy of dynamodb_backup (before/after)
 
     def runs_on(self, shape: str) -> bool:
         return self.shapes is None or shape in self.shapes
@@ -212,8 +213,37 @@ def _dynamodump(ctx: Ctx, *args: str) -> list[str]:
             "--secretKey", "local", "-r", "us-east-1", "--dumpPath", str(ctx.work / "dump")]
 
 
-def contenders() -> list[Contender]:
-    """In the order of a round: exports, restores (reading this round's exports), PITR conversion."""
+def earlier(c: Contender, plugins: Path, name: str) -> Contender:
+    """``c`` (ours-export or ours-pitr) run from another copy of the project's plugins/, writing elsewhere."""
+    def moved(text: str) -> str:
+        return text.replace(f"s3://{BUCKET}/ours/", f"s3://{BUCKET}/ours-{name}/").replace(
+            f"s3://{BUCKET}/pitr/", f"s3://{BUCKET}/pitr-{name}/")
+
+    folder = ours_folder if c.key == "ours-export" else pitr_folder
+    return Contender(f"{c.key}@{name}", f"{c.label} [{name}]", c.phase,
+                     lambda ctx, t: [moved(a) for a in c.command(ctx, t)],
+                     sidecar_items(lambda ctx, t: moved(folder(ctx, t))), before=c.before, peer=False,
+                     pythonpath=str(plugins))
+
+
+def contenders(before: Path | None = None, name: str = "before") -> list[Contender]:
+    """In the order of a round: exports, restores (reading this round's exports), PITR conversion.
+
+    ``before``: a copy of the project's plugins/ whose export and PITR conversion also run, each right
+    after ours, as ``ours-export@<name>`` and ``ours-pitr@<name>``: a change's before and after in one run.
+    """
+    chosen = _contenders()
+    if before is None:
+        return chosen
+    out = []
+    for c in chosen:
+        out.append(c)
+        if c.key in ("ours-export", "ours-pitr"):
+            out.append(earlier(c, before, name))
+    return out
+
+
+def _contenders() -> list[Contender]:
     ceiling_target, floor_target = _restore_target("ceiling"), _restore_target("floor")
     return [
         Contender("ceiling-scan", "raw HTTP scan ceiling (orjson, no signing)", "export", lambda c, t: [

@@ -96,6 +96,15 @@ def ratios(rows: Sequence[dict[str, Any]], records: Sequence[dict[str, Any]]) ->
             out.append({"backend": backend, "shape": shape, "ratio": label, "value": _round(value, 2),
                         "rough": rough, "fidelity": b["fidelity"],
                         "why_missing": "" if value is not None else (b["note"] or "no successful round")})
+        for variant in sorted({r["key"] for r in rows if "@" in r["key"] and r["backend"] == backend}):
+            base, name = variant.split("@", 1)
+            a, b = _row(rows, backend, shape, base), _row(rows, backend, shape, variant)
+            if a is not None and b is not None:
+                value = better_by(b["us_per_item"], a["us_per_item"])
+                out.append({"backend": backend, "shape": shape, "ratio": f"{base}: now vs {name} (CPU per item)",
+                            "value": _round(value, 2), "rough": any((x.get("startup_share") or 0) > ROUGH
+                                                                    for x in (a, b)),
+                            "why_missing": "" if value is not None else "no successful round"})
         for label, phase, ours, ceiling in CEILINGS:
             for net in (False, True):
                 by_round = of_ceiling_by_round(records, backend, shape, phase, ours, ceiling, net=net)
