@@ -204,6 +204,33 @@ def markdown(rows: Sequence[dict[str, Any]], table: Sequence[dict[str, Any]], go
     return "\n".join(out)
 
 
+def compact(rows: Sequence[dict[str, Any]], backend: str) -> str:
+    """One backend's contenders as one line each: CPU per item (and MB per CPU-second) on each shape."""
+    shapes = [sh for sh in ("small", "wide", "large") if any(r["shape"] == sh for r in rows)]
+    out = ["| phase | contender | " + " | ".join(f"{sh}: µs/item (MB/CPU-s)" for sh in shapes) + " |",
+           "|---|---|" + "---:|" * len(shapes)]
+    seen: list[tuple[str, str]] = []
+    for r in rows:
+        if r["backend"] == backend and r["shape"] != "empty" and (r["phase"], r["key"]) not in seen:
+            seen.append((r["phase"], r["key"]))
+    order = {"export": 0, "restore": 1, "pitr": 2}
+    for phase, key in sorted(seen, key=lambda pk: order.get(pk[0], 9)):
+        cells = []
+        for sh in shapes:
+            r = _row(rows, backend, sh, key)
+            if r is None:
+                cells.append("")
+            elif r["us_per_item"] is None:
+                cells.append("cannot" if r["ok_rounds"] == 0 else "-")
+            else:
+                mark = "~" if (r.get("startup_share") or 0) > ROUGH else ""
+                flag = " ≠" if _inexact(r.get("fidelity")) else ""
+                cells.append(f"{mark}{_cell(r['us_per_item'])} ({_cell(r['mb_per_cpu_second'])}){flag}")
+        label = next(r["label"] for r in rows if r["key"] == key)
+        out.append(f"| {phase} | {label} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 def combine(datasets: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Records of several runs, each contender's (per backend, shape and phase) from the last run that has
     a successful round of it: e.g. a later run of ours only, beside an earlier run's peers. Each record
