@@ -93,26 +93,35 @@ MEASURED = PerCore(
 )
 
 
-def load_per_core(path: Path) -> PerCore:
+#: The bench's contender keys for our own runs (bench/percore.py's ``summary`` rows), by job.
+BENCH_KEYS = {"export": "ours-export", "restore": "ours-restore", "convert": "ours-pitr"}
+
+
+def load_per_core(path: Path, backend: str = "ddblocal") -> PerCore:
     """The bench's per-core figures from ``path`` if it holds them, else :data:`MEASURED`.
 
-    Expected: ``{"per_core": {"export": [{"item_bytes": 409, "cpu_s_per_item": 3.8e-05}, ...],
-    "restore": [...], "convert": [...]}}``; anything else (or no file) falls back to the constants.
+    Reads docs/bench-per-core.json as bench/percore.py writes it: its ``summary`` rows for our
+    export, restore and PITR conversion on ``backend``, one point per shape (bytes / items, net
+    µs per item). Also takes ``{"per_core": {"export": [{"item_bytes": 409, "cpu_s_per_item":
+    3.8e-05}, ...], "restore": [...], "convert": [...]}}``. Anything else falls back to the constants.
     """
     try:
         raw: Any = json.loads(path.read_text())
-        figures = raw["per_core"]
-        export, restore, convert = (
-            CpuCost(tuple((int(p["item_bytes"]), float(p["cpu_s_per_item"])) for p in figures[job])
-                    or _no_points(job))
-            for job in ("export", "restore", "convert"))
+        if "per_core" in raw:
+            figures = {job: [(int(p["item_bytes"]), float(p["cpu_s_per_item"])) for p in raw["per_core"][job]]
+                       for job in BENCH_KEYS}
+        else:
+            figures = {job: [(round(int(r["bytes"]) / int(r["items"])), float(r["us_per_item"]) / 1e6)
+                             for r in raw["summary"]
+                             if r.get("key") == key and r.get("backend") == backend and int(r.get("items") or 0) > 0
+                             and r.get("us_per_item") is not None]
+                       for job, key in BENCH_KEYS.items()}
+        if not all(figures.values()):
+            return MEASURED
+        export, restore, convert = (CpuCost(tuple(sorted(figures[job]))) for job in BENCH_KEYS)
     except (OSError, ValueError, KeyError, TypeError):
         return MEASURED
-    return PerCore(export, restore, convert, source=str(path))
-
-
-def _no_points(job: str) -> tuple[tuple[int, float], ...]:
-    raise ValueError(f"no figures for {job}")
+    return PerCore(export, restore, convert, source=f"{path} ({backend})")
 
 
 @dataclass(frozen=True)
