@@ -19,7 +19,7 @@ from dynamodb_backup.commands import Subparsers, client_factory
 from dynamodb_backup.errors import ParameterError
 from dynamodb_backup.formats.layout import S3Location, check_table_name
 from dynamodb_backup.streams.gaps import notice_line, take_base_backup
-from dynamodb_backup.streams.segmentwriter import SegmentSettings
+from dynamodb_backup.streams.segmentwriter import DEFAULT_FLUSH_SECONDS, SegmentSettings
 from dynamodb_backup.streams.source import StreamSource
 from dynamodb_backup.streams.tail import TailSettings, tail_stream
 
@@ -44,8 +44,8 @@ def register(subparsers: Subparsers) -> None:
                    help="s3://bucket/prefix; segments go to <table>/stream/ under it, beside the table's backups")
     p.add_argument("--for", dest="duration", default="60s", metavar="DURATION",
                    help="how long to tail, e.g. 60s, 5m (default 60s); the next run resumes")
-    p.add_argument("--flush-every", default="60s", metavar="DURATION",
-                   help="close a segment at least this often (default 60s, at most 60s)")
+    p.add_argument("--flush-every", default=f"{DEFAULT_FLUSH_SECONDS:.0f}s", metavar="DURATION",
+                   help=f"close a segment at least this often (default {DEFAULT_FLUSH_SECONDS:.0f}s, at most 60s)")
     p.add_argument("--segment-mb", type=int, default=16, help="close a segment at this many uncompressed MB")
     p.add_argument("--progress-every", default="10s", metavar="DURATION", help="a progress line this often")
     p.add_argument("--no-base", action="store_true",

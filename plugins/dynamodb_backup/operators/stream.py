@@ -22,7 +22,7 @@ from dynamodb_backup.operators.mistakes import aws_mistakes
 from dynamodb_backup.operators.notify import post_webhook, publish_sns
 from dynamodb_backup.repository.streamprogress import GapMarker
 from dynamodb_backup.streams.gaps import notice_line, take_base_backup
-from dynamodb_backup.streams.segmentwriter import SegmentSettings
+from dynamodb_backup.streams.segmentwriter import DEFAULT_FLUSH_SECONDS, SegmentSettings
 from dynamodb_backup.streams.source import StreamSetupError, StreamSource
 from dynamodb_backup.streams.tail import TailSettings, tail_stream
 
@@ -42,7 +42,8 @@ class StreamTailOperator(BaseOperator):
     ui_color = "#d6eaf8"
 
     def __init__(self, *, table: str, bucket: str, prefix: str, aws_conn_id: str = "aws_default",
-                 run_seconds: Any = 900.0, flush_seconds: float = 60.0, put_extra: dict[str, Any] | None = None,
+                 run_seconds: Any = 900.0, flush_seconds: float = DEFAULT_FLUSH_SECONDS,
+                 put_extra: dict[str, Any] | None = None,
                  sns_topic_arn: str | None = None, http_conn_id: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.table, self.bucket, self.prefix, self.aws_conn_id = table, bucket, prefix, aws_conn_id
