@@ -42,6 +42,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import botocore.session
@@ -612,8 +613,11 @@ def drill(table: str, scratch: str, bucket: str, put_extra: dict[str, Any]) -> d
     from dynamodb_backup.operators.drill import ClaimScratchOperator, FinishDrillOperator, StartDrillOperator
 
     where = {"table": table, "bucket": bucket, "prefix": "bk", "scratch_table": scratch}
-    context: Any = {"run_id": "iam-drill"}
+    pushed: dict[str, Any] = {}
+    ti = SimpleNamespace(xcom_push=lambda key, value: pushed.__setitem__(key, value))
+    context: Any = {"run_id": "iam-drill", "ti": ti}
     start = StartDrillOperator(task_id="start", **where).execute(context)
+    assert pushed == {"key_schema": ""}  # the backup has its sidecar: the restore creates the table from it
     assert run_cli("restore", start["folder"], "--table", scratch, "--create-table", "--workers", "1") == 0
     # The DAG tags the scratch table between creating and loading it; the CLI restore here does both at once.
     ClaimScratchOperator(task_id="claim", start=start, target={"created": True}, **where).execute(context)
