@@ -51,7 +51,7 @@ from bench.percore_contenders import (  # noqa: E402
     pitr_export_time,
 )
 from bench.seed import count_items, create_table, delete_table, table_exists  # noqa: E402
-from bench.shapes import COUNTS, TABLE_SPEC, TYPES, make_item, shape_bytes  # noqa: E402
+from bench.shapes import COUNTS, TABLE_SPEC, TYPES, make_item, shape_bytes, table_name  # noqa: E402
 from bench.treecpu import become_subreaper, run_tree  # noqa: E402
 from local_aws import free_port, start_moto, start_pitr  # noqa: E402
 
@@ -104,7 +104,7 @@ def contender_env(ddb_url: str, s3_url: str, ours_from: Path | None = None) -> d
 
 def pickled_items(shape: str, count: int) -> Path:
     """The shape's items in boto3's client form, pickled once (the write floor's input and the seed's)."""
-    path = STATE / f"{shape}-{count}.pickle"
+    path = STATE / f"{table_name(shape, count)}.pickle"
     if not path.exists():
         path.write_bytes(pickle.dumps([make_item(shape, i) for i in range(count)]))
     return path
@@ -112,7 +112,7 @@ def pickled_items(shape: str, count: int) -> Path:
 
 def prepare_target(ctx: Ctx, shape: str, count: int) -> Target:
     """Seed the shape's table (reused when a kept dynalite already holds it) and the ceiling's bodies."""
-    table = f"pc-{shape}-{count}"
+    table = table_name(shape, count)
     items = pickled_items(shape, count)
     if not (table_exists(ctx.ddb, table) and count_items(ctx.ddb_url, table, segments=2) == count):
         delete_table(ctx.ddb, table)
