@@ -149,6 +149,7 @@ def run_round(st: Stack, config: str, rate: int, seconds: float, warmup: float, 
     create_table(client("dynamodb", st.url), table_name, stream=True)
     create_table(client("dynamodb", st.replica_url), replica_table, stream=False)
     base = S3Location(BUCKET, "bench")
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
     run_for = f"{int(warmup + seconds + 5)}s"
     with CountingS3Proxy(st.s3_url) as tail_s3, CountingS3Proxy(st.s3_url) as replica_s3:
         tail_log, replica_log = logs / f"{table_name}.tail.log", logs / f"{table_name}.replica.log"
@@ -193,7 +194,8 @@ def run_round(st: Stack, config: str, rate: int, seconds: float, warmup: float, 
     applied = int(replica_match.group(1)) if replica_match else 0
     tail_requests, replica_requests = sum(tail_counts.values()), sum(replica_counts.values())
     return {
-        "backend": st.backend, "config": config, "flush_every": flush, "replica_poll": poll, "table": table_name,
+        "started": started_at, "backend": st.backend, "config": config,
+        "flush_every": flush, "replica_poll": poll, "table": table_name,
         "rate_asked": rate, "writes": workload.done, "write_errors": workload.errors, "seconds": round(ran, 1),
         "rate_achieved": round(achieved_rate(workload.done, ran), 1),
         "rate_held": rate_held(workload.done, ran, rate), "load_average_1m": load_average,
@@ -226,11 +228,15 @@ def _rounded(value: float | None) -> float | None:
 
 
 def save(path: Path, result: dict[str, Any]) -> None:
-    """Write the run, keeping the lines of (backend, settings) pairs this run did not measure."""
+    """Write the run, keeping the lines (and runs) of (backend, settings) pairs this run did not measure."""
     old = json.loads(path.read_text()) if path.exists() else {}
     measured = {(line["backend"], line["config"]) for line in result["summary"]}
     result["summary"] += [line for line in old.get("summary", []) if (line["backend"], line["config"]) not in measured]
     result["rounds"] += [r for r in old.get("rounds", []) if (r["backend"], r["config"]) not in measured]
+    this_run = {key: result[key] for key in ("date", "backends", "configs", "calibration", "target_rate", "seconds",
+                                             "warmup")}
+    result["runs"] = [run for run in old.get("runs", [])
+                      if any((b, c) not in measured for b in run["backends"] for c in run["configs"])] + [this_run]
     path.write_text(json.dumps(result, indent=2) + "\n")
 
 
@@ -262,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"--configs: {name!r} is not one of {', '.join(CONFIGS)}")
     result: dict[str, Any] = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
                               "target_rate": args.rate, "seconds": args.seconds, "warmup": args.warmup,
+                              "backends": backends, "configs": configs,
                               "summary": [], "rounds": [], "calibration": {}}
     (REPO / ".state").mkdir(exist_ok=True)
     if args.profile_to:
