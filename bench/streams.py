@@ -54,6 +54,7 @@ from bench.streams_figures import (  # noqa: E402
     table,
 )
 from bench.streams_load import PROBE_EVERY, CountingS3Proxy, Sampler, Workload, client, create_table  # noqa: E402
+from bench.streams_results import machine, print_saved, save  # noqa: E402
 from dynamodb_backup.formats.layout import S3Location  # noqa: E402
 from dynamodb_backup.streams.segmentwriter import DEFAULT_FLUSH_SECONDS  # noqa: E402
 from local_aws import DDBLOCAL, DYNALITE, free_port, start_moto, start_pitr  # noqa: E402
@@ -227,19 +228,6 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
-def save(path: Path, result: dict[str, Any]) -> None:
-    """Write the run, keeping the lines (and runs) of (backend, settings) pairs this run did not measure."""
-    old = json.loads(path.read_text()) if path.exists() else {}
-    measured = {(line["backend"], line["config"]) for line in result["summary"]}
-    result["summary"] += [line for line in old.get("summary", []) if (line["backend"], line["config"]) not in measured]
-    result["rounds"] += [r for r in old.get("rounds", []) if (r["backend"], r["config"]) not in measured]
-    this_run = {key: result[key] for key in ("date", "backends", "configs", "calibration", "target_rate", "seconds",
-                                             "warmup")}
-    result["runs"] = [run for run in old.get("runs", [])
-                      if any((b, c) not in measured for b in run["backends"] for c in run["configs"])] + [this_run]
-    path.write_text(json.dumps(result, indent=2) + "\n")
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--backends", default=",".join(BACKENDS))
@@ -297,28 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def print_saved(path: Path) -> int:
-    """The table of a saved run, its summary taken again from its rounds (so a change to the medians shows)."""
-    saved = json.loads(path.read_text())
-    lines = []
-    for line in saved["summary"]:
-        rounds = [r for r in saved["rounds"] if (r["backend"], r["config"]) == (line["backend"], line["config"])]
-        lines.append({"backend": line["backend"], "config": line["config"], "rate_asked": line["rate_asked"],
-                      **medians(rounds)})
-    saved["summary"] = lines
-    path.write_text(json.dumps(saved, indent=2) + "\n")
-    say(table(lines))
-    return 0
-
-
 def _stop_on_sigterm(signum: int, frame: Any) -> None:
     raise SystemExit(f"stopped by signal {signum}")
-
-
-def machine() -> dict[str, Any]:
-    import platform
-    return {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
-            "python": platform.python_version(), "system": platform.platform()}
 
 
 if __name__ == "__main__":
