@@ -18,7 +18,9 @@ from airflow.sdk import DAG, Param
 
 from dynamodb_backup.config import NOTICES_OFF_TAG, TableBackup, load_backups, notices_doc
 from dynamodb_backup.operators.notify import failure_notifier
+from dynamodb_backup.operators.replica import ReplicateOperator, replica_asset
 from dynamodb_backup.operators.stream import StreamTailOperator
+from dynamodb_backup.replica.settings import ReplicaSettings
 
 BACKUPS_FILE = Path(
     os.environ.get("DYNAMODB_BACKUPS_FILE", Path(__file__).resolve().parent.parent / "include" / "backups.yaml")
@@ -53,6 +55,15 @@ def stream_dag(backup: TableBackup) -> DAG | None:
             sns_topic_arn=backup.failure_sns_topic_arn, http_conn_id=backup.failure_http_conn_id,
             on_failure_callback=notify,
         )
+        replica = ReplicaSettings.parse(backup.replicate_to)
+        if replica is not None:  # beside the tail for as long: each segment reaches the replica soon after it is stored
+            ReplicateOperator(
+                task_id="replicate", table=backup.table, bucket=backup.bucket, prefix=backup.prefix,
+                to_table=replica.table, to_region=replica.region, to_conn_id=replica.aws_conn_id,
+                aws_conn_id=backup.aws_conn_id, write_ratio=replica.write_ratio,
+                for_seconds="{{ params.run_seconds }}", on_failure_callback=notify,
+                outlets=[replica_asset(backup.bucket, backup.prefix, backup.table, replica.table)],
+            )
     return dag
 
 

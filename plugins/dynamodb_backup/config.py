@@ -22,6 +22,7 @@ from dynamodb_backup.formats.layout import S3Location, check_bucket, check_prefi
 from dynamodb_backup.formats.tablebackups import TableBackups, parse_datapipeline_outputs, table_backups
 from dynamodb_backup.incremental.schedule import check_incremental_schedule
 from dynamodb_backup.pitr import INCREMENTAL, MODES, NATIVE, OUTPUT_FORMATS, SCAN
+from dynamodb_backup.replica.settings import ReplicaSettings
 from dynamodb_backup.retention.plan import RetentionPolicy
 
 _QUEUE_RE = re.compile(r"[A-Za-z0-9_.-]{1,200}")
@@ -87,6 +88,9 @@ class TableBackup:
     stream: bool = False
     #: Seconds each stream run tails before it ends (the next run resumes from S3).
     stream_run_seconds: float = 900.0
+    #: A live replica fed by the stream backup: a table name, or ``{table, region, aws_conn_id, write_ratio}``
+    #: (``replica.settings``); the stream DAG runs it beside the tail.
+    replicate_to: Any = None
 
     @property
     def retention_policy(self) -> RetentionPolicy | None:
@@ -160,6 +164,8 @@ class TableBackup:
             raise ParameterError(f"stream must be true or false, got {self.stream!r}")
         if not 60 <= self.stream_run_seconds <= 86400:
             raise ParameterError(f"stream_run_seconds must be between 60 and 86400, got {self.stream_run_seconds!r}")
+        if ReplicaSettings.parse(self.replicate_to) is not None and not self.stream:
+            raise ParameterError("replicate_to needs stream: true (the replica applies the stream backup's segments)")
         RetentionPolicy.parse(self.retention)
         DrillSettings.parse(self.drill)
         parse_datapipeline_outputs(self.datapipeline_output)
