@@ -68,6 +68,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--shapes", default=",".join(SHAPES), help="comma-separated, from " + ", ".join(SHAPES))
     p.add_argument("--only", default="", help="comma-separated contender keys to run (default: all)")
     p.add_argument("--repeats", type=int, default=3, help="rounds; the medians are reported (default 3)")
+    p.add_argument("--startup-rounds", type=int, default=3,
+                   help="rounds that run the empty table (each contender's start-up, subtracted; default 3)")
     p.add_argument("--processes", type=int, default=2, help="worker processes per contender (default 2)")
     p.add_argument("--segments", type=int, default=4, help="scan segments where a contender takes them")
     p.add_argument("--out", type=Path, default=REPO / "docs" / "bench-per-core.json")
@@ -211,8 +213,8 @@ def run_backend(args: argparse.Namespace, backend: str, peers: Path | None, dump
         logs.mkdir(parents=True, exist_ok=True)
         for rnd in range(args.repeats):
             for shape, t in targets.items():
-                if shape == "empty" and rnd > 0:
-                    continue  # start-up, taken once per backend: it is a correction, not a figure
+                if shape == "empty" and rnd >= args.startup_rounds:
+                    continue
                 for c in chosen:
                     if not c.runs_on(shape) or (c.key, shape) in cannot or (c.needs, shape) in cannot:
                         continue

@@ -29,9 +29,10 @@ TABLE_SPEC: dict[str, Any] = {
 }
 LARGE_TEXT_BYTES = 100_000
 
-#: Items per shape at each --scale: about 8 MB a shape in full, about 2.4 MB reduced.
+#: Items per shape at each --scale: 8 MB of small and wide items and 30 MB of large ones in full (ours
+#: converts large items at about 100 MB per CPU-second: fewer would be mostly start-up), 2.4 MB reduced.
 COUNTS: dict[str, dict[str, int]] = {
-    "full": {"small": 20_000, "wide": 2_000, "large": 80, "empty": 0},
+    "full": {"small": 20_000, "wide": 2_000, "large": 300, "empty": 0},
     "small": {"small": 6_000, "wide": 600, "large": 24, "empty": 0},
 }
 
