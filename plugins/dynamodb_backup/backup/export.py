@@ -46,6 +46,7 @@ from dynamodb_backup.aws.s3writer import RollingWriter, S3ObjectWriter, WrittenO
 from dynamodb_backup.aws.tableinfo import describe_table
 from dynamodb_backup.aws.throttle import CapacityWatcher, TokenBucket
 from dynamodb_backup.aws.usage import UsageTimeline
+from dynamodb_backup.backup.heap import return_large_buffers_to_the_os
 from dynamodb_backup.backup.plan import WorkerShare
 from dynamodb_backup.backup.scan import prefetched, scan_segment, wire_key_to_client
 from dynamodb_backup.formats.codec.datapipeline import encode_item, encode_wire_item
@@ -226,6 +227,7 @@ def export_share(
     ``current_rate`` (optional) re-reads this worker's rate from the table's
     current capacity; it is polled about once a minute.
     """
+    return_large_buffers_to_the_os()
     started = utcnow()
     bucket = bucket or TokenBucket(rate=share.read_rate)
     charged_before = bucket.charged

@@ -34,6 +34,7 @@ from dynamodb_backup.backup.export import (
     usable_checkpoint,
     utcnow,
 )
+from dynamodb_backup.backup.heap import return_large_buffers_to_the_os
 from dynamodb_backup.errors import BackupFolderError, CodecError
 from dynamodb_backup.formats.codec.datapipeline import is_blank
 from dynamodb_backup.formats.codec.native import decode_native_record, full_export_line_to_datapipeline
@@ -102,6 +103,7 @@ def convert_share(
     s3: Any, table: str, folder: S3Location, share: ConvertShare, settings: ExportSettings, *, write: bool = True,
 ) -> WorkerResult:
     """Convert (or, with ``write=False``, only verify) every file of ``share`` into ``folder``."""
+    return_large_buffers_to_the_os()
     started = utcnow()
     extra = owner_extra(settings.put_extra)
     present = list_folder(s3, folder) if write else {}
