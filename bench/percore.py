@@ -254,6 +254,14 @@ def dynamodump_binary() -> Path | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # Contenders run in a work folder: a relative copy's path would name nothing there (and Python
+    # would quietly import this checkout's dynamodb_backup instead).
+    for name in ("before", "ours_from"):
+        path = getattr(args, name)
+        if path is not None:
+            if not (path / "plugins" / "dynamodb_backup").is_dir():
+                raise SystemExit(f"--{name.replace('_', '-')} {path}: no plugins/dynamodb_backup in it")
+            setattr(args, name, path.resolve())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     for noisy in ("botocore", "boto3", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
