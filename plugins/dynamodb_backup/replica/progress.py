@@ -16,14 +16,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from botocore.exceptions import ClientError
 
 from dynamodb_backup.aws.retry import call_with_retries
-from dynamodb_backup.errors import BackupFolderError
 from dynamodb_backup.formats.layout import S3Location
-from dynamodb_backup.repository.reader import read_small
-from dynamodb_backup.repository.streamprogress import keys_under, stream_location
+from dynamodb_backup.repository.streamprogress import (
+    parse_record,
+    put_record,
+    record_json,
+    records_under,
+    stream_location,
+)
 
 REPLICAS_FOLDER = "_replicas"
 
@@ -59,15 +62,11 @@ class ReplicaProgress:
     updated_at: str = ""
 
     def to_json(self) -> bytes:
-        return orjson.dumps(self.__dict__, option=orjson.OPT_SORT_KEYS)
+        return record_json(self)
 
     @classmethod
     def from_json(cls, data: bytes, url: str) -> ReplicaProgress:
-        try:
-            raw = orjson.loads(data)
-            return cls(**{k: raw[k] for k in cls.__dataclass_fields__ if k in raw})
-        except (orjson.JSONDecodeError, TypeError, KeyError) as exc:
-            raise BackupFolderError(f"{url}: not a replica progress object ({exc})") from None
+        return parse_record(cls, data, url, "replica progress object")
 
     def lag_seconds(self, now: datetime | None = None) -> float | None:
         """Seconds behind the source: now minus the newest change written (None: nothing written yet)."""
@@ -89,15 +88,10 @@ def load_progress(s3: Any, base: S3Location, table: str, name: str) -> ReplicaPr
 
 def save_progress(s3: Any, base: S3Location, progress: ReplicaProgress) -> None:
     progress.updated_at = datetime.now(UTC).isoformat()
-    key, body = replica_key(base, progress.table, progress.replica), progress.to_json()
-    call_with_retries(lambda: s3.put_object(Bucket=base.bucket, Key=key, Body=body, ContentType="application/json"))
+    put_record(s3, base.bucket, replica_key(base, progress.table, progress.replica), progress)
 
 
 def list_replicas(s3: Any, base: S3Location, table: str) -> list[ReplicaProgress]:
     """Every replica's progress for ``table``."""
     folder = stream_location(base, table).key(REPLICAS_FOLDER + "/")
-    found = []
-    for key, _ in keys_under(s3, base.bucket, folder):
-        if key.endswith(".json"):
-            found.append(ReplicaProgress.from_json(read_small(s3, base.bucket, key), f"s3://{base.bucket}/{key}"))
-    return found
+    return records_under(s3, base.bucket, folder, ReplicaProgress, "replica progress object")

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
@@ -26,6 +26,11 @@ from dynamodb_backup.formats.codec.validate import show
 from dynamodb_backup.formats.layout import S3Location
 from dynamodb_backup.repository.keyschema import KeyRules
 from dynamodb_backup.repository.reader import read_small
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+Record = TypeVar("Record", bound="DataclassInstance")
 
 STREAM_FOLDER = "stream"
 PROGRESS_FOLDER = "_progress"
@@ -87,16 +92,11 @@ class ShardProgress:
     format: int = FORMAT_VERSION
 
     def to_json(self) -> bytes:
-        return orjson.dumps({k: v for k, v in self.__dict__.items()}, option=orjson.OPT_SORT_KEYS)
+        return record_json(self)
 
     @classmethod
     def from_json(cls, data: bytes, url: str) -> ShardProgress:
-        try:
-            raw = orjson.loads(data)
-            known = {k: raw[k] for k in cls.__dataclass_fields__ if k in raw}
-            return cls(**known)
-        except (orjson.JSONDecodeError, TypeError, KeyError) as exc:
-            raise BackupFolderError(f"{url}: not a stream progress object ({exc})") from None
+        return parse_record(cls, data, url, "stream progress object")
 
     @property
     def rules(self) -> KeyRules:
@@ -126,19 +126,34 @@ class GapMarker:
     format: int = FORMAT_VERSION
 
     def to_json(self) -> bytes:
-        return orjson.dumps(self.__dict__, option=orjson.OPT_SORT_KEYS)
+        return record_json(self)
 
     @classmethod
     def from_json(cls, data: bytes, url: str) -> GapMarker:
-        try:
-            raw = orjson.loads(data)
-            return cls(**{k: raw[k] for k in cls.__dataclass_fields__ if k in raw})
-        except (orjson.JSONDecodeError, TypeError, KeyError) as exc:
-            raise BackupFolderError(f"{url}: not a stream gap marker ({exc})") from None
+        return parse_record(cls, data, url, "stream gap marker")
 
     @property
     def detected_seconds(self) -> int:
         return int(datetime.fromisoformat(self.detected_at).timestamp())
+
+
+def record_json(record: DataclassInstance) -> bytes:
+    """A progress object or marker as stored: its fields, keys sorted."""
+    return orjson.dumps(record.__dict__, option=orjson.OPT_SORT_KEYS)
+
+
+def parse_record(cls: type[Record], data: bytes, url: str, what: str) -> Record:
+    """``cls`` from a stored JSON object; fields it does not know (a newer writer's) are left out."""
+    try:
+        raw = orjson.loads(data)
+        return cls(**{f.name: raw[f.name] for f in fields(cls) if f.name in raw})
+    except (orjson.JSONDecodeError, TypeError, KeyError) as exc:
+        raise BackupFolderError(f"{url}: not a {what} ({exc})") from None
+
+
+def put_record(s3: Any, bucket: str, key: str, record: DataclassInstance) -> None:
+    body = record_json(record)
+    call_with_retries(lambda: s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json"))
 
 
 def keys_under(s3: Any, bucket: str, prefix: str) -> Iterator[tuple[str, int]]:
@@ -147,38 +162,34 @@ def keys_under(s3: Any, bucket: str, prefix: str) -> Iterator[tuple[str, int]]:
             yield obj["Key"], int(obj.get("Size", 0))
 
 
+def records_under(s3: Any, bucket: str, folder: str, cls: type[Record], what: str) -> list[Record]:
+    """Every ``.json`` object under ``folder`` as a ``cls``, in key order."""
+    return [parse_record(cls, read_small(s3, bucket, key), f"s3://{bucket}/{key}", what)
+            for key, _ in sorted(keys_under(s3, bucket, folder)) if key.endswith(".json")]
+
+
 def read_progress(s3: Any, base: S3Location, table: str) -> dict[str, ShardProgress]:
     """Every shard's progress object, by shard id."""
     folder = stream_location(base, table).key(PROGRESS_FOLDER + "/")
-    found: dict[str, ShardProgress] = {}
-    for key, _ in keys_under(s3, base.bucket, folder):
-        if key.endswith(".json"):
-            progress = ShardProgress.from_json(read_small(s3, base.bucket, key), f"s3://{base.bucket}/{key}")
-            found[progress.shard_id] = progress
-    return found
+    return {p.shard_id: p for p in records_under(s3, base.bucket, folder, ShardProgress, "stream progress object")}
 
 
 def write_progress(s3: Any, base: S3Location, progress: ShardProgress) -> None:
     progress.updated_at = datetime.now(UTC).isoformat()
-    key = progress_key(base, progress.table, progress.shard_id)
-    body = progress.to_json()
-    call_with_retries(lambda: s3.put_object(Bucket=base.bucket, Key=key, Body=body,
-                                            ContentType="application/json"))
+    put_record(s3, base.bucket, progress_key(base, progress.table, progress.shard_id), progress)
 
 
 def read_gaps(s3: Any, base: S3Location, table: str) -> list[GapMarker]:
     """Every gap marker of the table, oldest first."""
     folder = stream_location(base, table).key(GAPS_FOLDER + "/")
-    return [GapMarker.from_json(read_small(s3, base.bucket, key), f"s3://{base.bucket}/{key}")
-            for key, _ in sorted(keys_under(s3, base.bucket, folder)) if key.endswith(".json")]
+    return records_under(s3, base.bucket, folder, GapMarker, "stream gap marker")
 
 
 def write_gap(s3: Any, base: S3Location, gap: GapMarker) -> str:
     """Store ``gap`` under a name from its detection time; returns the key (rewritten to add ``base``)."""
     key = gap_key(base, gap.table, datetime.fromisoformat(gap.detected_at), gap.kind,
                   gap.shard_id or gap.stream_arn.rsplit("/", 1)[-1])
-    body = gap.to_json()
-    call_with_retries(lambda: s3.put_object(Bucket=base.bucket, Key=key, Body=body, ContentType="application/json"))
+    put_record(s3, base.bucket, key, gap)
     return key
 
 
