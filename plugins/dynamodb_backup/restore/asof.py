@@ -126,6 +126,29 @@ def _validate_link(make_client: ClientFactory, link: LinkFiles, rules: KeyRules)
     return validate_link_files(make_client("s3"), link.folder.bucket, link.files, rules)
 
 
+def validate_links(make_client: ClientFactory, links: list[LinkFiles], rules: KeyRules,
+                   processes: int = 1) -> list[LinkReport]:
+    """Read and check every link's files (side by side), one report per link in order."""
+    every_file = [file for link in links for file in link.files]
+    reports = _side_by_side(processes, every_file, _validate_link, [(make_client, link, rules) for link in links])
+    for link, report in zip(links, reports, strict=True):
+        log.info("%s: %d changes valid (%d puts, %d deletes)", link.describe(), report.changes, report.puts,
+                 report.deletes)
+    return reports
+
+
+def compare_with_table(table: str, expected: BucketedDigest, found: BucketedDigest, *,
+                       was_empty: bool) -> VerifyReport:
+    """The target's digest against the expected one; a target that held items before is compared by count."""
+    mine, theirs = expected.total(), found.total()
+    report = VerifyReport(table=table, backup_items=mine.count, table_items=theirs.count,
+                          backup_digest=mine.hexdigest(), table_digest=theirs.hexdigest(), compared_digests=was_empty,
+                          match=mine == theirs if was_empty else theirs.count >= mine.count)
+    if not was_empty:
+        report.notes.append("the target held items before the restore, so only counts were compared")
+    return report
+
+
 def _apply_share(make_client: ClientFactory, request: RestoreRequest, folder: S3Location, files: list[SourceFile],
                  rules: KeyRules, rate: float, share: float, label: str) -> ApplyResult:
     dynamodb, s3 = make_client("dynamodb"), make_client("s3")
@@ -165,13 +188,8 @@ def verify_described(dynamodb: Any, s3: Any, table: str, source: BackupSource, l
     names = rules.key_names
     rate = read_rate or default_read_rate(dynamodb, table)
     found = table_digest(dynamodb, table, segments, key_names=names, read_rate=rate, consistent=True)
-    mine, theirs = expected.total(), found.total()
-    report = VerifyReport(table=table, backup_items=mine.count, table_items=theirs.count,
-                          backup_digest=mine.hexdigest(), table_digest=theirs.hexdigest(), compared_digests=was_empty,
-                          match=mine == theirs if was_empty else theirs.count >= mine.count)
-    if not was_empty:
-        report.notes.append("the target held items before the restore, so only counts were compared")
-    elif not report.match:
+    report = compare_with_table(table, expected, found, was_empty=was_empty)
+    if was_empty and not report.match:
         def described(mask: bytearray, _sample: Sample) -> dict[tuple[str, ...], int]:
             ours: dict[tuple[str, ...], int] = {}
             for _, item in backup_items(s3, source):
@@ -219,12 +237,7 @@ def run_as_of(make_client: ClientFactory, request: RestoreRequest, base: S3Locat
     request = replace(request, folder=chain.full.folder)
     links = plan_links(s3, chain)
     prepared = prepare_restore(make_client, request, processes)
-    every_file = [file for link in links for file in link.files]
-    reports = _side_by_side(processes, every_file, _validate_link, [(make_client, link, prepared.rules)
-                                                                     for link in links])
-    for link, report in zip(links, reports, strict=True):
-        log.info("%s: %d changes valid (%d puts, %d deletes)", link.describe(), report.changes, report.puts,
-                 report.deletes)
+    reports = validate_links(make_client, links, prepared.rules, processes)
     target = ensure_restore_target(make_client, request, prepared)
     say_pace(describe_table(make_client("dynamodb"), request.table), request, prepared,
              creating=bool(target["created"]))

@@ -29,11 +29,11 @@ from dynamodb_backup.repository.inspection import BackupSource, SourceFile
 from dynamodb_backup.repository.keyschema import KeyRules
 from dynamodb_backup.restore.asof import (
     LinkFiles,
-    _side_by_side,
-    _validate_link,
     apply_links,
+    compare_with_table,
     described_digest,
     plan_links,
+    validate_links,
 )
 from dynamodb_backup.restore.job import (
     ClientCache,
@@ -168,8 +168,7 @@ def run_stream_as_of(make_client: ClientFactory, request: RestoreRequest, base: 
     request = replace(request, folder=plan.chain.full.folder)
     links = plan_links(s3, plan.chain)
     prepared = prepare_restore(make_client, request, processes)
-    files = [file for link in links for file in link.files]
-    reports = _side_by_side(processes, files, _validate_link, [(make_client, link, prepared.rules) for link in links])
+    reports = validate_links(make_client, links, prepared.rules, processes)
     stream = validate_stream(s3, plan, prepared.rules)
     target = ensure_restore_target(make_client, request, prepared)
     dynamodb = make_client("dynamodb")
@@ -217,13 +216,8 @@ def verify_stream_state(dynamodb: Any, s3: Any, table: str, source: BackupSource
     expected = stream_digest(base, base_items, stream)
     found = table_digest(dynamodb, table, 4, key_names=rules.key_names, read_rate=default_read_rate(dynamodb, table),
                          consistent=True)
-    mine, theirs = expected.total(), found.total()
-    report = VerifyReport(table=table, backup_items=mine.count, table_items=theirs.count,
-                          backup_digest=mine.hexdigest(), table_digest=theirs.hexdigest(), compared_digests=was_empty,
-                          match=mine == theirs if was_empty else theirs.count >= mine.count)
-    if not was_empty:
-        report.notes.append("the target held items before the restore, so only counts were compared")
-    elif not report.match:
+    report = compare_with_table(table, expected, found, was_empty=was_empty)
+    if was_empty and not report.match:
         report.notes.append(f"{len(expected.differing(found))} of 256 key-hash buckets differ")
     log.info("%s", report.summary().replace("in the backup", "in the state the base and the stream describe"))
     return report
