@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -38,19 +39,26 @@ class Killed(BaseException):
 
 
 class DyingClient:
-    """A DynamoDB client whose process dies on the BatchWriteItem that would take the writes that reached the
-    table past ``die_after``, before that call is sent; ``written`` counts the requests that reached it."""
+    """A DynamoDB client whose process dies on the BatchWriteItem that would take the writes sent to the table
+    past ``die_after``, before that call is sent; ``written`` counts the requests that reached it. The
+    replica's writer lanes call it at once: once dead, no lane sends anything more (as after a SIGKILL)."""
 
     def __init__(self, client: Any, die_after: int) -> None:
-        self.client, self.die_after, self.kills, self.written = client, die_after, 0, 0
+        self.client, self.die_after, self.kills, self.written, self.sent = client, die_after, 0, 0, 0
+        self.lock = threading.Lock()
 
     def batch_write_item(self, **kwargs: Any) -> Any:
-        if self.written + sum(len(v) for v in kwargs["RequestItems"].values()) > self.die_after:
-            self.kills += 1
-            raise Killed()
+        with self.lock:
+            if self.kills:
+                raise Killed()
+            self.sent += sum(len(v) for v in kwargs["RequestItems"].values())
+            if self.sent > self.die_after:
+                self.kills += 1
+                raise Killed()
         answer = self.client.batch_write_item(**kwargs)
-        self.written += sum(len(v) for v in kwargs["RequestItems"].values()) - sum(
-            len(v) for v in (answer.get("UnprocessedItems") or {}).values())
+        with self.lock:
+            self.written += sum(len(v) for v in kwargs["RequestItems"].values()) - sum(
+                len(v) for v in (answer.get("UnprocessedItems") or {}).values())
         return answer
 
     def __getattr__(self, name: str) -> Any:

@@ -5,9 +5,13 @@
 
 Why this way:
 
-* Order per key: one writer, batches written one after another, a batch never names a key
-  twice, shards parents first. A child shard waits until its parent is read to its end.
-* Idempotent after a crash: progress is saved only after the writes it covers succeeded. A
+* Order per key: changes go to writer lanes (``replica.lanes``) by a hash of their key, so one
+  key's changes are written by one lane, in sequence order; the lanes write at once, sharing
+  the write ratio. Shards go parents first, every lane done with a shard before the next: a
+  child shard waits until its parent is read to its end.
+* Listing: a pass lists each shard's segments from the one holding its last applied record on
+  (``repository.segments.list_segments_from``), not every segment kept.
+* Idempotent after a crash: progress is saved only after every lane wrote the changes it covers. A
   run that died between a write and its progress writes those changes again, in the same
   order: a put writes the whole new image and a delete removes the key, so the replica ends
   in the same state as if nothing had happened.
@@ -30,10 +34,10 @@ from dynamodb_backup.aws.throttle import TokenBucket
 from dynamodb_backup.backup.plan import DEFAULT_ON_DEMAND_CAPACITY, check_ratio
 from dynamodb_backup.errors import ParameterError
 from dynamodb_backup.formats.layout import S3Location
-from dynamodb_backup.loading.load import BatchWriter
+from dynamodb_backup.replica.lanes import DEFAULT_LANES, WriterLanes
 from dynamodb_backup.replica.progress import ReplicaProgress, load_progress, save_progress
 from dynamodb_backup.repository.keyschema import KeyRules, key_description
-from dynamodb_backup.repository.segments import ShardSegments, list_segments, shard_changes
+from dynamodb_backup.repository.segments import ShardSegments, list_segments_from, shard_changes
 from dynamodb_backup.repository.streamprogress import read_gaps, sequence_value
 from dynamodb_backup.restore.steps import write_rate
 from dynamodb_backup.restore.streamchain import at
@@ -52,6 +56,8 @@ class ReplicaTarget:
     table: str
     write_ratio: float = 0.5
     on_demand_capacity: float = DEFAULT_ON_DEMAND_CAPACITY
+    lanes: int = DEFAULT_LANES
+    """Writers at once (keys partitioned by hash among them); 1 writes one batch at a time."""
 
 
 @dataclass
@@ -117,42 +123,51 @@ def _unread_segments(shard: ShardSegments, after: str | None) -> list[Any]:
             if nxt is None or sequence_value(nxt.first_sequence) > last]
 
 
-def apply_pass(s3: Any, base: S3Location, progress: ReplicaProgress, target: ReplicaTarget, writer: BatchWriter,
+def apply_pass(s3: Any, base: S3Location, progress: ReplicaProgress, target: ReplicaTarget, lanes: WriterLanes,
                report: ReplicaReport, rules: KeyRules | None = None,
                after_segment: Callable[[], None] | None = None) -> int:
-    """Apply every stored change not applied yet; save progress after each segment (then ``after_segment``,
-    which says where the replica is when due). Returns changes applied."""
-    shards = list_segments(s3, base, progress.table)
+    """Apply every stored change not applied yet, a segment at a time: its changes go to the lanes, which
+    write them at once, and progress is saved when every lane is done (a segment of the tail's 2 s flush
+    holds seconds of writes: enough for every lane). After each segment ``after_segment`` says where the
+    replica is when due. Returns changes applied."""
+    shards = list_segments_from(s3, base, progress.table, progress.segment_starts)
     rules = rules or check_keys(shards, target)
     finished = {s.shard_id for s in shards if s.progress is not None and s.progress.finished}
     known = {s.shard_id for s in shards}
-    applied, report.waiting = 0, []
+    report.waiting = []
+    handed, applied = [0], [0]
+
+    def commit() -> None:
+        if not handed[0]:
+            return
+        lanes.apply()  # every lane wrote its share before the progress that covers it is saved
+        progress.applied += handed[0]
+        report.applied += handed[0]
+        applied[0] += handed[0]
+        handed[0] = 0
+        save_progress(s3, base, progress)
+
     for shard in shards:
         parent = shard.progress.parent_shard_id if shard.progress else None
         if shard.progress is None or (parent in known and parent not in finished):  # no lineage, or a parent first
             report.waiting.append(shard.shard_id)
             continue
         for segment in _unread_segments(shard, progress.shards.get(shard.shard_id)):
-            count = 0
             for origin, stored in shard_changes(s3, base.bucket, [segment], rules, progress.shards.get(shard.shard_id)):
                 if stored.change.new is not None:
-                    writer.put(stored.change.new, origin)
+                    lanes.put(stored.change.new, origin)
                     report.puts += 1
                 else:
-                    writer.delete(stored.change.keys, origin)
+                    lanes.delete(stored.change.keys, origin)
                     report.deletes += 1
-                count += 1
+                handed[0] += 1
                 progress.shards[shard.shard_id] = stored.sequence
+                progress.segment_starts[shard.shard_id] = segment.first_sequence
                 progress.newest_seconds = max(progress.newest_seconds or 0, stored.seconds)
-            if count:
-                writer.flush()  # the writes succeed before the progress that covers them is saved
-                progress.applied += count
-                report.applied += count
-                applied += count
-                save_progress(s3, base, progress)
+            commit()  # so a shard's changes are all written before the next shard's (its children) are handed over
             if after_segment:
                 after_segment()
-    return applied
+    return applied[0]
 
 
 def _describe(progress: ReplicaProgress, report: ReplicaReport) -> ReplicaReport:
@@ -175,8 +190,17 @@ def replicate(s3: Any, base: S3Location, table: str, target: ReplicaTarget, repl
     if progress.to_table != target.table:
         raise ParameterError(f"replica {replica}: its progress is for table {progress.to_table}, not {target.table}")
     rate = write_rate(describe_table(target.dynamodb, target.table), target.write_ratio, target.on_demand_capacity)
-    writer = BatchWriter(target.dynamodb, target.table, [], TokenBucket(rate))
-    report = ReplicaReport(table, target.table, replica)
+    lanes = WriterLanes(target.dynamodb, target.table, [], TokenBucket(rate), target.lanes)
+    try:
+        return _follow(s3, base, table, target, progress, lanes, rate, for_seconds, poll_seconds, once, clock, sleep)
+    finally:
+        lanes.close()
+
+
+def _follow(s3: Any, base: S3Location, table: str, target: ReplicaTarget, progress: ReplicaProgress,
+            lanes: WriterLanes, rate: float, for_seconds: float, poll_seconds: float, once: bool,
+            clock: Callable[[], float], sleep: Callable[[float], None]) -> ReplicaReport:
+    report = ReplicaReport(table, target.table, progress.replica)
     rules: KeyRules | None = None
     deadline, said = clock() + for_seconds, [clock()]
 
@@ -184,15 +208,15 @@ def replicate(s3: Any, base: S3Location, table: str, target: ReplicaTarget, repl
         if clock() - said[0] >= REPORT_SECONDS:
             log.info("%s", _describe(progress, report).line())
             said[0] = clock()
-    log.info("replica %s of %s: following s3://%s/%s at %.0f write units/s (progress: %d changes applied)",
-             target.table, table, base.bucket, base.key(table), rate, progress.applied)
+    log.info("replica %s of %s: following s3://%s/%s at %.0f write units/s, %d lanes (progress: %d changes "
+             "applied)", target.table, table, base.bucket, base.key(table), rate, target.lanes, progress.applied)
     while True:
         if rules is None:
-            shards = list_segments(s3, base, table)
+            shards = list_segments_from(s3, base, table, progress.segment_starts)
             if shards:
                 rules = check_keys(shards, target)
-                writer.key_names = rules.key_names
-        applied = apply_pass(s3, base, progress, target, writer, report, rules, say_when_due) if rules else 0
+                lanes.key_names = rules.key_names
+        applied = apply_pass(s3, base, progress, target, lanes, report, rules, say_when_due) if rules else 0
         report.passes += 1
         if once or clock() >= deadline:
             break

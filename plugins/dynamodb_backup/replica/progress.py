@@ -54,6 +54,9 @@ class ReplicaProgress:
     to_endpoint: str | None = None
     shards: dict[str, str] = field(default_factory=dict)
     """shard id -> the last sequence number written to the replica."""
+    segment_starts: dict[str, str] = field(default_factory=dict)
+    """shard id -> the first sequence number of the segment holding that record: the next pass lists the
+    shard's segments from there on only (ListObjectsV2 StartAfter), not every segment kept."""
     newest_seconds: int | None = None
     """ApproximateCreationDateTime of the newest change written (the lag is now minus this)."""
     applied: int = 0

@@ -28,13 +28,15 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import orjson
 
+from dynamodb_backup.aws.retry import call_with_retries
 from dynamodb_backup.errors import BackupFolderError, CodecError
 from dynamodb_backup.formats.codec import is_blank
 from dynamodb_backup.formats.codec.datapipeline import load_json_object
@@ -193,6 +195,43 @@ def list_segments(s3: Any, base: S3Location, table: str) -> list[ShardSegments]:
         log.warning("s3://%s/%s/%s: segments without a progress object (lineage unknown)",
                     base.bucket, folder.key(""), shard_id)
         result.append(ShardSegments(shard_id, None, sorted(by_shard[shard_id], key=lambda r: r.first_sequence)))
+    return result
+
+
+def keys_after(s3: Any, bucket: str, prefix: str, start_after: str | None) -> Iterator[tuple[str, int]]:
+    """``(key, size)`` under ``prefix`` that sort after ``start_after`` (ListObjectsV2 StartAfter; None: all)."""
+    request: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+    if start_after:
+        request["StartAfter"] = start_after
+    while True:
+        page = call_with_retries(partial(s3.list_objects_v2, **request))
+        for obj in page.get("Contents", []):
+            yield obj["Key"], int(obj.get("Size", 0))
+        if not page.get("IsTruncated"):
+            return
+        request = {"Bucket": bucket, "Prefix": prefix, "ContinuationToken": page["NextContinuationToken"]}
+
+
+def list_segments_from(s3: Any, base: S3Location, table: str, starts: Mapping[str, str]) -> list[ShardSegments]:
+    """Shards with progress, in lineage order, each with its segments from ``starts[shard]`` on.
+
+    ``starts``: shard id -> the first sequence number of the oldest segment still wanted (the one
+    holding the reader's last record: a retried tail may have rewritten it longer). Segment names
+    sort by sequence number, so one ListObjectsV2 per shard with StartAfter returns only that
+    segment and newer ones: a follower's listing stays as small as what is new, however many old
+    segments are kept. Shards without progress (lineage unknown) are left out.
+    """
+    folder = stream_location(base, table)
+    result = []
+    for progress in lineage_order(read_progress(s3, base, table).values()):
+        prefix = folder.key(progress.shard_id + "/")
+        start = starts.get(progress.shard_id)
+        refs = []
+        for key, size in keys_after(s3, base.bucket, prefix, prefix + padded_sequence(start) if start else None):
+            match = _SEGMENT_RE.match(key[len(prefix):])
+            if match:
+                refs.append(SegmentRef(key, progress.shard_id, match.group(1), size))
+        result.append(ShardSegments(progress.shard_id, progress, sorted(refs, key=lambda r: r.first_sequence)))
     return result
 
 
