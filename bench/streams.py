@@ -56,13 +56,15 @@ from bench.streams_figures import (  # noqa: E402
 from bench.streams_load import PROBE_EVERY, CountingS3Proxy, Sampler, Workload, client, create_table  # noqa: E402
 from bench.streams_results import machine, print_saved, save  # noqa: E402
 from dynamodb_backup.formats.layout import S3Location  # noqa: E402
+from dynamodb_backup.operators.stream import REPLICA_FLUSH_SECONDS  # noqa: E402
 from dynamodb_backup.streams.segmentwriter import DEFAULT_FLUSH_SECONDS  # noqa: E402
 from local_aws import DDBLOCAL, DYNALITE, free_port, start_moto, start_pitr  # noqa: E402
 
 BACKENDS = ("ddblocal", "journal")
 #: The tail's ``--flush-every`` and the replica's ``--poll``: the defaults, the fastest each takes, and the
-#: tail's former default of a whole minute.
-CONFIGS = {"default": (f"{DEFAULT_FLUSH_SECONDS:.0f}s", "2s"), "fast": ("1s", "1s"), "minute": ("60s", "2s")}
+#: tail's former default of a whole minute, and the stream DAG's flush when the table has a replica.
+CONFIGS = {"default": (f"{DEFAULT_FLUSH_SECONDS:.0f}s", "2s"), "fast": ("1s", "1s"), "minute": ("60s", "2s"),
+           "replica": (f"{REPLICA_FLUSH_SECONDS:.0f}s", "2s")}
 BUCKET = "bench-streams"
 TAIL_LINE = re.compile(r"stream \S+: ([\d,]+) records \(([\d,]+) stored\), ([\d,]+) segments")
 REPLICA_LINE = re.compile(r"(\d+) changes applied")

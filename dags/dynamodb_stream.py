@@ -19,7 +19,7 @@ from airflow.sdk import DAG, Param
 from dynamodb_backup.config import NOTICES_OFF_TAG, TableBackup, load_backups, notices_doc
 from dynamodb_backup.operators.notify import failure_notifier
 from dynamodb_backup.operators.replica import ReplicateOperator, replica_asset
-from dynamodb_backup.operators.stream import StreamTailOperator
+from dynamodb_backup.operators.stream import REPLICA_FLUSH_SECONDS, StreamTailOperator
 from dynamodb_backup.replica.settings import ReplicaSettings
 
 BACKUPS_FILE = Path(
@@ -52,6 +52,8 @@ def stream_dag(backup: TableBackup) -> DAG | None:
         StreamTailOperator(
             task_id="tail", table=backup.table, bucket=backup.bucket, prefix=backup.prefix,
             aws_conn_id=backup.aws_conn_id, run_seconds="{{ params.run_seconds }}", put_extra=put_extra,
+            # with a replica, segments close every 2 s (not 30) so the replica's lag can stay within seconds
+            **({"flush_seconds": REPLICA_FLUSH_SECONDS} if backup.replicate_to else {}),
             sns_topic_arn=backup.failure_sns_topic_arn, http_conn_id=backup.failure_http_conn_id,
             on_failure_callback=notify,
         )

@@ -32,6 +32,17 @@ def test_replicate_to_adds_the_replica_beside_the_tail(monkeypatch: pytest.Monke
     assert (replicate.to_table, replicate.to_region, replicate.to_conn_id, replicate.write_ratio) == (
         "Orders-eu", "eu-west-1", "replica_account", 0.25)
     assert [asset.uri for asset in replicate.outlets] == ["s3://bkt/ddb/Orders/stream/_replicas/Orders-eu"]
+    # With a replica the tail closes segments every 2 s, so the replica's lag can stay within seconds.
+    assert dag.task_dict["tail"].flush_seconds == 2.0
+
+
+def test_without_a_replica_the_tail_keeps_its_default_flush(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from dynamodb_backup.streams.segmentwriter import DEFAULT_FLUSH_SECONDS
+
+    bag = _bag(monkeypatch, tmp_path, {"table": "Orders", "stream": True})
+    assert not bag.import_errors, bag.import_errors
+    tail = bag.dags["dynamodb_stream_Orders"].task_dict["tail"]
+    assert tail.flush_seconds == DEFAULT_FLUSH_SECONDS != 2.0
 
 
 def test_replicate_to_needs_a_stream_and_a_table(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
