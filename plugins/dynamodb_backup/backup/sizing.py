@@ -84,11 +84,12 @@ class PerCore:
 #: Measured 2026-12-05 on the bench shapes (small 409 B of every type, wide 4 KB of nested maps, large
 #: 100 KB of text), one worker in-process, gzip, CPU of all its threads, min of 2, against DynamoDB
 #: Local and moto on a shared 2-core machine. The restore is as a user runs it: validation, load and
-#: verification. Figures and method: docs/workers-per-terabyte.md.
+#: verification. The large shape was measured again with backup/heap.py's fixed mmap threshold (it
+#: costs CPU on large items); the small and wide ones before it. Figures: docs/workers-per-terabyte.md.
 MEASURED = PerCore(
-    export=CpuCost(((409, 38.0e-6), (3_997, 585e-6), (100_027, 629e-6))),
-    restore=CpuCost(((409, 202e-6), (3_997, 1_884e-6), (100_027, 1_541e-6))),
-    convert=CpuCost(((409, 15.9e-6), (3_997, 202e-6), (100_027, 703e-6))),
+    export=CpuCost(((409, 38.0e-6), (3_997, 585e-6), (100_027, 783e-6))),
+    restore=CpuCost(((409, 202e-6), (3_997, 1_884e-6), (100_027, 1_474e-6))),
+    convert=CpuCost(((409, 15.9e-6), (3_997, 202e-6), (100_027, 826e-6))),
     source="the constants measured for issue 24 (backup/sizing.py MEASURED)",
 )
 
