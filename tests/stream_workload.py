@@ -23,11 +23,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from dynamodb_backup.formats.codec import item_digest, key_of
+from dynamodb_backup.formats.codec import key_of
 from dynamodb_backup.formats.layout import S3Location
 from dynamodb_backup.repository.keyschema import key_description
 from dynamodb_backup.repository.segments import encode_stream_record, segment_key
 from dynamodb_backup.repository.streamprogress import ShardProgress, write_progress
+from incremental_history import digests as digests  # the tests compare tables as the incremental tests do
+from incremental_history import scan_all as scan_all
 
 KEYS = ["pk", "sk"]
 Key = tuple[str, ...]
@@ -45,18 +47,6 @@ def create_stream_table(ddb: Any, name: str, pitr: bool = True) -> None:
     if pitr:
         ddb.update_continuous_backups(TableName=name,
                                       PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True})
-
-
-def digests(items: list[dict[str, Any]] | dict[Key, dict[str, Any]]) -> dict[Key, int]:
-    values = items.values() if isinstance(items, dict) else items
-    return {key_of(item, KEYS): item_digest(item) for item in values}
-
-
-def scan_all(ddb: Any, table: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    for page in ddb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
-        items += page["Items"]
-    return items
 
 
 def next_second() -> int:
