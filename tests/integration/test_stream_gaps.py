@@ -7,11 +7,13 @@ that the base is whole again: the new base plus the records stored after the bre
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -141,26 +143,40 @@ def test_a_stream_turned_off_and_on_is_a_gap(where: str, journal_streams: Any, s
     assert state == scan_all(ddb, table_name)
 
 
+def _tail_around(server: Any, s3: Any, base: S3Location, table: str, seconds: float, fault: Callable[[], None],
+                 **settings: Any) -> Any:
+    """Tail for ``seconds`` in a thread; once it has stored a segment (the event, not a sleep), run ``fault``."""
+    results: list[Any] = []
+    running = threading.Thread(target=lambda: results.append(tail(server.url, table, base, seconds, **settings)))
+    running.start()
+    deadline = time.monotonic() + 60
+    while not any(p.records for p in read_progress(s3, base, table).values()):
+        assert time.monotonic() < deadline, "the tail stored nothing"
+        time.sleep(0.05)
+    fault()
+    running.join(timeout=120)
+    assert results, "the tail did not finish"
+    return results[0]
+
+
 def test_expired_iterators_are_asked_again_and_are_no_gap(journal_streams: Any, s3_bucket: str, table_name: str,
-                                                          local_aws: Any) -> None:
+                                                          local_aws: Any, caplog: pytest.LogCaptureFixture) -> None:
     ddb, s3 = _clients(journal_streams, local_aws)
     base = S3Location(s3_bucket, "backups")
     create_streamed_table(ddb, table_name)
     workload = Workload(ddb, table_name, seed=11)
     workload.run(20)
-    results: list[Any] = []
-    running = threading.Thread(target=lambda: results.append(
-        tail(journal_streams.url, table_name, base, 3.0, take_base=False)))
-    running.start()
-    deadline = time.monotonic() + 60
-    while not any(p.records for p in read_progress(s3, base, table_name).values()):  # the event: a segment stored
-        assert time.monotonic() < deadline, "the tail stored nothing"
-        time.sleep(0.05)
-    stream_hook(journal_streams.server.url, "ExpireIterators", TableName=table_name)
-    workload.run(20)
-    running.join(timeout=120)
-    assert results and results[0].breaks == []
-    assert results[0].calls["GetShardIterator"] >= 2  # the one shard's iterator was asked for again
+    caplog.set_level(logging.INFO, logger="dynamodb_backup.streams.tail")
+
+    def expire() -> None:
+        stream_hook(journal_streams.server.url, "ExpireIterators", TableName=table_name)
+        workload.run(20)
+
+    result = _tail_around(journal_streams, s3, base, table_name, 3.0, expire, take_base=False)
+    expired = [r for r in caplog.records if "iterator expired" in r.getMessage()]
+    assert expired, "the tail never met an expired iterator: the fault did not happen"
+    assert result.breaks == []
+    assert result.calls["GetShardIterator"] >= 2  # the one shard's iterator was asked for again
     state, _ = replay(s3, base, table_name)
     assert state == scan_all(ddb, table_name)
 
@@ -173,17 +189,12 @@ def test_a_trim_under_a_running_tail_is_caught_by_get_records(journal_streams: A
     create_streamed_table(ddb, table_name)
     workload = Workload(ddb, table_name, seed=13)
     workload.run(20)
-    results: list[Any] = []
-    running = threading.Thread(target=lambda: results.append(tail(journal_streams.url, table_name, base, 4.0)))
-    running.start()
-    deadline = time.monotonic() + 60
-    while not any(p.records for p in read_progress(s3, base, table_name).values()):  # the event: a segment stored
-        assert time.monotonic() < deadline, "the tail stored nothing"
-        time.sleep(0.05)
-    stream_hook(journal_streams.server.url, "Trim", TableName=table_name)
-    workload.run(20)
-    running.join(timeout=120)
-    [gap] = results[0].breaks
+
+    def trim() -> None:
+        assert stream_hook(journal_streams.server.url, "Trim", TableName=table_name)["TrimmedBefore"]
+        workload.run(20)
+
+    [gap] = _tail_around(journal_streams, s3, base, table_name, 4.0, trim).breaks
     assert gap.kind == "trimmed" and "TrimmedDataAccessException" in gap.message and gap.base["mode"] == "scan"
     state, _ = replay(s3, base, table_name, start=base_items(s3, gap.base["folder"]),
                       after={gap.shard_id: gap.last_sequence})
