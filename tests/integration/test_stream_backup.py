@@ -21,7 +21,7 @@ import pytest
 
 from dynamodb_backup.formats.layout import S3Location
 from dynamodb_backup.repository.segments import list_segments, read_segment
-from dynamodb_backup.repository.streamprogress import read_gaps, read_progress
+from dynamodb_backup.repository.streamprogress import progress_key, read_gaps, read_progress
 from stream_tail_helpers import RULES, Workload, create_streamed_table, replay, scan_all, stream_hook, tail
 
 REPO = Path(__file__).resolve().parents[2]
@@ -65,9 +65,9 @@ def test_a_workload_tailed_into_segments_replays_to_the_table(streams_server: An
         # 1 root, split in 2, each rotated once: 5 shards, the first 3 closed and read to their end.
         assert len(progress) == 5 and sum(p.finished for p in progress.values()) == 3
         order = [s.shard_id for s in list_segments(s3, base, table_name)]
-        for shard in progress.values():
-            if shard.parent_shard_id in progress:
-                assert order.index(shard.parent_shard_id) < order.index(shard.shard_id)
+        links = [(s.parent_shard_id, s.shard_id) for s in progress.values() if s.parent_shard_id in progress]
+        assert len(links) == 4, links  # every shard but the root has its parent stored: none left unchecked
+        assert all(order.index(parent) < order.index(child) for parent, child in links)
     else:
         assert len(progress) == 1  # DynamoDB Local: one shard that never closes
 
@@ -95,6 +95,12 @@ def _env(endpoint: str) -> dict[str, str]:
 def _cli(table: str, bucket: str, duration: str, *extra: str) -> list[str]:
     return [sys.executable, "-m", "dynamodb_backup", "stream", "--table", table, "--to", f"s3://{bucket}/backups",
             "--for", duration, *extra]
+
+
+def _stored_records(s3: Any, base: S3Location, table: str) -> list[str]:
+    """Every line of every stored segment as ``shard/sequence number`` (a record stored twice shows twice)."""
+    return [f"{shard.shard_id}/{change.sequence}" for shard in list_segments(s3, base, table)
+            for ref in shard.segments for _, change in read_segment(s3, base.bucket, ref.key, RULES)]
 
 
 LINE = re.compile(r"stream \S+: ([\d,]+) records \(([\d,]+) stored\)")
@@ -151,11 +157,9 @@ def test_a_sigkill_mid_segment_loses_nothing_and_stores_nothing_twice(streams_se
     state, seen = replay(s3, base, table_name)
     assert state == scan_all(ddb, table_name)
     # No record twice: every line of every stored segment is a distinct (shard, sequence number).
-    lines = [f"{shard.shard_id}/{change.sequence}" for shard in list_segments(s3, base, table_name)
-             for ref in shard.segments for _, change in read_segment(s3, s3_bucket, ref.key, RULES)]
+    lines = _stored_records(s3, base, table_name)
     assert len(lines) == len(set(lines)) == len(seen)
     assert [g.kind for g in read_gaps(s3, base, table_name)] == ["started"]
-
 
 
 def test_a_crash_between_a_segment_and_its_progress_rewrites_the_same_segment(
@@ -163,8 +167,6 @@ def test_a_crash_between_a_segment_and_its_progress_rewrites_the_same_segment(
     """The state a kill between the two PUTs leaves (a segment stored, the progress before it), made exactly:
     the progress objects are put back as they were before the last run. The next run resumes before that
     segment and must replace it under its name, not add a second copy of its records."""
-    from dynamodb_backup.repository.streamprogress import progress_key
-
     _, server = streams_server
     ddb, s3 = server.client("dynamodb", region_name="us-east-1"), local_aws.s3_client()
     base = S3Location(s3_bucket, "backups")
@@ -183,8 +185,7 @@ def test_a_crash_between_a_segment_and_its_progress_rewrites_the_same_segment(
                       Body=progress.to_json())
     workload.run(25)  # so the rerun's first segment holds more than the orphan did
     tail(server.url, table_name, base, 0.8, take_base=False)
-    lines = [f"{shard.shard_id}/{change.sequence}" for shard in list_segments(s3, base, table_name)
-             for ref in shard.segments for _, change in read_segment(s3, s3_bucket, ref.key, RULES)]
+    lines = _stored_records(s3, base, table_name)
     assert len(lines) == len(set(lines))
     state, _ = replay(s3, base, table_name)
     assert state == scan_all(ddb, table_name)
