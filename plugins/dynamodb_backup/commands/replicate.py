@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import re
 
 from dynamodb_backup.backup.plan import DEFAULT_ON_DEMAND_CAPACITY
 from dynamodb_backup.commands import Subparsers, client_for
-from dynamodb_backup.errors import ParameterError
+from dynamodb_backup.commands.stream import parse_duration
 from dynamodb_backup.formats.layout import S3Location, check_table_name
 from dynamodb_backup.replica.apply import ReplicaTarget, replicate
 from dynamodb_backup.replica.progress import replica_id
-
-_DURATION = re.compile(r"^(\d+)(s|m|h)?$")
-
-
-def parse_duration(text: str, flag: str) -> float:
-    """``60s``, ``5m``, ``1h`` or plain seconds."""
-    match = _DURATION.match(text.strip())
-    if not match or int(match.group(1)) <= 0:
-        raise ParameterError(f"{flag}: {text!r} is not a duration such as 60s, 5m or 1h")
-    return float(int(match.group(1)) * {"s": 1, "m": 60, "h": 3600}[match.group(2) or "s"])
 
 
 def register(subparsers: Subparsers) -> None:

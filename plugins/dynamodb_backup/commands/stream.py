@@ -28,6 +28,7 @@ _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
 def parse_duration(text: str, param: str) -> float:
+    """``90s``, ``500ms``, ``5m``, ``1h`` or plain seconds (``replicate`` reads its durations the same way)."""
     match = _DURATION_RE.match(text.strip())
     if not match:
         raise ParameterError(f"{param}: {text!r} is not a duration such as 90s, 5m or 1h")
