@@ -1,10 +1,12 @@
 """Stream backups: one DAG per table whose backups.yaml entry says ``stream: true``.
 
     tail (for stream_run_seconds, then end) ── the next run starts at once (@continuous)
+    replicate (beside the tail, as long; only with ``replicate_to``)
 
 The task tails the table's DynamoDB stream into ``<prefix>/<table>/stream/`` (segments at least
-once a minute, per-shard progress in S3) and ends; one run at a time, each resuming from S3. A
-broken chain is marked, a new base taken, and a notice sent to the table's failure notice targets.
+every 30 s, every 2 s with a replica; per-shard progress in S3) and ends; one run at a time, each
+resuming from S3. A broken chain is marked, a new base taken, and a notice sent to the table's
+failure notice targets.
 """
 
 from __future__ import annotations

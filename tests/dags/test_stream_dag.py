@@ -44,6 +44,7 @@ def test_one_continuous_dag_per_table_asking_for_a_stream(monkeypatch: pytest.Mo
     errors = DagBag(dag_folder=str(DAGS / "dynamodb_stream.py")).import_errors.values()
     assert any("backups[0]: stream must be true or false, got 'yes'" in str(e) for e in errors)
 
+
 def test_the_task_tails_resumes_and_posts_one_notice_for_a_break(local_aws: Any, pitr_standin: Any,
                                                                  monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                                                  table_name: str, s3_bucket: str) -> None:
