@@ -217,15 +217,15 @@ def compact(rows: Sequence[dict[str, Any]], backend: str) -> str:
     for phase, key in sorted(seen, key=lambda pk: order.get(pk[0], 9)):
         cells = []
         for sh in shapes:
-            r = _row(rows, backend, sh, key)
-            if r is None:
+            found = _row(rows, backend, sh, key)
+            if found is None:
                 cells.append("")
-            elif r["us_per_item"] is None:
-                cells.append("cannot" if r["ok_rounds"] == 0 else "-")
+            elif found["us_per_item"] is None:
+                cells.append("cannot" if found["ok_rounds"] == 0 else "-")
             else:
-                mark = "~" if (r.get("startup_share") or 0) > ROUGH else ""
-                flag = " ≠" if _inexact(r.get("fidelity")) else ""
-                cells.append(f"{mark}{_cell(r['us_per_item'])} ({_cell(r['mb_per_cpu_second'])}){flag}")
+                mark = "~" if (found.get("startup_share") or 0) > ROUGH else ""
+                flag = " ≠" if _inexact(found.get("fidelity")) else ""
+                cells.append(f"{mark}{_cell(found['us_per_item'])} ({_cell(found['mb_per_cpu_second'])}){flag}")
         label = next(r["label"] for r in rows if r["key"] == key)
         out.append(f"| {phase} | {label} | " + " | ".join(cells) + " |")
     return "\n".join(out)

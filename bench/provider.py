@@ -45,7 +45,7 @@ def run_one(table: str, bucket: str, prefix: str, segment: int | None, total: in
     from airflow.providers.amazon.aws.transfers.dynamodb_to_s3 import DynamoDBToS3Operator
 
     scan_kwargs = {"Segment": segment, "TotalSegments": total} if total and total > 1 else None
-    chosen = {"process_func": typed_json_line} if process_func == "typed" else {}
+    chosen: dict[str, Any] = {"process_func": typed_json_line} if process_func == "typed" else {}
     op = DynamoDBToS3Operator(
         task_id=f"provider_{segment or 0}",
         dynamodb_table_name=table,
