@@ -125,12 +125,13 @@ def _unread_segments(shard: ShardSegments, after: str | None) -> list[Any]:
 
 def apply_pass(s3: Any, base: S3Location, progress: ReplicaProgress, target: ReplicaTarget, lanes: WriterLanes,
                report: ReplicaReport, rules: KeyRules | None = None,
-               after_segment: Callable[[], None] | None = None) -> int:
+               after_segment: Callable[[], None] | None = None, shards: list[ShardSegments] | None = None) -> int:
     """Apply every stored change not applied yet, a segment at a time: its changes go to the lanes, which
     write them at once, and progress is saved when every lane is done (a segment of the tail's 2 s flush
     holds seconds of writes: enough for every lane). After each segment ``after_segment`` says where the
-    replica is when due. Returns changes applied."""
-    shards = list_segments_from(s3, base, progress.table, progress.segment_starts)
+    replica is when due. ``shards``: this pass's listing when the caller just made it. Returns changes applied."""
+    if shards is None:
+        shards = list_segments_from(s3, base, progress.table, progress.segment_starts)
     rules = rules or check_keys(shards, target)
     finished = {s.shard_id for s in shards if s.progress is not None and s.progress.finished}
     known = {s.shard_id for s in shards}
@@ -211,12 +212,13 @@ def _follow(s3: Any, base: S3Location, table: str, target: ReplicaTarget, progre
     log.info("replica %s of %s: following s3://%s/%s at %.0f write units/s, %d lanes (progress: %d changes "
              "applied)", target.table, table, base.bucket, base.key(table), rate, target.lanes, progress.applied)
     while True:
+        listed = None
         if rules is None:
-            shards = list_segments_from(s3, base, table, progress.segment_starts)
-            if shards:
-                rules = check_keys(shards, target)
+            listed = list_segments_from(s3, base, table, progress.segment_starts)
+            if listed:
+                rules = check_keys(listed, target)
                 lanes.key_names = rules.key_names
-        applied = apply_pass(s3, base, progress, target, lanes, report, rules, say_when_due) if rules else 0
+        applied = apply_pass(s3, base, progress, target, lanes, report, rules, say_when_due, listed) if rules else 0
         report.passes += 1
         if once or clock() >= deadline:
             break

@@ -43,7 +43,9 @@ class WriterLanes:
         self.writers = [BatchWriter(client, table, list(key_names), bucket) for _ in range(lanes)]
         self._key_names = list(key_names)
         self._waiting: list[list[_Change]] = [[] for _ in range(lanes)]
-        self._pool = ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="replica-lane") if lanes > 1 else None
+        # one thread per lane, always the same: a lane is one writer, one BatchWriteItem in flight at a time
+        self._threads = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"replica-lane-{number}")
+                         for number in range(lanes)] if lanes > 1 else []
 
     @property
     def key_names(self) -> list[str]:
@@ -73,20 +75,21 @@ class WriterLanes:
 
     def apply(self) -> None:
         """Write every waiting change, the lanes at once; returns when every lane has written all of its own."""
-        work = [(writer, changes) for writer, changes in zip(self.writers, self._waiting, strict=True) if changes]
+        work = [(number, changes) for number, changes in enumerate(self._waiting) if changes]
         self._waiting = [[] for _ in self.writers]
-        if self._pool is None or len(work) <= 1:
-            for writer, changes in work:
-                _write_lane(writer, changes)
+        if not self._threads:
+            for number, changes in work:
+                _write_lane(self.writers[number], changes)
             return
-        futures = [self._pool.submit(_write_lane, writer, changes) for writer, changes in work]
+        futures = [self._threads[number].submit(_write_lane, self.writers[number], changes)
+                   for number, changes in work]
         wait(futures)  # every lane stops before an error is raised: nothing is still writing behind it
         for future in futures:
             future.result()
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
+        for thread in self._threads:
+            thread.shutdown(wait=True)
 
 
 def _write_lane(writer: BatchWriter, changes: list[_Change]) -> None:
