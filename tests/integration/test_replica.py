@@ -95,6 +95,23 @@ def source(streams_server: Any, table_name: str, s3_bucket: str) -> Source:
                   StreamWorkload(ddb, table_name, seed=77, keys=10), S3Location(s3_bucket, "streams"))
 
 
+def _stored_with_replica_table(local_aws: Any, second_dynamodb: Any, source: Source, writes: int,
+                               per_segment: int) -> tuple[Any, str, str]:
+    """``writes`` source changes stored in segments of ``per_segment``, and an empty replica table on the second
+    server: the S3 client, the replica table and the replica's name."""
+    s3 = local_aws.s3_client()
+    to_table = "replica-" + source.workload.table
+    create_stream_table(second_dynamodb.client("dynamodb"), to_table, pitr=False)
+    _workload(source.ddb, source.workload.table, writes, source.workload)
+    store_segments(source.ddb, source.streams, s3, source.base, source.workload, per_segment=per_segment)
+    return s3, to_table, replica_id(to_table, None, second_dynamodb.url)
+
+
+def _replicate_once(s3: Any, second_dynamodb: Any, source: Source, to_table: str, name: str) -> Any:
+    target = ReplicaTarget(client_for("dynamodb", second_dynamodb.url), to_table, write_ratio=1.0)
+    return replicate(s3, source.base, source.workload.table, target, name, once=True)
+
+
 def test_the_replica_follows_the_source_and_the_source_wins(local_aws, second_dynamodb, source, capsys):
     ddb, streams, workload, base = source.ddb, source.streams, source.workload, source.base
     s3 = local_aws.s3_client()
@@ -129,13 +146,8 @@ def test_the_replica_follows_the_source_and_the_source_wins(local_aws, second_dy
 
 
 def test_a_replica_killed_mid_apply_and_run_again_equals_the_source(local_aws, second_dynamodb, source):
-    ddb, streams, workload, base = source.ddb, source.streams, source.workload, source.base
-    s3 = local_aws.s3_client()
-    to_table = "replica-" + workload.table
-    create_stream_table(second_dynamodb.client("dynamodb"), to_table, pitr=False)
-    _workload(ddb, workload.table, 120, workload)
-    store_segments(ddb, streams, s3, base, workload, per_segment=40)
-    name = replica_id(to_table, None, second_dynamodb.url)
+    ddb, workload, base = source.ddb, source.workload, source.base
+    s3, to_table, name = _stored_with_replica_table(local_aws, second_dynamodb, source, 120, per_segment=40)
     # Segments of 40 changes: the process dies inside the second, once more than 40 changes were written.
     dying = DyingClient(client_for("dynamodb", second_dynamodb.url), die_after=60)
     with pytest.raises(Killed):
@@ -146,17 +158,13 @@ def test_a_replica_killed_mid_apply_and_run_again_equals_the_source(local_aws, s
     assert saved.applied < dying.written <= 60, "changes were written past the saved progress: the rerun replays them"
     replica_ddb = second_dynamodb.client("dynamodb")
     assert digests(scan_all(replica_ddb, to_table)) != digests(workload.state), "the kill left the replica behind"
-    report = replicate(s3, base, workload.table,
-                       ReplicaTarget(client_for("dynamodb", second_dynamodb.url), to_table, write_ratio=1.0), name,
-                       once=True)
+    report = _replicate_once(s3, second_dynamodb, source, to_table, name)
     assert report.applied == len(workload.writes) - saved.applied
     assert digests(scan_all(replica_ddb, to_table)) == digests(scan_all(ddb, workload.table)) \
         == digests(workload.state)
     # Run again from the start (progress lost): every change replays in order, and the state is the same.
     s3.delete_object(Bucket=base.bucket, Key=base.key(f"{workload.table}/stream/_replicas/{name}.json"))
-    again = replicate(s3, base, workload.table,
-                      ReplicaTarget(client_for("dynamodb", second_dynamodb.url), to_table, write_ratio=1.0), name,
-                      once=True)
+    again = _replicate_once(s3, second_dynamodb, source, to_table, name)
     assert again.applied == len(workload.writes)
     assert digests(scan_all(replica_ddb, to_table)) == digests(workload.state)
 
@@ -224,13 +232,8 @@ def test_a_child_shard_waits_until_its_parent_is_read_to_its_end(local_aws, seco
 
 
 def test_a_replicate_process_killed_with_sigkill_and_run_again_equals_the_source(local_aws, second_dynamodb, source):
-    ddb, streams, workload, base = source.ddb, source.streams, source.workload, source.base
-    s3 = local_aws.s3_client()
-    to_table = "replica-" + workload.table
-    create_stream_table(second_dynamodb.client("dynamodb"), to_table, pitr=False)
-    _workload(ddb, workload.table, 120, workload)
-    store_segments(ddb, streams, s3, base, workload, per_segment=10)
-    name = replica_id(to_table, None, second_dynamodb.url)
+    workload, base = source.workload, source.base
+    s3, to_table, name = _stored_with_replica_table(local_aws, second_dynamodb, source, 120, per_segment=10)
     command = [sys.executable, "-m", "dynamodb_backup", "replicate", "--from", base.uri, "--table", workload.table,
                "--to-table", to_table, "--to-endpoint", second_dynamodb.url, "--once", "--write-ratio", "0.2",
                "--on-demand-capacity", "100"]  # 20 write units/s: the 120 changes take seconds
@@ -250,8 +253,6 @@ def test_a_replicate_process_killed_with_sigkill_and_run_again_equals_the_source
             process.kill()
     saved = load_progress(s3, base, workload.table, name)
     assert saved is not None and 20 <= saved.applied < len(workload.writes)
-    report = replicate(s3, base, workload.table,
-                       ReplicaTarget(client_for("dynamodb", second_dynamodb.url), to_table, write_ratio=1.0), name,
-                       once=True)
+    report = _replicate_once(s3, second_dynamodb, source, to_table, name)
     assert report.applied == len(workload.writes) - saved.applied and report.caught_up
     assert digests(scan_all(second_dynamodb.client("dynamodb"), to_table)) == digests(workload.state)
