@@ -31,12 +31,10 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 
 import orjson
 
-from dynamodb_backup.aws.retry import call_with_retries
 from dynamodb_backup.errors import BackupFolderError, CodecError
 from dynamodb_backup.formats.codec import is_blank
 from dynamodb_backup.formats.codec.datapipeline import load_json_object
@@ -198,20 +196,6 @@ def list_segments(s3: Any, base: S3Location, table: str) -> list[ShardSegments]:
     return result
 
 
-def keys_after(s3: Any, bucket: str, prefix: str, start_after: str | None) -> Iterator[tuple[str, int]]:
-    """``(key, size)`` under ``prefix`` that sort after ``start_after`` (ListObjectsV2 StartAfter; None: all)."""
-    request: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
-    if start_after:
-        request["StartAfter"] = start_after
-    while True:
-        page = call_with_retries(partial(s3.list_objects_v2, **request))
-        for obj in page.get("Contents", []):
-            yield obj["Key"], int(obj.get("Size", 0))
-        if not page.get("IsTruncated"):
-            return
-        request = {"Bucket": bucket, "Prefix": prefix, "ContinuationToken": page["NextContinuationToken"]}
-
-
 def list_segments_from(s3: Any, base: S3Location, table: str, starts: Mapping[str, str]) -> list[ShardSegments]:
     """Shards with progress, in lineage order, each with its segments from ``starts[shard]`` on.
 
@@ -227,7 +211,7 @@ def list_segments_from(s3: Any, base: S3Location, table: str, starts: Mapping[st
         prefix = folder.key(progress.shard_id + "/")
         start = starts.get(progress.shard_id)
         refs = []
-        for key, size in keys_after(s3, base.bucket, prefix, prefix + padded_sequence(start) if start else None):
+        for key, size in keys_under(s3, base.bucket, prefix, prefix + padded_sequence(start) if start else None):
             match = _SEGMENT_RE.match(key[len(prefix):])
             if match:
                 refs.append(SegmentRef(key, progress.shard_id, match.group(1), size))

@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
@@ -156,10 +157,18 @@ def put_record(s3: Any, bucket: str, key: str, record: DataclassInstance) -> Non
     call_with_retries(lambda: s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json"))
 
 
-def keys_under(s3: Any, bucket: str, prefix: str) -> Iterator[tuple[str, int]]:
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+def keys_under(s3: Any, bucket: str, prefix: str, start_after: str | None = None) -> Iterator[tuple[str, int]]:
+    """``(key, size)`` under ``prefix``, in key order; with ``start_after``, only the keys that sort after it
+    (ListObjectsV2 StartAfter). Each page is retried by ``aws.retry``, as every other request."""
+    request: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, **({"StartAfter": start_after} if start_after
+                                                                       else {})}
+    while True:
+        page = call_with_retries(partial(s3.list_objects_v2, **request))
         for obj in page.get("Contents", []):
             yield obj["Key"], int(obj.get("Size", 0))
+        if not page.get("IsTruncated"):
+            return
+        request = {"Bucket": bucket, "Prefix": prefix, "ContinuationToken": page["NextContinuationToken"]}
 
 
 def records_under(s3: Any, bucket: str, folder: str, cls: type[Record], what: str) -> list[Record]:
