@@ -70,3 +70,24 @@ def test_the_stream_must_be_stored_from_before_the_base():
     check_coverage(plan, T0 - 5)  # a change before the base is stored
     with pytest.raises(BackupFolderError, match=r"the stored segments begin at .*, after the base starts"):
         check_coverage(plan, T0 + 10)  # the root's first records are missing; the child's start says nothing
+
+
+def test_validating_a_long_stream_says_where_it_is_every_10_seconds(monkeypatch: pytest.MonkeyPatch,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    from types import SimpleNamespace
+
+    from dynamodb_backup.repository.keyschema import KeyRules
+    from dynamodb_backup.restore import streamrestore
+
+    rules = KeyRules((("pk", "S"),))
+    changes = [("o", SimpleNamespace(change=SimpleNamespace(keys={"pk": {"S": str(n % 7)}}, new=None)))
+               for n in range(5000)]
+    monkeypatch.setattr(streamrestore, "stream_changes", lambda *_: iter(changes))
+    ticks = iter(range(0, 10**6, 3))  # the clock moves 3 s per reading (taken every 1,000 changes)
+    monkeypatch.setattr(streamrestore, "time", SimpleNamespace(monotonic=lambda: next(ticks)))
+    caplog.set_level("INFO", logger=streamrestore.log.name)
+    report = streamrestore.validate_stream(None, SimpleNamespace(table="Orders"), rules)
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("validating the stream")]
+    assert report.changes == 5000 and report.deletes == 5000
+    # Readings at 0 (start), 3, 6, 9, 12 (10 s passed: said at 4,000, then 15), 18: one line.
+    assert said == ["validating the stream of Orders: 4000 changes read"], said

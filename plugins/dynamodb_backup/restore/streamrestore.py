@@ -13,6 +13,7 @@ last change was a delete). That holds one small entry (key, digest) per changed 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -53,6 +54,8 @@ from dynamodb_backup.restore.verify import VerifyReport, default_read_rate, tabl
 
 log = logging.getLogger(__name__)
 Key = tuple[str, ...]
+#: How often reading a long stream says where it is.
+PROGRESS_SECONDS = 10.0
 
 
 @dataclass
@@ -68,9 +71,13 @@ class StreamReport:
 def validate_stream(s3: Any, plan: StreamPlan, rules: KeyRules) -> StreamReport:
     """Read every segment line the restore will replay: decoded, keys checked, sequence order per shard."""
     report = StreamReport()
+    said = time.monotonic()
     for _, stored in stream_changes(s3, plan, rules):
         change = stored.change
         report.changes += 1
+        if report.changes % 1000 == 0 and time.monotonic() - said >= PROGRESS_SECONDS:  # long work says where it is
+            log.info("validating the stream of %s: %d changes read", plan.table, report.changes)
+            said = time.monotonic()
         key = rules.key_of(change.keys)
         if change.new is not None:
             report.puts += 1
