@@ -121,3 +121,15 @@ def test_not_a_definition_names_the_file(tmp_path, capsys):
     ("5 days", None, None), ("7 hours", None, None)])
 def test_periods(period, start, expected):
     assert airflow_schedule(period, start)[0] == expected
+
+
+def test_an_export_step_whose_segments_are_not_a_number_is_one_line_naming_the_file(capsys, tmp_path):
+    text = Path(fixture("handwritten-api-shape-alarms.json")).read_text()
+    assert text.count(",8\"") == 1, "the fixture's step ends in its segments, 8"
+    broken = tmp_path / "segments.json"
+    broken.write_text(text.replace(",8\"", ",eight\""))
+    code, entries, _, err = imported(capsys, tmp_path, str(broken))
+    assert code != 0 and entries == []
+    assert err.count("\n") == 1
+    assert f"{broken}: TableBackupActivity: segments eight = 'eight' is not a whole number" in err
+    assert "Traceback" not in err

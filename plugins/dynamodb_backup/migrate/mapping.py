@@ -170,7 +170,11 @@ def _export_entry(definition: Definition, oid: str, parts: list[str]) -> Entry:
             entry.unmapped.append(f"read ratio {raw}: outside 0.01-1.5; set read_ratio yourself")
             del entry.settings["read_ratio"]
     if len(positional) > 3:
-        entry.settings["segments"] = int(resolve(definition, positional[3], oid))
+        raw = resolve(definition, positional[3], oid)
+        try:  # the caller puts the file and the object before the line
+            entry.settings["segments"] = int(raw)
+        except ValueError:
+            raise ParameterError(f"segments {positional[3]} = {raw!r} is not a whole number") from None
     compress = options.get("mapreduce.output.fileoutputformat.compress", "").lower() == "true"
     codec = options.get("mapreduce.output.fileoutputformat.compress.codec", GZIP_CODEC if compress else "")
     if compress and codec == GZIP_CODEC:
