@@ -126,7 +126,7 @@ def run_incremental_link(make_client: ClientFactory, request: BackupRequest, sta
     if not proceed:
         return plan, None
     arn = begin_export(dynamodb, request.table, plan.until, folder, "datapipeline", run_key,
-                       request.settings.put_extra, since=plan.since)
+                       request.settings.put_extra, since=plan.since, s3=s3)
     status = poll(lambda: describe_export(dynamodb, arn), lambda s: s.finished, f"export {arn}",
                   EXPORT_TIMEOUT, poll_seconds)
     shares = conversion_shares(s3, status, request.max_workers)

@@ -54,7 +54,7 @@ class StartExportOperator(BackupFields):
             since = datetime.fromisoformat(self.plan["since"]) if self.plan.get("since") else None
             return begin_export(aws_client("dynamodb", self.aws_conn_id), str(self.table), at,
                                 S3Location.parse(self.plan["folder"]), str(self.output_format), run_key,
-                                self.put_extra, since=since)
+                                self.put_extra, since=since, s3=aws_client("s3", self.aws_conn_id))
         except ParameterError as exc:
             raise AirflowFailException(str(exc)) from exc
 

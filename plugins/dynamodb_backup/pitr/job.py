@@ -89,7 +89,8 @@ def run_pitr_backup(make_client: ClientFactory, request: BackupRequest, *, proce
     folder, proceed = open_pitr_folder(s3, request)
     if not proceed:
         return None
-    arn = begin_export(dynamodb, request.table, at, folder, output_format, run_key, request.settings.put_extra)
+    arn = begin_export(dynamodb, request.table, at, folder, output_format, run_key, request.settings.put_extra,
+                       s3=s3)
     status: ExportStatus = poll(lambda: describe_export(dynamodb, arn), lambda s: s.finished,
                                 f"export {arn}", export_timeout, poll_seconds)
     shares = conversion_shares(s3, status, request.max_workers)

@@ -4,6 +4,8 @@
 
 Each step is one call the shell can retry on its own: starting replays the same
 ClientToken, converting resumes per file, sealing checks every file is there.
+An overwrite is a fresh export, not a replay: the token also names the sealed backup
+it replaces, whose export's staging copy sealing has already deleted.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from dynamodb_backup.aws.tableinfo import describe_table, read_table_info
 from dynamodb_backup.backup.export import WorkerResult
 from dynamodb_backup.backup.job import BackupRequest, check_bucket_exists
 from dynamodb_backup.backup.seal import begin_backup, delete_prefix, finalize_backup
 from dynamodb_backup.errors import BackupFolderError
-from dynamodb_backup.formats.layout import S3Location, backup_folder
+from dynamodb_backup.formats.layout import SIDECAR, S3Location, backup_folder
 from dynamodb_backup.formats.sidecar import Sidecar
 from dynamodb_backup.pitr import DATAPIPELINE, NATIVE
 from dynamodb_backup.pitr.convert import ConvertShare, native_files, plan_shares
@@ -58,13 +62,39 @@ def open_pitr_folder(s3: Any, request: BackupRequest) -> tuple[S3Location, bool]
 
 
 def begin_export(dynamodb: Any, table: str, at: datetime, folder: S3Location, output_format: str,
-                 run_key: str, put_extra: dict[str, Any] | None = None, since: datetime | None = None) -> str:
+                 run_key: str, put_extra: dict[str, Any] | None = None, since: datetime | None = None,
+                 s3: Any = None) -> str:
     """Start (or replay) the export of ``table`` at ``at`` (with ``since``: of the changes in ``[since, at)``,
-    kept native in the folder); ``run_key`` names the run (DAG and run id)."""
+    kept native in the folder); ``run_key`` names the run (DAG and run id).
+
+    With ``s3``, a folder that already holds a sealed backup (an overwrite) gets a new export:
+    AWS keeps a ClientToken for 8 hours, and replaying the earlier one would hand back the
+    export whose staging files that backup's seal removed.
+    """
     table_arn = describe_table(dynamodb, table)["TableArn"]
     staging = staging_for(folder, NATIVE if since is not None else output_format)
-    token = client_token(run_key, table, iso(since) if since else "", iso(at), staging.uri, output_format)
+    parts = [run_key, table, iso(since) if since else "", iso(at), staging.uri, output_format]
+    replaced = replaced_backup(s3, folder) if s3 is not None else ""
+    if replaced:
+        log.info("%s holds a sealed backup (%s); overwriting it with a new export", folder, replaced)
+        parts.append(replaced)
+    token = client_token(*parts)
     return start_export(dynamodb, export_request(table_arn, at, staging, token, put_extra, since))
+
+
+def replaced_backup(s3: Any, folder: S3Location) -> str:
+    """The sealed backup in ``folder`` as its sidecar's ETag and write time; '' when there is none.
+
+    Stable while an overwrite is retried (the sidecar is rewritten only at the seal), new after
+    every seal, so each overwrite gets its own export and its retries replay it.
+    """
+    try:
+        head = s3.head_object(Bucket=folder.bucket, Key=folder.key(SIDECAR))
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return ""
+        raise
+    return f"{head['ETag']}@{iso(head['LastModified'])}"
 
 
 def conversion_shares(s3: Any, status: ExportStatus, max_workers: int) -> list[ConvertShare]:
