@@ -14,10 +14,10 @@ from typing import Any
 
 import yaml
 
-from dynamodb_backup.aws.s3writer import COMPRESSIONS
 from dynamodb_backup.backup.plan import DEFAULT_ON_DEMAND_CAPACITY, check_ratio
 from dynamodb_backup.drill.settings import DrillSettings
 from dynamodb_backup.errors import ParameterError
+from dynamodb_backup.formats.compression import COMPRESSIONS
 from dynamodb_backup.formats.layout import S3Location, check_bucket, check_prefix, check_table_name
 from dynamodb_backup.formats.tablebackups import TableBackups, parse_datapipeline_outputs, table_backups
 from dynamodb_backup.incremental.schedule import check_incremental_schedule

@@ -26,9 +26,6 @@ from dynamodb_backup.errors import ParameterError
 
 #: S3's smallest multipart part (except the last) is 5 MiB.
 PART_SIZE = 8 * 1024 * 1024
-#: The compression names config.py checks against (formats.compression.COMPRESSIONS is the source;
-#: kept here until config.py imports it from there).
-COMPRESSIONS = ("gzip", "none", "zstd")
 
 
 class Compressor(Protocol):

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import logging
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from dynamodb_backup.aws.retry import call_with_retries
+from dynamodb_backup.formats.compression import make_compressor
 from dynamodb_backup.formats.layout import S3Location
 from dynamodb_backup.repository.segments import encode_stream_record, segment_key, whole_seconds
 from dynamodb_backup.repository.streamprogress import ShardProgress, write_progress
@@ -80,7 +80,7 @@ class ShardWriter:
         if self.lines:
             assert self.first_sequence is not None and self.last_sequence is not None
             key = segment_key(self.base, self.progress.table, self.progress.shard_id, self.first_sequence)
-            compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
+            compressor = make_compressor("gzip")  # the same gzip (ISA-L) as every other file we write
             body = compressor.compress(b"\n".join(self.lines) + b"\n") + compressor.flush()
             call_with_retries(lambda: self.s3.put_object(Bucket=self.base.bucket, Key=key, Body=body,
                                                          ContentType="application/x-ndjson",
