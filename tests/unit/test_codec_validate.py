@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -177,3 +178,27 @@ def test_item_level_checks() -> None:
         validate_item([])  # type: ignore[arg-type]
     assert validate_item({}) == 0
     assert validate_item({"b": {"B": bytearray(b"ab")}}) == 3
+
+
+@pytest.mark.parametrize("text", ["0", "-0", "000", "7", "-7", "00120", "-1200", "1" * 38, "1" + "0" * 125,
+                                  "9" * 38 + "0" * 88])
+def test_plain_integers_take_the_same_answer_as_their_decimal_spelling(text: str) -> None:
+    # Plain integers skip the regex; "<text>.0" goes through it and must agree (or both refuse).
+    from dynamodb_backup.formats.codec.validate import normalize_number, parse_number
+    try:
+        expected = parse_number(text + ".0"), normalize_number(text + ".0")
+    except CodecError as exc:
+        with pytest.raises(CodecError, match="magnitude larger"):
+            parse_number(text)
+        assert "magnitude larger" in str(exc)
+        return
+    assert (parse_number(text), normalize_number(text)) == expected
+    value = Decimal(text)
+    assert normalize_number(text) == ("0" if value == 0 else format(value, "f"))
+
+
+@pytest.mark.parametrize("text", ["1" * 39, "1" + "0" * 126, "٣", "-", "", "--1"])
+def test_plain_integer_spellings_out_of_range_or_not_ascii_are_refused(text: str) -> None:
+    from dynamodb_backup.formats.codec.validate import parse_number
+    with pytest.raises(CodecError):
+        parse_number(text)

@@ -75,6 +75,18 @@ def parse_number(s: str) -> tuple[bool, str, int]:
     leading or trailing zeros, so equal values give equal tuples. Zero is
     ``(False, "", 0)``. Raises :class:`CodecError` for syntax or range errors.
     """
+    # Most numbers in a backup are plain integers ("42", "-7"): split them without the regex
+    # (a restore parses every number twice, to validate and to digest it). isascii: isdigit
+    # alone accepts other scripts' digits, which the regex refuses.
+    if type(s) is str and s.isascii():
+        body = s[1:] if s[:1] == "-" else s
+        if body.isdigit():
+            digits = body.lstrip("0")
+            if not digits:
+                return (False, "", 0)
+            stripped = digits.rstrip("0")
+            if len(stripped) <= MAX_NUMBER_DIGITS and len(digits) - 1 <= MAX_ADJUSTED_EXPONENT:
+                return (body is not s, stripped, len(digits) - len(stripped))
     m = _NUMBER_RE.fullmatch(s) if isinstance(s, str) else None
     if m is None or not (m["int"] or m["frac"]):
         raise CodecError(f"invalid number {show(s)}: expected digits with optional sign, "
@@ -114,6 +126,8 @@ def normalize_number(s: str) -> str:
     negative, digits, exponent = parse_number(s)
     if not digits:
         return "0"
+    if exponent >= 0:  # a whole number: its digits and zeros, as Decimal's "f" format writes it
+        return f"{'-' if negative else ''}{digits}{'0' * exponent}"
     return format(Decimal(f"{'-' if negative else ''}{digits}E{exponent}"), "f")
 
 
