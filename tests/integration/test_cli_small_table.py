@@ -4,6 +4,7 @@ whose size DynamoDB reports gets no more than one segment per 64 MiB, so a small
 from __future__ import annotations
 
 import orjson
+import pytest
 
 from demo_data import put_items
 from dynamodb_backup.cli import main
@@ -15,7 +16,11 @@ def test_fifty_items_on_an_on_demand_table_make_one_file(local_aws, s3_bucket, t
     local_aws.create_table(table_name)  # on-demand
     put_items(ddb, table_name, [{"pk": {"S": f"k{i}"}, "v": {"S": "x" * 100}} for i in range(50)])
     table = ddb.describe_table(TableName=table_name)["Table"]
-    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST" and table["TableSizeBytes"] > 0
+    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    if not table.get("TableSizeBytes"):
+        # AWS refreshes TableSizeBytes about every six hours, so a freshly loaded table may report 0 there too;
+        # DynamoDB Local reports it at once, dynalite does not. Without a size the on-demand rule applies.
+        pytest.skip("this server reports no TableSizeBytes for a freshly loaded table (as AWS may, for hours)")
 
     assert main(["export", "--table", table_name, "--to", f"s3://{s3_bucket}/b", "--workers", "2",
                  "--date", "2024-03-05T04:10:22Z"]) == 0
