@@ -13,7 +13,8 @@ from typing import Any
 
 from dynamodb_backup.errors import CodecError
 from dynamodb_backup.formats.codec import Item
-from dynamodb_backup.formats.codec.datapipeline import item_from_json, load_json_object
+from dynamodb_backup.formats.codec.datapipeline import load_json_object
+from dynamodb_backup.formats.codec.native import item_field
 from dynamodb_backup.formats.codec.validate import show
 from dynamodb_backup.repository.keyschema import KeyRules
 
@@ -27,25 +28,15 @@ class Change:
     old: Item | None
 
 
-def _image(raw: dict[str, Any], field_name: str) -> Item:
-    value = raw[field_name]
-    if not isinstance(value, dict):
-        raise CodecError(f"{field_name} must be a JSON object, got {show(value)}")
-    try:
-        return item_from_json(value)
-    except CodecError as exc:
-        raise CodecError(f"{field_name}: {exc.reason}") from None
-
-
 def decode_change_object(raw: dict[str, Any], rules: KeyRules) -> Change:
     """A parsed change line -> :class:`Change`, its key attributes checked against the table's."""
     fields = {k.lower(): k for k in raw}
     if "keys" not in fields:
         raise CodecError(f"not an incremental export line: no Keys (fields {show(sorted(raw))})")
-    keys = _image(raw, fields["keys"])
+    keys = item_field(raw, fields["keys"])
     rules.check(keys)
-    new = _image(raw, fields["newimage"]) if "newimage" in fields else None
-    old = _image(raw, fields["oldimage"]) if "oldimage" in fields else None
+    new = item_field(raw, fields["newimage"]) if "newimage" in fields else None
+    old = item_field(raw, fields["oldimage"]) if "oldimage" in fields else None
     for name, image in (("NewImage", new), ("OldImage", old)):
         if image is not None:
             rules.check(image)

@@ -21,7 +21,8 @@ from dynamodb_backup.formats.codec.validate import AttributeValue, Item, ItemLik
 RecordKind = Literal["put", "delete"]
 
 
-def _object(obj: dict[str, Any], field: str) -> Item:
+def item_field(obj: dict[str, Any], field: str) -> Item:
+    """``obj[field]`` as an item (a native export's Item, a change line's Keys/NewImage/OldImage)."""
     value = obj[field]
     if not isinstance(value, dict):
         raise CodecError(f"{field} must be a JSON object, got {show(value)}")
@@ -44,16 +45,16 @@ def decode_native_record(
     raw = load_json_object(line)
     obj = {k.lower(): k for k in raw}
     if "item" in obj:
-        item = _object(raw, obj["item"])
+        item = item_field(raw, obj["item"])
         if not key_names:
             return ("put", {}, item)
         missing = [n for n in key_names if n not in item]
         if missing:
             raise CodecError(f"item lacks key attribute(s) {', '.join(map(repr, missing))}")
         return ("put", {n: item[n] for n in key_names}, item)
-    keys = _object(raw, obj["keys"]) if "keys" in obj else {}
+    keys = item_field(raw, obj["keys"]) if "keys" in obj else {}
     if "newimage" in obj:
-        return ("put", keys, _object(raw, obj["newimage"]))
+        return ("put", keys, item_field(raw, obj["newimage"]))
     if keys:
         return ("delete", keys, None)
     raise CodecError("not a native export line: expected an Item, or Keys with an optional "
