@@ -229,3 +229,27 @@ def store_segments(ddb: Any, streams: Any, s3: Any, base: S3Location, workload: 
                                   records[cut]["dynamodb"]["SequenceNumber"], keys)
             _store_shard(s3, base, child, records[cut:], writes[cut:], per_segment)
     return len(writes)
+
+
+@dataclass
+class StreamSource:
+    """A source table with a stream, its clients, a seeded workload and where its segments go."""
+
+    ddb: Any
+    streams: Any
+    workload: StreamWorkload
+    base: S3Location
+
+
+def streams_server_for(local_aws: Any, pitr_standin: Any) -> Any:
+    """DynamoDB Local's own Streams through the session's stand-in; on dynalite (which has none), the
+    stand-in's Streams over its journal."""
+    return local_aws.dynamodb if local_aws.is_ddblocal else pitr_standin(lag_seconds=0, streams="journal")
+
+
+def stream_source(streams_server: Any, table: str, bucket: str, *, seed: int, keys: int) -> StreamSource:
+    """A new table with a stream on ``streams_server`` and a workload of ``keys`` x ``keys`` keys."""
+    ddb = streams_server.client("dynamodb", region_name="us-east-1")
+    create_stream_table(ddb, table, pitr=False)
+    return StreamSource(ddb, streams_server.client("dynamodbstreams", region_name="us-east-1"),
+                        StreamWorkload(ddb, table, seed=seed, keys=keys), S3Location(bucket, "streams"))

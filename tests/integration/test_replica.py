@@ -17,7 +17,6 @@ import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -26,12 +25,20 @@ import pytest
 
 from dynamodb_backup.cli import main as cli
 from dynamodb_backup.commands import client_for
-from dynamodb_backup.formats.layout import S3Location
 from dynamodb_backup.replica.apply import ReplicaTarget, replicate
 from dynamodb_backup.replica.progress import load_progress, replica_id
 from dynamodb_backup.replica.status import stream_status
 from dynamodb_backup.repository.streamprogress import GapMarker, write_gap
-from stream_workload import StreamWorkload, create_stream_table, digests, scan_all, store_segments
+from stream_workload import StreamSource as Source
+from stream_workload import (
+    StreamWorkload,
+    create_stream_table,
+    digests,
+    scan_all,
+    store_segments,
+    stream_source,
+    streams_server_for,
+)
 
 
 class Killed(BaseException):
@@ -72,27 +79,14 @@ def _workload(ddb: Any, table: str, writes: int, workload: StreamWorkload | None
     return workload
 
 
-@dataclass
-class Source:
-    ddb: Any
-    streams: Any
-    workload: StreamWorkload
-    base: S3Location
-
-
 @pytest.fixture(scope="module")
 def streams_server(local_aws: Any, pitr_standin: Any) -> Any:
-    """DynamoDB Local's own Streams through the session's stand-in; on dynalite (which has none), the
-    stand-in's Streams over its journal."""
-    return local_aws.dynamodb if local_aws.is_ddblocal else pitr_standin(lag_seconds=0, streams="journal")
+    return streams_server_for(local_aws, pitr_standin)
 
 
 @pytest.fixture
 def source(streams_server: Any, table_name: str, s3_bucket: str) -> Source:
-    ddb = streams_server.client("dynamodb", region_name="us-east-1")
-    create_stream_table(ddb, table_name, pitr=False)
-    return Source(ddb, streams_server.client("dynamodbstreams", region_name="us-east-1"),
-                  StreamWorkload(ddb, table_name, seed=77, keys=10), S3Location(s3_bucket, "streams"))
+    return stream_source(streams_server, table_name, s3_bucket, seed=77, keys=10)
 
 
 def _stored_with_replica_table(local_aws: Any, second_dynamodb: Any, source: Source, writes: int,

@@ -13,41 +13,36 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from dynamodb_backup.commands import client_for
-from dynamodb_backup.formats.layout import S3Location
 from dynamodb_backup.replica.apply import ReplicaTarget, replicate
 from dynamodb_backup.replica.progress import replica_id
 from dynamodb_backup.repository.segments import list_segments
-from stream_workload import StreamWorkload, create_stream_table, digests, scan_all, store_segments
+from stream_workload import StreamSource as Source
+from stream_workload import (
+    create_stream_table,
+    digests,
+    scan_all,
+    store_segments,
+    stream_source,
+    streams_server_for,
+)
 
 KEY_NAMES = ("pk", "sk")
 
 
-@dataclass
-class Source:
-    ddb: Any
-    streams: Any
-    workload: StreamWorkload
-    base: S3Location
-
-
 @pytest.fixture(scope="module")
 def streams_server(local_aws: Any, pitr_standin: Any) -> Any:
-    return local_aws.dynamodb if local_aws.is_ddblocal else pitr_standin(lag_seconds=0, streams="journal")
+    return streams_server_for(local_aws, pitr_standin)
 
 
 @pytest.fixture
 def source(streams_server: Any, table_name: str, s3_bucket: str) -> Source:
-    ddb = streams_server.client("dynamodb", region_name="us-east-1")
-    create_stream_table(ddb, table_name, pitr=False)
     # keys=3: 3 partition values x 3 sort values, 9 keys written many times each
-    return Source(ddb, streams_server.client("dynamodbstreams", region_name="us-east-1"),
-                  StreamWorkload(ddb, table_name, seed=23, keys=3), S3Location(s3_bucket, "streams"))
+    return stream_source(streams_server, table_name, s3_bucket, seed=23, keys=3)
 
 
 class LaneWatcher:
