@@ -112,12 +112,22 @@ class StreamSource:
     def __init__(self, dynamodb: Any, streams: Any, table: str, pacer: Pacer | None = None) -> None:
         self.dynamodb, self.streams, self.table = dynamodb, streams, table
         self.pacer = pacer or Pacer()
-        self.calls: dict[str, int] = {}
+        # Counted under a lock: one source may serve several threads (as its Pacer does), and
+        # ``dict[k] = dict.get(k) + 1`` is a read then a write that two threads can interleave.
+        self._calls: dict[str, int] = {}
+        self._calls_lock = threading.Lock()
+
+    @property
+    def calls(self) -> dict[str, int]:
+        """Calls made so far, per operation (a copy): the tail's result reports them."""
+        with self._calls_lock:
+            return dict(self._calls)
 
     def _call(self, operation: str, call: Callable[[], Any], key: str | None = None,
               interval: float | None = None) -> Any:
         self.pacer.wait(key or operation, MIN_INTERVAL.get(operation, 0.0) if interval is None else interval)
-        self.calls[operation] = self.calls.get(operation, 0) + 1
+        with self._calls_lock:
+            self._calls[operation] = self._calls.get(operation, 0) + 1
         for round_number in range(1, LIMIT_EXCEEDED_ROUNDS + 1):
             try:
                 return call_with_retries(call)
