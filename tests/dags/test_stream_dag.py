@@ -4,8 +4,6 @@ for a bounded time, resumes from S3 the next run, and a broken chain posts one n
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -15,6 +13,7 @@ import pytest
 from dynamodb_backup.formats.layout import S3Location
 from dynamodb_backup.repository.streamprogress import read_gaps
 from stream_tail_helpers import Workload, create_streamed_table, stream_hook
+from webhook_receiver import WebhookReceiver
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 
@@ -56,28 +55,14 @@ def test_the_task_tails_resumes_and_posts_one_notice_for_a_break(local_aws: Any,
                                     "dynamodbstreams": {"endpoint_url": server.url}})
     monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps({
         "conn_type": "aws", "login": "testing", "password": "testing", "extra": extra}))
-    received: list[dict[str, Any]] = []
-
-    class Hook(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    webhook = HTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=webhook.serve_forever, daemon=True).start()
-    monkeypatch.setenv("AIRFLOW_CONN_STREAM_WEBHOOK", json.dumps(
-        {"conn_type": "http", "host": "127.0.0.1", "port": webhook.server_address[1], "schema": "http"}))
     ddb = server.client("dynamodb", region_name="us-east-1")
     create_streamed_table(ddb, table_name)
     workload = Workload(ddb, table_name)
     operator = StreamTailOperator(task_id="tail", table=table_name, bucket=s3_bucket, prefix="backups",
                                   run_seconds=1.0, flush_seconds=0.5, http_conn_id="stream_webhook")
     context: Any = {"ti": SimpleNamespace(dag_id=f"dynamodb_stream_{table_name}", task_id="tail"), "run_id": "r1"}
-    try:
+    with WebhookReceiver() as webhook:
+        monkeypatch.setenv("AIRFLOW_CONN_STREAM_WEBHOOK", webhook.airflow_connection())
         workload.run(30)
         first = operator.execute(context)
         workload.run(30)
@@ -86,11 +71,9 @@ def test_the_task_tails_resumes_and_posts_one_notice_for_a_break(local_aws: Any,
         stream_hook(server.server.url, "Trim", TableName=table_name)  # the 20 writes above are lost
         workload.run(20)
         third = operator.execute(context)
-    finally:
-        webhook.shutdown()
     assert (first["gaps"], second["gaps"], third["gaps"]) == ([], [], ["trimmed"])
     assert first["records"] > 0 and second["records"] > 0 and third["records"] > 0
-    [notice] = received  # one break, one notice
+    [notice] = webhook.received  # one break, one notice
     assert notice["event"] == "dynamodb_stream_gap" and notice["kind"] == "trimmed"
     assert notice["table"] == table_name and "chain broken (trimmed)" in notice["text"]
     s3 = local_aws.s3_client()

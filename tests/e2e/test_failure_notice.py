@@ -7,10 +7,8 @@ under a scheduler (in the task's own process).
 from __future__ import annotations
 
 import json
-import threading
 import time
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -19,6 +17,7 @@ import pytest
 
 from dynamodb_backup.errors import ParameterError
 from dynamodb_backup.operators.notify import failure_notifier
+from webhook_receiver import WebhookReceiver
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -48,38 +47,22 @@ def receive_notices(sqs, queue_url: str, timeout: float = 15.0) -> list[dict[str
 
 def test_notifier_publishes_to_sns_and_posts_to_a_webhook(local_aws, airflow_db, monkeypatch, table_name):
     topic_arn, sqs, queue_url = topic_with_queue(local_aws, f"notice-{table_name[-8:]}")
-    received: list[dict[str, Any]] = []
-
-    class Hook(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     for name, value in local_aws.airflow_conn_env().items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setenv("AIRFLOW_CONN_BACKUP_WEBHOOK", json.dumps(
-        {"conn_type": "http", "host": "127.0.0.1", "port": server.server_address[1], "schema": "http"}))
     ti = SimpleNamespace(dag_id=f"dynamodb_backup_{table_name}", run_id="manual__2024-07-01", task_id="plan",
                          map_index=-1, try_number=3, log_url="http://127.0.0.1:8080/dags/x/runs/y/tasks/plan")
     context = {"ti": ti, "logical_date": DATE,
                "exception": ParameterError(f"table: DynamoDB table {table_name!r} does not exist")}
-    try:
+    with WebhookReceiver() as webhook:
+        monkeypatch.setenv("AIRFLOW_CONN_BACKUP_WEBHOOK", webhook.airflow_connection())
         failure_notifier(sns_topic_arn=topic_arn, http_conn_id="backup_webhook")(context)
-    finally:
-        server.shutdown()
 
     [notice] = receive_notices(sqs, queue_url)
     assert notice["Subject"] == f"Backup failed: dynamodb_backup_{table_name} plan"
     assert f"DynamoDB table '{table_name}' does not exist" in notice["Message"]
     assert "log: http://127.0.0.1:8080/dags/x/runs/y/tasks/plan" in notice["Message"]
     assert "2024-07-01T00:00:00+00:00" in notice["Message"]
-    [posted] = received
+    [posted] = webhook.received
     assert posted["dag_id"] == f"dynamodb_backup_{table_name}" and posted["task_id"] == "plan"
     assert "does not exist" in posted["exception"] and posted["text"].startswith("DynamoDB backup failed")
     for text in (json.dumps(notice), json.dumps(posted)):
