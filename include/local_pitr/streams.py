@@ -6,14 +6,9 @@ The model is ``streams_state``; this module answers the four Streams operations 
 (``DynamoDBStreams_20120810.ListStreams/DescribeStream/GetShardIterator/GetRecords``, errors with
 AWS's codes), shows the stream in DescribeTable (``LatestStreamArn``, ``StreamSpecification``),
 turns it off and on through UpdateTable's ``StreamSpecification`` (a new ARN each time), starts
-it for a CreateTable that asks for one, and takes three test hooks, POSTed with
-``X-Amz-Target: LocalStreams.<Hook>`` and ``{"TableName": ...}`` to the stand-in itself:
-
-* ``RotateShards`` (``"Children": 1`` or ``2``): close every open shard; one child each, or a split;
-* ``Trim``: every record written so far is trimmed (as after 24 hours);
-* ``ExpireIterators``: every iterator issued so far is expired (as after 15 minutes).
-
-Each hook answers ``{"Shards": [...]}`` (the stream's listed shards) or ``{"TrimmedBefore": n}``.
+it for a CreateTable that asks for one, and serves the test hooks of ``streams_hooks``
+(``LocalStreams.RotateShards/Trim/ExpireIterators``: shards rotated or split, records trimmed,
+iterators expired on demand).
 """
 
 from __future__ import annotations
@@ -29,6 +24,7 @@ import orjson
 from local_pitr.database import Database
 from local_pitr.journal import Journal
 from local_pitr.recorder import PreparedWrite, Recorder
+from local_pitr.streams_hooks import StreamHooks
 from local_pitr.streams_state import (
     HASH_SPACE,
     PER_STAMP,
@@ -43,7 +39,6 @@ from local_pitr.upstream import Upstream
 from local_pitr.wire import ApiError, now_us, validation_error
 
 PREFIX = "DynamoDBStreams_20120810."
-HOOKS = "LocalStreams."
 ITERATOR_LIFETIME_US = 15 * 60 * 1_000_000
 VIEWS = ("NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES", "KEYS_ONLY")
 Operation = Callable[[dict[str, Any], Upstream], dict[str, Any]]
@@ -56,15 +51,14 @@ def _not_found(message: str) -> ApiError:
 class JournalStreams:
     def __init__(self, db: Database, journal: Journal) -> None:
         self.db, self.journal = db, journal
-        self._lock = threading.RLock()
+        self.lock = threading.RLock()  # guards the model; streams_hooks changes it under this lock too
         self._streams: dict[str, list[StreamState]] = {}  # table name -> its streams, oldest first
         self._shard_counter = 0
 
     def operations(self, update_table: Operation) -> dict[str, Operation]:
         ops: dict[str, Operation] = {PREFIX + name: getattr(self, name.lower()) for name in
                                      ("ListStreams", "DescribeStream", "GetShardIterator", "GetRecords")}
-        ops.update({HOOKS + "RotateShards": self.rotate, HOOKS + "Trim": self.trim,
-                    HOOKS + "ExpireIterators": self.expire})
+        ops.update(StreamHooks(self).operations())
         ops["DescribeTable"] = self.describe_table
 
         def update(request: dict[str, Any], upstream: Upstream) -> dict[str, Any]:
@@ -75,7 +69,8 @@ class JournalStreams:
 
     # ------------------------------------------------------------------ streams of a table
 
-    def _current(self, name: str) -> StreamState | None:
+    def current(self, name: str) -> StreamState | None:
+        """The table's newest stream, or None (it never had one, or was deleted or re-created since)."""
         streams = self._streams.get(name) or []
         current = streams[-1] if streams else None
         followed = self.journal.followed(name)
@@ -84,17 +79,18 @@ class JournalStreams:
             return None
         return current
 
-    def _new_shard(self, parent: str | None, start: int, low: int = 0, high: int = HASH_SPACE) -> ShardState:
+    def new_shard(self, parent: str | None, start: int, low: int = 0, high: int = HASH_SPACE) -> ShardState:
+        """A shard starting at sequence ``start``, named as AWS names shards (call it under ``lock``)."""
         self._shard_counter += 1
         return ShardState(f"shardId-{now_us() // 1000:020d}-{self._shard_counter:08x}", parent, start, None,
                           low, high)
 
     def enable(self, name: str, view_type: str) -> StreamState:
-        with self._lock:
+        with self.lock:
             table = self.journal.followed(name)
             if table is None:
                 raise validation_error(f"the stand-in does not follow table {name} (create it through the stand-in)")
-            current = self._current(name)
+            current = self.current(name)
             if current is not None and current.enabled:
                 raise validation_error("Table already has an enabled stream")
             fence = self.journal.fence()
@@ -102,13 +98,13 @@ class JournalStreams:
             moment = datetime.fromtimestamp(created // 1_000_000, UTC)
             label = moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{created // 1000 % 1000:03d}"
             stream = StreamState(table, label, view_type, fence, created)
-            stream.shards.append(self._new_shard(None, stream.first_sequence()))
+            stream.shards.append(self.new_shard(None, stream.first_sequence()))
             self._streams.setdefault(name, []).append(stream)
             return stream
 
     def disable(self, name: str) -> None:
-        with self._lock:
-            current = self._current(name)
+        with self.lock:
+            current = self.current(name)
             if current is None or not current.enabled:
                 raise validation_error("Table has no stream to disable")
             fence = self.journal.fence()
@@ -126,7 +122,7 @@ class JournalStreams:
     def _stream(self, arn: object) -> StreamState:
         if not isinstance(arn, str) or "/stream/" not in arn:
             raise validation_error(f"Invalid StreamArn: {arn}")
-        with self._lock:
+        with self.lock:
             for streams in self._streams.values():
                 for stream in streams:
                     if stream.arn == arn:
@@ -140,8 +136,8 @@ class JournalStreams:
         table = answer["Table"]
         for member in ("StreamSpecification", "LatestStreamArn", "LatestStreamLabel"):
             table.pop(member, None)  # the backend's own stream (DynamoDB Local) is not the one served here
-        with self._lock:
-            current = self._current(table["TableName"])
+        with self.lock:
+            current = self.current(table["TableName"])
             if current is not None:
                 table["LatestStreamArn"], table["LatestStreamLabel"] = current.arn, current.label
                 if current.enabled:
@@ -168,10 +164,10 @@ class JournalStreams:
     # ------------------------------------------------------------------ Streams operations
 
     def liststreams(self, request: dict[str, Any], upstream: Upstream) -> dict[str, Any]:
-        with self._lock:
+        with self.lock:
             names = [request["TableName"]] if request.get("TableName") else sorted(self._streams)
             found = [s for n in names for s in reversed(self._streams.get(n) or [])
-                     if self._current(n) is not None]
+                     if self.current(n) is not None]
         start = request.get("ExclusiveStartStreamArn")
         if start:
             arns = [s.arn for s in found]
@@ -189,7 +185,7 @@ class JournalStreams:
         limit = int(request.get("Limit") or 100)
         if not 1 <= limit <= 100:
             raise validation_error("Limit should be between 1 and 100")
-        with self._lock:
+        with self.lock:
             shards = sorted(stream.listed(), key=lambda s: (s.start, s.shard_id))
             shard_filter = request.get("ShardFilter") or {}
             if shard_filter.get("Type") == "CHILD_SHARDS":
@@ -214,7 +210,7 @@ class JournalStreams:
 
     def getsharditerator(self, request: dict[str, Any], upstream: Upstream) -> dict[str, Any]:
         stream = self._stream(request.get("StreamArn"))
-        with self._lock:
+        with self.lock:
             shard = stream.shard(str(request.get("ShardId")))
             if shard is None:
                 raise _not_found(f"Requested resource not found: Shard does not exist: {request.get('ShardId')}")
@@ -251,7 +247,7 @@ class JournalStreams:
         except (ValueError, TypeError):
             raise validation_error("Invalid ShardIterator") from None
         stream = self._stream(arn)
-        with self._lock:
+        with self.lock:
             shard = stream.shard(shard_id)
             if shard is None:
                 raise _not_found(f"Requested resource not found: Shard does not exist: {shard_id}")
@@ -271,43 +267,6 @@ class JournalStreams:
         if end is None or len(found) == limit:  # null only when a closed shard is read to its end
             answer["NextShardIterator"] = self._iterator(stream, shard, after)
         return answer
-
-    # ------------------------------------------------------------------ test hooks
-
-    def _hooked(self, request: dict[str, Any]) -> StreamState:
-        stream = self._current(str(request.get("TableName")))
-        if stream is None:
-            raise _not_found(f"table {request.get('TableName')} has no stream served by the stand-in")
-        return stream
-
-    def rotate(self, request: dict[str, Any], upstream: Upstream) -> dict[str, Any]:
-        children = int(request.get("Children") or 1)
-        if children not in (1, 2):
-            raise validation_error("Children must be 1 (rotate) or 2 (split)")
-        with self._lock:
-            stream = self._hooked(request)
-            if not stream.enabled:
-                raise validation_error("the stream is disabled")
-            fence = self.journal.fence()
-            for shard in [s for s in stream.shards if s.end is None]:
-                shard.end = fence * PER_STAMP
-                step = (shard.high - shard.low) // children
-                for n in range(children):
-                    high = shard.high if n == children - 1 else shard.low + step * (n + 1)
-                    stream.shards.append(self._new_shard(shard.shard_id, shard.end + 1, shard.low + step * n, high))
-            return {"Shards": [s.describe() for s in stream.listed()]}
-
-    def trim(self, request: dict[str, Any], upstream: Upstream) -> dict[str, Any]:
-        with self._lock:
-            stream = self._hooked(request)
-            stream.trim = self.journal.fence() * PER_STAMP
-            return {"TrimmedBefore": sequence_text(stream.trim), "Shards": [s.describe() for s in stream.listed()]}
-
-    def expire(self, request: dict[str, Any], upstream: Upstream) -> dict[str, Any]:
-        with self._lock:
-            stream = self._hooked(request)
-            stream.expire_issued_before_us = now_us() + 1
-            return {}
 
 
 class StreamingRecorder(Recorder):
