@@ -293,3 +293,30 @@ def test_one_calls_backoff_is_botocores_and_its_worst_case_is_stated():
     settings = RetrySettings(6)
     assert all(0 <= settings.backoff(throttled(), n) <= min(2 ** (n - 1), 20) for n in range(1, 6) for _ in range(50))
     assert settings.worst_case_seconds() == 1 + 2 + 4 + 8 + 16
+
+
+def dropped():
+    from botocore.exceptions import ConnectionClosedError
+
+    return ConnectionClosedError(endpoint_url="http://127.0.0.1:9/")
+
+
+@pytest.mark.parametrize("error", [throttled, dropped], ids=["throttled", "dropped"])
+def test_the_overlapped_writer_sends_a_failed_batch_again_only_if_the_clients_retries_allow(error):
+    writes = lines(25)
+    events = []
+    retried = WireBatchWriter(ConfiguredClient({"mode": "standard"}), "T", ["k"], TokenBucket(1e9),
+                              sleep=lambda s: None, direct=RecordingConnection(events, answers=[error()]))
+    for line in writes:
+        retried.put(line, "f")
+    retried.flush()
+    assert events.count("call") == 1 and retried.stats.items == 25, events  # sent again, round trip by round trip
+
+    events = []
+    off = WireBatchWriter(ConfiguredClient({"mode": "standard", "total_max_attempts": 1}), "T", ["k"],
+                          TokenBucket(1e9), sleep=lambda s: None, direct=RecordingConnection(events, answers=[error()]))
+    with pytest.raises(type(error())):
+        for line in writes:
+            off.put(line, "f")
+        off.flush()
+    assert "call" not in events and off.stats.items == 0, events  # retries off: the client said so
