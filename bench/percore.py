@@ -63,7 +63,8 @@ SHAPES = ("empty", "small", "wide", "large")
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scale", choices=sorted(COUNTS), default="full",
-                   help="items per shape: full (about 12 MB a shape) or small (about 2 MB, a few minutes)")
+                   help="items per shape: full (8 MB of small and wide items, 250 MB of large) or small (about 2.4 MB "
+                   "a shape, a few minutes)")
     p.add_argument("--backends", default="ddblocal,dynalite")
     p.add_argument("--shapes", default=",".join(SHAPES), help="comma-separated, from " + ", ".join(SHAPES))
     p.add_argument("--only", default="", help="comma-separated contender keys to run (default: all)")
@@ -112,8 +113,9 @@ def pickled_items(shape: str, count: int) -> Path:
     return path
 
 
-def prepare_target(ctx: Ctx, shape: str, count: int) -> Target:
-    """Seed the shape's table (reused when a kept dynalite already holds it) and the ceiling's bodies."""
+def prepare_target(ctx: Ctx, shape: str, count: int, write_bodies: bool = True) -> Target:
+    """Seed the shape's table (reused when a kept dynalite already holds it) and, when the raw write
+    ceiling runs (``write_bodies``), its request bodies (for 250 MB of large items, a file as big)."""
     table = table_name(shape, count)
     items = pickled_items(shape, count)
     if not (table_exists(ctx.ddb, table) and count_items(ctx.ddb_url, table, segments=2) == count):
@@ -123,6 +125,8 @@ def prepare_target(ctx: Ctx, shape: str, count: int) -> Target:
         write_share(ctx.ddb_url, table, str(items), 0, count)
         log.info("%s: seeded %s with %d items in %.1f s", ctx.backend, table, count, time.perf_counter() - started)
     bodies = STATE / f"{ctx.backend}-{table}-bodies.jsonl"
+    if not write_bodies:
+        return Target(shape, count, shape_bytes(shape, count), table, items, bodies)
     subprocess.run([PY, "-m", "bench.ceiling", "prepare-writes", "--endpoint", ctx.ddb_url, "--source", table,
                     "--table", f"{table}-to-ceiling", "--out", str(bodies)], check=True, cwd=REPO, env=ctx.env,
                    stdout=subprocess.DEVNULL)
@@ -200,11 +204,12 @@ def run_backend(args: argparse.Namespace, backend: str, peers: Path | None, dump
         ctx.s3.create_bucket(Bucket=BUCKET)
         shapes = [s.strip() for s in args.shapes.split(",") if s.strip()]
         counts = COUNTS[args.scale]
-        targets = {shape: prepare_target(ctx, shape, counts[shape]) for shape in shapes}
+        only = {k.strip() for k in args.only.split(",") if k.strip()}
+        targets = {shape: prepare_target(ctx, shape, counts[shape], write_bodies=not only or "ceiling-write" in only)
+                   for shape in shapes}
         for shape, t in targets.items():
             ctx.pitr_at[shape] = enable_pitr(ctx, t.table)
         pids = {"server": [p for p in (server.pid, standin.pid) if p], "s3": [moto.pid] if moto.pid else []}
-        only = {k.strip() for k in args.only.split(",") if k.strip()}
         missing = {name for name, found in (("peers", peers), ("dynamodump", dump)) if found is None}
         everyone = contenders(args.before / "plugins" if args.before else None, args.before_name)
         chosen = [c for c in everyone if (not only or c.key.split("@")[0] in only) and c.requires not in missing]

@@ -85,3 +85,28 @@ def profile_export(ddb_url: str, s3_url: str, bucket: str, table: str, segments:
             ddb_url, table, list(range(segments)), segments), out_dir / "profile_floor.txt"),
     }
     return result
+
+
+def profile_conversion(ddb_url: str, s3_url: str, bucket: str, table: str, export_time: str,
+                       out_dir: Path) -> dict[str, Any]:
+    """Profile one worker converting a native export of ``table`` (made first, through the PITR stand-in
+    at ``ddb_url``) into Data Pipeline lines (gzip), in this process."""
+    from datetime import datetime
+
+    from dynamodb_backup.pitr.convert import convert_share, plan_shares
+    from dynamodb_backup.pitr.native import describe_export, export_request, start_export
+    from dynamodb_backup.pitr.steps import conversion_shares
+
+    ddb = boto3.client("dynamodb", endpoint_url=ddb_url)
+    s3 = boto3.client("s3", endpoint_url=s3_url)
+    arn = ddb.describe_table(TableName=table)["Table"]["TableArn"]
+    at = datetime.fromisoformat(export_time.replace("Z", "+00:00"))
+    staging = S3Location(bucket, "profile-pitr/_native")
+    export_arn = start_export(ddb, export_request(arn, at, staging, f"profile-{time.time()}"))
+    while not (status := describe_export(ddb, export_arn)).finished:
+        time.sleep(1)
+    files = [f for share in conversion_shares(s3, status, 1) for f in share.files]
+    share = plan_shares(files, 1)[0]
+    folder = S3Location(bucket, "profile-pitr")
+    return {"conversion": _profile("convert_share, 1 worker, gzip", lambda: convert_share(
+        s3, table, folder, share, ExportSettings(compression="gzip")), out_dir / "profile_conversion.txt")}

@@ -11,7 +11,7 @@ from dynamodb_backup.errors import CodecError, ParameterError
 from dynamodb_backup.formats.codec.datapipeline import encode_item
 from dynamodb_backup.formats.codec.native import encode_native_item, full_export_line_to_datapipeline
 from dynamodb_backup.formats.layout import S3Location
-from dynamodb_backup.pitr.convert import NativeFile, plan_shares
+from dynamodb_backup.pitr.convert import BATCH_BYTES, BATCH_LINES, NativeFile, batched, plan_shares
 from dynamodb_backup.pitr.native import client_token, export_request
 from dynamodb_backup.pitr.steps import export_time, staging_for
 from dynamodb_backup.pitr.window import PitrDisabledError, PitrWindow, judge_export_time
@@ -119,3 +119,15 @@ def test_bad_native_lines_are_refused(line, why):
 
 def test_native_format_lines_stay_parseable():
     assert orjson.loads(encode_native_item({"pk": {"S": "a"}}))["Item"] == {"pk": {"S": "a"}}
+
+
+def test_conversion_batches_are_bounded_by_bytes_as_well_as_lines():
+    """2,000 lines of 100 KB were once a 200 MB batch, joined and compressed in one piece."""
+    large = [bytes([65 + i % 26]) * 300_000 for i in range(10)]
+    batches = list(batched(large))
+    assert [b for batch in batches for b in batch] == large  # every line, in order, once
+    assert [len(b) for b in batches] == [4, 4, 2]  # 1.2 MB reached after the 4th line
+    assert all(sum(map(len, b[:-1])) < BATCH_BYTES for b in batches)
+    small = [b"x" * 100] * (BATCH_LINES + 1)
+    assert [len(b) for b in batched(small)] == [BATCH_LINES, 1]
+    assert list(batched([])) == []

@@ -7,6 +7,12 @@ instead, and the heap kept what fragmentation left behind: one export worker on 
 peaked at 123 MB after 1,000 items, 136 MB after 10,000 and 159 MB after 100,000. With the threshold
 fixed (which turns the adjustment off), the same 10,000 items peaked at 84 MB
 (docs/workers-per-terabyte.md). Elsewhere than glibc (macOS, musl) this does nothing.
+
+Why 1 MB and not glibc's 128 KB: every mmapped block is fresh memory, page-faulted and zeroed, and
+unmapped again when freed. At 128 KB each 100 KB item's lines, compressed chunks and joined batches
+took about 120 µs of CPU per item in page faults alone (the PITR conversion's decode, encode and
+compress loop: 700 µs per item at 128 KB, 580 at 1 MB; docs/benchmarks-per-core.md). Below 1 MB
+the heap reuses its blocks; scan pages, reads of 1 MB and the 8 MB parts still go back to the OS.
 """
 
 from __future__ import annotations
@@ -19,8 +25,8 @@ log = logging.getLogger(__name__)
 
 #: mallopt's parameter number for the mmap threshold (glibc's malloc.h).
 M_MMAP_THRESHOLD = -3
-#: Blocks from this size are mmapped, and unmapped when freed (glibc's own default, kept fixed).
-MMAP_THRESHOLD_BYTES = 128 * 1024
+#: Blocks from this size are mmapped, and unmapped when freed (kept fixed).
+MMAP_THRESHOLD_BYTES = 1024 * 1024
 
 _done: bool | None = None
 

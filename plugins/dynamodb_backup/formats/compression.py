@@ -6,8 +6,10 @@ Why these (bench/compression_levels.py, figures in docs/workers-per-terabyte.md)
   a standard gzip member. It is produced and read with python-isal (Intel's ISA-L deflate): on the
   bench's three shapes it compresses at 590-730 MB per CPU-second against zlib level 6's 40-77
   (8 to 15 times faster) and decompresses twice as fast, for files 15 to 40 % larger. ISA-L's level
-  2 (its default) is as fast as its level 1 and a little smaller; its level 3 is 25-50 % slower for
-  1-4 % less. zlib-ng at a level of similar size (2) is 2.3 times slower than ISA-L.
+  1 is used: on the prose-like 100 KB text it is 10 % faster than its level 2 (its default) for
+  files 2.2 % larger, on small items 5 % faster for 1.6 %, on wide ones 3 % for 0.6 %
+  (docs/benchmarks-per-core.md); its level 3 is 25-50 % slower for 1-4 % less. zlib-ng at a level
+  of similar size (2) is 2.3 times slower than ISA-L.
 * ``zstd`` is at level 1: against level 3 it is 1.9 times faster on small items (1 % larger), 2.3
   times faster and 6 % smaller on wide ones, and 7 % slower (2 % larger) on 100 KB text. Levels 6
   and above cost 4 to 10 times the CPU for at most 10 % less.
@@ -28,7 +30,7 @@ _DEFLATE_ERROR: type[Exception] = isal_zlib.error  # type: ignore[assignment]
 
 #: The compressions and the file name extension each gives.
 COMPRESSIONS = {"none": "", "gzip": ".gz", "zstd": ".zst"}
-GZIP_LEVEL = 2
+GZIP_LEVEL = 1
 ZSTD_LEVEL = 1
 #: wbits=31: a gzip member (header and CRC-32 trailer), as Hadoop's GzipCodec wrote and gzip tools read.
 GZIP_WBITS = 31

@@ -18,6 +18,7 @@ Why this way:
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -47,8 +48,12 @@ from dynamodb_backup.repository.reader import Checksums, LineReader
 
 log = logging.getLogger(__name__)
 
-#: Lines handed to the writer at a time (bounded memory, few calls).
+#: Lines handed to the writer at a time (bounded memory, few calls): at most this many lines, and
+#: no more than about BATCH_BYTES of them. 2,000 lines of 100 KB were a 200 MB batch, joined and
+#: compressed in one piece: fresh memory (page faults) and no cache reuse; 1 MB pieces compress as
+#: fast as any, and 2,000 small lines still go in one call.
 BATCH_LINES = 2_000
+BATCH_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -150,19 +155,12 @@ def _convert_file(s3: Any, table: str, folder: S3Location, native: NativeFile, t
         return S3ObjectWriter(s3, folder.bucket, key, make_compressor(settings.compression), settings.put_extra)
 
     writer = RollingWriter(open_object, settings.file_max_items, settings.file_max_bytes)
-    batch: list[bytes] = []
     counted = 0
     try:
-        for number, line in reader:
-            if is_blank(line):
-                continue
-            try:
-                batch.append(full_export_line_to_datapipeline(line))
-            except CodecError as exc:
-                raise exc.at(f"{reader.url} line {number}") from None
-            if len(batch) >= BATCH_LINES:
-                counted += _flush(writer, batch, progress)
-        counted += _flush(writer, batch, progress)
+        for batch in batched(_converted_lines(reader)):
+            writer.write_lines(batch)
+            counted += len(batch)
+            progress.add(len(batch), sum(map(len, batch)), 0.0)
         _check_count(reader, native, counted)  # the MD5 was checked when the reader reached the end
         written = writer.close()
     except BaseException:
@@ -177,13 +175,30 @@ def _convert_file(s3: Any, table: str, folder: S3Location, native: NativeFile, t
     return records
 
 
-def _flush(writer: RollingWriter, batch: list[bytes], progress: Progress) -> int:
-    count = len(batch)
-    if count:
-        writer.write_lines(batch)
-        progress.add(count, sum(map(len, batch)), 0.0)
-        batch.clear()
-    return count
+def _converted_lines(reader: LineReader) -> Iterator[bytes]:
+    """The Data Pipeline line of every line of a full export's file, blank lines skipped."""
+    for number, line in reader:
+        if is_blank(line):
+            continue
+        try:
+            yield full_export_line_to_datapipeline(line)
+        except CodecError as exc:
+            raise exc.at(f"{reader.url} line {number}") from None
+
+
+def batched(lines: Iterable[bytes], max_lines: int = BATCH_LINES,
+            max_bytes: int = BATCH_BYTES) -> Iterator[list[bytes]]:
+    """``lines`` in order, in lists of at most ``max_lines`` that end once they hold ``max_bytes``."""
+    batch: list[bytes] = []
+    size = 0
+    for line in lines:
+        batch.append(line)
+        size += len(line)
+        if len(batch) >= max_lines or size >= max_bytes:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
 
 
 def _record(folder: S3Location, index: int, written: WrittenObject) -> FileRecord:
