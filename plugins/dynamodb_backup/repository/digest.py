@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from dynamodb_backup.formats.codec import ItemLike, TableDigest, item_digest, key_of
+from dynamodb_backup.formats.codec.canonical import canonical_digest, canonical_key
 from dynamodb_backup.repository.inspection import BackupSource
 from dynamodb_backup.repository.reader import FileItems
 
@@ -34,6 +35,10 @@ class BucketedDigest:
 
     def add(self, item: ItemLike, key_names: Sequence[str]) -> None:
         self.buckets[key_hash(key_of(item, key_names)) >> 8].add_digest(item_digest(item))
+
+    def add_canonical(self, canonical: dict[str, Any], key_names: Sequence[str]) -> None:
+        """:meth:`add` of an item already in canonical form (``linecheck.check_line``'s): the same buckets."""
+        self.buckets[key_hash(canonical_key(canonical, key_names)) >> 8].add_digest(canonical_digest(canonical))
 
     def merge(self, other: BucketedDigest) -> None:
         for mine, theirs in zip(self.buckets, other.buckets, strict=True):

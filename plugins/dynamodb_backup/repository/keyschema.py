@@ -98,15 +98,30 @@ class KeyRules:
             if value is not None:
                 self._check_value(name, want, value, "index key attribute", MAX_HASH_KEY_BYTES)
 
+    def check_canonical(self, canonical: dict[str, list[Any]]) -> None:
+        """:meth:`check` of an item in canonical form (``linecheck.check_line``'s: ``[TYPE, value]``, B as base64)."""
+        for position, (name, want) in enumerate(self.keys):
+            value = canonical.get(name)
+            if value is None:
+                raise CodecError(f"item has no key attribute {name!r}")
+            limit = MAX_HASH_KEY_BYTES if position == 0 else MAX_RANGE_KEY_BYTES
+            self._check_value(name, want, {value[0]: value[1]}, "key attribute", limit, base64=True)
+        for name, want in self.index_keys:
+            value = canonical.get(name)
+            if value is not None:
+                self._check_value(name, want, {value[0]: value[1]}, "index key attribute", MAX_HASH_KEY_BYTES,
+                                  base64=True)
+
     @staticmethod
-    def _check_value(name: str, want: str, value: dict[str, Any], what: str, limit: int) -> None:
+    def _check_value(name: str, want: str, value: dict[str, Any], what: str, limit: int,
+                     base64: bool = False) -> None:
         ((have, x),) = value.items()
         if have != want:
             raise CodecError(f"{what} {name!r} is of type {have}, the table's is {want}")
         if have == "S":
             size = len(x.encode("utf-8"))
-        elif have == "B":
-            size = len(x)
+        elif have == "B":  # canonical base64 (padded): 3 bytes per 4 characters, less the padding
+            size = len(x) // 4 * 3 - x.count("=", -2) if base64 else len(x)
         else:
             return
         if size == 0:

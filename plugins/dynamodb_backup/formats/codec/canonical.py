@@ -67,8 +67,11 @@ def canonical_bytes(item: ItemLike) -> bytes:
     Accepts client form, and wire form (base64 text for B/BS) with the same result.
     """
     try:
-        return orjson.dumps({k: _canon(v) for k, v in item.items()},
-                            option=orjson.OPT_SORT_KEYS)
+        out: dict[str, Any] = {}
+        for k, v in item.items():  # top-level strings and numbers inline: most attributes are
+            ((t, x),) = v.items()
+            out[k] = ["S", x] if t == "S" else ["N", normalize_number(x)] if t == "N" else _canon(v)
+        return orjson.dumps(out, option=orjson.OPT_SORT_KEYS)
     except (ValueError, AttributeError, TypeError) as e:
         raise CodecError(f"cannot canonicalise item: {type(e).__name__}: {e}") from None
 
@@ -76,6 +79,25 @@ def canonical_bytes(item: ItemLike) -> bytes:
 def item_digest(item: ItemLike) -> int:
     """128-bit BLAKE2b digest of :func:`canonical_bytes`, as an int."""
     return int.from_bytes(hashlib.blake2b(canonical_bytes(item), digest_size=16).digest(), "big")
+
+
+def canonical_digest(canonical: Mapping[str, Any]) -> int:
+    """:func:`item_digest` of an item already in canonical form (``linecheck.check_line``'s)."""
+    data = orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)
+    return int.from_bytes(hashlib.blake2b(data, digest_size=16).digest(), "big")
+
+
+def canonical_key(canonical: Mapping[str, Any], key_names: Sequence[str]) -> tuple[str, ...]:
+    """:func:`key_of` of an item already in canonical form (the values are already canonical)."""
+    out: list[str] = []
+    for name in key_names:
+        value = canonical.get(name)
+        if value is None:
+            raise CodecError(f"item lacks key attribute {name!r}")
+        if value[0] not in ("S", "N", "B"):
+            raise CodecError(f"key attribute {name!r} has type {value[0]}, keys must be S, N or B")
+        out.append(value[1])
+    return tuple(out)
 
 
 def key_of(item: ItemLike, key_names: Sequence[str]) -> tuple[str, ...]:

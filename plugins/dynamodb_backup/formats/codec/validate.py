@@ -87,6 +87,18 @@ def parse_number(s: str) -> tuple[bool, str, int]:
             stripped = digits.rstrip("0")
             if len(stripped) <= MAX_NUMBER_DIGITS and len(digits) - 1 <= MAX_ADJUSTED_EXPONENT:
                 return (body is not s, stripped, len(digits) - len(stripped))
+        else:  # "-123.4500": a plain fraction, also without the regex; anything else takes it
+            whole, point, frac = body.partition(".")
+            if point and (whole or frac) and (not whole or whole.isdigit()) and (not frac or frac.isdigit()):
+                digits = (whole + frac).lstrip("0")
+                if not digits:
+                    return (False, "", 0)
+                stripped = digits.rstrip("0")
+                exponent = len(digits) - len(stripped) - len(frac)
+                adjusted = exponent + len(stripped) - 1
+                if (len(stripped) <= MAX_NUMBER_DIGITS
+                        and MIN_ADJUSTED_EXPONENT <= adjusted <= MAX_ADJUSTED_EXPONENT):
+                    return (body is not s, stripped, exponent)
     m = _NUMBER_RE.fullmatch(s) if isinstance(s, str) else None
     if m is None or not (m["int"] or m["frac"]):
         raise CodecError(f"invalid number {show(s)}: expected digits with optional sign, "
@@ -123,12 +135,37 @@ def normalize_number(s: str) -> str:
 
     Exact (built from the digit string, never a float); ``-0`` becomes ``"0"``.
     """
-    negative, digits, exponent = parse_number(s)
+    if is_normal_number(s):
+        return s
+    return number_text(*parse_number(s))
+
+
+def is_normal_number(s: object) -> bool:
+    """True when ``s`` is already :func:`normalize_number`'s text of a valid number, as DynamoDB returns them.
+
+    A cheap check (no parsing) for the common case: ``"0"``, ``"-12"``, ``"1200"``, ``"-0.05"``,
+    ``"12.5"`` with at most 38 characters (so within DynamoDB's digits and magnitudes). False only
+    means "not known": the caller parses.
+    """
+    if type(s) is not str or not 0 < len(s) <= 38 or not s.isascii():
+        return False
+    body = s[1:] if s[0] == "-" else s
+    whole, point, frac = body.partition(".")
+    if not whole.isdigit() or (whole[0] == "0" and (len(whole) > 1 or (not point and body is not s))):
+        return False  # no digits before the point, a leading zero, or "-0"
+    return not point or (frac.isdigit() and frac[-1] != "0")
+
+
+def number_text(negative: bool, digits: str, exponent: int) -> str:
+    """Plain-decimal text of :func:`parse_number`'s parts (what :func:`normalize_number` returns)."""
     if not digits:
         return "0"
+    sign = "-" if negative else ""
     if exponent >= 0:  # a whole number: its digits and zeros, as Decimal's "f" format writes it
-        return f"{'-' if negative else ''}{digits}{'0' * exponent}"
-    return format(Decimal(f"{'-' if negative else ''}{digits}E{exponent}"), "f")
+        return f"{sign}{digits}{'0' * exponent}"
+    if len(digits) > -exponent:  # a point inside the digits: "12345", -2 -> "123.45"
+        return f"{sign}{digits[:exponent]}.{digits[exponent:]}"
+    return format(Decimal(f"{sign}{digits}E{exponent}"), "f")
 
 
 def number_size(s: str) -> int:

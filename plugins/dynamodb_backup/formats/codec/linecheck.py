@@ -1,0 +1,160 @@
+"""One walk over a Data Pipeline line: validated, sized and put in canonical form at once.
+
+Why: a restore's validation pass decoded each line to client form, walked it again to
+validate it, and a third time to canonicalise it for the digest, parsing every number twice;
+on small items of every type that was most of a restore's client CPU. This walk does the three
+jobs at once, straight from the parsed JSON (binary stays base64 text, numbers are parsed once).
+
+It is only a fast path. It must never accept what :func:`datapipeline.decode_line` refuses,
+and its canonical form must be :func:`canonical.canonical_bytes`'s; when it meets anything
+unusual (a Hive-era line, an odd type-key spelling, any error) it answers ``None`` and the
+caller takes the reference path, which then names the problem exactly as before.
+``tests/unit/test_linecheck.py`` holds the two paths to each other on generated items and on
+every bad line of the codec's tests.
+"""
+
+from __future__ import annotations
+
+import binascii
+from typing import Any
+
+import orjson
+
+from dynamodb_backup.errors import CodecError
+from dynamodb_backup.formats.codec.validate import (
+    MAX_ITEM_BYTES,
+    MAX_NESTING_LEVEL,
+    is_normal_number,
+    number_text,
+    parse_number,
+)
+
+Canonical = dict[str, list[Any]]
+"""An item's canonical form: attribute name -> ``[TYPE, canonical value]`` (see ``canonical._canon``)."""
+
+_WHITESPACE = b" \t\r\n\f\v"
+
+
+class _Unusual(Exception):
+    """Internal: leave this line to the reference path."""
+
+
+def _base64(text: object) -> tuple[str, int]:
+    """Canonical base64 of a strict base64 string, and the length of its bytes."""
+    if type(text) is not str:
+        raise _Unusual
+    try:
+        raw = binascii.a2b_base64(text, strict_mode=True)
+    except ValueError:  # binascii.Error, or text that is not ASCII
+        raise _Unusual from None
+    canonical = binascii.b2a_base64(raw, newline=False).decode("ascii")
+    return canonical, len(raw)
+
+
+def _number(text: object) -> tuple[str, int]:
+    """Normalised text of a number and the bytes DynamoDB charges for it."""
+    if type(text) is not str:
+        raise _Unusual
+    if is_normal_number(text):  # most numbers: already canonical text, digits counted without parsing
+        significant = text.replace("-", "").replace(".", "").strip("0")
+        return text, (len(significant) + 1) // 2 + 1
+    try:
+        negative, digits, exponent = parse_number(text)
+    except CodecError:
+        raise _Unusual from None
+    return number_text(negative, digits, exponent), (len(digits) + 1) // 2 + 1
+
+
+def _value(v: Any, level: int) -> tuple[list[Any], int]:
+    """One typed value in Data Pipeline's spelling -> (its canonical form, its size in bytes)."""
+    if type(v) is not dict or len(v) != 1:
+        raise _Unusual
+    for k, x in v.items():
+        if k == "s":
+            if type(x) is not str:
+                raise _Unusual
+            return ["S", x], len(x.encode("utf-8"))
+        if k == "n":
+            text, size = _number(x)
+            return ["N", text], size
+        if k == "m":
+            if type(x) is not dict or (level >= MAX_NESTING_LEVEL and x):
+                raise _Unusual
+            out: dict[str, Any] = {}
+            size = 3
+            for name, y in x.items():
+                out[name], inner = _value(y, level + 1)
+                size += 1 + len(name.encode("utf-8")) + inner
+            return ["M", out], size
+        if k == "l":
+            if type(x) is not list or (level >= MAX_NESTING_LEVEL and x):
+                raise _Unusual
+            members: list[Any] = []
+            size = 3
+            for y in x:
+                canon, inner = _value(y, level + 1)
+                members.append(canon)
+                size += 1 + inner
+            return ["L", members], size
+        if k == "b":
+            text, size = _base64(x)
+            return ["B", text], size
+        if k == "bOOL":
+            if type(x) is not bool:
+                raise _Unusual
+            return ["BOOL", x], 1
+        if k == "nULL":
+            if x is not True:
+                raise _Unusual
+            return ["NULL", True], 1
+        if type(x) is not list or not x:
+            raise _Unusual
+        if k == "sS":
+            size = 0
+            for s in x:
+                if type(s) is not str:
+                    raise _Unusual
+                size += len(s.encode("utf-8"))
+            if len(set(x)) != len(x):
+                raise _Unusual
+            return ["SS", sorted(x)], size
+        if k == "nS":
+            numbers = [_number(n) for n in x]
+            texts = [t for t, _ in numbers]
+            if len(set(texts)) != len(texts):  # normalised text is equal exactly when values are
+                raise _Unusual
+            return ["NS", sorted(texts)], sum(s for _, s in numbers)
+        if k == "bS":
+            encoded = [_base64(b) for b in x]
+            texts = [t for t, _ in encoded]
+            if len(set(texts)) != len(texts):
+                raise _Unusual
+            return ["BS", sorted(texts)], sum(s for _, s in encoded)
+    raise _Unusual  # another spelling of a type key ("S", "Ss", ...): the reference path reads it
+
+
+def check_line(line: bytes) -> tuple[Canonical, int] | None:
+    """A valid Data Pipeline JSON line -> (its item's canonical form, its size); ``None`` for the reference path.
+
+    ``None`` says nothing about validity: the caller decodes the line the reference way, which
+    either reads it (an unusual spelling) or raises the error that names what is wrong.
+    """
+    data = line.strip(_WHITESPACE)
+    if not data or b"\x03" in data:
+        return None
+    try:
+        obj = orjson.loads(data)
+        if type(obj) is not dict:
+            return None
+        out: Canonical = {}
+        size = 0
+        for name, v in obj.items():
+            if not name:
+                return None
+            out[name], inner = _value(v, 1)
+            size += len(name.encode("utf-8")) + inner
+    except (_Unusual, orjson.JSONDecodeError, RecursionError, UnicodeEncodeError):
+        return None
+    if size > MAX_ITEM_BYTES:
+        return None
+    return out, size
