@@ -1,6 +1,6 @@
 """Every AWS mistake ends in one line saying what is wrong and what to do, with its exit code.
 
-The table mirrors the README's "When AWS says no: errors and what to do". Each case runs the real
+The table mirrors docs/troubleshooting.md's "When AWS says no" (summarised in the README). Each case runs the real
 command line (``python -m dynamodb_backup``, a subprocess with its own environment) against the
 local servers, behind the strict front door (``faultproxy.strict``: signatures, clocks, keys and
 IAM policies checked as AWS checks them) where AWS's refusal is the case, or against a socket
