@@ -17,6 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "plugins" / "dynamodb_backup"
 
 RANKS: dict[str, int] = {
     "errors": 0,
+    "gcpause": 0,
     "aws": 1,
     "formats": 1,
     "repository": 2,

@@ -10,11 +10,9 @@ its part of ``ratio x write capacity`` and resumable through checkpoints.
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +25,7 @@ from dynamodb_backup.backup.plan import DEFAULT_ON_DEMAND_CAPACITY, TableFacts, 
 from dynamodb_backup.errors import BackupFolderError, CodecError, ParameterError
 from dynamodb_backup.formats.codec.datapipeline import decode_line
 from dynamodb_backup.formats.codec.linecheck import check_line
+from dynamodb_backup.gcpause import few_collections
 from dynamodb_backup.loading.checkpoint import Checkpoints, safe_part
 from dynamodb_backup.loading.fastwrite import WireBatchWriter
 from dynamodb_backup.loading.load import BatchWriter, save_write_units
@@ -81,15 +80,16 @@ def validate_files(s3: Any, bucket: str, files: list[SourceFile], rules: KeyRule
     names = rules.key_names
     for file in files:
         items = FileItems(s3, bucket, file)
-        if file.decoder == "datapipeline":
-            _check_lines(items, rules, report.digest)
-        else:
-            for origin, item in items:
-                try:
-                    rules.check(item)
-                except CodecError as exc:
-                    raise exc.at(origin) from None
-                report.digest.add(item, names)
+        with few_collections():
+            if file.decoder == "datapipeline":
+                _check_lines(items, rules, report.digest)
+            else:
+                for origin, item in items:
+                    try:
+                        rules.check(item)
+                    except CodecError as exc:
+                        raise exc.at(origin) from None
+                    report.digest.add(item, names)
         if file.items is not None and items.items != file.items:
             raise BackupFolderError(f"{items.url}: holds {items.items} items, the backup's metadata says {file.items}")
         report.items += items.items
@@ -151,24 +151,6 @@ class LoadResult:
         self.write_units = self.write_units or other.write_units
 
 
-@contextmanager
-def _few_collections() -> Iterator[None]:
-    """Keep the cyclic garbage collector off the objects that exist before a load, and run it less often.
-
-    A load makes and frees dozens of small dicts per item, all acyclic (reference counting frees
-    them); each full collection nevertheless walked every object botocore and Airflow had loaded,
-    which was 8% of a load worker's CPU. Restored as it was afterwards.
-    """
-    thresholds = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(max(thresholds[0], 10_000), *thresholds[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
-
-
 def load_files(dynamodb: Any, s3: Any, bucket: str, files: list[SourceFile], table: str, key_names: list[str],
                rate: float, *, checkpoints: Checkpoints | None = None,
                current_rate: Callable[[], float] | None = None, label: str = "load",
@@ -212,7 +194,7 @@ def load_files(dynamodb: Any, s3: Any, bucket: str, files: list[SourceFile], tab
     started, written_items, written_bytes = datetime.now(UTC).isoformat(), 0, 0  # this attempt's, for the record
     progress = Progress(label, sum(f.items or 0 for f in files), log)
     try:
-        with _few_collections():
+        with few_collections():
             for file in files:
                 url = f"s3://{bucket}/{file.key}"
                 done = checkpoints.finished(file, url) if checkpoints else None

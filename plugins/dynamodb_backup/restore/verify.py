@@ -23,6 +23,7 @@ from dynamodb_backup.aws.throttle import TokenBucket
 from dynamodb_backup.backup.plan import DEFAULT_ON_DEMAND_CAPACITY, TableFacts, capacity_rate
 from dynamodb_backup.backup.scan import scan_segment
 from dynamodb_backup.formats.codec import item_digest, key_of
+from dynamodb_backup.gcpause import few_collections
 from dynamodb_backup.repository.digest import BucketedDigest, backup_digest, backup_items, key_hash
 from dynamodb_backup.repository.inspection import BackupSource
 
@@ -72,7 +73,8 @@ def table_digest(client: Any, table: str, segments: int = 4, *, key_names: Seque
         for item in items:
             parts[segment].add(item, names)
 
-    _scan_items(client, table, segments, bucket, consistent, raw, each)
+    with few_collections():
+        _scan_items(client, table, segments, bucket, consistent, raw, each)
     result = BucketedDigest()
     for part in parts:
         result.merge(part)

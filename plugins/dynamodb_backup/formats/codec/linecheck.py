@@ -67,70 +67,104 @@ def _number(text: object) -> tuple[str, int]:
 
 def _value(v: Any, level: int) -> tuple[list[Any], int]:
     """One typed value in Data Pipeline's spelling -> (its canonical form, its size in bytes)."""
-    if type(v) is not dict or len(v) != 1:
-        raise _Unusual
-    for k, x in v.items():
-        if k == "s":
-            if type(x) is not str:
-                raise _Unusual
-            return ["S", x], len(x.encode("utf-8"))
-        if k == "n":
-            text, size = _number(x)
-            return ["N", text], size
-        if k == "m":
-            if type(x) is not dict or (level >= MAX_NESTING_LEVEL and x):
-                raise _Unusual
-            out: dict[str, Any] = {}
-            size = 3
-            for name, y in x.items():
-                out[name], inner = _value(y, level + 1)
-                size += 1 + len(name.encode("utf-8")) + inner
-            return ["M", out], size
-        if k == "l":
-            if type(x) is not list or (level >= MAX_NESTING_LEVEL and x):
-                raise _Unusual
-            members: list[Any] = []
-            size = 3
-            for y in x:
-                canon, inner = _value(y, level + 1)
-                members.append(canon)
-                size += 1 + inner
-            return ["L", members], size
-        if k == "b":
-            text, size = _base64(x)
-            return ["B", text], size
-        if k == "bOOL":
-            if type(x) is not bool:
-                raise _Unusual
-            return ["BOOL", x], 1
-        if k == "nULL":
-            if x is not True:
-                raise _Unusual
-            return ["NULL", True], 1
-        if type(x) is not list or not x:
+    ((k, x),) = v.items()  # not exactly one type key: ValueError, and the reference path names it
+    if k == "s":
+        if type(x) is not str:
             raise _Unusual
-        if k == "sS":
-            size = 0
-            for s in x:
-                if type(s) is not str:
-                    raise _Unusual
-                size += len(s.encode("utf-8"))
-            if len(set(x)) != len(x):
+        return ["S", x], len(x.encode("utf-8"))
+    if k == "n":
+        text, size = _number(x)
+        return ["N", text], size
+    if k == "m":
+        if type(x) is not dict or (level >= MAX_NESTING_LEVEL and x):
+            raise _Unusual
+        out, size = _entries(x, level + 1)
+        return ["M", out], 3 + len(x) + size
+    if k == "l":
+        if type(x) is not list or (level >= MAX_NESTING_LEVEL and x):
+            raise _Unusual
+        members, size = _members(x, level + 1)
+        return ["L", members], 3 + len(x) + size
+    if k == "b":
+        text, size = _base64(x)
+        return ["B", text], size
+    if k == "bOOL":
+        if type(x) is not bool:
+            raise _Unusual
+        return ["BOOL", x], 1
+    if k == "nULL":
+        if x is not True:
+            raise _Unusual
+        return ["NULL", True], 1
+    if type(x) is not list or not x:
+        raise _Unusual
+    if k == "sS":
+        size = 0
+        for s in x:
+            if type(s) is not str:
                 raise _Unusual
-            return ["SS", sorted(x)], size
-        if k == "nS":
-            numbers = [_number(n) for n in x]
-            texts = [t for t, _ in numbers]
-            if len(set(texts)) != len(texts):  # normalised text is equal exactly when values are
-                raise _Unusual
-            return ["NS", sorted(texts)], sum(s for _, s in numbers)
-        if k == "bS":
-            encoded = [_base64(b) for b in x]
-            texts = [t for t, _ in encoded]
-            if len(set(texts)) != len(texts):
-                raise _Unusual
-            return ["BS", sorted(texts)], sum(s for _, s in encoded)
+            size += len(s.encode("utf-8"))
+        if len(set(x)) != len(x):
+            raise _Unusual
+        return ["SS", sorted(x)], size
+    if k == "nS":
+        numbers = [_number(n) for n in x]
+        texts = [t for t, _ in numbers]
+        if len(set(texts)) != len(texts):  # normalised text is equal exactly when values are
+            raise _Unusual
+        return ["NS", sorted(texts)], sum(s for _, s in numbers)
+    if k == "bS":
+        encoded = [_base64(b) for b in x]
+        texts = [t for t, _ in encoded]
+        if len(set(texts)) != len(texts):
+            raise _Unusual
+        return ["BS", sorted(texts)], sum(s for _, s in encoded)
     raise _Unusual  # another spelling of a type key ("S", "Ss", ...): the reference path reads it
+
+
+def _entries(x: dict[str, Any], level: int) -> tuple[dict[str, Any], int]:
+    """A map's (or the item's) values -> (canonical map, bytes of its names and values).
+
+    Strings and numbers, most values, are handled here without a call each (wide items hold
+    hundreds); everything else goes through :func:`_value`.
+    """
+    out: dict[str, Any] = {}
+    size = 0
+    for name, v in x.items():
+        if type(v) is not dict:
+            raise _Unusual
+        ((k, y),) = v.items()
+        if k == "s" and type(y) is str:
+            out[name] = ["S", y]
+            size += len(name.encode("utf-8")) + len(y.encode("utf-8"))
+        elif k == "n" and type(y) is str and is_normal_number(y):
+            out[name] = ["N", y]
+            size += len(name.encode("utf-8")) + (len(y.replace("-", "").replace(".", "").strip("0")) + 1) // 2 + 1
+        else:
+            out[name], inner = _value(v, level)
+            size += len(name.encode("utf-8")) + inner
+    return out, size
+
+
+def _members(x: list[Any], level: int) -> tuple[list[Any], int]:
+    """A list's values -> (canonical list, bytes of its values); strings and numbers inline, as in _entries."""
+    out: list[Any] = []
+    size = 0
+    for v in x:
+        if type(v) is not dict:
+            raise _Unusual
+        ((k, y),) = v.items()
+        if k == "s" and type(y) is str:
+            out.append(["S", y])
+            size += len(y.encode("utf-8"))
+        elif k == "n" and type(y) is str and is_normal_number(y):
+            out.append(["N", y])
+            size += (len(y.replace("-", "").replace(".", "").strip("0")) + 1) // 2 + 1
+        else:
+            canon, inner = _value(v, level)
+            out.append(canon)
+            size += inner
+    return out, size
 
 
 def check_line(line: bytes) -> tuple[Canonical, int] | None:
@@ -146,14 +180,10 @@ def check_line(line: bytes) -> tuple[Canonical, int] | None:
         obj = orjson.loads(data)
         if type(obj) is not dict:
             return None
-        out: Canonical = {}
-        size = 0
-        for name, v in obj.items():
-            if not name:
-                return None
-            out[name], inner = _value(v, 1)
-            size += len(name.encode("utf-8")) + inner
-    except (_Unusual, orjson.JSONDecodeError, RecursionError, UnicodeEncodeError):
+        if "" in obj:  # DynamoDB refuses an empty attribute name
+            return None
+        out, size = _entries(obj, 1)
+    except (_Unusual, ValueError, RecursionError):  # orjson.JSONDecodeError and UnicodeEncodeError are ValueErrors
         return None
     if size > MAX_ITEM_BYTES:
         return None
