@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+import logging
+import os
+
+import boto3
+
 from backup_folders import datapipeline_folder, dp_lines, restore, simple_items
 from demo_data import TABLE_SPECS, all_types_items, create_table, put_items
 from dynamodb_backup.repository.inspection import inspect_folder
+from dynamodb_backup.restore import verify
 from dynamodb_backup.restore.verify import backup_digest, sample_differences, table_digest, verify_restore
 
 
@@ -18,6 +25,37 @@ def test_table_digest_ignores_order_and_scan_form(local_aws, table_name):
     b = table_digest(ddb, table_name + "-b", 1)  # ... and the raw scan digest alike
     assert a.total() == b.total() and a.count == len(items)
     assert a.differing(b) == []
+
+
+PIDS_FILE: list[str] = []
+
+
+def _recording_share(*args, **kwargs):  # a worker's share, noting which process ran it
+    with open(PIDS_FILE[0], "a") as f:
+        f.write(f"{os.getpid()}\n")
+    return ORIGINAL_SHARE(*args, **kwargs)
+
+
+ORIGINAL_SHARE = verify._digest_share
+
+
+def test_a_digest_shared_among_worker_processes_equals_one_process_and_says_how_far_it_is(
+        local_aws, table_name, caplog, monkeypatch, tmp_path):
+    PIDS_FILE[:] = [str(tmp_path / "pids")]
+    monkeypatch.setattr(verify, "_digest_share", _recording_share)
+    ddb = local_aws.dynamodb_client()
+    items = [dict(item, pk={"S": f"{item['pk']['S']}-{n}"}) for n in range(40) for item in all_types_items()]
+    create_table(ddb, table_name, TABLE_SPECS["AllTypes"])
+    put_items(ddb, table_name, items)
+    one = table_digest(ddb, table_name, 4)
+    make_client = functools.partial(boto3.client, endpoint_url=local_aws.dynamodb_url, region_name=local_aws.region)
+    with caplog.at_level(logging.INFO, logger="dynamodb_backup.restore.verify"):
+        shared = table_digest(ddb, table_name, 4, make_client=make_client, processes=2, expected_items=len(items))
+    assert shared == one and shared.count == len(items)
+    workers = set((tmp_path / "pids").read_text().split())
+    assert len(workers) == 2 and str(os.getpid()) not in workers  # two shares, each in a process of its own
+    # The report adds up what both processes counted: its last line names every item.
+    assert f"verify {table_name}: {len(items):,} of {len(items):,} items" in caplog.text
 
 
 def test_backup_digest_matches_the_table_it_was_restored_into(local_aws, s3_bucket, table_name):

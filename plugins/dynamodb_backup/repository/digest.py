@@ -14,8 +14,8 @@ from typing import Any
 
 import orjson
 
-from dynamodb_backup.formats.codec import ItemLike, TableDigest, item_digest, key_of
-from dynamodb_backup.formats.codec.canonical import canonical_digest, canonical_key
+from dynamodb_backup.formats.codec import ItemLike, TableDigest, canonical_bytes, key_of
+from dynamodb_backup.formats.codec.canonical import bytes_digest, canonical_digest, canonical_key
 from dynamodb_backup.repository.inspection import BackupSource
 from dynamodb_backup.repository.reader import FileItems
 
@@ -33,8 +33,11 @@ class BucketedDigest:
     def __init__(self, buckets: list[TableDigest] | None = None) -> None:
         self.buckets = buckets or [TableDigest() for _ in range(BUCKETS)]
 
-    def add(self, item: ItemLike, key_names: Sequence[str]) -> None:
-        self.buckets[key_hash(key_of(item, key_names)) >> 8].add_digest(item_digest(item))
+    def add(self, item: ItemLike, key_names: Sequence[str]) -> int:
+        """Add one item; return the length of its canonical bytes (a measure of what was read)."""
+        data = canonical_bytes(item)
+        self.buckets[key_hash(key_of(item, key_names)) >> 8].add_digest(bytes_digest(data))
+        return len(data)
 
     def add_canonical(self, canonical: dict[str, Any], key_names: Sequence[str]) -> None:
         """:meth:`add` of an item already in canonical form (``linecheck.check_line``'s): the same buckets."""

@@ -254,7 +254,8 @@ def run_restore(make_client: ClientFactory, request: RestoreRequest, processes: 
     if request.verify:
         started = time.perf_counter()
         report = verify_restore(dynamodb, s3, source, request.table, was_empty=bool(target["was_empty"]),
-                                backup=validation.digest, key_names=prepared.rules.key_names)
+                                backup=validation.digest, key_names=prepared.rules.key_names,
+                                make_client=make_client, processes=processes)
         checkpoints = request.checkpoints_for(s3, source.folder)
         if report.match and checkpoints:
             checkpoints.clear()

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -24,6 +25,7 @@ from dynamodb_backup.backup.plan import DEFAULT_ON_DEMAND_CAPACITY, TableFacts, 
 from dynamodb_backup.backup.scan import scan_segment
 from dynamodb_backup.formats.codec import item_digest, key_of
 from dynamodb_backup.gcpause import few_collections
+from dynamodb_backup.progress import Progress, ProgressReport
 from dynamodb_backup.repository.digest import BucketedDigest, backup_digest, backup_items, key_hash
 from dynamodb_backup.repository.inspection import BackupSource
 
@@ -54,8 +56,44 @@ def default_read_rate(client: Any, table: str, ratio: float = 0.5,
     return capacity_rate(facts.read_capacity, facts.on_demand, ratio, on_demand_capacity)
 
 
+def _digest_segments(client: Any, table: str, segments: list[int], total: int, names: Sequence[str],
+                     read_rate: float, consistent: bool, raw: bool, label: str) -> BucketedDigest:
+    """Digest ``segments`` of ``total`` on threads, paced to ``read_rate``; progress counted as it goes."""
+    bucket = TokenBucket(read_rate)
+    parts = {segment: BucketedDigest() for segment in segments}
+    progress = Progress(label, 0, log)
+    lock = threading.Lock()
+
+    def one(segment: int) -> None:
+        part = parts[segment]
+        for page in scan_segment(client, table, segment, total, bucket, raw=raw, consistent=consistent):
+            nbytes = 0
+            for item in page.items:
+                nbytes += part.add(item, names)
+            with lock:  # Progress is one worker's counter; its segments' threads share it
+                progress.add(len(page.items), nbytes, page.consumed)
+
+    with few_collections(), ThreadPoolExecutor(max_workers=min(len(segments), 16),
+                                               thread_name_prefix="verify-scan") as pool:
+        list(pool.map(one, segments))
+    progress.done()
+    result = BucketedDigest()
+    for part in parts.values():
+        result.merge(part)
+    return result
+
+
+def _digest_share(make_client: Callable[[str], Any], table: str, segments: list[int], total: int,
+                  names: Sequence[str], read_rate: float, consistent: bool, raw: bool, label: str) -> dict[str, Any]:
+    """One worker process's segments (its own client; the digest back as a plain dict)."""
+    return _digest_segments(make_client("dynamodb"), table, segments, total, names, read_rate, consistent, raw,
+                            label).to_dict()
+
+
 def table_digest(client: Any, table: str, segments: int = 4, *, key_names: Sequence[str] | None = None,
-                 read_rate: float | None = None, consistent: bool = False, raw: bool = True) -> BucketedDigest:
+                 read_rate: float | None = None, consistent: bool = False, raw: bool = True,
+                 make_client: Callable[[str], Any] | None = None, processes: int = 1,
+                 expected_items: int = 0) -> BucketedDigest:
     """Digest every item of ``table`` with a parallel scan of ``segments`` segments.
 
     ``raw`` (the default): the export's fast scan (answers decoded by orjson, items kept in wire
@@ -64,20 +102,30 @@ def table_digest(client: Any, table: str, segments: int = 4, *, key_names: Seque
 
     ``read_rate`` (read units per second, all segments together) defaults to half
     the table's read capacity (on-demand: half of the assumed capacity).
+
+    With ``make_client`` and ``processes`` > 1 the segments are shared among that many worker
+    processes, each with its own client: the digest is CPU-bound Python, so threads of one
+    process use one core (a restore's verify of 20,000 small items took 2 s of wall time on one
+    core against 0.5 s of scanning). Progress (items, MB of canonical JSON, rate, time left
+    against ``expected_items``) is said every 10 s.
     """
     names = list(key_names or table_key_names(describe_table(client, table)))
-    bucket = TokenBucket(read_rate or default_read_rate(client, table))
-    parts = [BucketedDigest() for _ in range(segments)]
-
-    def each(segment: int, items: list[dict[str, Any]]) -> None:
-        for item in items:
-            parts[segment].add(item, names)
-
-    with few_collections():
-        _scan_items(client, table, segments, bucket, consistent, raw, each)
+    rate = read_rate or default_read_rate(client, table)
+    workers = max(1, min(processes if make_client is not None else 1, segments))
+    shares = [list(range(segments))[i::workers] for i in range(workers)]
+    label = f"verify {table}"
     result = BucketedDigest()
-    for part in parts:
-        result.merge(part)
+    with ProgressReport(label, expected_items, log) as report:
+        if workers == 1:
+            result = _digest_segments(client, table, shares[0], segments, names, rate, consistent, raw, label)
+        else:
+            assert make_client is not None
+            with ProcessPoolExecutor(max_workers=workers, initializer=report.initializer,
+                                     initargs=report.initargs) as pool:
+                futures = [pool.submit(_digest_share, make_client, table, share, segments, names, rate / workers,
+                                       consistent, raw, label) for share in shares]
+                for future in futures:
+                    result.merge(BucketedDigest.from_dict(future.result()))
     log.info("%s: %d items counted by a parallel scan of %d segments", table, result.count, segments)
     return result
 
@@ -219,12 +267,16 @@ def sample_table_differences(source: Any, source_table: str, dest: Any, dest_tab
 
 def verify_restore(dynamodb: Any, s3: Any, source: BackupSource, table: str, *, was_empty: bool = True,
                    backup: BucketedDigest | None = None, key_names: Sequence[str] | None = None,
-                   segments: int = 4, read_rate: float | None = None, sample_size: int = 20) -> VerifyReport:
-    """Count ``table`` by scanning and compare it with the backup (digests too when it started empty)."""
+                   segments: int = 4, read_rate: float | None = None, sample_size: int = 20,
+                   make_client: Callable[[str], Any] | None = None, processes: int = 1) -> VerifyReport:
+    """Count ``table`` by scanning and compare it with the backup (digests too when it started empty).
+
+    ``make_client`` and ``processes``: scan and digest the table in that many worker processes."""
     names = list(key_names or table_key_names(describe_table(dynamodb, table)))
     rate = read_rate or default_read_rate(dynamodb, table)
     backup = backup or backup_digest(s3, source, names)
-    target = table_digest(dynamodb, table, segments, key_names=names, read_rate=rate, consistent=True)
+    target = table_digest(dynamodb, table, segments, key_names=names, read_rate=rate, consistent=True,
+                          make_client=make_client, processes=processes, expected_items=backup.count)
     mine, theirs = backup.total(), target.total()
     report = VerifyReport(table=table, backup_items=mine.count, table_items=theirs.count,
                           backup_digest=mine.hexdigest(), table_digest=theirs.hexdigest(),

@@ -91,13 +91,17 @@ def canonical_bytes(item: ItemLike) -> bytes:
 
 def item_digest(item: ItemLike) -> int:
     """128-bit BLAKE2b digest of :func:`canonical_bytes`, as an int."""
-    return int.from_bytes(hashlib.blake2b(canonical_bytes(item), digest_size=16).digest(), "big")
+    return bytes_digest(canonical_bytes(item))
+
+
+def bytes_digest(canonical: bytes) -> int:
+    """The digest of an item's canonical bytes."""
+    return int.from_bytes(hashlib.blake2b(canonical, digest_size=16).digest(), "big")
 
 
 def canonical_digest(canonical: Mapping[str, Any]) -> int:
     """:func:`item_digest` of an item already in canonical form (``linecheck.check_line``'s)."""
-    data = orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)
-    return int.from_bytes(hashlib.blake2b(data, digest_size=16).digest(), "big")
+    return bytes_digest(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS))
 
 
 def canonical_key(canonical: Mapping[str, Any], key_names: Sequence[str]) -> tuple[str, ...]:
