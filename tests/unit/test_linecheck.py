@@ -18,6 +18,7 @@ from dynamodb_backup.errors import CodecError
 from dynamodb_backup.formats.codec import decode_line, encode_item, item_digest, key_of, validate_item
 from dynamodb_backup.formats.codec.canonical import canonical_bytes, canonical_digest, canonical_key
 from dynamodb_backup.formats.codec.linecheck import check_line
+from dynamodb_backup.formats.codec.wireform import wire_bytes_of_compact_line, wire_item_from_line
 from dynamodb_backup.repository.digest import BucketedDigest
 from dynamodb_backup.repository.keyschema import KeyRules
 
@@ -69,7 +70,9 @@ def test_valid_lines_give_the_reference_canonical_form_digest_size_and_key(seed:
         line = encode_item(item)
         checked = check_line(line)
         assert checked is not None, line
-        canonical, size = checked
+        canonical, size, bytewise = checked
+        assert bytewise  # generated names never read like type keys, and encode_item writes compactly
+        assert orjson.loads(wire_bytes_of_compact_line(line)) == wire_item_from_line(line)
         assert orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS) == canonical_bytes(item)
         assert canonical_digest(canonical) == item_digest(item)
         assert size == validate_item(item)
@@ -178,6 +181,8 @@ def test_mutated_lines_are_refused_or_read_exactly_as_the_reference_reads_them()
         checked = check_line(mutated)
         if checked is not None:
             assert (orjson.dumps(checked[0], option=orjson.OPT_SORT_KEYS), checked[1]) == want
+            if checked[2]:
+                assert orjson.loads(wire_bytes_of_compact_line(mutated)) == wire_item_from_line(mutated)
     assert accepted > 100 and refused > 100  # both sides really exercised
 
 
@@ -215,3 +220,31 @@ def test_binary_key_sizes_from_base64_are_exact() -> None:
         raw = bytes(range(n))
         text = base64.b64encode(raw).decode()
         assert len(text) // 4 * 3 - text.count("=", -2) == n
+
+
+@pytest.mark.parametrize("line", [
+    b'{"s":{"s":"an attribute named s"}}',
+    b'{"pk":{"s":"k"},"doc":{"m":{"m":{"n":"1"},"z":{"s":"x"}}}}',  # a map whose first key is "m"
+    b'{"pk":{"s":"k"},"doc":{"m":{"z":{"s":"x"},"l":{"n":"1"}}}}',  # "l" not first: still refused, to be sure
+    b'{"pk":{"s":"k"},"nULL":{"bOOL":true}}',
+    b'{"pk":{"s":"k"},"a":{"\\u0073":"x"}}',  # a type key written with an escape
+    b'{"pk":{"s":"k"},"a":{ "n":"1"}}',  # a typed value not opened compactly
+    b'{"pk":{"s":"k"},"a":{"n" :"1"}}',
+    b'{"pk":{"s":"k"},"a":{"s":"' + b"x" * 20_000 + b'"}}',  # long: parsing converts its few values cheaply
+])
+def test_lines_that_would_not_convert_byte_for_byte_are_not_called_bytewise(line: bytes) -> None:
+    checked = check_line(line)
+    assert checked is not None and checked[2] is False
+    # and the reference conversion still reads them
+    assert wire_item_from_line(line)
+
+
+@pytest.mark.parametrize("spaced", [False, True])
+def test_a_compact_line_converts_byte_for_byte_to_what_the_parsed_conversion_gives(spaced: bool) -> None:
+    line = (b'{"pk":{"s":"{\\"s\\":x"},"ss":{"sS":["{\\"n\\":","b"]},"M":{"m":{"x":{"l":[{"nULL":true},'
+            b'{"bOOL":false},{"b":"AAE="},{"bS":["AAE="]},{"nS":["1"]},{"m":{}},{"l":[]}]}}}}')
+    if spaced:  # spaces between a name and its value do not matter: each typed value still opens {"x":
+        line = line.replace(b'":{', b'": {').replace(b",", b", ")
+    checked = check_line(line)
+    assert checked is not None and checked[2] is True
+    assert orjson.loads(wire_bytes_of_compact_line(line)) == wire_item_from_line(line)

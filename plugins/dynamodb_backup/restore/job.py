@@ -136,14 +136,15 @@ def _validate_share(make_client: ClientFactory, bucket: str, files: list[SourceF
 
 
 def _load_share(make_client: ClientFactory, request: RestoreRequest, folder: S3Location, files: list[SourceFile],
-                key_names: list[str], rate: float, share: float, label: str) -> LoadResult:
+                key_names: list[str], rate: float, share: float, label: str,
+                bytewise: frozenset[str] = frozenset()) -> LoadResult:
     dynamodb, s3 = make_client("dynamodb"), make_client("s3")
     target = describe_table(dynamodb, request.table)
     scales = index_write_scales(target)
     return load_files(
         dynamodb, s3, folder.bucket, files, request.table, key_names, rate,
         checkpoints=request.checkpoints_for(s3, folder, table_identity(target)), label=label,
-        index_scales=scales,
+        index_scales=scales, bytewise=bytewise,
         current_rate=target_rate_reader(dynamodb, request.table, request.write_ratio,
                                         request.on_demand_capacity, share, scales),
     )
@@ -220,8 +221,9 @@ def load_prepared(make_client: ClientFactory, request: RestoreRequest, prepared:
     log.info("loading %d items into %s at %.0f write units/s over %d workers (run id %s)",
              prepared.validation.items, request.table, rate, len(shares), request.run_id)
     load = LoadResult()
+    bytewise = frozenset(prepared.validation.bytewise)
     calls = [(make_client, request, prepared.source.folder, share, prepared.rules.key_names, rate / len(shares),
-              1 / len(shares), f"worker {i}") for i, share in enumerate(shares)]
+              1 / len(shares), f"worker {i}", bytewise) for i, share in enumerate(shares)]
     with ProgressReport(f"restore {request.table}", prepared.validation.items, log,
                         expected_bytes=prepared.source.total_bytes, every=request.progress_seconds) as report:
         for result in _map(processes, _load_share, calls, report):

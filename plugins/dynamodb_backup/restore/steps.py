@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -44,21 +44,24 @@ class ValidationReport:
     blank_lines: int = 0
     files: dict[str, int] = field(default_factory=dict)
     digest: BucketedDigest = field(default_factory=BucketedDigest)
+    bytewise: list[str] = field(default_factory=list)
+    """Files every line of which converts to wire form byte for byte (``linecheck``): loaded without parsing."""
 
     def merge(self, other: ValidationReport) -> None:
         self.items += other.items
         self.blank_lines += other.blank_lines
         self.files.update(other.files)
         self.digest.merge(other.digest)
+        self.bytewise += other.bytewise
 
     def to_dict(self) -> dict[str, Any]:
         return {"items": self.items, "blank_lines": self.blank_lines, "files": self.files,
-                "digest": self.digest.to_dict()}
+                "digest": self.digest.to_dict(), "bytewise": self.bytewise}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ValidationReport:
         return cls(int(data["items"]), int(data["blank_lines"]), dict(data["files"]),
-                   BucketedDigest.from_dict(data["digest"]))
+                   BucketedDigest.from_dict(data["digest"]), list(data.get("bytewise") or []))
 
 
 def plan_shares(files: list[SourceFile], workers: int) -> list[list[SourceFile]]:
@@ -82,7 +85,8 @@ def validate_files(s3: Any, bucket: str, files: list[SourceFile], rules: KeyRule
         items = FileItems(s3, bucket, file)
         with few_collections():
             if file.decoder == "datapipeline":
-                _check_lines(items, rules, report.digest)
+                if _check_lines(items, rules, report.digest):
+                    report.bytewise.append(file.key)
             else:
                 for origin, item in items:
                     try:
@@ -100,22 +104,28 @@ def validate_files(s3: Any, bucket: str, files: list[SourceFile], rules: KeyRule
     return report
 
 
-def _check_lines(items: FileItems, rules: KeyRules, digest: BucketedDigest) -> None:
+def _check_lines(items: FileItems, rules: KeyRules, digest: BucketedDigest) -> bool:
     """Data Pipeline lines validated, key-checked and digested in one walk each (``linecheck``); a line
-    it leaves alone is decoded the reference way, which reads it or names what is wrong."""
+    it leaves alone is decoded the reference way, which reads it or names what is wrong.
+
+    Returns whether every line converts to wire form byte for byte (then the load parses none)."""
     names = rules.key_names
+    bytewise = True
     for origin, line in items.lines():
         checked = check_line(line)
         try:
             if checked is not None:
                 rules.check_canonical(checked[0])
                 digest.add_canonical(checked[0], names)
+                bytewise = bytewise and checked[2]
             else:
+                bytewise = False
                 item = decode_line(line)
                 rules.check(item)
                 digest.add(item, names)
         except CodecError as exc:
             raise exc.at(origin) from None
+    return bytewise
 
 
 def check_totals(source: BackupSource, report: ValidationReport) -> None:
@@ -155,12 +165,13 @@ def load_files(dynamodb: Any, s3: Any, bucket: str, files: list[SourceFile], tab
                rate: float, *, checkpoints: Checkpoints | None = None,
                current_rate: Callable[[], float] | None = None, label: str = "load",
                sleep: Callable[[float], None] = time.sleep, fast_path: bool = True,
-               index_scales: Mapping[str, float] | None = None) -> LoadResult:
+               index_scales: Mapping[str, float] | None = None, bytewise: Collection[str] = ()) -> LoadResult:
     """Put every item of ``files`` into ``table`` at ``rate`` write units/s, skipping files already finished.
 
     ``index_scales`` (``backup.plan.index_write_scales``) keeps the table's global
     indexes within the same share of their own capacity. ``fast_path=False``
-    sends every item through botocore's serializer (the plain path).
+    sends every item through botocore's serializer (the plain path). ``bytewise``: the files
+    validation found convertible byte for byte (``ValidationReport.bytewise``), sent unparsed.
     """
     token_bucket = RecordingBucket(rate)  # also records write units per 5 s, kept beside the checkpoints
     watcher = CapacityWatcher(token_bucket, current_rate) if current_rate else None
@@ -208,6 +219,8 @@ def load_files(dynamodb: Any, s3: Any, bucket: str, files: list[SourceFile], tab
                 raw = fast_path and file.decoder == "datapipeline"
                 source: Iterable[tuple[str, Any]] = items.lines() if raw else items
                 put: Callable[[Any, str], None] = fast.put if raw else writer.put
+                if raw and direct is not None and file.key in bytewise:
+                    put = fast.put_compact
                 for origin, item in source:
                     put(item, origin)
                     # Asked per item (a clock read): a load paced by a small index may take seconds an item.

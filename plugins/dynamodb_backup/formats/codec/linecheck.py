@@ -28,11 +28,15 @@ from dynamodb_backup.formats.codec.validate import (
     number_text,
     parse_number,
 )
+from dynamodb_backup.formats.codec.wireform import OPENING, TYPE_SPELLINGS
 
 Canonical = dict[str, list[Any]]
 """An item's canonical form: attribute name -> ``[TYPE, canonical value]`` (see ``canonical._canon``)."""
 
 _WHITESPACE = b" \t\r\n\f\v"
+#: Longer lines are not converted byte-wise: a 100 KB line holds few typed values, which parsing
+#: converts cheaply, while counting and renaming openings would search all of it ten times.
+BYTEWISE_MAX_LINE = 16 * 1024
 
 
 class _Unusual(Exception):
@@ -65,7 +69,7 @@ def _number(text: object) -> tuple[str, int]:
     return number_text(negative, digits, exponent), (len(digits) + 1) // 2 + 1
 
 
-def _value(v: Any, level: int) -> tuple[list[Any], int]:
+def _value(v: Any, level: int, tally: list[int]) -> tuple[list[Any], int]:
     """One typed value in Data Pipeline's spelling -> (its canonical form, its size in bytes)."""
     ((k, x),) = v.items()  # not exactly one type key: ValueError, and the reference path names it
     if k == "s":
@@ -78,12 +82,12 @@ def _value(v: Any, level: int) -> tuple[list[Any], int]:
     if k == "m":
         if type(x) is not dict or (level >= MAX_NESTING_LEVEL and x):
             raise _Unusual
-        out, size = _entries(x, level + 1)
+        out, size = _entries(x, level + 1, tally)
         return ["M", out], 3 + len(x) + size
     if k == "l":
         if type(x) is not list or (level >= MAX_NESTING_LEVEL and x):
             raise _Unusual
-        members, size = _members(x, level + 1)
+        members, size = _members(x, level + 1, tally)
         return ["L", members], 3 + len(x) + size
     if k == "b":
         text, size = _base64(x)
@@ -122,12 +126,15 @@ def _value(v: Any, level: int) -> tuple[list[Any], int]:
     raise _Unusual  # another spelling of a type key ("S", "Ss", ...): the reference path reads it
 
 
-def _entries(x: dict[str, Any], level: int) -> tuple[dict[str, Any], int]:
+def _entries(x: dict[str, Any], level: int, tally: list[int]) -> tuple[dict[str, Any], int]:
     """A map's (or the item's) values -> (canonical map, bytes of its names and values).
 
     Strings and numbers, most values, are handled here without a call each (wide items hold
     hundreds); everything else goes through :func:`_value`.
     """
+    tally[0] += len(x)
+    if not TYPE_SPELLINGS.isdisjoint(x):
+        tally[1] += 1
     out: dict[str, Any] = {}
     size = 0
     for name, v in x.items():
@@ -141,13 +148,14 @@ def _entries(x: dict[str, Any], level: int) -> tuple[dict[str, Any], int]:
             out[name] = ["N", y]
             size += len(name.encode("utf-8")) + (len(y.replace("-", "").replace(".", "").strip("0")) + 1) // 2 + 1
         else:
-            out[name], inner = _value(v, level)
+            out[name], inner = _value(v, level, tally)
             size += len(name.encode("utf-8")) + inner
     return out, size
 
 
-def _members(x: list[Any], level: int) -> tuple[list[Any], int]:
+def _members(x: list[Any], level: int, tally: list[int]) -> tuple[list[Any], int]:
     """A list's values -> (canonical list, bytes of its values); strings and numbers inline, as in _entries."""
+    tally[0] += len(x)
     out: list[Any] = []
     size = 0
     for v in x:
@@ -161,17 +169,23 @@ def _members(x: list[Any], level: int) -> tuple[list[Any], int]:
             out.append(["N", y])
             size += (len(y.replace("-", "").replace(".", "").strip("0")) + 1) // 2 + 1
         else:
-            canon, inner = _value(v, level)
+            canon, inner = _value(v, level, tally)
             out.append(canon)
             size += inner
     return out, size
 
 
-def check_line(line: bytes) -> tuple[Canonical, int] | None:
-    """A valid Data Pipeline JSON line -> (its item's canonical form, its size); ``None`` for the reference path.
+def check_line(line: bytes) -> tuple[Canonical, int, bool] | None:
+    """A valid Data Pipeline JSON line -> (its item's canonical form, its size, whether it converts byte-wise);
+    ``None`` for the reference path.
 
     ``None`` says nothing about validity: the caller decodes the line the reference way, which
     either reads it (an unusual spelling) or raises the error that names what is wrong.
+
+    Byte-wise: ``wireform.wire_bytes_of_compact_line`` gives the line's wire form exactly. True
+    when no attribute or map key is named like a type key and every typed value opens with its
+    compact ``{"s":`` (their count in the bytes equals the typed values walked): then every such
+    opening in the line is a typed value's, and nothing else is.
     """
     data = line.strip(_WHITESPACE)
     if not data or b"\x03" in data:
@@ -182,9 +196,12 @@ def check_line(line: bytes) -> tuple[Canonical, int] | None:
             return None
         if "" in obj:  # DynamoDB refuses an empty attribute name
             return None
-        out, size = _entries(obj, 1)
+        tally = [0, 0]  # typed values walked, containers with a key named like a type key
+        out, size = _entries(obj, 1, tally)
     except (_Unusual, ValueError, RecursionError):  # orjson.JSONDecodeError and UnicodeEncodeError are ValueErrors
         return None
     if size > MAX_ITEM_BYTES:
         return None
-    return out, size
+    bytewise = (len(data) <= BYTEWISE_MAX_LINE and tally[1] == 0
+                and len(OPENING.findall(data)) == tally[0])
+    return out, size, bytewise
