@@ -244,7 +244,8 @@ class EnsureTableOperator(_RestoreFields):
         links = [LinkFiles.from_dict(link) for link in self.inspection.get("links") or []]
         reports = [LinkReport.from_dict(r) for r in self.changes or []]  # as_of: the state the chain describes
         return {**target, "write_rate": rate, "items": report.items,
-                "digest": described_digest(report.digest, reports).to_dict(), "verifiable": verifiable(links)}
+                "digest": described_digest(report.digest, reports).to_dict(), "verifiable": verifiable(links),
+                "bytewise": report.bytewise}
 
 
 class LoadFilesOperator(_RestoreFields):
@@ -272,7 +273,7 @@ class LoadFilesOperator(_RestoreFields):
                 KeyRules.from_description(self.inspection["keys"]).key_names, float(self.target["write_rate"]) * share,
                 # Markers of an attempt that loaded into an earlier incarnation of the table do not count.
                 checkpoints=self.checkpoints(s3, source.folder, context, table_identity(target)),
-                index_scales=scales,
+                index_scales=scales, bytewise=frozenset(self.target.get("bytewise") or ()),
                 current_rate=target_rate_reader(dynamodb, self.table, float(self.write_ratio),
                                                 self.on_demand_capacity, share, scales),
                 label=f"load {context['ti'].map_index}",
