@@ -28,3 +28,8 @@ class ParameterError(BackupError):
 class BackupFolderError(BackupError):
     """A backup folder is incomplete, corrupt or of an unknown format."""
 
+
+def show(value: object, limit: int = 60) -> str:
+    """repr() of a value, shortened so error messages stay one readable line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -16,7 +16,7 @@ from dynamodb_backup.formats.codec import (
     validate_number,
     validate_value,
 )
-from dynamodb_backup.formats.codec.validate import number_size, parse_number
+from dynamodb_backup.formats.codec.decimals import number_size, parse_number
 
 MAX_N = "9.9999999999999999999999999999999999999E+125"
 
@@ -184,7 +184,7 @@ def test_item_level_checks() -> None:
                                   "9" * 38 + "0" * 88])
 def test_plain_integers_take_the_same_answer_as_their_decimal_spelling(text: str) -> None:
     # Plain integers skip the regex; "<text>.0" goes through it and must agree (or both refuse).
-    from dynamodb_backup.formats.codec.validate import normalize_number, parse_number
+    from dynamodb_backup.formats.codec.decimals import normalize_number, parse_number
     try:
         expected = parse_number(text + ".0"), normalize_number(text + ".0")
     except CodecError as exc:
@@ -199,6 +199,6 @@ def test_plain_integers_take_the_same_answer_as_their_decimal_spelling(text: str
 
 @pytest.mark.parametrize("text", ["1" * 39, "1" + "0" * 126, "٣", "-", "", "--1"])
 def test_plain_integer_spellings_out_of_range_or_not_ascii_are_refused(text: str) -> None:
-    from dynamodb_backup.formats.codec.validate import parse_number
+    from dynamodb_backup.formats.codec.decimals import parse_number
     with pytest.raises(CodecError):
         parse_number(text)

@@ -1,4 +1,4 @@
-"""A load, a validation or a digest keeps the cyclic collector off what existed before it, and restores the collector after."""
+"""A load, a validation or a digest keeps the cyclic collector off what existed before, and restores it after."""
 
 from __future__ import annotations
 

@@ -11,11 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from dynamodb_backup.errors import CodecError
+from dynamodb_backup.errors import CodecError, show
 from dynamodb_backup.formats.codec import Item
 from dynamodb_backup.formats.codec.datapipeline import load_json_object
 from dynamodb_backup.formats.codec.native import item_field
-from dynamodb_backup.formats.codec.validate import show
 from dynamodb_backup.repository.keyschema import KeyRules
 
 

@@ -35,10 +35,9 @@ from typing import Any
 
 import orjson
 
-from dynamodb_backup.errors import BackupFolderError, CodecError
+from dynamodb_backup.errors import BackupFolderError, CodecError, show
 from dynamodb_backup.formats.codec import is_blank
 from dynamodb_backup.formats.codec.datapipeline import load_json_object
-from dynamodb_backup.formats.codec.validate import show
 from dynamodb_backup.formats.codec.wireform import wire_item_from_client
 from dynamodb_backup.formats.layout import S3Location
 from dynamodb_backup.repository.changes import Change, decode_change_object

@@ -22,8 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import orjson
 
 from dynamodb_backup.aws.retry import call_with_retries
-from dynamodb_backup.errors import BackupFolderError, CodecError
-from dynamodb_backup.formats.codec.validate import show
+from dynamodb_backup.errors import BackupFolderError, CodecError, show
 from dynamodb_backup.formats.layout import S3Location
 from dynamodb_backup.repository.keyschema import KeyRules
 from dynamodb_backup.repository.reader import read_small

@@ -28,7 +28,7 @@ from dynamodb_backup.backup.plan import DEFAULT_ON_DEMAND_CAPACITY
 from dynamodb_backup.errors import BackupError, CodecError, ParameterError
 from dynamodb_backup.formats.codec import Item, item_digest
 from dynamodb_backup.formats.codec.datapipeline import item_from_json, load_json_object
-from dynamodb_backup.formats.codec.validate import normalize_number
+from dynamodb_backup.formats.codec.decimals import normalize_number
 from dynamodb_backup.formats.layout import S3Location
 from dynamodb_backup.incremental.apply import file_changes
 from dynamodb_backup.incremental.chain import find_chain, link_files, refuse_incremental

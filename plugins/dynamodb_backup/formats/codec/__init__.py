@@ -17,6 +17,7 @@ from dynamodb_backup.formats.codec.datapipeline import (
     encode_wire_items,
     is_blank,
 )
+from dynamodb_backup.formats.codec.decimals import normalize_number, validate_number
 from dynamodb_backup.formats.codec.native import (
     decode_native_line,
     decode_native_record,
@@ -29,9 +30,7 @@ from dynamodb_backup.formats.codec.validate import (
     Item,
     ItemLike,
     item_size,
-    normalize_number,
     validate_item,
-    validate_number,
     validate_value,
 )
 

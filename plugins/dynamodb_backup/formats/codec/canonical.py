@@ -17,8 +17,9 @@ from typing import Any
 
 import orjson
 
-from dynamodb_backup.errors import CodecError
-from dynamodb_backup.formats.codec.validate import AttributeValue, ItemLike, is_normal_number, normalize_number, show
+from dynamodb_backup.errors import CodecError, show
+from dynamodb_backup.formats.codec.decimals import is_normal_number, normalize_number
+from dynamodb_backup.formats.codec.validate import AttributeValue, ItemLike
 
 _MOD = 1 << 128
 

@@ -20,14 +20,13 @@ from typing import Any
 
 import orjson
 
-from dynamodb_backup.errors import CodecError
+from dynamodb_backup.errors import CodecError, show
 from dynamodb_backup.formats.codec.validate import (
     MAX_NESTING_LEVEL,
     AttributeValue,
     InvalidValue,
     Item,
     ItemLike,
-    show,
     validate_item,
 )
 

@@ -21,13 +21,8 @@ from typing import Any
 import orjson
 
 from dynamodb_backup.errors import CodecError
-from dynamodb_backup.formats.codec.validate import (
-    MAX_ITEM_BYTES,
-    MAX_NESTING_LEVEL,
-    is_normal_number,
-    number_text,
-    parse_number,
-)
+from dynamodb_backup.formats.codec.decimals import is_normal_number, number_text, parse_number
+from dynamodb_backup.formats.codec.validate import MAX_ITEM_BYTES, MAX_NESTING_LEVEL
 from dynamodb_backup.formats.codec.wireform import OPENING, TYPE_SPELLINGS
 
 Canonical = dict[str, list[Any]]

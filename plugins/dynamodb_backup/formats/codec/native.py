@@ -14,9 +14,9 @@ from typing import Any, Literal
 
 import orjson
 
-from dynamodb_backup.errors import CodecError
+from dynamodb_backup.errors import CodecError, show
 from dynamodb_backup.formats.codec.datapipeline import encode_wire_item, item_from_json, load_json_object
-from dynamodb_backup.formats.codec.validate import AttributeValue, Item, ItemLike, show
+from dynamodb_backup.formats.codec.validate import AttributeValue, Item, ItemLike
 
 RecordKind = Literal["put", "delete"]
 
