@@ -85,7 +85,7 @@ bench: backend-packages install  ## export/restore against the server's own ceil
 	$(PY) bench/run.py --items 100000 --asof-items 20000 --backends $(DYNAMODB_BACKEND),$(OTHER_BACKEND)
 	$(PY) -m bench.percore --scale $(BENCH_SCALE) --backends $(DYNAMODB_BACKEND),$(OTHER_BACKEND)
 
-#: bench-per-core's items per shape: full (8 MB of small and wide items, 30 MB of large) or small (2.4 MB a shape, the quick form).
+#: bench-per-core's items per shape: full (8 MB of small and wide items, 250 MB of large) or small (2.4 MB a shape, the quick form).
 BENCH_SCALE ?= full
 
 bench-per-core: backend-packages install  ## CPU per item and per MB of each contender's process tree, three item shapes, both backends, peers (medians of 3): docs/bench-per-core.json
