@@ -2,8 +2,9 @@
 
 ``os.wait4`` returns the rusage of the child together with every descendant it
 waited for (ProcessPoolExecutor and multiprocessing.Pool join their workers), so
-CPU seconds cover the whole process tree, and ``ru_maxrss`` is the peak RSS of
-the largest single process in it: the "per worker" peak.
+CPU seconds cover the whole process tree. The peak RSS is the largest single
+process's in it (the "per worker" peak), sampled from ``VmHWM`` while it runs
+(``bench/peakrss.py``: ``ru_maxrss`` would carry this bench process's own peak).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .peakrss import PeakSampler
 
 try:
     import psutil
@@ -82,7 +85,9 @@ def run_measured(
         proc = subprocess.Popen(list(command), env=dict(env) if env else None, cwd=cwd,
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
         deadline = start + timeout
+        peak = PeakSampler(proc.pid)
         while True:
+            peak.sample()
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
@@ -100,7 +105,7 @@ def run_measured(
     return Measurement(
         name=name, items=items, seconds=seconds,
         cpu_seconds=usage.ru_utime + usage.ru_stime,
-        peak_rss_mb=usage.ru_maxrss / 1024.0,  # Linux reports KiB
+        peak_rss_mb=peak.peak_mb(usage.ru_maxrss),  # KiB
         server_cpu_seconds=(after - before) if before is not None and after is not None else None,
         s3_cpu_seconds=(s3_after - s3_before) if s3_pids and s3_before is not None and s3_after is not None else None,
         returncode=proc.returncode,

@@ -25,6 +25,8 @@ from typing import Any, Protocol
 
 import psutil
 
+from .peakrss import PeakSampler
+
 PR_SET_CHILD_SUBREAPER = 36
 
 
@@ -117,7 +119,9 @@ def run_tree(command: Sequence[str], *, env: Mapping[str, str] | None = None, cw
         proc = subprocess.Popen(list(command), env=dict(env) if env else None, cwd=cwd,
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
         deadline, report_at = start + timeout, start + every
+        peak = PeakSampler(proc.pid)
         while True:
+            peak.sample()
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
@@ -137,7 +141,7 @@ def run_tree(command: Sequence[str], *, env: Mapping[str, str] | None = None, cw
         if log_path:
             out.close()
     cpu = cpu_delta(usage_before, resource.getrusage(resource.RUSAGE_CHILDREN))
-    return TreeRun(seconds=seconds, cpu=cpu, returncode=proc.returncode, peak_rss_mb=usage.ru_maxrss / 1024.0,
+    return TreeRun(seconds=seconds, cpu=cpu, returncode=proc.returncode, peak_rss_mb=peak.peak_mb(usage.ru_maxrss),
                    orphans=len(orphans), orphans_killed=killed)
 
 

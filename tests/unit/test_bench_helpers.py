@@ -325,3 +325,18 @@ def test_combined_runs_take_each_contender_from_the_last_run_that_did_it() -> No
     peer = [r for r in combined if (r["shape"], r["key"]) == ("small", "ddbexport")]
     # a later failed run does not hide an earlier successful one
     assert len(peer) == 3 and all(r["ok"] and r["run_label"] == "zlib" for r in peer)
+
+
+def test_peak_rss_is_the_childs_own_not_this_process_carried_across_exec() -> None:
+    """ru_maxrss of an exec'd child carries its parent's peak; the sampled VmHWM does not."""
+    from bench.measure import run_measured
+
+    ballast = bytearray(400 * 1024 * 1024)  # this process grows past 400 MB before it starts the children
+    ballast[:: 4096] = b"x" * len(ballast[:: 4096])  # touch every page, so it is resident
+    small = run_measured("small", [sys.executable, "-c", "import time; time.sleep(0.5)"], 0)
+    grows = run_measured("grows", [sys.executable, "-c",
+                                   "import time; b = bytearray(150 * 1024 * 1024); b[::4096] = b'x' * len(b[::4096]);"
+                                   " time.sleep(0.5)"], 0)
+    del ballast
+    assert small.peak_rss_mb < 100  # an interpreter alone; ru_maxrss said 400+ here
+    assert 150 <= grows.peak_rss_mb < 300
