@@ -48,11 +48,16 @@ class RecordingProxy(DynamoDBFaultProxy):
         return super().decide(request)
 
 
-def botocore_scan_refused(client: Any) -> Any:
-    def refused(**_: Any) -> Any:
-        raise AssertionError("the raw Scan path called botocore's Scan")
-    client.scan = refused  # an attribute of this client only: no event handler, so aws.wire stays allowed
-    return client
+def botocore_scans_counted(client: Any) -> list[dict[str, Any]]:
+    """The parameters of each Scan the client itself makes (a segment's first page: see ``scan_segment``)."""
+    calls: list[dict[str, Any]] = []
+    real = client.scan
+
+    def counted(**kwargs: Any) -> Any:
+        calls.append(kwargs)
+        return real(**kwargs)
+    client.scan = counted  # an attribute of this client only: no event handler, so aws.wire stays allowed
+    return calls
 
 
 def test_an_export_scans_over_aws_wire_and_not_botocore(local_aws, s3_bucket, table_name):
@@ -66,9 +71,12 @@ def test_an_export_scans_over_aws_wire_and_not_botocore(local_aws, s3_bucket, ta
                                 read_ratio=1.0, segments=3, max_workers=1,
                                 settings=ExportSettings(consistent_read=True, file_max_items=100))
         plan = plan_backup(through, s3, request)
-        botocore_scan_refused(through)
+        by_botocore = botocore_scans_counted(through)
         results = [export_share(through, s3, table_name, plan.folder, share, request.settings) for share in plan.shares]
-        assert proxy.counters["op:Scan"] == len(proxy.scans) >= 3
+        assert proxy.counters["op:Scan"] == len(proxy.scans) > len(by_botocore)
+    # Each segment's first page through the client (its first-contact policy), every later one over aws.wire.
+    assert sorted(call["Segment"] for call in by_botocore) == [0, 1, 2]
+    assert not any("ExclusiveStartKey" in call for call in by_botocore)
     sidecar = seal_backup(ddb, s3, request, plan, results)
     _, lines = read_folder(s3, plan.folder)
     assert sidecar.item_count == len(lines) == len(set(lines)) == len(items)
@@ -136,11 +144,13 @@ def test_faults_on_scans_over_the_wire_are_retried(local_aws, table_name, monkey
     put_items(ddb, table_name, list(referrer_items(400)))
     faults = DynamoFaults(**{fault: 0.5}, operations=frozenset({"Scan"}))
     with EveryOtherScanFaulted(local_aws.dynamodb_url, faults=faults) as proxy:
-        client = botocore_scan_refused(client_at(proxy.url))
+        client = client_at(proxy.url)
+        by_botocore = botocore_scans_counted(client)
         scanned = [item for segment in range(2)
                    for page in scan_segment(client, table_name, segment, 2, TokenBucket(10_000), raw=True)
                    for item in page.items]
-        assert proxy.counters[fault] >= 2 and proxy.counters[fault] * 2 == proxy.counters["op:Scan"]  # it happened
+        # Every call met its fault once, the first pages' (botocore) and the later ones' (aws.wire).
+        assert proxy.counters[fault] * 2 == proxy.counters["op:Scan"] > 2 * len(by_botocore) == 4
     assert len(scanned) == len({(i["resource"]["S"], i["timestamp"]["S"]) for i in scanned}) == 400
 
 
@@ -176,9 +186,27 @@ def scan_answers(bodies: list[tuple[bytes, int]]) -> Iterator[tuple[str, list[in
 
 def test_a_scan_answer_whose_crc32_is_wrong_is_retried(monkeypatch):
     monkeypatch.setattr(RetrySettings, "backoff", lambda self, exc, attempt: 0.0)
-    good = b'{"Count":1,"Items":[{"pk":{"S":"a"}}],"ScannedCount":1}'
-    with scan_answers([(good, zlib.crc32(good) ^ 1), (good, zlib.crc32(good))]) as (url, got):
-        client = botocore_scan_refused(client_at(url))
+    first = b'{"Count":1,"Items":[{"pk":{"S":"a"}}],"ScannedCount":1,"LastEvaluatedKey":{"pk":{"S":"a"}}}'
+    good = b'{"Count":1,"Items":[{"pk":{"S":"b"}}],"ScannedCount":1}'
+    answers = [(first, zlib.crc32(first)), (good, zlib.crc32(good) ^ 1), (good, zlib.crc32(good))]
+    with scan_answers(answers) as (url, got):
+        client = client_at(url)
+        by_botocore = botocore_scans_counted(client)
         pages = list(scan_segment(client, "table", 0, 1, TokenBucket(10_000), raw=True))
-    assert len(got) == 2  # the first answer was refused and the call made again
-    assert [page.items for page in pages] == [[{"pk": {"S": "a"}}]]
+    assert len(got) == 3 and len(by_botocore) == 1  # the second page's first answer (aws.wire) refused, asked again
+    assert [page.items for page in pages] == [[{"pk": {"S": "a"}}], [{"pk": {"S": "b"}}]]
+
+
+def test_a_segments_first_page_keeps_the_clients_fail_fast_on_an_endpoint_never_reached(monkeypatch):
+    """aws.clients fails a call at once when its endpoint has never answered this process (a wrong endpoint);
+    over aws.wire from the first page, a refused connection would be retried for minutes instead."""
+    from dynamodb_backup.aws import clients
+    from dynamodb_backup.aws.mistakes import EndpointUnreachableError
+    from local_aws import free_port
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "local")
+    client = clients.client("dynamodb", f"http://127.0.0.1:{free_port()}", "us-east-1")
+    assert DynamoDBConnection.for_client(client) is not None  # aws.wire would be allowed
+    with pytest.raises(EndpointUnreachableError):
+        list(scan_segment(client, "table", 0, 1, TokenBucket(10_000), raw=True))

@@ -3,8 +3,8 @@
 The fast (raw) path decodes each Scan answer's body with orjson, never with botocore's
 parser (which costs most of a scan's CPU time). The items stay in DynamoDB's wire form
 (binary as base64 text), which the codec turns into Data Pipeline lines in one pass.
-Where ``aws.wire`` reproduces the client's transport, the raw path's calls go over one
-``DynamoDBConnection`` per segment (signed at send, retried as the client's configuration
+Where ``aws.wire`` reproduces the client's transport, the raw path's calls after a segment's
+first page go over one ``DynamoDBConnection`` per segment (signed at send, retried as the client's configuration
 says, the answer's x-amz-crc32 checked): on 100 KB items botocore's request building,
 signing, hooks and body reading cost about 180 us an item more than the raw HTTP scan
 ceiling. Otherwise (a Stubber, a proxy, a user's hook: ``for_client`` says None) the body is
@@ -195,11 +195,15 @@ def scan_segment(
     """Yield the pages of one segment, paced by ``bucket`` and charged what each page consumed.
 
     The raw path's calls go over a connection of this segment's own (aws.wire; a connection is
-    not thread-safe, and segments are scanned on threads) where the client allows it.
+    not thread-safe, and segments are scanned on threads) where the client allows it, from the
+    second page on: the first goes through the client itself, so its policy for an endpoint that
+    never answered this process (``aws.clients``: fail at once, not after minutes of retries)
+    still holds; once the endpoint has answered, both retry the same errors.
     """
     sizer = PageSizer()
     key = start_key
-    connection = DynamoDBConnection.for_client(client) if raw else None
+    connection: DynamoDBConnection | None = None
+    first = True
     try:
         while True:
             if before_page is not None:
@@ -216,6 +220,9 @@ def scan_segment(
             if key:
                 kwargs["ExclusiveStartKey"] = key
             page = scan_page(client, raw, connection=connection, **kwargs)
+            if first and raw:
+                connection = DynamoDBConnection.for_client(client)
+            first = False
             bucket.charge(page.consumed)
             sizer.learn(page)
             yield page
