@@ -11,6 +11,9 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
+
+import orjson
 
 
 @contextmanager
@@ -24,3 +27,18 @@ def few_collections() -> Iterator[None]:
     finally:
         gc.set_threshold(*thresholds)
         gc.unfreeze()
+
+
+def loads_uncollected(data: bytes) -> Any:
+    """``orjson.loads(data)`` with the cyclic collector off meanwhile (decoded JSON has no cycles).
+
+    A Scan page is up to ~100k fresh containers, and the collector firing during their decode cost
+    10x the decode itself (measured).
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return orjson.loads(data)
+    finally:
+        if enabled:
+            gc.enable()

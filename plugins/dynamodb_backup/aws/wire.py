@@ -29,7 +29,6 @@ boto3's own, e.g. a botocore ``Stubber``, moto's mock or a user's ``before-send`
 
 from __future__ import annotations
 
-import gc
 import http.client
 import logging
 import socket
@@ -59,6 +58,7 @@ from dynamodb_backup.aws.handlers import foreign_handlers
 from dynamodb_backup.aws.http1 import Answer, post_request, read_answer
 from dynamodb_backup.aws.retry import MalformedResponseError, RetrySettings, is_expired_signature, is_retryable
 from dynamodb_backup.aws.sigv4 import PostSigner, payload_hash
+from dynamodb_backup.gcpause import loads_uncollected
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +201,7 @@ class DynamoDBConnection:
         if crc is not None and crc.isdigit() and int(crc) != zlib.crc32(data):
             raise MalformedResponseError(f"{call.operation}: the answer's CRC32 does not match its body")
         try:
-            parsed = _decoded(data) if data else {}
+            parsed = loads_uncollected(data) if data else {}
         except orjson.JSONDecodeError:
             parsed = None
         if response.status >= 300:
@@ -264,21 +264,6 @@ class DynamoDBConnection:
         if isinstance(exc, ConnectionRefusedError | socket.gaierror):
             return EndpointConnectionError(endpoint_url=self.url)
         return ConnectionClosedError(endpoint_url=self.url)
-
-
-def _decoded(data: bytes) -> Any:
-    """``data`` decoded; the cyclic GC is paused meanwhile (decoded JSON has no cycles).
-
-    A Scan page is up to ~100k fresh containers, and the GC firing during their decode cost 10x
-    the decode itself (measured, on botocore's path to the same bodies).
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return orjson.loads(data)
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _client_error(operation: str, response: Answer, parsed: Any, data: bytes) -> ClientError:
