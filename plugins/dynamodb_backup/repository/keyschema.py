@@ -8,6 +8,7 @@ validation pass fails before any write, naming the file and line.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,34 +88,32 @@ class KeyRules:
 
     def check(self, item: ItemLike) -> None:
         """Raise :class:`CodecError` if DynamoDB would refuse ``item``'s keys in this table."""
-        for position, (name, want) in enumerate(self.keys):
-            value = item.get(name)
-            if value is None:
-                raise CodecError(f"item has no key attribute {name!r}")
-            limit = MAX_HASH_KEY_BYTES if position == 0 else MAX_RANGE_KEY_BYTES
-            self._check_value(name, want, value, "key attribute", limit)
-        for name, want in self.index_keys:
-            value = item.get(name)
-            if value is not None:
-                self._check_value(name, want, value, "index key attribute", MAX_HASH_KEY_BYTES)
+        self._check(item.get, base64=False)
 
     def check_canonical(self, canonical: dict[str, list[Any]]) -> None:
         """:meth:`check` of an item in canonical form (``linecheck.check_line``'s: ``[TYPE, value]``, B as base64)."""
-        for position, (name, want) in enumerate(self.keys):
+
+        def typed(name: str) -> dict[str, Any] | None:
             value = canonical.get(name)
+            return None if value is None else {value[0]: value[1]}
+
+        self._check(typed, base64=True)
+
+    def _check(self, typed: Callable[[str], Any], base64: bool) -> None:
+        """``typed(name)``: the attribute as ``{TYPE: value}``, or None when the item lacks it."""
+        for position, (name, want) in enumerate(self.keys):
+            value = typed(name)
             if value is None:
                 raise CodecError(f"item has no key attribute {name!r}")
             limit = MAX_HASH_KEY_BYTES if position == 0 else MAX_RANGE_KEY_BYTES
-            self._check_value(name, want, {value[0]: value[1]}, "key attribute", limit, base64=True)
+            self._check_value(name, want, value, "key attribute", limit, base64)
         for name, want in self.index_keys:
-            value = canonical.get(name)
+            value = typed(name)
             if value is not None:
-                self._check_value(name, want, {value[0]: value[1]}, "index key attribute", MAX_HASH_KEY_BYTES,
-                                  base64=True)
+                self._check_value(name, want, value, "index key attribute", MAX_HASH_KEY_BYTES, base64)
 
     @staticmethod
-    def _check_value(name: str, want: str, value: dict[str, Any], what: str, limit: int,
-                     base64: bool = False) -> None:
+    def _check_value(name: str, want: str, value: dict[str, Any], what: str, limit: int, base64: bool) -> None:
         ((have, x),) = value.items()
         if have != want:
             raise CodecError(f"{what} {name!r} is of type {have}, the table's is {want}")
