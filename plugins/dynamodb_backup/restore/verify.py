@@ -22,7 +22,7 @@ from dynamodb_backup.aws.tablecreate import key_names as table_key_names
 from dynamodb_backup.aws.tableinfo import describe_table
 from dynamodb_backup.aws.throttle import TokenBucket
 from dynamodb_backup.backup.plan import DEFAULT_ON_DEMAND_CAPACITY, TableFacts, capacity_rate
-from dynamodb_backup.backup.scan import scan_segment
+from dynamodb_backup.backup.scan import ScanPage, scan_segment
 from dynamodb_backup.formats.codec import item_digest, key_of
 from dynamodb_backup.gcpause import few_collections
 from dynamodb_backup.progress import Progress, ProgressReport
@@ -39,15 +39,15 @@ MAX_SAMPLE_PASSES = 4
 ItemFilter = Callable[[int], bool]
 
 
-def _scan_items(client: Any, table: str, segments: int, bucket: TokenBucket, consistent: bool, raw: bool,
-                each: Callable[[int, list[dict[str, Any]]], None]) -> None:
-    """Scan all segments on threads; ``each(segment, items)`` is called per page."""
+def _scan_items(client: Any, table: str, segments: Sequence[int], total: int, bucket: TokenBucket, consistent: bool,
+                raw: bool, each: Callable[[int, ScanPage], None]) -> None:
+    """Scan ``segments`` of ``total`` on threads; ``each(segment, page)`` is called per page."""
     def one(segment: int) -> None:
-        for page in scan_segment(client, table, segment, segments, bucket, raw=raw, consistent=consistent):
-            each(segment, page.items)
+        for page in scan_segment(client, table, segment, total, bucket, raw=raw, consistent=consistent):
+            each(segment, page)
 
-    with ThreadPoolExecutor(max_workers=min(segments, 16), thread_name_prefix="verify-scan") as pool:
-        list(pool.map(one, range(segments)))
+    with ThreadPoolExecutor(max_workers=min(len(segments), 16), thread_name_prefix="verify-scan") as pool:
+        list(pool.map(one, segments))
 
 
 def default_read_rate(client: Any, table: str, ratio: float = 0.5,
@@ -64,18 +64,15 @@ def _digest_segments(client: Any, table: str, segments: list[int], total: int, n
     progress = Progress(label, 0, log)
     lock = threading.Lock()
 
-    def one(segment: int) -> None:
-        part = parts[segment]
-        for page in scan_segment(client, table, segment, total, bucket, raw=raw, consistent=consistent):
-            nbytes = 0
-            for item in page.items:
-                nbytes += part.add(item, names)
-            with lock:  # Progress is one worker's counter; its segments' threads share it
-                progress.add(len(page.items), nbytes, page.consumed)
+    def each(segment: int, page: ScanPage) -> None:
+        nbytes = 0
+        for item in page.items:
+            nbytes += parts[segment].add(item, names)
+        with lock:  # Progress is one worker's counter; its segments' threads share it
+            progress.add(len(page.items), nbytes, page.consumed)
 
-    with few_collections(), ThreadPoolExecutor(max_workers=min(len(segments), 16),
-                                               thread_name_prefix="verify-scan") as pool:
-        list(pool.map(one, segments))
+    with few_collections():
+        _scan_items(client, table, segments, total, bucket, consistent, raw, each)
     progress.done()
     result = BucketedDigest()
     for part in parts.values():
@@ -188,13 +185,13 @@ def _masked_table(client: Any, table: str, names: Sequence[str], mask: bytearray
     """Key -> item digest for the items of ``table`` whose key hash ``mask`` selects (a consistent scan)."""
     found: dict[tuple[str, ...], int] = {}
 
-    def each(_segment: int, items: list[dict[str, Any]]) -> None:
-        for item in items:
+    def each(_segment: int, page: ScanPage) -> None:
+        for item in page.items:
             key = key_of(item, names)
             if mask[key_hash(key)]:
                 found[key] = item_digest(item)
 
-    _scan_items(client, table, segments, bucket, True, False, each)
+    _scan_items(client, table, range(segments), segments, bucket, True, False, each)
     return found
 
 
