@@ -123,6 +123,11 @@ def number_text(negative: bool, digits: str, exponent: int) -> str:
     return format(Decimal(f"{sign}{digits}E{exponent}"), "f")
 
 
+def normal_number_size(text: str) -> int:
+    """:func:`number_size` of a number :func:`is_normal_number` accepts, without parsing it."""
+    return (len(text.replace("-", "").replace(".", "").strip("0")) + 1) // 2 + 1
+
+
 def number_size(s: str) -> int:
     """Bytes DynamoDB charges for a number: 1 per two significant digits, rounded up, plus 1."""
     return (len(parse_number(s)[1]) + 1) // 2 + 1

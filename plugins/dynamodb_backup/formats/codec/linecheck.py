@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from dynamodb_backup.errors import CodecError
-from dynamodb_backup.formats.codec.decimals import is_normal_number, number_text, parse_number
+from dynamodb_backup.formats.codec.decimals import is_normal_number, normal_number_size, number_text, parse_number
 from dynamodb_backup.formats.codec.validate import MAX_ITEM_BYTES, MAX_NESTING_LEVEL
 from dynamodb_backup.formats.codec.wireform import OPENING, TYPE_SPELLINGS
 
@@ -55,8 +55,7 @@ def _number(text: object) -> tuple[str, int]:
     if type(text) is not str:
         raise _Unusual
     if is_normal_number(text):  # most numbers: already canonical text, digits counted without parsing
-        significant = text.replace("-", "").replace(".", "").strip("0")
-        return text, (len(significant) + 1) // 2 + 1
+        return text, normal_number_size(text)
     try:
         negative, digits, exponent = parse_number(text)
     except CodecError:
@@ -141,7 +140,7 @@ def _entries(x: dict[str, Any], level: int, tally: list[int]) -> tuple[dict[str,
             size += len(name.encode("utf-8")) + len(y.encode("utf-8"))
         elif k == "n" and type(y) is str and is_normal_number(y):
             out[name] = ["N", y]
-            size += len(name.encode("utf-8")) + (len(y.replace("-", "").replace(".", "").strip("0")) + 1) // 2 + 1
+            size += len(name.encode("utf-8")) + normal_number_size(y)
         else:
             out[name], inner = _value(v, level, tally)
             size += len(name.encode("utf-8")) + inner
@@ -162,7 +161,7 @@ def _members(x: list[Any], level: int, tally: list[int]) -> tuple[list[Any], int
             size += len(y.encode("utf-8"))
         elif k == "n" and type(y) is str and is_normal_number(y):
             out.append(["N", y])
-            size += (len(y.replace("-", "").replace(".", "").strip("0")) + 1) // 2 + 1
+            size += normal_number_size(y)
         else:
             canon, inner = _value(v, level, tally)
             out.append(canon)

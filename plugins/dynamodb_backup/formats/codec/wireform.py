@@ -130,8 +130,7 @@ def wire_bytes_of_compact_line(line: bytes) -> bytes:
     so the sequence never occurs inside one), and renaming them all is the conversion.
     """
     for dp, wire in _OPENING_PAIRS:
-        if dp in line:
-            line = line.replace(dp, wire)
+        line = line.replace(dp, wire)  # one search each; a line without the opening is returned as it is
     return line
 
 
